@@ -1,0 +1,212 @@
+"""The ``prunebench`` command: thin Typer + Rich wrappers over the public API.
+
+Every error prunebench raises on purpose (and every usage error) becomes one line on stderr
+and exit status 2; Ctrl-C exits 130."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+try:  # typer >= 0.20 vendors click
+    from typer._click import exceptions as cx
+except ImportError:  # pragma: no cover - older typer depends on click
+    from click import exceptions as cx
+from rich.console import Console
+from rich.table import Table
+
+from .errors import BadInputError, PrunebenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
+                  help="Measure which storage format makes a pruned network smaller and faster.")
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_DB = "runs/results.sqlite"
+
+
+def _emit_json(doc) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List the zoo: parameters, dataset, and whether a model is trained or latency-only."""
+    from . import zoo
+
+    rows = []
+    for name in zoo.MODELS:
+        spec = zoo.get_spec(name)
+        rows.append({"name": name, "params": zoo.count_params(spec.build()),
+                     "dataset": spec.dataset, "input_shape": list(spec.input_shape),
+                     "kind": "trained" if spec.trained else "latency-only (random weights)",
+                     "description": spec.description})
+    if as_json:
+        _emit_json(rows)
+        return
+    t = Table(title="prunebench model zoo")
+    for c in ("name", "params", "dataset", "input", "kind", "description"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["name"], f"{r['params']:,}", r["dataset"] or "-",
+                  "x".join(map(str, r["input_shape"])), r["kind"], r["description"])
+    out.print(t)
+
+
+@app.command()
+def train(model: str = typer.Argument(..., help="zoo model name (see `prunebench models`)"),
+          seed: int = typer.Option(0, "--seed", help="initialisation and training seed"),
+          as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Train a zoo model (or load its cached checkpoint) and report test accuracy."""
+    import time
+
+    from . import zoo
+    from .train import evaluate
+
+    spec = zoo.get_spec(model)
+    if not spec.trained:
+        raise BadInputError(f"model: {model!r} is latency-only (no dataset); trainable: "
+                            + ", ".join(n for n in zoo.MODELS if zoo.get_spec(n).trained))
+    t0 = time.perf_counter()
+    net, data = zoo.load(model, trained=True, seed=seed, progress=not as_json)
+    doc = {"model": model, "seed": seed, "dataset": spec.dataset,
+           "accuracy": evaluate(net, data), "params": zoo.count_params(net),
+           "seconds": time.perf_counter() - t0, "train": vars(spec.train)}
+    if as_json:
+        _emit_json(doc)
+    else:
+        out.print(f"{model} seed {seed}: test accuracy {doc['accuracy']:.2%} "
+                  f"({doc['params']:,} params, {doc['seconds']:.1f} s)")
+
+
+@app.command()
+def bench(model: str = typer.Argument(..., help="zoo model name"),
+          batch: int = typer.Option(1, "--batch", help="inputs per call (>= 1)"),
+          threads: int = typer.Option(1, "--threads", help="intra-op threads (1..cores)"),
+          seed: int = typer.Option(0, "--seed", help="model seed"),
+          warmup: int = typer.Option(3, "--warmup", help="untimed calls first"),
+          min_runs: int = typer.Option(20, "--min-runs", help="timed calls at least"),
+          min_time: float = typer.Option(1.0, "--min-time", help="seconds of timed calls at least"),
+          db: str = typer.Option(DEFAULT_DB, "--db", help="results database (SQLite)"),
+          no_rss: bool = typer.Option(False, "--no-rss", help="skip the peak-RSS child process"),
+          as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
+    """Benchmark a zoo model as is (dense PyTorch): latency, memory, accuracy; store the row."""
+    from . import zoo
+    from .benchmark import bench_dense, check_batch, check_threads
+    from .study.store import Store, check_writable
+
+    zoo.get_spec(model)
+    check_batch(batch)
+    check_threads(threads)
+    check_writable(db)
+    with Store(db) as store:  # opened (and validated) before any measuring
+        res = bench_dense(model, batch=batch, threads=threads, seed=seed, warmup=warmup,
+                          min_runs=min_runs, min_time=min_time, rss=not no_rss,
+                          progress=not as_json)
+        row_id = store.add(res["row"], res["machine"])
+    rep = dict(res["report"], database=db, row_id=row_id)
+    if as_json:
+        _emit_json(rep)
+        return
+    lat = rep["latency_ms"]
+    acc = rep["accuracy"]
+    out.print(f"[bold]{model}[/] batch {batch}, threads {threads}: p50 {lat['p50']:.3f} ms, "
+              f"p90 {lat['p90']:.3f} ms, p99 {lat['p99']:.3f} ms over {rep['runs']} runs; "
+              f"{rep['throughput']:.1f} inputs/s")
+    out.print(f"params {rep['param_bytes']:,} B, file {rep['file_bytes']:,} B, peak RSS "
+              f"{rep['peak_rss_bytes'] or 0:,} B; accuracy "
+              + (f"{acc:.2%}" if isinstance(acc, float) else f"{acc} (latency-only model)"))
+    if rep["noisy"]:
+        err.print("[yellow]warning: IQR above 10% of the median; the machine may be busy[/]")
+    out.print(f"stored as row {row_id} in {db}")
+
+
+@app.command()
+def results(db: str = typer.Argument(DEFAULT_DB, help="results database"),
+            csv: Optional[str] = typer.Option(None, "--csv", help="export all rows to CSV"),
+            parquet: Optional[str] = typer.Option(None, "--parquet",
+                                                  help="export all rows to Parquet"),
+            as_json: bool = typer.Option(False, "--json", help="print rows as JSON")) -> None:
+    """Print the stored results as a table, or export them."""
+    from .study.store import Store, export_rows
+
+    if not Path(db).exists():
+        raise BadInputError(f"database: {db!r} does not exist")
+    with Store(db) as store:
+        rows = store.rows()
+    if csv:
+        export_rows(rows, csv, "csv")
+    if parquet:
+        export_rows(rows, parquet, "parquet")
+    if as_json:
+        _emit_json([{k: v for k, v in r.items() if k != "samples"} for r in rows])
+        return
+    if csv or parquet:
+        out.print(f"exported {len(rows)} rows" + (f" to {csv}" if csv else "")
+                  + (f" to {parquet}" if parquet else ""))
+        return
+    t = Table(title=f"{db}: {len(rows)} results")
+    for c in ("id", "model", "method", "sparsity", "format", "engine", "batch", "threads",
+              "p50 ms", "p90 ms", "accuracy", "status"):
+        t.add_column(c)
+    for r in rows:
+        acc = "n/a" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        t.add_row(str(r["id"]), r["model"], r["method"] or "", f"{r['sparsity'] or 0:.2f}",
+                  r["format"] or "", r["engine"] or "", str(r["batch"]), str(r["threads"]),
+                  "" if r["p50_ms"] is None else f"{r['p50_ms']:.3f}",
+                  "" if r["p90_ms"] is None else f"{r['p90_ms']:.3f}", acc, r["status"])
+    out.print(t)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"prunebench: warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning expected errors into one line and exit 2."""
+    import warnings
+
+    warnings.formatwarning = _one_line_warning
+    try:
+        app(args=argv, prog_name="prunebench", standalone_mode=False)
+    except cx.NoArgsIsHelpError as e:
+        print(e.ctx.get_help() if e.ctx is not None else e.format_message())
+        return 0
+    except cx.UsageError as e:
+        msg = e.format_message().replace("\n", " ")
+        print(f"prunebench: error: {msg}", file=sys.stderr)
+        return 2
+    except PrunebenchError as e:
+        print(f"prunebench: error: {e}", file=sys.stderr)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        print("prunebench: interrupted", file=sys.stderr)
+        return 130
+    except typer.Exit as e:
+        return e.exit_code
+    except cx.ClickException as e:
+        print(f"prunebench: error: {e.format_message()}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

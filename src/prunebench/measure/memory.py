@@ -1,0 +1,48 @@
+"""Memory figures: bytes of parameters in memory, bytes of the saved file, and peak RSS of a
+fresh child process that loads the model and runs one batch."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from torch import nn
+
+from ..errors import PrunebenchError
+
+
+def param_bytes(model: nn.Module) -> int:
+    """Bytes of every parameter and buffer as held in memory."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def state_file_bytes(model: nn.Module) -> int:
+    """Size of the model's state dict saved as a safetensors file (dense, as stored)."""
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "model.safetensors"
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
+        return path.stat().st_size
+
+
+def peak_rss_child(model_name: str, batch: int, threads: int, seed: int = 0,
+                   timeout: float = 600) -> int:
+    """Peak resident set size (bytes) of a new Python process that imports prunebench, loads
+    ``model_name`` (cached checkpoint) and runs one batch: so one model's memory does not
+    pollute another's. The figure includes the interpreter and torch themselves; the child also
+    reports its RSS before loading so the two can be compared."""
+    cmd = [sys.executable, "-m", "prunebench.measure._rss_child", model_name, str(batch),
+           str(threads), str(seed)]
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if out.returncode != 0:
+        raise PrunebenchError(f"peak RSS child for {model_name} failed: "
+                              f"{out.stderr.strip().splitlines()[-1:] or out.returncode}")
+    return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_bytes"])

@@ -1,0 +1,127 @@
+"""Latency measurement as plain data (after torch.utils.benchmark): :class:`Timer` only
+measures, :class:`Measurement` keeps the raw samples and derives the statistics."""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import BadInputError
+
+NOISY_IQR_FRACTION = 0.10
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Raw per-call times in seconds for ``batch`` inputs per call; statistics are derived."""
+
+    samples: tuple[float, ...]
+    batch: int = 1
+    threads: int | None = None
+    label: str = ""
+    warmup: int = 0
+
+    def _q(self, q: float) -> float:
+        return float(np.percentile(np.asarray(self.samples), q))
+
+    @property
+    def n(self) -> int:
+        return len(self.samples)
+
+    @property
+    def median(self) -> float:
+        return self._q(50)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.samples))
+
+    @property
+    def p90(self) -> float:
+        return self._q(90)
+
+    @property
+    def p99(self) -> float:
+        return self._q(99)
+
+    @property
+    def iqr(self) -> float:
+        return self._q(75) - self._q(25)
+
+    @property
+    def throughput(self) -> float:
+        """Samples (inputs) per second at the median latency."""
+        return self.batch / self.median if self.median > 0 else math.inf
+
+    @property
+    def noisy(self) -> bool:
+        """True when IQR / median exceeds 10%: the figure should not be trusted alone."""
+        return self.median > 0 and self.iqr / self.median > NOISY_IQR_FRACTION
+
+    def latency_ms(self) -> dict:
+        return {"p50": self.median * 1e3, "p90": self.p90 * 1e3, "p99": self.p99 * 1e3,
+                "mean": self.mean * 1e3, "iqr": self.iqr * 1e3}
+
+    def summary(self) -> dict:
+        return {"n": self.n, "latency_ms": self.latency_ms(), "throughput": self.throughput,
+                "noisy": self.noisy}
+
+
+def _check(name: str, value, minimum, kind=float):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        ok = ok and float(value).is_integer()
+    if not ok or value < minimum:
+        what = "an integer" if kind is int else "a number"
+        raise BadInputError(f"{name}: got {value!r}, expected {what} >= {minimum}")
+
+
+@dataclass
+class Timer:
+    """Call ``fn`` ``warmup`` times, then repeatedly until both ``min_runs`` calls and
+    ``min_time`` seconds are reached, stopping at ``max_runs`` calls or ``max_time`` seconds.
+
+    ``clock`` is injectable (tests drive the stopping rules with a fake clock).
+    ``between`` runs before each timed call, outside the timed region (e.g. a cache flush)."""
+
+    fn: Callable[[], object]
+    warmup: int = 3
+    min_runs: int = 10
+    min_time: float = 0.5
+    max_runs: int = 10_000
+    max_time: float = 30.0
+    clock: Callable[[], float] = field(default=time.perf_counter)
+    between: Callable[[], object] | None = None
+
+    def __post_init__(self):
+        _check("warmup", self.warmup, 0, int)
+        _check("min_runs", self.min_runs, 1, int)
+        _check("min_time", self.min_time, 0)
+        _check("max_runs", self.max_runs, self.min_runs, int)
+        _check("max_time", self.max_time, self.min_time)
+
+    def run(self, batch: int = 1, threads: int | None = None, label: str = "") -> Measurement:
+        for _ in range(self.warmup):
+            self.fn()
+        samples: list[float] = []
+        start = self.clock()
+        while True:
+            if self.between is not None:
+                self.between()
+            t0 = self.clock()
+            self.fn()
+            samples.append(self.clock() - t0)
+            elapsed = self.clock() - start
+            enough = len(samples) >= self.min_runs and elapsed >= self.min_time
+            if enough or len(samples) >= self.max_runs or elapsed >= self.max_time:
+                break
+        m = Measurement(tuple(samples), batch=batch, threads=threads, label=label,
+                        warmup=self.warmup)
+        if m.noisy:
+            warnings.warn(f"{label or 'measurement'}: IQR is {m.iqr / m.median:.0%} of the "
+                          f"median over {m.n} runs; the machine may be busy", stacklevel=2)
+        return m

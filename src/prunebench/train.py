@@ -1,0 +1,96 @@
+"""Training, fine-tuning and evaluation loops (Adam + cross-entropy)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .errors import BadInputError
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadInputError(f"{name}: got {value!r}, expected an integer >= 1")
+
+
+def fit(model: nn.Module, data, *, steps: int, lr: float = 1e-3, batch_size: int = 128,
+        seed: int = 0, weight_decay: float = 0.0,
+        after_step: Callable[[], None] | None = None, progress: bool = False,
+        description: str = "train") -> nn.Module:
+    """Train ``model`` in place on ``data`` for ``steps`` mini-batches (Adam, cross-entropy).
+
+    ``after_step`` runs after every optimizer step; pruning uses it to keep pruned weights at
+    zero. Shuffling is driven by ``seed`` so runs are repeatable."""
+    _check_positive_int("steps", steps)
+    _check_positive_int("batch_size", batch_size)
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    n = len(data.y_train)
+    model.train()
+    bar = _progress(progress, description, steps)
+    perm, pos = torch.randperm(n, generator=g), 0
+    for _ in range(steps):
+        if pos + batch_size > n:
+            perm, pos = torch.randperm(n, generator=g), 0
+        idx = perm[pos:pos + batch_size]
+        pos += batch_size
+        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if after_step is not None:
+            after_step()
+        bar.advance(loss.item())
+    bar.close()
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of ``model`` on ``x``, computed in batches."""
+    model.eval()
+    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def evaluate(model: nn.Module, data) -> float:
+    """Top-1 accuracy on the test split, in [0, 1]."""
+    logits = predict(model, data.x_test)
+    return float((logits.argmax(1) == data.y_test).float().mean())
+
+
+def calibration_batch(data, n: int = 256, seed: int = 0):
+    """``n`` training examples chosen by ``seed`` (for gradient / Taylor pruning scores)."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(data.y_train), generator=g)[:n]
+    return data.x_train[idx], data.y_train[idx]
+
+
+class _progress:
+    """A Rich progress bar on stderr, or nothing."""
+
+    def __init__(self, enabled: bool, description: str, total: int):
+        self.p = None
+        if enabled:
+            from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+            from rich.console import Console
+
+            self.p = Progress(TextColumn("{task.description}"), BarColumn(),
+                              TextColumn("{task.completed}/{task.total}"),
+                              TextColumn("loss {task.fields[loss]:.3f}"),
+                              TimeElapsedColumn(), TimeRemainingColumn(),
+                              console=Console(stderr=True), transient=True)
+            self.p.start()
+            self.t = self.p.add_task(description, total=total, loss=float("nan"))
+
+    def advance(self, loss: float) -> None:
+        if self.p is not None:
+            self.p.update(self.t, advance=1, loss=loss)
+
+    def close(self) -> None:
+        if self.p is not None:
+            self.p.stop()

@@ -1,0 +1,165 @@
+"""The model zoo: a registry of :class:`ModelSpec` and :func:`load`, which builds a model and,
+for models with a dataset, trains it once and caches the checkpoint."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import BadInputError
+from ..registry import Registry
+from . import architectures as A
+from .cache import cache_dir
+from .datasets import Dataset, load_dataset
+
+MODELS: Registry = Registry("model")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    lr: float = 1e-3
+    batch_size: int = 128
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a zoo entry is: how to build it, what it is trained on (``dataset`` None means a
+    latency-only model with random weights), its input shape and training settings."""
+
+    name: str
+    build: Callable[[], nn.Module] = field(repr=False)
+    dataset: str | None
+    input_shape: tuple[int, ...]
+    description: str
+    train: TrainConfig | None = None
+    # bump when the architecture changes so cached checkpoints are not reused
+    revision: int = 1
+
+    @property
+    def trained(self) -> bool:
+        return self.dataset is not None
+
+    def example_input(self, batch: int = 1, seed: int = 0) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn((batch, *self.input_shape), generator=g)
+
+
+def _add(spec: ModelSpec) -> None:
+    MODELS.add(spec.name, spec)
+
+
+_add(ModelSpec("mnist1d-mlp", lambda: A.MLP1D(), "mnist1d", (40,),
+               "MLP 40-100-100-10, residual around layer 2", TrainConfig(6000, 1e-2, 100)))
+_add(ModelSpec("mnist1d-cnn", lambda: A.CNN1D(), "mnist1d", (40,),
+               "3 x Conv1d (25 ch, stride 2) + Linear", TrainConfig(6000, 1e-2, 100)))
+_add(ModelSpec("mnist1d-gru", lambda: A.RNN1D("gru", 32, True), "mnist1d", (40,),
+               "bidirectional GRU (32 units) + Linear", TrainConfig(4000, 1e-2, 100)))
+_add(ModelSpec("mnist1d-lstm", lambda: A.RNN1D("lstm", 64, False), "mnist1d", (40,),
+               "LSTM (64 units) + Linear", TrainConfig(4000, 1e-2, 100)))
+_add(ModelSpec("digits-lenet300", lambda: A.MLP([64, 300, 100, 10]), "digits", (64,),
+               "LeNet-300-100 on 8x8 digits (64-300-100-10)", TrainConfig(1500, 1e-3, 64)))
+_add(ModelSpec("digits-lenet5", lambda: A.LeNet5(), "digits", (64,),
+               "LeNet-5 (2 Conv2d + 3 Linear) on 8x8 digits", TrainConfig(1500, 2e-3, 64)))
+_add(ModelSpec("mlp-4096", lambda: A.MLP([4096, 4096, 4096, 4096]), None, (4096,),
+               "3 x Linear 4096x4096"))
+_add(ModelSpec("resnet18", lambda: A.ResNet18(), None, (3, 224, 224),
+               "ResNet-18, ImageNet 224x224"))
+_add(ModelSpec("mobilenetv2", lambda: A.MobileNetV2(), None, (3, 224, 224),
+               "MobileNetV2, ImageNet 224x224"))
+
+
+def get_spec(name: str) -> ModelSpec:
+    return MODELS.get(name)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def checkpoint_key(spec: ModelSpec, seed: int) -> str:
+    """Hash of everything that determines a trained checkpoint."""
+    blob = json.dumps({"model": spec.name, "dataset": spec.dataset, "seed": seed,
+                       "train": asdict(spec.train) if spec.train else None,
+                       "revision": spec.revision, "torch": torch.__version__.split("+")[0]},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def checkpoint_paths(spec: ModelSpec, seed: int):
+    d = cache_dir() / "checkpoints"
+    stem = f"{spec.name}-s{seed}-{checkpoint_key(spec, seed)}"
+    return d / f"{stem}.safetensors", d / f"{stem}.init.safetensors"
+
+
+def build(name: str, seed: int = 0) -> nn.Module:
+    """A fresh model with weights initialised from ``seed``."""
+    spec = get_spec(name)
+    torch.manual_seed(seed)
+    return spec.build().eval()
+
+
+def _save_state(model: nn.Module, path) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(path)
+
+
+def _load_state(model: nn.Module, path) -> None:
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(path)))
+
+
+def load(name: str, trained: bool = True, seed: int = 0, progress: bool = False,
+         return_init: bool = False):
+    """Build a zoo model and its dataset.
+
+    Parameters
+    ----------
+    name : zoo name (``prunebench models`` lists them).
+    trained : train (or load the cached checkpoint) when the model has a dataset.
+    seed : initialisation and training seed.
+    return_init : also return the state at initialisation (for lottery-ticket rewinding).
+
+    Returns
+    -------
+    (model, data) where data is a :class:`Dataset` or None for latency-only models;
+    (model, data, init_state) when ``return_init``.
+
+    Examples
+    --------
+    >>> model, data = load("mnist1d-cnn")          # doctest: +SKIP
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise BadInputError(f"seed: got {seed!r}, expected an integer")
+    spec = get_spec(name)
+    model = build(name, seed)
+    init_state = {k: v.clone() for k, v in model.state_dict().items()}
+    data = load_dataset(spec.dataset) if spec.dataset else None
+    if trained and data is not None:
+        ckpt, init_path = checkpoint_paths(spec, seed)
+        if ckpt.exists():
+            _load_state(model, ckpt)
+        else:
+            from ..train import fit
+
+            cfg = spec.train
+            fit(model, data, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,
+                weight_decay=cfg.weight_decay, seed=seed, progress=progress,
+                description=f"train {name} seed {seed}")
+            _save_state(model, ckpt)
+            init_model = build(name, seed)
+            _save_state(init_model, init_path)
+    model.eval()
+    if return_init:
+        return model, data, init_state
+    return model, data
