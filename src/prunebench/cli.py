@@ -23,8 +23,9 @@ from .errors import BadInputError, PrunebenchError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
                   help="Measure which storage format makes a pruned network smaller and faster.")
-out = Console()
-err = Console(stderr=True)
+# Rich assumes 80 columns when not on a terminal; tables of figures need more.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 DEFAULT_DB = "runs/results.sqlite"
 
@@ -133,6 +134,43 @@ def bench(model: str = typer.Argument(..., help="zoo model name"),
     if rep["noisy"]:
         err.print("[yellow]warning: IQR above 10% of the median; the machine may be busy[/]")
     out.print(f"stored as row {row_id} in {db}")
+
+
+@app.command()
+def demo(db: str = typer.Option(DEFAULT_DB, "--db", help="results database (SQLite)"),
+         threads: int = typer.Option(1, "--threads", help="intra-op threads for timing"),
+         as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
+    """The main job: train the zoo's dense models (cached) and benchmark every model at
+    batch 1; rows go to the database and a table is printed."""
+    from . import zoo
+    from .benchmark import bench_dense, check_threads
+    from .study.store import Store, check_writable
+
+    check_threads(threads)
+    check_writable(db)
+    reports = []
+    with Store(db) as store:
+        for name in zoo.MODELS:
+            if not as_json:
+                err.print(f"[bold]{name}[/]: train (cached) and benchmark")
+            res = bench_dense(name, batch=1, threads=threads, min_runs=20, min_time=0.5,
+                              progress=not as_json)
+            store.add(res["row"], res["machine"])
+            reports.append(res["report"])
+    if as_json:
+        _emit_json({"database": db, "results": reports})
+        return
+    t = Table(title=f"dense baseline, batch 1, {threads} thread(s) — stored in {db}")
+    for c in ("model", "p50 ms", "p90 ms", "p99 ms", "params MB", "file MB", "peak RSS MB",
+              "accuracy"):
+        t.add_column(c)
+    for r in reports:
+        lat, acc = r["latency_ms"], r["accuracy"]
+        t.add_row(r["model"], f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
+                  f"{r['param_bytes'] / 1e6:.2f}", f"{r['file_bytes'] / 1e6:.2f}",
+                  f"{(r['peak_rss_bytes'] or 0) / 1e6:.0f}",
+                  f"{acc:.2%}" if isinstance(acc, float) else "n/a (latency-only)")
+    out.print(t)
 
 
 @app.command()

@@ -25,6 +25,19 @@ def fit(model: nn.Module, data, *, steps: int, lr: float = 1e-3, batch_size: int
     zero. Shuffling is driven by ``seed`` so runs are repeatable."""
     _check_positive_int("steps", steps)
     _check_positive_int("batch_size", batch_size)
+    # The zoo's training models are small: one thread is several times faster than two
+    # (measured: GRU 47 vs 377 ms/step on the 2-core machine under load).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit(model, data, steps, lr, batch_size, seed, weight_decay, after_step,
+                    progress, description)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(model, data, steps, lr, batch_size, seed, weight_decay, after_step, progress,
+         description):
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -59,13 +59,13 @@ _add(ModelSpec("mnist1d-mlp", lambda: A.MLP1D(), "mnist1d", (40,),
 _add(ModelSpec("mnist1d-cnn", lambda: A.CNN1D(), "mnist1d", (40,),
                "3 x Conv1d (25 ch, stride 2) + Linear", TrainConfig(6000, 1e-2, 100)))
 _add(ModelSpec("mnist1d-gru", lambda: A.RNN1D("gru", 32, True), "mnist1d", (40,),
-               "bidirectional GRU (32 units) + Linear", TrainConfig(4000, 1e-2, 100)))
+               "bidirectional GRU (32 units) + Linear", TrainConfig(1500, 1e-2, 100)))
 _add(ModelSpec("mnist1d-lstm", lambda: A.RNN1D("lstm", 64, False), "mnist1d", (40,),
-               "LSTM (64 units) + Linear", TrainConfig(4000, 1e-2, 100)))
+               "LSTM (64 units) + Linear", TrainConfig(1500, 1e-2, 100)))
 _add(ModelSpec("digits-lenet300", lambda: A.MLP([64, 300, 100, 10]), "digits", (64,),
                "LeNet-300-100 on 8x8 digits (64-300-100-10)", TrainConfig(1500, 1e-3, 64)))
 _add(ModelSpec("digits-lenet5", lambda: A.LeNet5(), "digits", (64,),
-               "LeNet-5 (2 Conv2d + 3 Linear) on 8x8 digits", TrainConfig(1500, 2e-3, 64)))
+               "LeNet-5 (2 Conv2d + 3 Linear) on 8x8 digits", TrainConfig(800, 2e-3, 64)))
 _add(ModelSpec("mlp-4096", lambda: A.MLP([4096, 4096, 4096, 4096]), None, (4096,),
                "3 x Linear 4096x4096"))
 _add(ModelSpec("resnet18", lambda: A.ResNet18(), None, (3, 224, 224),
@@ -143,7 +143,8 @@ def load(name: str, trained: bool = True, seed: int = 0, progress: bool = False,
         raise BadInputError(f"seed: got {seed!r}, expected an integer")
     spec = get_spec(name)
     model = build(name, seed)
-    init_state = {k: v.clone() for k, v in model.state_dict().items()}
+    init_state = ({k: v.clone() for k, v in model.state_dict().items()} if return_init
+                  else None)
     data = load_dataset(spec.dataset) if spec.dataset else None
     if trained and data is not None:
         ckpt, init_path = checkpoint_paths(spec, seed)
