@@ -1,0 +1,155 @@
+"""Schedules: when to prune and how much, interleaved with fine-tuning.
+
+A schedule drives a *pruner* (anything with ``prune_to(sparsity)``, ``masks`` and
+``achieved()``) and fine-tunes through :func:`prunebench.train.fit`, keeping masked weights at
+zero with :class:`~.masks.MaskKeeper`. Each returns its history: one dict per pruning event.
+
+- ``oneshot``: prune to the target, then fine-tune ``finetune_steps`` steps.
+- ``iterative``: ``rounds`` rounds of prune + fine-tune ``finetune_steps`` steps, the target
+  reached in geometric steps ``1 - (1 - s)^(r/rounds)`` (each round removes the same fraction
+  of what is left); ``iterative-linear`` uses ``s * r / rounds``.
+- ``gradual``: Zhu & Gupta (2017) cubic ramp inside one fine-tuning run of ``finetune_steps``
+  steps: ``s_t = s_f (1 - (1 - t/T)^3)`` for ``t`` in ``GRADUAL_EVENTS`` evenly spaced steps up
+  to ``T = GRADUAL_RAMP * finetune_steps``; the remaining steps train at the final sparsity.
+- ``rewind``: lottery-ticket rewinding (Frankle & Carbin 2019; Frankle et al. 2020): each of
+  ``rounds`` rounds prunes the trained weights (geometric targets), resets the survivors to
+  ``rewind_state`` (the caller's state_dict at initialisation or at an early step k) and
+  retrains ``finetune_steps`` steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+from .masks import MaskKeeper, apply_masks
+
+GRADUAL_EVENTS = 16
+GRADUAL_RAMP = 0.75
+
+
+class Pruner(Protocol):
+    masks: dict[str, torch.Tensor]
+
+    def prune_to(self, sparsity: float) -> None: ...
+
+    def achieved(self) -> float: ...
+
+
+@dataclass
+class Plan:
+    """Everything a schedule needs besides the pruner and the target."""
+
+    model: nn.Module
+    data: Any = None                      # a zoo Dataset, or None: prune without fine-tuning
+    steps: int = 200                      # fine-tuning steps (per round where rounds apply)
+    rounds: int = 3
+    seed: int = 0
+    progress: bool = False
+    rewind_state: dict | None = None
+    evaluate: Callable[[nn.Module], float] | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def record(self, pruner: Pruner, target: float, **extra) -> None:
+        entry = {"sparsity_target": target, "sparsity_achieved": pruner.achieved(), **extra}
+        if self.evaluate is not None:
+            entry["accuracy"] = self.evaluate(self.model)
+        self.history.append(entry)
+
+    def finetune(self, pruner: Pruner, round_index: int = 0) -> None:
+        if self.data is None or self.steps == 0:
+            return
+        from ..train import fit
+
+        with MaskKeeper(self.model, pruner.masks) as keeper:
+            fit(self.model, self.data, steps=self.steps, seed=self.seed + round_index,
+                after_step=keeper.after_step, progress=self.progress,
+                description=f"fine-tune {round_index + 1}")
+
+
+Schedule = Callable[[Pruner, float, Plan], list[dict]]
+SCHEDULES: Registry[Schedule] = Registry("schedule")
+NEEDS_DATA = {"gradual", "rewind"}
+
+
+def geometric_targets(sparsity: float, rounds: int) -> list[float]:
+    """Targets that remove the same fraction of the remaining weights each round."""
+    return [1.0 - (1.0 - sparsity) ** (r / rounds) for r in range(1, rounds + 1)]
+
+
+def linear_targets(sparsity: float, rounds: int) -> list[float]:
+    return [sparsity * r / rounds for r in range(1, rounds + 1)]
+
+
+def cubic_targets(sparsity: float, steps: int) -> dict[int, float]:
+    """{training step (1-based): sparsity} of the gradual schedule's pruning events."""
+    ramp = max(1, round(GRADUAL_RAMP * steps))
+    events = {}
+    for j in range(1, GRADUAL_EVENTS + 1):
+        t = max(1, round(j * ramp / GRADUAL_EVENTS))
+        events[t] = sparsity * (1.0 - (1.0 - t / ramp) ** 3)
+    return events
+
+
+@SCHEDULES.register("oneshot")
+def oneshot(pruner: Pruner, sparsity: float, plan: Plan) -> list[dict]:
+    pruner.prune_to(sparsity)
+    plan.record(pruner, sparsity, event="prune")
+    plan.finetune(pruner)
+    return plan.history
+
+
+def _iterative(targets: list[float], pruner: Pruner, plan: Plan) -> list[dict]:
+    for r, target in enumerate(targets):
+        pruner.prune_to(target)
+        plan.record(pruner, target, event="prune", round=r + 1)
+        plan.finetune(pruner, r)
+    return plan.history
+
+
+@SCHEDULES.register("iterative")
+def iterative(pruner: Pruner, sparsity: float, plan: Plan) -> list[dict]:
+    return _iterative(geometric_targets(sparsity, plan.rounds), pruner, plan)
+
+
+@SCHEDULES.register("iterative-linear")
+def iterative_linear(pruner: Pruner, sparsity: float, plan: Plan) -> list[dict]:
+    return _iterative(linear_targets(sparsity, plan.rounds), pruner, plan)
+
+
+@SCHEDULES.register("gradual")
+def gradual(pruner: Pruner, sparsity: float, plan: Plan) -> list[dict]:
+    from ..train import fit
+
+    events = cubic_targets(sparsity, plan.steps)
+    step = 0
+    with MaskKeeper(plan.model, pruner.masks) as keeper:
+        def after_step() -> None:
+            nonlocal step
+            step += 1
+            if step in events:
+                pruner.prune_to(events[step])  # writes the new zeros itself
+                plan.history.append({"event": "prune", "step": step,
+                                     "sparsity_target": events[step],
+                                     "sparsity_achieved": pruner.achieved()})
+            keeper.after_step()
+
+        fit(plan.model, plan.data, steps=plan.steps, seed=plan.seed, after_step=after_step,
+            progress=plan.progress, description="gradual prune")
+    if plan.evaluate is not None and plan.history:
+        plan.history[-1]["accuracy_end"] = plan.evaluate(plan.model)
+    return plan.history
+
+
+@SCHEDULES.register("rewind")
+def rewind(pruner: Pruner, sparsity: float, plan: Plan) -> list[dict]:
+    for r, target in enumerate(geometric_targets(sparsity, plan.rounds)):
+        pruner.prune_to(target)
+        plan.model.load_state_dict(plan.rewind_state)
+        apply_masks(plan.model, pruner.masks)
+        plan.record(pruner, target, event="prune+rewind", round=r + 1)
+        plan.finetune(pruner, r)
+    return plan.history

@@ -1,0 +1,110 @@
+"""Which weights of a model may be pruned, and how each is seen as matrices.
+
+A prunable weight is the ``weight`` of an ``nn.Linear`` or ``nn.Conv1d/2d/3d``, or one of the
+weight matrices of an ``nn.RNN/GRU/LSTM`` (``weight_ih_l*``, ``weight_hh_l*``, ``weight_hr_l*``,
+with their ``_reverse`` twins). Biases and normalisation parameters are never pruned.
+
+Every prunable weight is viewed as a stack of 2-D matrices ``[gates, rows, fan_in]``:
+
+- Linear ``[out, in]`` -> ``[1, out, in]``;
+- Conv ``[out, in/groups, *k]`` -> ``[1, out, in/groups * prod(k)]``;
+- RNN gate weights ``[G*H, in]`` -> ``[G, H, in]`` with G = 3 (GRU), 4 (LSTM), 1 (RNN), so each
+  gate is pruned as its own matrix and no block or N:M group straddles two gates.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import BadInputError
+
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+RNN_TYPES = (nn.RNN, nn.GRU, nn.LSTM)
+PRUNABLE_TYPES = (nn.Linear, *CONV_TYPES, *RNN_TYPES)
+_GATES = {nn.GRU: 3, nn.LSTM: 4, nn.RNN: 1}
+_RNN_WEIGHT = re.compile(r"weight_(ih|hh|hr)_l\d+(_reverse)?$")
+
+DEFAULT_LAYERS_DOC = (
+    "every nn.Linear, nn.Conv1d/2d/3d and nn.RNN/GRU/LSTM except the first and the last one "
+    "in definition order (model.named_modules()); all of them when that leaves none")
+
+
+@dataclass(frozen=True)
+class PrunableWeight:
+    """One prunable parameter: its full name, its module and how it splits into gates."""
+
+    name: str          # "fc2.weight", "rnn.weight_hh_l0_reverse"
+    module_name: str   # "fc2", "rnn"
+    kind: str          # "linear" | "conv" | "rnn"
+    gates: int         # matrices stacked along dim 0 (1 except GRU/LSTM gate weights)
+
+    def tensor(self, model: nn.Module) -> torch.Tensor:
+        return model.get_parameter(self.name)
+
+    def as_gates(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` (shaped like the weight) viewed as ``[gates, rows, fan_in]``."""
+        return tensor.reshape(self.gates, tensor.shape[0] // self.gates, -1)
+
+
+def layer_kind(module: nn.Module) -> str | None:
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, CONV_TYPES):
+        return "conv"
+    if isinstance(module, RNN_TYPES):
+        return "rnn"
+    return None
+
+
+def prunable_layers(model: nn.Module) -> list[str]:
+    """Names of the model's prunable modules, in definition order."""
+    return [name for name, mod in model.named_modules() if layer_kind(mod) is not None]
+
+
+def weights_of(model: nn.Module, module_name: str) -> list[PrunableWeight]:
+    """The prunable weights of one module (one for Linear/Conv, all gate matrices for RNNs)."""
+    module = model.get_submodule(module_name)
+    kind = layer_kind(module)
+    prefix = f"{module_name}." if module_name else ""
+    if kind in ("linear", "conv"):
+        return [PrunableWeight(prefix + "weight", module_name, kind, 1)]
+    gates = next(g for t, g in _GATES.items() if isinstance(module, t))
+    out = []
+    for pname, _ in module.named_parameters(recurse=False):
+        if _RNN_WEIGHT.match(pname):
+            # the LSTM projection weight_hr maps hidden -> proj and has no gates
+            g = 1 if pname.startswith("weight_hr") else gates
+            out.append(PrunableWeight(prefix + pname, module_name, kind, g))
+    return out
+
+
+def select_layers(model: nn.Module, layers: list[str] | tuple[str, ...] | None) -> list[str]:
+    """Module names to prune, in definition order.
+
+    ``layers=None`` means every nn.Linear, nn.Conv1d/2d/3d and nn.RNN/GRU/LSTM except the first
+    and the last one in definition order (``model.named_modules()``); all of them when that
+    leaves none. A model without such modules raises BadInputError.
+    """
+    available = prunable_layers(model)
+    if not available:
+        raise BadInputError(
+            f"model {type(model).__name__} has no prunable layers; allowed: modules of type "
+            "nn.Linear, nn.Conv1d/2d/3d, nn.RNN, nn.GRU, nn.LSTM")
+    if layers is None:
+        return available[1:-1] or available
+    if isinstance(layers, str) or not isinstance(layers, (list, tuple)) or not layers:
+        raise BadInputError(f"layers={layers!r} should be None or a non-empty list of module "
+                            f"names; prunable: {', '.join(available)}")
+    unknown = [name for name in layers if name not in available]
+    if unknown:
+        raise BadInputError(f"layers: {unknown[0]!r} is not a prunable module of "
+                            f"{type(model).__name__}; prunable: {', '.join(available)}")
+    chosen = set(layers)
+    return [name for name in available if name in chosen]
+
+
+def prunable_weights(model: nn.Module, layer_names: list[str]) -> list[PrunableWeight]:
+    return [w for name in layer_names for w in weights_of(model, name)]
