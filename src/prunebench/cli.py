@@ -173,6 +173,223 @@ def demo(db: str = typer.Option(DEFAULT_DB, "--db", help="results database (SQLi
     out.print(t)
 
 
+def _parse_block(block: str) -> tuple[int, int]:
+    try:
+        r, c = (int(v) for v in block.lower().split("x"))
+    except ValueError:
+        raise BadInputError(f"--block: got {block!r}, expected ROWSxCOLS such as 4x4") from None
+    return r, c
+
+
+def _parse_layers(layers: Optional[str]):
+    if layers is None or layers == "default":
+        return None
+    if layers == "all":
+        return "all"
+    return [v for v in layers.split(",") if v]
+
+
+def _run_prune(model: str, method: str, sparsity: float, scope: str, schedule: str,
+               finetune_steps: int, rounds: int, block: str, n: int, m: int, norm: str,
+               layers: Optional[str], seed: int, progress: bool):
+    """Load (train if needed) a zoo model and prune it; shared by prune, pack and bench."""
+    from . import zoo
+    from .pruning import prune, prunable_layers
+
+    spec = zoo.get_spec(model)
+    net, data, init = zoo.load(model, trained=spec.trained, seed=seed, progress=progress,
+                               return_init=True)
+    chosen = _parse_layers(layers)
+    if chosen == "all":
+        chosen = prunable_layers(net)
+    example = spec.example_input(1, seed) if data is None else None
+    result = prune(net, method, sparsity, scope=scope, schedule=schedule, finetune=data,
+                   finetune_steps=finetune_steps if data is not None else 0, rounds=rounds,
+                   block=_parse_block(block), n=n, m=m, norm=norm, layers=chosen, seed=seed,
+                   rewind_state=init if schedule == "rewind" else None,
+                   example_input=example, progress=progress)
+    return net, data, result
+
+
+_PRUNE_HELP = {
+    "method": "random | magnitude | gradient | taylor | block | nm | channel",
+    "scope": "layer (same sparsity per layer) | global (one threshold)",
+    "schedule": "oneshot | iterative | iterative-linear | gradual | rewind",
+    "layers": ("comma-separated module names, 'all', or 'default' = every Linear/Conv/RNN "
+               "except the first and the last"),
+}
+
+
+@app.command(name="prune")
+def prune_cmd(
+        model: str = typer.Argument(..., help="zoo model name"),
+        method: str = typer.Option("magnitude", "--method", help=_PRUNE_HELP["method"]),
+        sparsity: float = typer.Option(0.9, "--sparsity", help="fraction removed, in [0, 1)"),
+        scope: str = typer.Option("layer", "--scope", help=_PRUNE_HELP["scope"]),
+        schedule: str = typer.Option("oneshot", "--schedule", help=_PRUNE_HELP["schedule"]),
+        finetune_steps: int = typer.Option(300, "--finetune-steps",
+                                           help="fine-tuning steps (0: none)"),
+        rounds: int = typer.Option(3, "--rounds", help="rounds of iterative / rewind"),
+        block: str = typer.Option("4x4", "--block", help="block shape for --method block"),
+        n: int = typer.Option(2, "--n", help="N of N:M"),
+        m: int = typer.Option(4, "--m", help="M of N:M"),
+        norm: str = typer.Option("l1", "--norm", help="l1 | l2 (block and channel ranking)"),
+        layers: Optional[str] = typer.Option(None, "--layers", help=_PRUNE_HELP["layers"]),
+        seed: int = typer.Option(0, "--seed", help="model, scoring and fine-tuning seed"),
+        output: Optional[str] = typer.Option(None, "-o", "--output",
+                                             help="write the pruned model (dense) to FILE"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
+    """Prune a zoo model, fine-tune it, and account for sparsity, MACs and accuracy."""
+    from .runtime import save_model
+
+    if output:
+        _check_output(output)
+    _, _, result = _run_prune(model, method, sparsity, scope, schedule, finetune_steps,
+                              rounds, block, n, m, norm, layers, seed, not as_json)
+    rep = dict(result.report(), model=model, seed=seed)
+    if output:
+        save_model(output, result.model, zoo_name=model, seed=seed, format="dense",
+                   info={"prune": {k: rep[k] for k in ("method", "scope", "schedule",
+                                                       "sparsity_requested",
+                                                       "sparsity_achieved")}})
+        rep["output"] = output
+    if as_json:
+        _emit_json(rep)
+        return
+    t = Table(title=f"{model}: {rep['method']} ({rep['scope']}, {rep['schedule']}), requested "
+                    f"{rep['sparsity_requested']:.2%}, achieved {rep['sparsity_achieved']:.2%}")
+    for c in ("layer", "shape", "sparsity", "params", "nonzero", "MACs", "MACs nonzero"):
+        t.add_column(c)
+    for lay in rep["layers"]:
+        t.add_row(lay["name"], "x".join(map(str, lay["shape"])), f"{lay['sparsity']:.2%}",
+                  f"{lay['params']:,}", f"{lay['nonzero']:,}",
+                  "" if lay.get("macs") is None else f"{lay['macs']:,}",
+                  "" if lay.get("macs_nonzero") is None else f"{lay['macs_nonzero']:,}")
+    out.print(t)
+    acc = {k: rep.get(k) for k in ("accuracy_dense", "accuracy_pruned_before_finetune",
+                                   "accuracy_pruned")}
+    if acc["accuracy_dense"] is not None:
+        out.print("accuracy: dense {accuracy_dense:.2%}, pruned before fine-tuning "
+                  "{accuracy_pruned_before_finetune:.2%}, after {accuracy_pruned:.2%}".format(**acc))
+    tot = rep.get("totals", {})
+    if tot.get("theoretical_speedup"):
+        out.print(f"theoretical speedup (MACs dense / nonzero): {tot['theoretical_speedup']:.2f}x")
+
+
+def _check_output(output: str) -> None:
+    p = Path(output)
+    if p.is_dir():
+        raise BadInputError(f"-o: {output!r} is a directory, expected a file path")
+    if not p.parent.exists():
+        raise BadInputError(f"-o: folder {str(p.parent)!r} does not exist")
+    import os
+
+    if not os.access(p.parent, os.W_OK):
+        raise BadInputError(f"-o: folder {str(p.parent)!r} is not writable")
+
+
+@app.command()
+def pack(model: str = typer.Argument(..., help="zoo model name"),
+         method: str = typer.Option("magnitude", "--method", help=_PRUNE_HELP["method"]),
+         sparsity: float = typer.Option(0.9, "--sparsity", help="fraction removed, in [0, 1)"),
+         format: str = typer.Option("csr", "--format", help="storage format for pruned layers"),
+         values: str = typer.Option("fp32", "--values", help="fp32 | fp16 | int8 (lossy)"),
+         bits: int = typer.Option(4, "--bits", help="rcsr delta width: 4 or 8"),
+         scope: str = typer.Option("layer", "--scope", help=_PRUNE_HELP["scope"]),
+         schedule: str = typer.Option("oneshot", "--schedule", help=_PRUNE_HELP["schedule"]),
+         finetune_steps: int = typer.Option(300, "--finetune-steps", help="fine-tuning steps"),
+         rounds: int = typer.Option(3, "--rounds", help="rounds of iterative / rewind"),
+         block: str = typer.Option("4x4", "--block", help="block shape (method and bsr)"),
+         n: int = typer.Option(2, "--n", help="N of N:M"),
+         m: int = typer.Option(4, "--m", help="M of N:M"),
+         layers: Optional[str] = typer.Option(None, "--layers", help=_PRUNE_HELP["layers"]),
+         seed: int = typer.Option(0, "--seed", help="model, scoring and fine-tuning seed"),
+         output: str = typer.Option(..., "-o", "--output", help="model file to write"),
+         as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
+    """Prune a zoo model and save it with its weight matrices in a storage format; report the
+    file size against the dense fp32 file and the accuracy of the model loaded back."""
+    import os
+
+    from .formats import FORMATS
+    from .measure import state_file_bytes
+    from .runtime import load_model, save_model
+    from .train import evaluate
+
+    FORMATS.get(format)
+    if values not in ("fp32", "fp16", "int8"):
+        raise BadInputError(f"--values: got {values!r}; allowed: fp32, fp16, int8")
+    _check_output(output)
+    net, data, result = _run_prune(model, method, sparsity, scope, schedule, finetune_steps,
+                                   rounds, block, n, m, "l1", layers, seed, not as_json)
+    rep = result.report()
+    plan = save_model(output, result.model, zoo_name=model, seed=seed, format=format,
+                      values=values, bits=bits, block=_parse_block(block), n=n, m=m,
+                      info={"prune": {k: rep[k] for k in ("method", "scope", "schedule",
+                                                          "sparsity_requested",
+                                                          "sparsity_achieved")}})
+    loaded, _ = load_model(output)
+    doc = {"model": model, "method": method, "format": format, "values": values,
+           "sparsity_requested": rep["sparsity_requested"],
+           "sparsity_achieved": rep["sparsity_achieved"],
+           "file": output, "file_bytes": os.path.getsize(output),
+           "dense_file_bytes": state_file_bytes(net),
+           "accuracy_dense": rep["accuracy_dense"],
+           "accuracy_pruned": rep["accuracy_pruned"],
+           "accuracy_packed": evaluate(loaded, data) if data is not None else "n/a",
+           "lossless": values == "fp32" and all(v["format"] != "lowrank" for v in plan.values()),
+           "plan": plan}
+    doc["compression_ratio"] = doc["dense_file_bytes"] / doc["file_bytes"]
+    if as_json:
+        _emit_json(doc)
+        return
+    out.print(f"{output}: {doc['file_bytes']:,} B vs dense fp32 {doc['dense_file_bytes']:,} B "
+              f"= {doc['compression_ratio']:.1f}x smaller")
+    if data is not None:
+        out.print(f"accuracy: dense {doc['accuracy_dense']:.2%}, pruned "
+                  f"{doc['accuracy_pruned']:.2%}, loaded back from the file "
+                  f"{doc['accuracy_packed']:.2%}")
+
+
+@app.command()
+def inspect(path: str = typer.Argument(..., help="model file written by pack or prune -o"),
+            as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
+    """Per-layer format, byte breakdown, and the file's bytes against dense fp32."""
+    from .formats import inspect_container
+
+    if not Path(path).is_file():
+        raise BadInputError(f"path: {path!r} is not a file")
+    info = inspect_container(path)
+    man = info["manifest"]
+    plan = man.get("plan", {}) if isinstance(man, dict) else {}
+    for name, lay in info["layers"].items():
+        lay["plan"] = plan.get(name)
+    import numpy as np
+
+    # every tensor of the model as dense fp32 (the payload of the dense file, header aside)
+    info["dense_fp32_model_bytes"] = int(sum(4 * int(np.prod(shape))
+                                             for shape in man.get("state", {}).values()))
+    info["compression_ratio"] = info["dense_fp32_model_bytes"] / info["file_bytes"]
+    if as_json:
+        _emit_json(info)
+        return
+    t = Table(title=f"{path}: {info['file_bytes']:,} B ({man.get('model', '?')}, values "
+                    f"{man.get('values', '?')})")
+    for c in ("layer", "format", "shape", "values B", "indices B", "pointers B", "metadata B",
+              "total B", "dense fp32 B", "why"):
+        t.add_column(c)
+    for name, lay in info["layers"].items():
+        nb = lay["nbytes"]
+        t.add_row(name, lay["format"], "x".join(map(str, lay["shape"])), f"{nb['values']:,}",
+                  f"{nb['indices']:,}", f"{nb['pointers']:,}", f"{nb['metadata']:,}",
+                  f"{nb['total']:,}", f"{lay['dense_fp32_bytes']:,}",
+                  (lay["plan"] or {}).get("reason", ""))
+    out.print(t)
+    out.print(f"layers {info['nbytes']:,} B + other tensors {info['extra_bytes']:,} B + header "
+              f"{info['container_overhead']:,} B = {info['file_bytes']:,} B; all tensors as "
+              f"dense fp32: {info['dense_fp32_model_bytes']:,} B "
+              f"({info['compression_ratio']:.1f}x)")
+
+
 @app.command()
 def results(db: str = typer.Argument(DEFAULT_DB, help="results database"),
             csv: Optional[str] = typer.Option(None, "--csv", help="export all rows to CSV"),

@@ -1,0 +1,30 @@
+"""``torch-dense``: the pruned model as is (zeros stored densely), run by PyTorch."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import BadInputError
+from .base import ENGINES, Engine
+
+
+class TorchDense(Engine):
+    name = "torch-dense"
+    formats = ("dense",)
+
+    def compile(self, model: nn.Module, format: str = "dense", *, values: str = "fp32",
+                threads: int = 1):
+        if format != "dense" or values != "fp32":
+            raise BadInputError(f"engine torch-dense runs format 'dense' with fp32 values; got "
+                                f"format {format!r}, values {values!r}")
+        torch.set_num_threads(threads)
+        model = model.eval()
+
+        @torch.inference_mode()
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return model(x)
+
+        return run
+
+
+ENGINES.add("torch-dense", TorchDense())

@@ -1,0 +1,106 @@
+"""Sliced ELLPACK: rows grouped in slices, each slice padded to its longest row.
+
+Layout (option ``slice_height``, default None = all rows = plain ELL)
+------
+``h = slice_height`` (stored clamped to ``rows``), ``nslices = ceil(rows / h)``; slice ``s``
+covers rows ``s*h : s*h + h_s`` with ``h_s = min(h, rows - s*h)`` (only the last slice can be
+shorter; it is *not* padded with extra rows).
+``widths`` : int32 [nslices], ``w_s`` = most nonzeros of any row in slice ``s``.
+``slice_ptr`` : int32 [nslices + 1], ``slice_ptr[s+1] - slice_ptr[s] = h_s * w_s``.
+``indices`` : [slice_ptr[-1]] column numbers, narrowest of uint8/uint16/int32 holding ``cols - 1``.
+``data`` : [slice_ptr[-1]], value dtype.
+``scales`` : float32 [rows], only with ``values="int8"``.
+
+Within slice ``s`` the ``k``-th nonzero (in column order) of row ``i`` of the slice sits at
+offset ``slice_ptr[s] + k * h_s + i`` (slot-major, so consecutive rows are adjacent).
+Unused slots have index 0 and value 0, so a kernel may process them blindly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import FormatError
+from .base import (FORMATS, INDEX_DTYPES, POINTER_DTYPES, Format, check_indices, check_int_option,
+                   check_pointer, expect_array, index_dtype_for, make_pointer, segment_ids)
+from .values import VALUE_DTYPES
+
+
+def slice_heights(rows: int, h: int) -> np.ndarray:
+    """Height of every slice: ``h`` except possibly a shorter last one."""
+    return np.minimum(h, rows - np.arange(0, rows, h)).astype(np.int64)
+
+
+@FORMATS.register("ell")
+class ELLFormat(Format):
+    """(Sliced) ELLPACK with slot-major storage inside each slice."""
+
+    name = "ell"
+    array_names = ("slice_ptr", "widths", "indices", "data")
+    index_arrays = ("indices",)
+    pointer_arrays = ("slice_ptr", "widths")
+    meta_keys = ("slice_height",)
+    option_defaults = {"slice_height": None}
+    has_index_dtype = True
+
+    @classmethod
+    def _check_options(cls, shape, slice_height):
+        if slice_height is None:
+            return {"slice_height": shape[0]}
+        return {"slice_height": min(check_int_option(cls.name, "slice_height", slice_height, 1), shape[0])}
+
+    @classmethod
+    def _encode(cls, W, Q, scales, values, index_dtype, slice_height):
+        rows, cols = W.shape
+        h = slice_height
+        idt = index_dtype_for(cols - 1, index_dtype, cls.name, "column index")
+        mask = W != 0
+        counts = mask.sum(axis=1)
+        heights = slice_heights(rows, h)
+        widths = np.maximum.reduceat(counts, np.arange(0, rows, h)).astype(np.int32)
+        slice_ptr = make_pointer(heights * widths)
+        r, c = np.nonzero(mask)
+        rptr = np.zeros(rows + 1, dtype=np.int64)
+        np.cumsum(counts, out=rptr[1:])
+        s = r // h
+        off = slice_ptr[s].astype(np.int64) + (np.arange(len(r)) - rptr[r]) * heights[s] + (r - s * h)
+        indices = np.zeros(int(slice_ptr[-1]), dtype=idt)
+        data = np.zeros(int(slice_ptr[-1]), dtype=Q.dtype)
+        indices[off] = c
+        data[off] = Q[mask]
+        arrays = {"slice_ptr": slice_ptr, "widths": widths, "indices": indices, "data": data}
+        return cls._new(W.shape, values, scales, arrays, slice_height=h)
+
+    def _rows_of_slots(self) -> np.ndarray:
+        seg = segment_ids(self.slice_ptr)
+        heights = slice_heights(self.shape[0], self.slice_height)
+        local = np.arange(len(seg)) - self.slice_ptr.astype(np.int64)[seg]
+        return seg * self.slice_height + local % heights[seg]
+
+    def _check(self):
+        who, a = self.name, self.arrays()
+        rows, cols = self.shape
+        h = self.slice_height
+        if not (type(h) is int and 1 <= h <= rows):
+            raise FormatError(f"{who}: meta slice_height={h!r}, expected an int in [1, rows = {rows}]")
+        n = -(-rows // h)
+        data = expect_array(who, a, "data", (VALUE_DTYPES[self.values].name,), (None,))
+        indices = expect_array(who, a, "indices", INDEX_DTYPES, (len(data),))
+        widths = expect_array(who, a, "widths", ("int32",), (n,))
+        heights = slice_heights(rows, h)
+        slice_ptr = expect_array(who, a, "slice_ptr", POINTER_DTYPES, (None,))
+        check_pointer(who, slice_ptr, "slice_ptr", "slice", n, len(data), "len(data)")
+        if (widths < 0).any() or (widths > cols).any():
+            s = np.flatnonzero((widths < 0) | (widths > cols))[0]
+            raise FormatError(f"{who}: widths[{s}] is {widths[s]}, expected 0..{cols}")
+        bad = np.flatnonzero(np.diff(slice_ptr.astype(np.int64)) != heights * widths)
+        if len(bad):
+            s = bad[0]
+            raise FormatError(f"{who}: slice {s} spans {slice_ptr[s + 1] - slice_ptr[s]} entries in slice_ptr, "
+                              f"expected height {heights[s]} x width {widths[s]} = {heights[s] * widths[s]}")
+        check_indices(who, indices, cols, "column index", "columns", self._rows_of_slots(), "row")
+
+    def _decode(self):
+        D = np.zeros(self.shape, self.data.dtype)
+        keep = self.data != 0           # skip padding slots (index 0, value 0)
+        D[self._rows_of_slots()[keep], self.indices[keep]] = self.data[keep]
+        return D
