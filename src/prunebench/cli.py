@@ -248,10 +248,11 @@ def prune_cmd(
                               rounds, block, n, m, norm, layers, seed, not as_json)
     rep = dict(result.report(), model=model, seed=seed)
     if output:
+        # provenance only: short, rounded (the file's bytes are what pack measures)
+        info = {k: rep[k] for k in ("method", "scope", "schedule")}
+        info.update({k: round(rep[k], 6) for k in ("sparsity_requested", "sparsity_achieved")})
         save_model(output, result.model, zoo_name=model, seed=seed, format="dense",
-                   info={"prune": {k: rep[k] for k in ("method", "scope", "schedule",
-                                                       "sparsity_requested",
-                                                       "sparsity_achieved")}})
+                   info={"prune": info})
         rep["output"] = output
     if as_json:
         _emit_json(rep)
@@ -295,6 +296,9 @@ def pack(model: str = typer.Argument(..., help="zoo model name"),
          format: str = typer.Option("csr", "--format", help="storage format for pruned layers"),
          values: str = typer.Option("fp32", "--values", help="fp32 | fp16 | int8 (lossy)"),
          bits: int = typer.Option(4, "--bits", help="rcsr delta width: 4 or 8"),
+         rank: Optional[int] = typer.Option(None, "--rank", help="lowrank: rank of every layer"),
+         energy: Optional[float] = typer.Option(None, "--energy",
+                                                help="lowrank: fraction of sum(s**2) to keep"),
          scope: str = typer.Option("layer", "--scope", help=_PRUNE_HELP["scope"]),
          schedule: str = typer.Option("oneshot", "--schedule", help=_PRUNE_HELP["schedule"]),
          finetune_steps: int = typer.Option(300, "--finetune-steps", help="fine-tuning steps"),
@@ -310,40 +314,77 @@ def pack(model: str = typer.Argument(..., help="zoo model name"),
     file size against the dense fp32 file and the accuracy of the model loaded back."""
     import os
 
-    from .formats import FORMATS
+    import torch
+
+    from . import zoo
+    from .errors import VerificationError
+    from .formats import FORMATS, inspect_container
     from .measure import state_file_bytes
     from .runtime import load_model, save_model
-    from .train import evaluate
+    from .train import evaluate, predict
 
-    FORMATS.get(format)
+    # everything checkable is checked before minutes of pruning and fine-tuning
+    if format not in FORMATS:
+        raise BadInputError(f"--format: unknown format {format!r}; valid: {', '.join(sorted(FORMATS))}")
     if values not in ("fp32", "fp16", "int8"):
         raise BadInputError(f"--values: got {values!r}; allowed: fp32, fp16, int8")
+    if format == "rcsr" and bits not in (4, 8):
+        raise BadInputError(f"--bits: got {bits}; allowed: 4, 8")
+    if format == "lowrank" and (rank is None) == (energy is None):
+        raise BadInputError("--format lowrank: pass exactly one of --rank (int >= 1) or "
+                            "--energy (fraction in (0, 1])")
+    zoo.get_spec(model)
     _check_output(output)
     net, data, result = _run_prune(model, method, sparsity, scope, schedule, finetune_steps,
                                    rounds, block, n, m, "l1", layers, seed, not as_json)
     rep = result.report()
+    info = {k: rep[k] for k in ("method", "scope", "schedule")}
+    info.update({k: round(rep[k], 6) for k in ("sparsity_requested", "sparsity_achieved")})
     plan = save_model(output, result.model, zoo_name=model, seed=seed, format=format,
-                      values=values, bits=bits, block=_parse_block(block), n=n, m=m,
-                      info={"prune": {k: rep[k] for k in ("method", "scope", "schedule",
-                                                          "sparsity_requested",
-                                                          "sparsity_achieved")}})
+                      values=values, bits=bits, block=_parse_block(block), n=n, m=m, rank=rank,
+                      energy=energy, info={"prune": info})
     loaded, _ = load_model(output)
+    # what the file gives back, measured against the pruned model in memory
+    before, after = result.model.state_dict(), loaded.state_dict()
+    bit_identical = all(before[k].dtype == after[k].dtype and before[k].shape == after[k].shape
+                        and torch.equal(before[k].view(-1).view(torch.uint8),
+                                        after[k].view(-1).view(torch.uint8)) for k in before)
+    weight_error = max(float((before[k].double() - after[k].double()).abs().max())
+                       if before[k].numel() else 0.0 for k in before)
+    x = data.x_test if data is not None else zoo.get_spec(model).example_input(4, seed)
+    output_error = float((predict(result.model, x) - predict(loaded, x)).abs().max())
+    lossless = values == "fp32" and all(p["lossless"] for p in plan.values())
+    # lossless layouts may turn -0.0 into 0.0, so the check is on values, not bit patterns
+    if lossless and not (weight_error == 0 and output_error == 0):
+        raise VerificationError(f"{output}: a lossless file did not give the pruned model back "
+                                f"(max weight difference {weight_error:g}, output {output_error:g})")
+    box = inspect_container(output)
     doc = {"model": model, "method": method, "format": format, "values": values,
            "sparsity_requested": rep["sparsity_requested"],
            "sparsity_achieved": rep["sparsity_achieved"],
            "file": output, "file_bytes": os.path.getsize(output),
            "dense_file_bytes": state_file_bytes(net),
+           "bytes": {"layers": box["nbytes"], "extra": box["extra_bytes"],
+                     "container": box["container_overhead"]},
            "accuracy_dense": rep["accuracy_dense"],
            "accuracy_pruned": rep["accuracy_pruned"],
            "accuracy_packed": evaluate(loaded, data) if data is not None else "n/a",
-           "lossless": values == "fp32" and all(v["format"] != "lowrank" for v in plan.values()),
+           "lossless": lossless, "bit_identical": bit_identical,
+           "max_abs_weight_error": weight_error, "max_abs_output_error": output_error,
            "plan": plan}
     doc["compression_ratio"] = doc["dense_file_bytes"] / doc["file_bytes"]
     if as_json:
         _emit_json(doc)
         return
     out.print(f"{output}: {doc['file_bytes']:,} B vs dense fp32 {doc['dense_file_bytes']:,} B "
-              f"= {doc['compression_ratio']:.1f}x smaller")
+              f"= {doc['compression_ratio']:.1f}x smaller (layers {box['nbytes']:,} B, other "
+              f"tensors {box['extra_bytes']:,} B, header {box['container_overhead']:,} B)")
+    for name, p in plan.items():
+        if p["reason"] != "requested":
+            out.print(f"  {name}: {p['reason']}")
+    out.print("lossless: the file gives the pruned model back bit for bit" if lossless else
+              f"lossy ({values}): max weight error {weight_error:.3g}, max output error "
+              f"{output_error:.3g}")
     if data is not None:
         out.print(f"accuracy: dense {doc['accuracy_dense']:.2%}, pruned "
                   f"{doc['accuracy_pruned']:.2%}, loaded back from the file "
@@ -353,41 +394,30 @@ def pack(model: str = typer.Argument(..., help="zoo model name"),
 @app.command()
 def inspect(path: str = typer.Argument(..., help="model file written by pack or prune -o"),
             as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
-    """Per-layer format, byte breakdown, and the file's bytes against dense fp32."""
-    from .formats import inspect_container
+    """Per-layer format (and why), byte breakdown, and the file's bytes against dense fp32."""
+    from .runtime.modelfile import inspect_model
 
     if not Path(path).is_file():
         raise BadInputError(f"path: {path!r} is not a file")
-    info = inspect_container(path)
-    man = info["manifest"]
-    plan = man.get("plan", {}) if isinstance(man, dict) else {}
-    for name, lay in info["layers"].items():
-        lay["plan"] = plan.get(name)
-    import numpy as np
-
-    # every tensor of the model as dense fp32 (the payload of the dense file, header aside)
-    info["dense_fp32_model_bytes"] = int(sum(4 * int(np.prod(shape))
-                                             for shape in man.get("state", {}).values()))
-    info["compression_ratio"] = info["dense_fp32_model_bytes"] / info["file_bytes"]
+    info = inspect_model(path)
     if as_json:
         _emit_json(info)
         return
-    t = Table(title=f"{path}: {info['file_bytes']:,} B ({man.get('model', '?')}, values "
-                    f"{man.get('values', '?')})")
-    for c in ("layer", "format", "shape", "values B", "indices B", "pointers B", "metadata B",
-              "total B", "dense fp32 B", "why"):
+    t = Table(title=f"{path}: {info['file_bytes']:,} B ({info['model']}, values "
+                    f"{info['values']}, {'lossless' if info['lossless'] else 'lossy'})")
+    for c in ("layer", "format", "shape", "sparsity", "values B", "indices B", "pointers B",
+              "metadata B", "total B", "dense fp32 B", "why"):
         t.add_column(c)
     for name, lay in info["layers"].items():
         nb = lay["nbytes"]
-        t.add_row(name, lay["format"], "x".join(map(str, lay["shape"])), f"{nb['values']:,}",
-                  f"{nb['indices']:,}", f"{nb['pointers']:,}", f"{nb['metadata']:,}",
-                  f"{nb['total']:,}", f"{lay['dense_fp32_bytes']:,}",
-                  (lay["plan"] or {}).get("reason", ""))
+        t.add_row(name, lay["format"], "x".join(map(str, lay["shape"])), f"{lay['sparsity']:.2%}",
+                  f"{nb['values']:,}", f"{nb['indices']:,}", f"{nb['pointers']:,}",
+                  f"{nb['metadata']:,}", f"{nb['total']:,}", f"{lay['dense_fp32_bytes']:,}",
+                  lay["why"])
     out.print(t)
     out.print(f"layers {info['nbytes']:,} B + other tensors {info['extra_bytes']:,} B + header "
-              f"{info['container_overhead']:,} B = {info['file_bytes']:,} B; all tensors as "
-              f"dense fp32: {info['dense_fp32_model_bytes']:,} B "
-              f"({info['compression_ratio']:.1f}x)")
+              f"{info['container_overhead']:,} B = {info['file_bytes']:,} B; dense fp32 file: "
+              f"{info['dense_file_bytes']:,} B ({info['compression_ratio']:.1f}x)")
 
 
 @app.command()

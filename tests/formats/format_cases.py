@@ -23,6 +23,8 @@ class Case:
     nm : (n, m) when the input must be N:M pruned first.
     lossy_layout : the layout itself is approximate (lowrank), so no bit-exact round trip.
     keeps_signed_zero : -0.0 survives (dense layouts keep every entry).
+    half_scales : int8 scales are rounded up to float16 when every row's scale is a normal
+        float16 (rcsr, a storage-only format), else float32 by the shared rule.
     """
 
     name: str
@@ -31,6 +33,7 @@ class Case:
     nm: tuple[int, int] | None = None
     lossy_layout: bool = False
     keeps_signed_zero: bool = False
+    half_scales: bool = False
 
     @property
     def id(self) -> str:
@@ -53,8 +56,8 @@ CASES = [
     Case("coo", index_limits=lambda r, c: {"row": r - 1, "col": c - 1}),
     Case("csr", index_limits=lambda r, c: {"indices": c - 1}),
     Case("csc", index_limits=lambda r, c: {"indices": r - 1}),
-    Case("rcsr", {"bits": 4}),
-    Case("rcsr", {"bits": 8}),
+    Case("rcsr", {"bits": 4}, half_scales=True),
+    Case("rcsr", {"bits": 8}, half_scales=True),
     Case("bsr", {"block": (4, 4)}, index_limits=lambda r, c: {"indices": _ceil(c, 4) - 1}),
     Case("bsr", {"block": (3, 5)}, index_limits=lambda r, c: {"indices": _ceil(c, 5) - 1}),
     Case("bsr", {"block": (1, 1)}, index_limits=lambda r, c: {"indices": c - 1}),

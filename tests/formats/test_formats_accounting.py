@@ -79,6 +79,17 @@ def test_expected_estimates_are_within_a_few_percent(name, opts, tol, s):
     assert abs(est - got) <= tol * got, (est, got)
 
 
+@pytest.mark.parametrize("shape", [(300, 64), (100, 300), (3, 70_000)])
+def test_rcsr_counts_and_float16_scales_are_exact_in_the_estimate(shape):
+    # one count per row, as wide as the narrowest dtype holding cols; 2-byte scales with int8
+    W = random_sparse(shape, nnz_for(shape, 0.95), seed=16)
+    got = encode(W, "rcsr", bits=8, values="int8").nbytes()
+    est = estimate_nbytes("rcsr", shape, 0.95, bits=8, values="int8")
+    width = 1 if shape[1] <= 255 else 2 if shape[1] <= 65535 else 4
+    assert got["pointers"] == est["pointers"] == shape[0] * width
+    assert got["metadata"] == est["metadata"] == 2 * shape[0]
+
+
 def test_rcsr_filler_formula_against_simulation():
     # expected fillers per row with iid cells: p * sum_t (cols - tL) q^(tL)
     shape, s = (400, 2048), 0.95

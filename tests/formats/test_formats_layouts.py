@@ -6,6 +6,7 @@ The kernels are written against these layouts, so the arrays (not only the round
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -66,9 +67,9 @@ def test_bsr_equals_scipy_on_block_multiple_shapes(W, block):
 def ref_rcsr(W, bits):
     """Deep-Compression relative indices, written from the rcsr docstring with explicit loops."""
     D = 2**bits - 1
-    indptr, deltas, data = [0], [], []
+    counts, deltas, data = [], [], []
     for r in range(W.shape[0]):
-        prev = -1
+        prev, start = -1, len(data)
         for c in range(W.shape[1]):
             if W[r, c] != 0:
                 gap = c - prev - 1
@@ -79,19 +80,20 @@ def ref_rcsr(W, bits):
                 deltas.append(gap)
                 data.append(W[r, c])
                 prev = c
-        indptr.append(len(data))
+        counts.append(len(data) - start)
     if bits == 4:
         deltas = deltas + [0] * (len(deltas) % 2)
         deltas = [deltas[i] | (deltas[i + 1] << 4) for i in range(0, len(deltas), 2)]
-    return indptr, deltas, data
+    return counts, deltas, data
 
 
 @REF
 @given(W=matrices(max_rows=12, max_cols=300), bits=st.sampled_from([4, 8]))
 def test_rcsr_arrays_equal_the_loop_reference(W, bits):
-    indptr, deltas, data = ref_rcsr(W, bits)
+    counts, deltas, data = ref_rcsr(W, bits)
     fmt = encode(W, "rcsr", bits=bits)
-    same(fmt.indptr, indptr)
+    same(fmt.counts, counts)
+    assert fmt.counts.dtype == (np.uint8 if W.shape[1] <= 255 else np.uint16)   # holds cols
     same(fmt.deltas, np.array(deltas, np.uint8))
     same_bits(fmt.data, np.array(data, np.float32))
     assert fmt.nfillers == len(data) - np.count_nonzero(W)
@@ -103,13 +105,38 @@ def test_rcsr_hand_example_from_the_docstring():
     W[1, 16], W[1, 17], W[1, 39] = 1, 2, 3   # gap 16: one filler at column 15 then delta 0; gap 21: one filler then 5
     fmt = encode(W, "rcsr", bits=4)
     # row 0 deltas 0, 15, 3 ; row 1 deltas 15, 0, 0, 15, 5
-    same(fmt.indptr, [0, 3, 8])
+    same(fmt.counts, [3, 5])
+    assert fmt.counts.dtype == np.uint8
     same(fmt.deltas, [0x00 | 15 << 4, 3 | 15 << 4, 0 | 0 << 4, 15 | 5 << 4])
     same(fmt.data, [5, 0, 7, 0, 1, 2, 0, 3])
     assert fmt.nfillers == 3 and fmt.bits == 4
     f8 = encode(W, "rcsr", bits=8)
     same(f8.deltas, [0, 19, 16, 0, 21])
+    same(f8.counts, [2, 3])
     assert f8.nfillers == 0
+
+
+def test_rcsr_int8_scales_are_float16_rounded_up():
+    # max|row| / 127: 127 / 127 = 1 exactly; 0.1 / 127 is not a float16, so it is rounded up
+    W = np.array([[0, 127.0, -3.0, 0], [0.1, 0, 0, -0.05], [0, 0, 0, 0]], np.float32)
+    fmt = encode(W, "rcsr", values="int8")
+    assert fmt.scales.dtype == np.float16
+    want = 0.1 / 127
+    up = np.float16(want)
+    up = up if float(up) >= want else np.nextafter(up, np.float16(1))
+    same(fmt.scales, [1.0, float(up), 1.0])
+    same(fmt.data, [127, -3, int(np.rint(np.float32(0.1) / np.float32(up))),
+                    int(np.rint(np.float32(-0.05) / np.float32(up)))])
+    assert fmt.nbytes()["metadata"] == 3 * 2
+
+
+@pytest.mark.parametrize("row_max", [1e-4, 1e7])
+def test_rcsr_int8_keeps_float32_scales_when_one_is_not_a_normal_float16(row_max):
+    W = np.array([[1.0, 0, 2.0], [0, row_max, 0]], np.float32)
+    fmt = encode(W, "rcsr", values="int8")
+    same(fmt.scales, encode(W, "csr", values="int8").scales)      # the shared float32 rule
+    assert fmt.scales.dtype == np.float32
+    same(fmt.data, encode(W, "csr", values="int8").data)
 
 
 def ref_ell(W, h):

@@ -14,11 +14,14 @@ csc       nnz*vb + nnz*ib(rows-1) + (cols+1)*pb                                 
 bitmap    nnz*vb + rows*ceil(cols/8) + (rows+1)*pb                               exact
 nm        rows*G*n*vb + rows*ceil(G*n*log2(m)/8), G = ceil(cols/m)               exact
 bsr       nb*r*c*vb + nb*ib(C-1) + (R+1)*pb                                      see below
-rcsr      S*vb + ceil(S*bits/8) + (rows+1)*pb, S = nnz + expected fillers        expected
+rcsr      S*vb + ceil(S*bits/8) + rows*ib(cols), S = nnz + expected fillers      expected
 ell       sum_s h_s*E[w_s]*(vb + ib(cols-1)) + (2*nslices + 1)*4                  expected
 compact   E[kr]*E[kc]*vb + E[kr]*ib(rows-1) + E[kc]*ib(cols-1)                   expected
 lowrank   (rows + cols)*rank*vb (int8: 4*(rows + rank) of scales)                exact
 ========  =====================================================================  ===========
+
+rcsr with int8 keeps float16 scales (2*rows bytes) unless a row's scale does not fit one; the
+estimate assumes they fit.
 
 Patterns
 --------
@@ -48,7 +51,7 @@ from scipy.special import gammaln
 from scipy.stats import binom
 
 from ..errors import BadInputError
-from .base import FORMATS, check_int_option, index_dtype_for, pointer_dtype
+from .base import FORMATS, check_int_option, index_dtype_for, narrowest_index_dtype, pointer_dtype
 from .ell import slice_heights
 from .values import check_values, value_nbytes
 
@@ -115,7 +118,7 @@ def _parts(name: str, shape: tuple[int, int], count: int, o: dict) -> tuple[floa
         return nb * r * c * vb, nb * ib(C - 1, "block-column index"), (R + 1) * pb(int(nb))
     if name == "rcsr":
         stored = nnz + rows * _rcsr_fillers_per_row(cols, nnz / N, o["bits"])
-        return stored * vb, np.ceil(stored * o["bits"] / 8), (rows + 1) * pb(int(stored))
+        return stored * vb, np.ceil(stored * o["bits"] / 8), rows * narrowest_index_dtype(cols).itemsize
     if name == "ell":
         heights = slice_heights(rows, min(o["slice_height"] or rows, rows))
         slots = sum(h * _ell_width(cols, nnz / N, h) for h in heights)
@@ -180,7 +183,12 @@ def _total(format: str, shape: tuple[int, int], count: int, o: dict) -> dict[str
     v, i, p = (int(round(float(x))) for x in _parts(format, shape, count, o))
     meta = 0
     if o["values"] == "int8":
-        meta = 4 * (shape[0] + o["rank"]) if format == "lowrank" else 4 * shape[0]
+        if format == "lowrank":
+            meta = 4 * (shape[0] + o["rank"])
+        elif format == "rcsr":          # float16 scales, see the note in the table
+            meta = 2 * shape[0]
+        else:
+            meta = 4 * shape[0]
     return {"values": v, "indices": i, "pointers": p, "metadata": meta, "total": v + i + p + meta}
 
 

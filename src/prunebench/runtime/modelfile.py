@@ -1,6 +1,28 @@
-"""The compressed-model file: a pruned torch model's weight matrices encoded per layer in a
-storage format, everything else stored dense, in one safetensors container with a JSON
-manifest. Loading never unpickles anything: it rebuilds the zoo architecture and fills it."""
+"""The compressed-model file: a pruned zoo model's weight matrices encoded per layer in a
+storage format, everything else stored dense, in one safetensors container
+(:mod:`prunebench.formats.container`). Loading never unpickles anything: it rebuilds the zoo
+architecture, checks every tensor against it and fills it in.
+
+What the file holds
+-------------------
+* one container layer per prunable weight matrix, named after its parameter
+  (``layers.0.weight``; a GRU/LSTM gate matrix is ``rnn.weight_ih_l0[1]``; a Conv weight is the
+  matrix ``[out, in/groups * prod(kernel)]``);
+* every other tensor of the state dict (biases, norms, counters), raveled and concatenated in
+  state-dict order into one container extra per dtype: ``extra::float32`` with ``values="fp32"``,
+  ``extra::float16`` otherwise (floating tensors); integer buffers keep their dtype
+  (``extra::int64``). Shapes are not stored: they follow from the architecture;
+* a short JSON manifest::
+
+    {"prunebench_model_file": 2, "model": zoo name, "seed": int, "values": "fp32|fp16|int8",
+     "requested": format name or {layer: format},
+     "fallbacks": {layer: why it is stored dense instead},   # only layers not as requested
+     "modules": {module: {attr: int}},   # only shape attributes that differ from the zoo build
+     "info": {...}}                       # provenance from the caller (pruning settings)
+
+Every layer's values must equal the manifest's ``values``; the model is lossless only with
+``"fp32"`` and lossless layouts (not ``lowrank``).
+"""
 from __future__ import annotations
 
 import os
@@ -12,10 +34,20 @@ import torch
 from torch import nn
 
 from ..errors import BadInputError, FormatError
-from ..formats import FORMATS, Format, encode, load_container, save_container
+from ..formats import FORMATS, Format, encode, inspect_container, load_container, save_container
 
-FILE_VERSION = 1
+FILE_VERSION = 2
 VALUE_CHOICES = ("fp32", "fp16", "int8")
+FP16_MAX = float(np.finfo(np.float16).max)
+
+# shape attributes channel pruning changes; everything a layer's tensors need follows from them
+_CONFIG_ATTRS = {nn.Linear: ("in_features", "out_features"),
+                 nn.Conv1d: ("in_channels", "out_channels", "groups"),
+                 nn.Conv2d: ("in_channels", "out_channels", "groups"),
+                 nn.BatchNorm1d: ("num_features",), nn.BatchNorm2d: ("num_features",)}
+
+
+# ---------------------------------------------------------------- model structure
 
 
 def _weight_matrices(model: nn.Module) -> dict[str, tuple[str, int, int]]:
@@ -37,6 +69,75 @@ def _matrix(t: torch.Tensor, gate: int, gates: int) -> np.ndarray:
     return np.ascontiguousarray(m.numpy(), dtype=np.float32)
 
 
+def _build(zoo_name: str) -> nn.Module:
+    """A fresh zoo architecture, without touching the caller's random state."""
+    from .. import zoo
+
+    spec = zoo.get_spec(zoo_name)
+    with torch.random.fork_rng(devices=[]):
+        return spec.build()
+
+
+def _module_config(model: nn.Module) -> dict[str, dict[str, int]]:
+    """Shape attributes of the layers channel pruning changes."""
+    out = {}
+    for name, mod in model.named_modules():
+        attrs = _CONFIG_ATTRS.get(type(mod))
+        if attrs:
+            out[name] = {a: int(getattr(mod, a)) for a in attrs}
+    return out
+
+
+def _changed_config(model: nn.Module, reference: nn.Module) -> dict[str, dict[str, int]]:
+    ref = _module_config(reference)
+    out = {}
+    for name, cfg in _module_config(model).items():
+        diff = {a: v for a, v in cfg.items() if ref.get(name, {}).get(a) != v}
+        if diff:
+            out[name] = diff
+    return out
+
+
+def _expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Shape of every state tensor as the modules' shape attributes say (so a model whose
+    attributes were set from a manifest can be checked before its tensors are replaced)."""
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for name, mod in model.named_modules():
+        prefix = f"{name}." if name else ""
+        own = {}
+        if isinstance(mod, nn.Linear):
+            own = {"weight": (mod.out_features, mod.in_features), "bias": (mod.out_features,)}
+        elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            own = {"weight": (mod.out_channels, mod.in_channels // mod.groups, *mod.kernel_size),
+                   "bias": (mod.out_channels,)}
+        elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            n = (mod.num_features,)
+            own = {"weight": n, "bias": n, "running_mean": n, "running_var": n}
+        for k, shape in own.items():
+            if prefix + k in shapes:
+                shapes[prefix + k] = tuple(int(s) for s in shape)
+    return shapes
+
+
+def _extra_dtype(dtype: torch.dtype, values: str) -> np.dtype:
+    """Storage dtype of a tensor that is not a weight matrix."""
+    if not dtype.is_floating_point:
+        return np.dtype(str(dtype).removeprefix("torch."))
+    return np.dtype(np.float32) if values == "fp32" else np.dtype(np.float16)
+
+
+def _extra_groups(state: dict[str, Any], covered: set[str], values: str) -> dict[str, list[str]]:
+    """{dtype name: [tensor names in state-dict order]} of the tensors stored as extras."""
+    groups: dict[str, list[str]] = {}
+    for k, v in state.items():
+        if k not in covered:
+            groups.setdefault(_extra_dtype(v.dtype, values).name, []).append(k)
+    return groups
+
+
+# ---------------------------------------------------------------- encoding and saving
+
+
 def _format_opts(fmt: str, opts: dict) -> dict:
     """Keep only the options the format's ``from_dense`` understands."""
     keys = {"bsr": ("block",), "ell": ("slice_height",), "nm": ("n", "m"), "rcsr": ("bits",),
@@ -44,16 +145,34 @@ def _format_opts(fmt: str, opts: dict) -> dict:
     return {k: opts[k] for k in keys if opts.get(k) is not None}
 
 
+def _nm_violation(W: np.ndarray, n: int, m: int) -> str | None:
+    """Where ``W`` breaks the n:m pattern along its columns, or None if it fits."""
+    rows, cols = W.shape
+    G = -(-cols // m)
+    P = np.zeros((rows, G * m), dtype=bool)
+    P[:, :cols] = W != 0
+    count = P.reshape(rows, G, m).sum(axis=2)
+    if (count <= n).all():
+        return None
+    r, g = np.argwhere(count > n)[0]
+    return f"not {n}:{m} sparse (row {r}, group {g} has {count[r, g]} nonzeros)"
+
+
 def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
                  values: str = "fp32", index_dtype=None, keep_smaller: bool = True,
                  **format_opts) -> tuple[dict[str, Format], dict[str, dict]]:
     """Encode every prunable weight matrix of ``model``.
 
-    ``format`` is one format name for all layers or a plan {layer: format}; with
-    ``keep_smaller`` a layer whose encoding would be larger than dense in the same value
-    encoding is stored dense instead, and the plan says why.
+    ``format`` is one format name for all layers or a plan {layer: format} (unlisted layers:
+    dense). With ``keep_smaller`` a layer is stored dense instead when its encoding would be
+    larger than dense in the same value encoding, or when it does not fit the format's pattern
+    (an N:M layer that is not N:M sparse); the plan says why. Without it such a layer raises
+    BadInputError. A model-wide lowrank ``rank`` is capped at each matrix's ``min(rows, cols)``.
 
-    Returns (layers {name: Format}, plan {name: {format, reason, bytes...}})."""
+    Returns (layers {name: Format}, plan {name: {format, requested, reason, shape, sparsity,
+    bytes, lossless, error}}), ``error`` being :func:`prunebench.formats.encoding_error`
+    against the model's matrix.
+    """
     if values not in VALUE_CHOICES:
         raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_CHOICES)}")
     matrices = _weight_matrices(model)
@@ -72,135 +191,208 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
         W = _matrix(params[pname], g, gates)
         want = plan_in[name]
         opts = _format_opts(want, format_opts)
+        if "rank" in opts:         # one rank for the model: a thin matrix gets its full rank
+            opts["rank"] = min(opts["rank"], min(W.shape))
+        reason = "requested"
+        misfit = _nm_violation(W, opts.get("n", 2), opts.get("m", 4)) if want == "nm" else None
         try:
-            fmt = encode(W, want, values=values, index_dtype=index_dtype, **opts) \
-                if want != "dense" else encode(W, "dense", values=values)
+            if misfit and keep_smaller:
+                fmt, reason = encode(W, "dense", values=values), f"{misfit}; stored dense"
+            elif want == "dense":
+                fmt = encode(W, "dense", values=values)
+            else:
+                fmt = encode(W, want, values=values, index_dtype=index_dtype, **opts)
         except BadInputError as e:
             raise BadInputError(f"layer {name}: {e}") from None
-        reason = "requested"
-        if keep_smaller and want != "dense":
+        if keep_smaller and fmt.name != "dense":
             dense = encode(W, "dense", values=values)
             if dense.nbytes()["total"] < fmt.nbytes()["total"]:
                 reason = (f"{want} would take {fmt.nbytes()['total']} B > dense "
                           f"{dense.nbytes()['total']} B at sparsity {float((W == 0).mean()):.2f}")
                 fmt = dense
         layers[name] = fmt
+        # lossless encodings are exact by construction (tests and pack check it on the file);
+        # decoding them here would double the memory of a big model for nothing
+        error = {"max_abs": 0.0, "rel_fro": 0.0} if fmt.lossless else fmt.error_vs(W)
         plan[name] = {"format": fmt.name, "requested": want, "reason": reason,
                       "shape": list(W.shape), "sparsity": float((W == 0).mean()),
-                      "bytes": fmt.nbytes()["total"]}
+                      "bytes": fmt.nbytes()["total"], "lossless": fmt.lossless, "error": error}
     return layers, plan
-
-
-def _extra_dtype(t: torch.Tensor, values: str) -> np.dtype:
-    if not t.is_floating_point():
-        return t.numpy().dtype
-    return np.dtype(np.float16) if values in ("fp16", "int8") else np.dtype(np.float32)
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, *, zoo_name: str, seed: int = 0,
                format: str | dict[str, str] = "csr", values: str = "fp32", index_dtype=None,
                keep_smaller: bool = True, info: dict | None = None, **format_opts) -> dict:
-    """Write ``model`` (a zoo architecture, possibly pruned or channel-pruned) to ``path``.
+    """Write ``model`` (the zoo architecture ``zoo_name``, possibly pruned or channel-pruned)
+    to ``path``; see the module docstring for what the file holds.
 
     Tensors that are not prunable weight matrices (biases, norms) are stored dense: fp32, or
-    fp16 when ``values`` is already lossy. Returns the plan."""
+    fp16 when ``values`` is already lossy (a value beyond fp16's range raises BadInputError).
+    ``format_opts`` go to the formats that take them (``bits``, ``block``, ``n``, ``m``,
+    ``slice_height``, ``rank``, ``energy``). Returns the plan of :func:`encode_model`.
+    """
     path = Path(path)
     if path.exists() and path.is_dir():
         raise BadInputError(f"-o: {str(path)!r} is a directory, expected a file path")
     if not path.parent.exists():
         raise BadInputError(f"-o: folder {str(path.parent)!r} does not exist")
+    reference = _build(zoo_name)
+    state = model.state_dict()
+    if list(state) != list(reference.state_dict()):
+        missing = sorted(set(reference.state_dict()) - set(state))
+        unexpected = sorted(set(state) - set(reference.state_dict()))
+        raise BadInputError(f"model: its tensors are not those of zoo model {zoo_name!r} "
+                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     layers, plan = encode_model(model, format, values=values, index_dtype=index_dtype,
                                 keep_smaller=keep_smaller, **format_opts)
-    matrices = _weight_matrices(model)
-    covered = {pname for pname, _, _ in matrices.values()}
-    state = model.state_dict()
-    extra = {k: np.ascontiguousarray(v.detach().numpy().astype(_extra_dtype(v, values)))
-             for k, v in state.items() if k not in covered}
+    covered = {pname for pname, _, _ in _weight_matrices(model).values()}
+    extra = {}
+    for dtype, names in _extra_groups(state, covered, values).items():
+        parts = [state[k].detach().numpy().ravel() for k in names]
+        for k, p in zip(names, parts):
+            if dtype == "float16" and p.size and float(np.abs(p).max()) > FP16_MAX:
+                raise BadInputError(f"--values {values}: tensor {k!r} holds "
+                                    f"{float(np.abs(p).max()):g}, beyond float16 (max {FP16_MAX:g}); "
+                                    f"use --values fp32")
+        extra[dtype] = np.concatenate(parts).astype(dtype)
     manifest = {
-        "prunebench_model_file": FILE_VERSION, "model": zoo_name, "seed": seed,
-        "values": values,
-        "state": {k: list(v.shape) for k, v in state.items()},
-        "modules": _module_config(model),
-        "plan": plan, "info": info or {},
+        "prunebench_model_file": FILE_VERSION, "model": zoo_name, "seed": seed, "values": values,
+        "requested": format if isinstance(format, str) else dict(format),
+        "fallbacks": {k: p["reason"] for k, p in plan.items() if p["reason"] != "requested"},
     }
+    changed = _changed_config(model, reference)
+    if changed:
+        manifest["modules"] = changed
+    if info:
+        manifest["info"] = info
     save_container(path, layers, extra, manifest)
     return plan
 
 
-_CONFIG_ATTRS = {nn.Linear: ("in_features", "out_features"),
-                 nn.Conv1d: ("in_channels", "out_channels", "groups"),
-                 nn.Conv2d: ("in_channels", "out_channels", "groups"),
-                 nn.BatchNorm1d: ("num_features",), nn.BatchNorm2d: ("num_features",)}
+# ---------------------------------------------------------------- loading
 
 
-def _module_config(model: nn.Module) -> dict:
-    """Shape attributes of layers (channel pruning changes them)."""
-    out = {}
-    for name, mod in model.named_modules():
-        attrs = _CONFIG_ATTRS.get(type(mod))
-        if attrs:
-            out[name] = {a: int(getattr(mod, a)) for a in attrs}
-    return out
+def _check_modules(where: str, model: nn.Module, modules: Any, zoo_name: str) -> None:
+    """Apply the manifest's shape attributes to ``model`` after checking each one."""
+    if not isinstance(modules, dict):
+        raise FormatError(f"{where}: manifest 'modules' should be a dict, got {type(modules).__name__}")
+    for name, cfg in modules.items():
+        try:
+            mod = model.get_submodule(name) if isinstance(name, str) and name else None
+        except AttributeError:
+            mod = None
+        allowed = _CONFIG_ATTRS.get(type(mod), ())
+        if not allowed:
+            raise FormatError(f"{where}: manifest 'modules' names {name!r}, which is not a "
+                              f"Linear/Conv/BatchNorm module of {zoo_name}")
+        if not isinstance(cfg, dict) or not cfg:
+            raise FormatError(f"{where}: manifest 'modules' entry {name!r} should be a non-empty dict")
+        for a, v in cfg.items():
+            if a not in allowed:
+                raise FormatError(f"{where}: manifest 'modules' sets {name}.{a}; allowed: "
+                                  f"{', '.join(allowed)}")
+            if type(v) is not int or v < 1:
+                raise FormatError(f"{where}: manifest 'modules' sets {name}.{a} = {v!r}, "
+                                  f"expected an int >= 1")
+            setattr(mod, a, v)
+
+
+def _manifest(where: str, manifest: Any) -> dict:
+    if not isinstance(manifest, dict) or manifest.get("prunebench_model_file") != FILE_VERSION:
+        got = manifest.get("prunebench_model_file") if isinstance(manifest, dict) else None
+        raise FormatError(f"{where}: manifest prunebench_model_file={got!r}, expected "
+                          f"{FILE_VERSION} (not a prunebench model file of this version)")
+    if manifest.get("values") not in VALUE_CHOICES:
+        raise FormatError(f"{where}: manifest values={manifest.get('values')!r}, expected one "
+                          f"of {', '.join(VALUE_CHOICES)}")
+    for key in ("fallbacks", "modules", "info"):
+        if not isinstance(manifest.get(key, {}), dict):
+            raise FormatError(f"{where}: manifest {key!r} should be a dict")
+    if not all(isinstance(v, str) for v in manifest.get("fallbacks", {}).values()):
+        raise FormatError(f"{where}: manifest 'fallbacks' should map layers to reasons (strings)")
+    return manifest
 
 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    """Rebuild the model stored in ``path`` (no pickle) and return (model, manifest).
+    """Rebuild the model stored in ``path`` (no pickle) and return (model in eval mode,
+    manifest).
 
-    Every array is validated by the container loader; here the manifest is checked against
-    the architecture, and each error names the tensor and the problem."""
+    Every array is validated by the container loader; here every tensor is checked against
+    the architecture (names, shapes, dtypes, value encoding), and finally the model must run
+    on an example input. Each error is a FormatError naming the file, the layer or tensor and
+    the problem."""
     from .. import zoo
 
-    layers, extra, manifest = load_container(path)
     where = f"file {path}"
-    if not isinstance(manifest, dict) or manifest.get("prunebench_model_file") != FILE_VERSION:
-        raise FormatError(f"{where}: not a prunebench model file (manifest lacks "
-                          f"prunebench_model_file={FILE_VERSION})")
+    layers, extra, manifest = load_container(path)
+    manifest = _manifest(where, manifest)
+    name = manifest.get("model")
     try:
-        spec = zoo.get_spec(manifest["model"])
-    except (BadInputError, KeyError) as e:
+        spec = zoo.get_spec(name)
+    except BadInputError as e:
         raise FormatError(f"{where}: manifest names an unknown model: {e}") from None
-    model = spec.build()
-    for name, cfg in manifest.get("modules", {}).items():
-        try:
-            mod = model.get_submodule(name)
-        except AttributeError:
-            raise FormatError(f"{where}: manifest names module {name!r}, which "
-                              f"{manifest['model']} does not have") from None
-        for a, v in cfg.items():
-            setattr(mod, a, int(v))
+    model = _build(name)
+    _check_modules(where, model, manifest.get("modules", {}), name)
+    values = manifest["values"]
+    shapes = _expected_shapes(model)
+    ref_state = model.state_dict()
     matrices = _weight_matrices(model)
-    shapes = manifest.get("state", {})
-    state: dict[str, torch.Tensor] = {}
+
+    state: dict[str, np.ndarray] = {}
+    stray = sorted(set(layers) - set(matrices))
+    if stray:
+        raise FormatError(f"{where}: layer {stray[0]!r} is not a weight matrix of {name} "
+                          f"(its weight matrices: {', '.join(matrices)})")
     gate_parts: dict[str, list] = {}
     for lname, (pname, g, gates) in matrices.items():
         if lname not in layers:
             raise FormatError(f"{where}: layer {lname!r} is missing")
-        gate_parts.setdefault(pname, [None] * gates)[g] = layers[lname].to_dense()
+        fmt, shape = layers[lname], shapes[pname]
+        want = (shape[0] // gates, int(np.prod(shape[1:])))
+        if fmt.shape != want:
+            of = f" (of {pname} {list(shape)})" if tuple(shape) != want else ""
+            raise FormatError(f"{where}, layer {lname!r}: shape {list(fmt.shape)}, but {name} "
+                              f"needs {list(want)}{of}")
+        if fmt.values != values:
+            raise FormatError(f"{where}, layer {lname!r}: values {fmt.values!r}, but the "
+                              f"manifest says {values!r}")
+        gate_parts.setdefault(pname, [None] * gates)[g] = fmt.to_dense()
     for pname, parts in gate_parts.items():
-        state[pname] = torch.from_numpy(np.concatenate(parts, axis=0))
-    for k, a in extra.items():
-        state[k] = torch.from_numpy(np.array(a))
-    ref = model.state_dict()
-    if set(state) != set(ref):
-        missing, unexpected = set(ref) - set(state), set(state) - set(ref)
-        raise FormatError(f"{where}: tensors do not match {manifest['model']}: missing "
-                          f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}")
-    for k, t in state.items():
-        want = shapes.get(k)
-        if want is None:
-            raise FormatError(f"{where}: tensor {k!r} has no shape in the manifest")
-        if t.numel() != int(np.prod(want)):
-            raise FormatError(f"{where}: tensor {k!r} holds {t.numel()} values, manifest "
-                              f"shape {want} needs {int(np.prod(want))}")
-        t = t.reshape(want)
-        if ref[k].is_floating_point():
-            t = t.to(ref[k].dtype)
+        state[pname] = np.concatenate(parts, axis=0).reshape(shapes[pname])
+
+    groups = _extra_groups(ref_state, set(gate_parts), values)
+    unexpected = sorted(set(extra) - set(groups))
+    if unexpected:
+        raise FormatError(f"{where}: unexpected tensor extra::{unexpected[0]} (expected "
+                          f"{', '.join('extra::' + g for g in groups) or 'none'})")
+    for dtype, names in groups.items():
+        holds = f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+        if dtype not in extra:
+            raise FormatError(f"{where}: tensor extra::{dtype} is missing (it holds {holds})")
+        a = extra[dtype]
+        sizes = [int(np.prod(shapes[k])) for k in names]
+        if a.dtype.name != dtype or a.ndim != 1 or len(a) != sum(sizes):
+            raise FormatError(f"{where}: tensor extra::{dtype} is {a.dtype} {list(a.shape)}, "
+                              f"expected {dtype} [{sum(sizes)}] for {holds}")
+        for k, part in zip(names, np.split(a, np.cumsum(sizes)[:-1])):
+            state[k] = part.reshape(shapes[k])
+
+    for k, a in state.items():
+        t = torch.from_numpy(np.array(a))
+        if ref_state[k].is_floating_point():
+            t = t.to(ref_state[k].dtype)
         _assign(model, k, t)
-    if any(isinstance(m, (nn.GRU, nn.LSTM, nn.RNN)) for m in model.modules()):
-        for m in model.modules():
-            if isinstance(m, (nn.GRU, nn.LSTM, nn.RNN)):
-                m.flatten_parameters()
-    return model.eval(), manifest
+    for m in model.modules():
+        if isinstance(m, nn.RNNBase):
+            m.flatten_parameters()
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(spec.example_input(1))
+    except Exception as e:   # shapes that agree per layer but not between layers
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise FormatError(f"{where}: the stored {name} does not run: {msg}") from None
+    return model, manifest
 
 
 def _assign(model: nn.Module, key: str, t: torch.Tensor) -> None:
@@ -213,8 +405,37 @@ def _assign(model: nn.Module, key: str, t: torch.Tensor) -> None:
                 cur.copy_(t)
         else:
             setattr(mod, attr, nn.Parameter(t.clone(), requires_grad=cur.requires_grad))
+    elif cur.shape == t.shape:
+        cur.copy_(t)
     else:
-        if cur.shape == t.shape:
-            cur.copy_(t)
-        else:
-            mod._buffers[attr] = t.clone()
+        mod._buffers[attr] = t.clone()
+
+
+# ---------------------------------------------------------------- inspection
+
+
+def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
+    """Validate a model file like :func:`load_model` and report its bytes.
+
+    Returns :func:`prunebench.formats.inspect_container`'s dict with, per layer, ``why`` (the
+    format was requested, or why the layer is dense instead) and ``sparsity`` (zeros of the
+    decoded matrix), plus ``model``, ``values``, ``lossless`` (fp32 values and lossless
+    layouts), ``dense_file_bytes`` (the zoo architecture's state dict as a dense fp32
+    safetensors file, what ``pack`` compares against) and ``compression_ratio``.
+    """
+    from ..measure import state_file_bytes
+
+    model, _ = load_model(path)
+    info = inspect_container(path)
+    man = info["manifest"]
+    fallbacks = man.get("fallbacks", {})
+    params = dict(model.named_parameters())
+    for lname, (pname, g, gates) in _weight_matrices(model).items():
+        lay = info["layers"][lname]
+        lay["why"] = fallbacks.get(lname, "requested")
+        lay["sparsity"] = float((_matrix(params[pname], g, gates) == 0).mean())
+    info["model"], info["values"] = man["model"], man["values"]
+    info["lossless"] = man["values"] == "fp32" and all(v["lossless"] for v in info["layers"].values())
+    info["dense_file_bytes"] = state_file_bytes(_build(man["model"]))
+    info["compression_ratio"] = info["dense_file_bytes"] / info["file_bytes"]
+    return info
