@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PRUNEBENCH_CACHE ?= $(CURDIR)/.cache/prunebench
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean chromium
 
 setup: $(STAMP)
 
@@ -16,10 +16,18 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m prunebench demo
+	$(PY) -m prunebench study default
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+test: $(STAMP) chromium
+	PRUNEBENCH_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+
+# The report tests open the HTML page in headless Chromium (Debian's package; needs root the
+# first time). Installed only when missing.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

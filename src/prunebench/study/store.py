@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import BadInputError, StoreError
 
 APP_ID = "prunebench"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,10 +44,37 @@ CREATE UNIQUE INDEX IF NOT EXISTS results_job ON results(job_hash, machine_id)
     WHERE job_hash IS NOT NULL;
 """
 
+# Schema 2 (studies): the value encoding and pruning scope of a result get columns of their own,
+# and jobs a study skips (an engine that cannot run a format, a method that does not fit a
+# model) are recorded with the reason in ``skipped`` instead of being silently dropped.
+SCHEMA_V2 = """
+ALTER TABLE results ADD COLUMN value_encoding TEXT;
+ALTER TABLE results ADD COLUMN scope TEXT;
+CREATE TABLE IF NOT EXISTS skipped (
+    job_hash TEXT NOT NULL,
+    machine_id TEXT NOT NULL,
+    created TEXT NOT NULL,
+    stage TEXT NOT NULL CHECK (stage IN ('static', 'runtime')),
+    kind TEXT NOT NULL,
+    model TEXT,
+    method TEXT,
+    sparsity REAL,
+    format TEXT,
+    engine TEXT,
+    batch INTEGER,
+    seed INTEGER,
+    reason TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    PRIMARY KEY (job_hash, machine_id)
+);
+"""
+SKIP_COLUMNS = ("job_hash", "stage", "kind", "model", "method", "sparsity", "format", "engine",
+                "batch", "seed", "reason", "spec")
+
 COLUMNS = ("job_hash", "kind", "status", "reason", "model", "method", "sparsity", "format",
            "engine", "batch", "threads", "seed", "code_version", "p50_ms", "p90_ms", "p99_ms",
            "mean_ms", "iqr_ms", "throughput", "param_bytes", "file_bytes", "peak_rss_bytes",
-           "accuracy")
+           "accuracy", "value_encoding", "scope")
 JSON_COLUMNS = ("spec", "samples", "extra")
 
 
@@ -94,21 +121,47 @@ class Store:
             meta = dict(self.conn.execute("SELECT key, value FROM meta"))
             if meta.get("app") != APP_ID:
                 raise StoreError(f"database: {self.path!r} is not a prunebench database")
-            if int(meta.get("schema_version", 0)) > SCHEMA_VERSION:
+            version = int(meta.get("schema_version", 0))
+            if version > SCHEMA_VERSION:
                 raise StoreError(f"database: {self.path!r} has schema version "
                                  f"{meta['schema_version']}, newer than this prunebench "
                                  f"({SCHEMA_VERSION}); upgrade prunebench")
+            if version < SCHEMA_VERSION:
+                self._migrate(version)
             return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            for stmt in SCHEMA.strip().split(";"):
+            for stmt in (SCHEMA + SCHEMA_V2).strip().split(";"):
                 if stmt.strip():
                     self.conn.execute(stmt)
             self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
                                   [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))])
             self.conn.execute("COMMIT")
         except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        """Undo the open transaction, if any. A Ctrl-C raised right after COMMIT returned finds
+        no transaction: rolling back then would replace the KeyboardInterrupt with an
+        OperationalError (and a caller would take the stored row for a failed one)."""
+        if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+
+    def _migrate(self, version: int) -> None:
+        """Bring a schema-1 database to schema 2 in one transaction (its rows are kept)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            now = dict(self.conn.execute("SELECT key, value FROM meta"))
+            if int(now.get("schema_version", 0)) < 2:  # another process may have migrated it
+                for stmt in SCHEMA_V2.strip().split(";"):
+                    if stmt.strip():
+                        self.conn.execute(stmt)
+                self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                                  (str(SCHEMA_VERSION),))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
             raise
 
     # -- writing -------------------------------------------------------------------------
@@ -135,7 +188,7 @@ class Store:
                 f"VALUES ({', '.join('?' for _ in cols)})", [values[c] for c in cols])
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
         return cur.lastrowid if cur.rowcount else None
 
@@ -151,6 +204,79 @@ class Store:
                     d[c] = json.loads(d[c])
             out.append(d)
         return out
+
+    def add_skipped(self, rows: list[dict], fingerprint: dict) -> int:
+        """Record skipped jobs (keys of :data:`SKIP_COLUMNS`) in one transaction, replacing an
+        earlier record of the same job on this machine. Returns how many were written."""
+        if not rows:
+            return 0
+        created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        values = []
+        for r in rows:
+            unknown = set(r) - set(SKIP_COLUMNS)
+            if unknown:
+                raise ValueError(f"unknown skipped fields: {sorted(unknown)}")
+            v = {c: r.get(c) for c in SKIP_COLUMNS}
+            v["spec"] = json.dumps(v["spec"] or {}, sort_keys=True)
+            values.append([v[c] for c in SKIP_COLUMNS] + [fingerprint["id"], created])
+        cols = list(SKIP_COLUMNS) + ["machine_id", "created"]
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("INSERT OR IGNORE INTO machines VALUES (?, ?)",
+                              (fingerprint["id"], json.dumps(fingerprint, sort_keys=True)))
+            self.conn.executemany(
+                f"INSERT OR REPLACE INTO skipped ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' for _ in cols)})", values)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        return len(values)
+
+    def skipped_rows(self, where: str = "", params: tuple = ()) -> list[dict]:
+        cur = self.conn.execute(f"SELECT * FROM skipped {where} ORDER BY rowid", params)
+        names = [d[0] for d in cur.description]
+        out = []
+        for r in cur:
+            d = dict(zip(names, r))
+            d["spec"] = json.loads(d["spec"])
+            out.append(d)
+        return out
+
+    def job_status(self, machine_id: str) -> dict[str, str]:
+        """{job_hash: 'ok' | 'failed' | 'skipped-static' | 'skipped-runtime'} of this machine's
+        jobs (a stored result wins over a skip record)."""
+        out = {h: "skipped-" + stage for h, stage in self.conn.execute(
+            "SELECT job_hash, stage FROM skipped WHERE machine_id=?", (machine_id,))}
+        out.update(self.conn.execute(
+            "SELECT job_hash, status FROM results WHERE machine_id=? AND job_hash IS NOT NULL",
+            (machine_id,)))
+        return out
+
+    def forget(self, job_hashes: list[str], machine_id: str, *, results: bool = False,
+               skipped: bool = True) -> int:
+        """Delete this machine's skip records (and, with ``results``, result rows) of
+        ``job_hashes`` in one transaction, e.g. to retry failed jobs. Returns rows deleted."""
+        n = 0
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            for h in job_hashes:
+                if skipped:
+                    n += self.conn.execute("DELETE FROM skipped WHERE job_hash=? AND machine_id=?",
+                                           (h, machine_id)).rowcount
+                if results:
+                    n += self.conn.execute("DELETE FROM results WHERE job_hash=? AND machine_id=?",
+                                           (h, machine_id)).rowcount
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        return n
+
+    def kind_timings(self) -> dict[tuple[str, str], float]:
+        """Median seconds per job of each (kind, model), from ``extra.elapsed_s`` of stored
+        rows: what a study's time estimate learns from earlier runs."""
+        return _median_timings(self.conn)
 
     def machines(self) -> dict[str, dict]:
         return {k: json.loads(v) for k, v in self.conn.execute("SELECT * FROM machines")}
@@ -213,3 +339,49 @@ def export_rows(rows: list[dict], path: str | Path, kind: str) -> None:
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise BadInputError(f"--{kind}: cannot write {str(p)!r}: {e.strerror}") from None
+
+
+def peek(path: str | Path, machine_id: str) -> tuple[dict[str, str], dict[tuple[str, str], float]]:
+    """Job statuses and per-(kind, model) timings of a database, read without writing anything
+    (no schema created or migrated): what ``study --dry-run`` needs. A missing file gives two
+    empty dicts; a file that is not a prunebench database raises StoreError."""
+    p = Path(path)
+    if not p.exists() or p.stat().st_size == 0:
+        return {}, {}
+    if p.is_dir():
+        raise BadInputError(f"database: {str(p)!r} is a directory, expected a file")
+    _check_header(p)
+    try:
+        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=30)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"database: {str(p)!r} cannot be read: {e}") from None
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" not in tables or dict(conn.execute("SELECT key, value FROM meta")).get(
+                "app") != APP_ID:
+            raise StoreError(f"database: {str(p)!r} was written by another program; "
+                             "choose another path")
+        status: dict[str, str] = {}
+        if "skipped" in tables:
+            status.update((h, "skipped-" + s) for h, s in conn.execute(
+                "SELECT job_hash, stage FROM skipped WHERE machine_id=?", (machine_id,)))
+        status.update(conn.execute("SELECT job_hash, status FROM results WHERE machine_id=? "
+                                   "AND job_hash IS NOT NULL", (machine_id,)))
+        return status, _median_timings(conn)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"database: {str(p)!r} cannot be read: {e}") from None
+    finally:
+        conn.close()
+
+
+def _median_timings(conn: sqlite3.Connection) -> dict[tuple[str, str], float]:
+    acc: dict[tuple[str, str], list[float]] = {}
+    for kind, model, extra in conn.execute(
+            "SELECT kind, model, extra FROM results WHERE extra IS NOT NULL"):
+        try:
+            e = json.loads(extra).get("elapsed_s")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(e, (int, float)):
+            acc.setdefault((kind, model), []).append(float(e))
+    return {k: sorted(v)[len(v) // 2] for k, v in acc.items()}

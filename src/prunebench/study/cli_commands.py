@@ -1,0 +1,108 @@
+"""Plain functions behind ``prunebench study`` and ``prunebench report`` (the Typer wrappers
+live in :mod:`prunebench.cli`). They print to stdout/stderr and return the JSON document they
+printed; errors are raised as :class:`~prunebench.errors.PrunebenchError` (exit 2) and Ctrl-C
+as KeyboardInterrupt (exit 130)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import BadInputError
+
+
+def _emit(doc: dict) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = False,
+                  as_json: bool = False, retry_failed: bool = False,
+                  progress: bool | None = None) -> dict:
+    """``prunebench study [SPEC] [--out DIR] [--dry-run] [--json] [--retry-failed]``.
+
+    SPEC is a YAML file or a built-in study (default, smoke, full; none means default).
+    ``--dry-run`` validates the spec, prints the job count and the estimated time, and writes
+    nothing. Otherwise the study runs (resuming what ``OUT/results.sqlite`` holds) and writes
+    ``OUT/report.html`` and ``OUT/report.md``; ``--json`` then prints the summary (jobs, done,
+    skipped, failed, database, report, ...)."""
+    from .runner import run_study
+    from .spec import load_spec
+
+    s = load_spec(spec)
+    outp = Path(out)
+    if dry_run:
+        doc = dry_run_summary(s, outp)
+        if as_json:
+            _emit(doc)
+        else:
+            kinds = ", ".join(f"{k} {v}" for k, v in doc["pending_by_kind"].items())
+            print(f"study {s.name}: {doc['jobs']} jobs ({doc['skipped']} skipped by rule, "
+                  f"{doc['stored']} already stored in {doc['database']}); "
+                  f"{doc['pending']} to run ({kinds}); estimated {_minutes(doc['estimated_s'])}"
+                  f" ({doc['estimate_basis']})")
+        return doc
+    show = (not as_json) if progress is None else progress
+    # run_study checks the grid and the output folder before it writes anything
+    summary = run_study(s, outp, progress=show and sys.stderr.isatty(),
+                        retry_failed=retry_failed)
+    if as_json:
+        _emit(summary)
+    else:
+        print(f"study {s.name}: {summary['jobs']} jobs: {summary['done']} done, "
+              f"{summary['failed']} failed, {summary['skipped']} skipped; ran "
+              f"{summary['ran']} now in {_minutes(summary['wall_s'])}; database "
+              f"{summary['database']}; report {summary['report'] or summary.get('report_error')}")
+    return summary
+
+
+def dry_run_summary(spec, out: Path) -> dict:
+    """Job counts and estimated seconds, reading (never writing) ``OUT/results.sqlite``."""
+    from ..measure import fingerprint
+    from .estimate import Estimator
+    from .runner import DB_NAME, plan_jobs
+    from .store import peek
+
+    jobs = plan_jobs(spec)
+    db = out / DB_NAME
+    status, timings = peek(db, fingerprint()["id"])
+    static = [j for j in jobs if j.skip]
+    pending = [j for j in jobs if not j.skip
+               and status.get(j.hash) not in ("ok", "failed", "skipped-runtime")]
+    est = Estimator(spec, timings)
+    by_kind: dict[str, int] = {}
+    for j in pending:
+        by_kind[j.kind] = by_kind.get(j.kind, 0) + 1
+    return {"study": spec.name, "jobs": len(jobs), "skipped": len(static),
+            "stored": len(jobs) - len(static) - len(pending), "pending": len(pending),
+            "pending_by_kind": by_kind, "estimated_s": est.total_s(pending),
+            "estimate_basis": ("stored timings and cost constants" if timings
+                               else "cost constants"),
+            "database": str(db)}
+
+
+def report_command(db: str = "runs/results.sqlite", output: str | None = None,
+                   as_json: bool = False) -> dict:
+    """``prunebench report [DB] [-o FILE.html] [--json]``: write the HTML report (and a
+    Markdown summary beside it, same name with .md) from a results database. The default
+    output is ``report.html`` next to the database."""
+    from ..report import write_report
+
+    dbp = Path(db)
+    if not dbp.exists():
+        raise BadInputError(f"database: {db!r} does not exist")
+    target = Path(output) if output else dbp.with_name("report.html")
+    paths = write_report(dbp, target)
+    doc = {"database": str(dbp), "report": str(paths["html"]),
+           "markdown": str(paths["markdown"]), "findings": paths["findings"]}
+    if as_json:
+        _emit(doc)
+    else:
+        print(f"report: {paths['html']} (summary {paths['markdown']})")
+        for f in paths["findings"]:
+            print(f"- {f}")
+    return doc
+
+
+def _minutes(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{seconds:.1f} s"

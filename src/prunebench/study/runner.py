@@ -1,0 +1,481 @@
+"""Run a study: expand the spec into jobs, skip what the database already holds, and run the
+rest one at a time, each result written in its own transaction.
+
+Resuming is the same as running: a job whose hash is stored for this machine (ok or failed, or
+skipped at run time) is not run again, so a study killed at any point (Ctrl-C, SIGKILL, a power
+cut) finishes with exactly the rows of an uninterrupted run when started again. Pruned models
+are cached as model files under ``OUT/models/<prune job hash>.pbm`` so a resumed study does not
+prune again; dense checkpoints live in the zoo cache.
+"""
+from __future__ import annotations
+
+import itertools
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import BadInputError
+from . import stages
+from .estimate import Estimator
+from .jobs import Job, check_nonempty, expand
+from .spec import Spec
+from .store import Store, check_writable
+
+DB_NAME = "results.sqlite"
+REPORT_NAME = "report.html"
+
+
+def plan_jobs(spec: Spec) -> list[Job]:
+    """The study's jobs, without duplicates, in run order."""
+    jobs, seen = [], set()
+    for j in expand(spec):
+        if j.hash not in seen:
+            seen.add(j.hash)
+            jobs.append(j)
+    check_nonempty(spec, jobs)
+    return jobs
+
+
+def check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out: {str(out)!r} is a file, expected a directory")
+    check_writable(out / DB_NAME)
+
+
+def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
+              retry_failed: bool = False, report: bool = True) -> dict:
+    """Run ``spec`` with results in ``OUT/results.sqlite`` and the report in ``OUT/report.html``.
+
+    Returns the summary: jobs, done (ok rows), failed, skipped, ran (jobs run now), database,
+    report, wall_s. Ctrl-C stops between two transactions: the message says how many rows this
+    run stored, and KeyboardInterrupt propagates (the CLI exits 130)."""
+    from ..measure import fingerprint
+
+    out = Path(out)
+    jobs = plan_jobs(spec)
+    check_out_dir(out)
+    t0 = time.perf_counter()
+    fp = fingerprint()
+    db = out / DB_NAME
+    threads_before = torch.get_num_threads()
+    display = _Display(progress)
+    ex = None
+    try:
+        with Store(db) as store:
+            status = store.job_status(fp["id"])
+            if retry_failed:
+                again = [j.hash for j in jobs if status.get(j.hash) == "failed"]
+                store.forget(again, fp["id"], results=True)
+                status = store.job_status(fp["id"])
+            stale = [j.hash for j in jobs
+                     if j.skip is None and status.get(j.hash) == "skipped-static"]
+            store.forget(stale, fp["id"])
+            store.add_skipped([_skip_record(j, j.skip, "static") for j in jobs
+                               if j.skip and status.get(j.hash) not in ("ok", "failed")], fp)
+            status = store.job_status(fp["id"])
+            pending = [j for j in jobs if j.skip is None
+                       and status.get(j.hash) not in ("ok", "failed", "skipped-runtime")]
+            est = Estimator(spec, store.kind_timings())
+            ex = _Executor(spec, store, fp, out, display, est, jobs)
+            display.start(len(pending), est.total_s(pending))
+            ex.run(pending)
+            display.stop()
+            status = store.job_status(fp["id"])
+    except KeyboardInterrupt:
+        display.stop()
+        stored = ex.stored if ex is not None else 0
+        print(f"prunebench: study interrupted; {stored} result(s) of this run are in {db} "
+              f"(every row complete); run the same command again to resume", file=sys.stderr)
+        raise
+    finally:
+        torch.set_num_threads(threads_before)
+        shutil.rmtree(out / ".work", ignore_errors=True)
+
+    summary = summarize(spec, jobs, status, db)
+    summary["ran"] = ex.ran
+    summary["report"] = None
+    if report:
+        from ..report import write_report
+
+        try:
+            paths = write_report(db, out / REPORT_NAME)
+            summary["report"] = str(paths["html"])
+            summary["report_markdown"] = str(paths["markdown"])
+        except BadInputError as e:
+            summary["report_error"] = str(e)
+        except KeyboardInterrupt:
+            print(f"prunebench: interrupted while writing the report; every result is in {db} "
+                  "and `prunebench report` writes the report from it", file=sys.stderr)
+            raise
+    summary["wall_s"] = time.perf_counter() - t0
+    return summary
+
+
+def summarize(spec: Spec, jobs: list[Job], status: dict[str, str], db: Path) -> dict:
+    counts = {"ok": 0, "failed": 0, "skipped": 0, "pending": 0}
+    by_kind: dict[str, dict[str, int]] = {}
+    for j in jobs:
+        s = status.get(j.hash)
+        s = "skipped" if (s or "").startswith("skipped") else (s or "pending")
+        counts[s] += 1
+        by_kind.setdefault(j.kind, {"ok": 0, "failed": 0, "skipped": 0, "pending": 0})[s] += 1
+    return {"study": spec.name, "jobs": len(jobs), "done": counts["ok"],
+            "failed": counts["failed"], "skipped": counts["skipped"],
+            "pending": counts["pending"], "by_kind": by_kind, "database": str(db)}
+
+
+def _skip_record(job: Job, reason: str, stage: str) -> dict:
+    return {"job_hash": job.hash, "stage": stage, "kind": job.kind, "model": job.model,
+            "method": job.method_label, "sparsity": job.sparsity, "format": job.format,
+            "engine": job.engine, "batch": job.batch, "seed": job.seed, "reason": reason,
+            "spec": job.key}
+
+
+def _one_line(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".replace("\n", " ")
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+class _Executor:
+    def __init__(self, spec: Spec, store: Store, fp: dict, out: Path, display: "_Display",
+                 est: Estimator, all_jobs: list[Job]):
+        self.spec, self.store, self.fp, self.out = spec, store, fp, out
+        self.display, self.est = display, est
+        self.prune_jobs = {j.hash: j for j in all_jobs if j.kind == "prune"}
+        self.ran = 0
+        self.stored = 0
+        self.models_dir = out / "models"
+        self.work = out / ".work"
+        self._dense_key = None
+        self._dense = None
+        self._datasets: dict = {}
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def _store(self, row: dict) -> None:
+        row.setdefault("code_version", self.fp.get("git_commit"))
+        if self.store.add(row, self.fp) is not None:
+            self.stored += 1
+
+    def _skip(self, job: Job, reason: str) -> None:
+        self.store.add_skipped([_skip_record(job, reason, "runtime")], self.fp)
+
+    def _begin(self, job: Job) -> None:
+        self.display.job(job.describe())
+
+    def _end(self, job: Job) -> None:
+        self.ran += 1
+        self.display.advance(self.est.job_s(job))
+
+    # -- models ----------------------------------------------------------------------------
+    def dense(self, model: str, seed: int):
+        """(net, data, init_state) of the trained (or randomly initialised) dense model."""
+        from .. import zoo
+
+        if self._dense_key != (model, seed):
+            self._dense = None  # free the previous model first
+            spec = zoo.get_spec(model)
+            train_s = self.est.train_s(model, seed)
+            if train_s:
+                self.display.job(f"train {model} seed {seed} (not cached, ~{train_s:.0f} s)")
+            net, data, init = zoo.load(model, trained=spec.trained, seed=seed, return_init=True)
+            self.display.advance(train_s, job=False)
+            self._dense_key, self._dense = (model, seed), (net, data, init)
+        return self._dense
+
+    def pruned(self, pj: Job, run_prune: bool) -> tuple[str, Any]:
+        """('ok', model) | ('failed', reason) | ('skipped', reason) for prune job ``pj``;
+        runs it (and stores its row) when ``run_prune``."""
+        if not run_prune:
+            st = self.store.job_status(self.fp["id"]).get(pj.hash)
+            if st == "failed":
+                rows = self.store.rows("WHERE job_hash=? AND machine_id=?",
+                                       (pj.hash, self.fp["id"]))
+                return "failed", f"its prune job failed: {rows[0]['reason'] if rows else '?'}"
+            if st == "skipped-runtime" or pj.skip:
+                rec = self.store.skipped_rows("WHERE job_hash=? AND machine_id=?",
+                                              (pj.hash, self.fp["id"]))
+                return "skipped", rec[0]["reason"] if rec else pj.skip
+            cached = stages.load_pruned(self.models_dir / f"{pj.hash}.pbm")
+            if cached is not None:
+                return "ok", cached
+        net, data, init = self.dense(pj.model, pj.seed)
+        if run_prune:
+            self._begin(pj)
+        t0 = time.perf_counter()
+        try:
+            model, row = stages.prune_job(pj, net, data, init)
+        except stages.Skip as e:
+            if run_prune:
+                self._skip(pj, str(e))
+                self._end(pj)
+            return "skipped", str(e)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - stored as a failed row, the study goes on
+            reason = _one_line(e)
+            if run_prune:
+                self._store(stages.failed_row(pj, reason, {"elapsed_s": time.perf_counter() - t0}))
+                self._end(pj)
+            return "failed", f"its prune job failed: {reason}"
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        stages.cache_pruned(self.models_dir / f"{pj.hash}.pbm", model, pj)
+        if run_prune:
+            self._store(row)
+            self._end(pj)
+        return "ok", model
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self, pending: list[Job]) -> None:
+        quant = [j for j in pending if j.kind in ("quant", "quant-latency")]
+        rest = [j for j in pending if j.kind not in ("quant", "quant-latency")]
+        for _, group in itertools.groupby(rest, key=lambda j: (j.model, j.seed)):
+            for ph, deps in itertools.groupby(group, key=lambda j: j.prune or j.hash):
+                deps = list(deps)
+                pj = self.prune_jobs[ph]
+                run_prune = deps[0] is pj
+                others = deps[1:] if run_prune else deps
+                state, value = self.pruned(pj, run_prune)
+                if state != "ok":
+                    for j in others:
+                        self._begin(j)
+                        if state == "skipped":
+                            self._skip(j, value)
+                        else:
+                            self._store(stages.failed_row(j, value))
+                        self._end(j)
+                    continue
+                self.run_dependents(value, others)
+        for j in quant:
+            self.run_quant(j)
+
+    def run_dependents(self, model, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        data = self._data_of(jobs[0])
+        self.work.mkdir(parents=True, exist_ok=True)
+        accuracy_cache: dict = {}
+        ref = _Inputs(jobs[0].model, data, self.spec)
+        compiled: dict[tuple, Any] = {}
+        for j in jobs:
+            self._begin(j)
+            t0 = time.perf_counter()
+            try:
+                if j.kind == "size":
+                    opts = j.key["format_options"]
+                    row = stages.size_job(j, model, data, self.work, opts, accuracy_cache)
+                elif j.kind == "latency":
+                    row = self.latency(j, model, data, ref, compiled)
+                else:
+                    row = self.profile(j, model, data, ref, compiled)
+                if row.get("status") == "ok":
+                    row["extra"].setdefault("elapsed_s", time.perf_counter() - t0)
+                self._store(row)
+            except stages.Skip as e:
+                self._skip(j, str(e))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:  # noqa: BLE001
+                self._store(stages.failed_row(j, _one_line(e),
+                                              {"elapsed_s": time.perf_counter() - t0}))
+            self._end(j)
+        compiled.clear()
+
+    def _compile(self, j: Job, model, compiled: dict):
+        """The engine's callable for ``j`` (cached per engine, format, values and threads for
+        the current pruned model), and the seconds compiling took."""
+        key = (j.engine, j.format, j.values, j.threads)
+        if key not in compiled:
+            t0 = time.perf_counter()
+            try:
+                fn = self._engine_compile(j, model)
+                compiled[key] = ("ok", fn, time.perf_counter() - t0)
+            except stages.Skip as e:
+                compiled[key] = ("skip", str(e), 0.0)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:  # noqa: BLE001
+                compiled[key] = ("failed", f"compile: {_one_line(e)}", 0.0)
+        state, value, seconds = compiled[key]
+        if state == "skip":
+            raise stages.Skip(value)
+        if state == "failed":
+            raise RuntimeError(value)
+        return value, seconds
+
+    def _data_of(self, j: Job):
+        """The dataset of ``j``'s model, or None for a latency-only model (datasets are
+        loaded once; a resumed study with cached pruned models never loads the dense one)."""
+        from .. import zoo
+
+        name = zoo.get_spec(j.model).dataset
+        if name is None:
+            return None
+        if name not in self._datasets:
+            if self._dense is not None and self._dense[1] is not None \
+                    and self._dense[1].name == name:
+                self._datasets[name] = self._dense[1]
+            else:
+                self._datasets[name] = zoo.load_dataset(name)
+        return self._datasets[name]
+
+    def _engine_compile(self, j: Job, model):
+        """Compile with the job's format on the pruned layers only (the others stay dense):
+        engines built on :mod:`prunebench.runtime` take the per-module plan; an engine that
+        takes only a format name gets the name. The format is forced (``keep_smaller``
+        False) so the job measures the format, not a planner's choice; a layer an engine
+        cannot serve in it stays dense (``fallback="dense"``) and the row says how many did."""
+        from .. import engines
+        from ..errors import BadInputError
+
+        torch.set_num_threads(j.threads)
+        # engines that trace (onnxruntime) build at compile time with it, so that building is
+        # counted as compiling, not as the first verified call
+        example = stages.inputs(j.model, self._data_of(j), 1)
+        if j.format == "dense":
+            try:
+                return engines.compile(model, j.engine, "dense", values=j.values,
+                                       threads=j.threads, example_input=example)
+            except BadInputError as e:
+                raise stages.Skip(f"engine {j.engine}: {e}") from None
+        opts = {k: tuple(v) if isinstance(v, list) else v
+                for k, v in j.key.get("format_options", {}).items()}
+        plan = {m: j.format for m in stages.selected_modules(model, j.plan.layers)}
+        try:
+            return engines.compile(model, j.engine, plan, values=j.values, threads=j.threads,
+                                   keep_smaller=False, fallback="dense", example_input=example,
+                                   **opts)
+        except BadInputError as first:
+            try:
+                return engines.compile(model, j.engine, j.format, values=j.values,
+                                       threads=j.threads, keep_smaller=False,
+                                       example_input=example, **opts)
+            except BadInputError as e:
+                raise stages.Skip(f"engine {j.engine} with format {j.format}: {e}"
+                                  + ("" if str(e) == str(first) else f" (with a per-layer "
+                                     f"plan: {first})")) from None
+
+    def latency(self, j: Job, model, data, ref: "_Inputs", compiled: dict) -> dict:
+        fn, compile_s = self._compile(j, model, compiled)
+        x, y = ref.for_batch(j.batch)
+        try:
+            numbers = stages.verify(fn, model, x, y, j.values, j.batch)
+        except stages.VerifyFailed as e:
+            return stages.failed_row(j, f"verification: {e}", {"verify": e.numbers})
+        xt = stages.inputs(j.model, data, j.batch)
+        m = stages.time_call(fn, xt, j.batch, j.threads, self.spec.measure,
+                             f"{j.model} {j.engine} {j.format}")
+        return stages.latency_row(j, m, numbers, {"compile_s": compile_s,
+                                                  "latency_only": data is None,
+                                                  "plan": stages.plan_summary(fn, j.format)})
+
+    def profile(self, j: Job, model, data, ref: "_Inputs", compiled: dict) -> dict:
+        fn, _ = self._compile(j, model, compiled)
+        xv, yv = ref.for_batch(j.batch)
+        try:  # a profile is a timing too: never of a model that computes the wrong thing
+            stages.verify(fn, model, xv, yv, j.values, j.batch)
+        except stages.VerifyFailed as e:
+            return stages.failed_row(j, f"verification: {e}", {"verify": e.numbers})
+        x = stages.inputs(j.model, data, j.batch)
+        prof = stages.profile_layers(fn, x, j.threads, self.spec.measure)
+        row = stages.failed_row(j, "")  # same identifying fields
+        row.update(status="ok", reason=None, p50_ms=prof["total_ms"])
+        row["extra"].update(profile=prof, latency_only=data is None)
+        return row
+
+    def run_quant(self, j: Job) -> None:
+        self._begin(j)
+        t0 = time.perf_counter()
+        try:
+            net, data, _ = self.dense(j.model, j.seed)
+            q, row = stages.quant_job(j, net, data)
+            if j.kind == "quant-latency":
+                x = stages.inputs(j.model, data, j.batch)
+                m = stages.time_call(q, x, j.batch, j.threads, self.spec.measure,
+                                     f"{j.model} int8-dynamic")
+                row = stages.latency_row(j, m, row["extra"]["verify"],
+                                         {"latency_only": False})
+                row["extra"]["method_label"] = "int8-dynamic"
+            row["extra"]["elapsed_s"] = time.perf_counter() - t0
+            self._store(row)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except stages.VerifyFailed as e:
+            self._store(stages.failed_row(j, f"verification: {e}", {"verify": e.numbers}))
+        except Exception as e:  # noqa: BLE001
+            self._store(stages.failed_row(j, _one_line(e),
+                                          {"elapsed_s": time.perf_counter() - t0}))
+        self._end(j)
+
+
+class _Inputs:
+    """Verification inputs (and labels) of a model: ``verify.inputs`` test inputs, at least
+    one full batch; 4 random inputs (or one batch) for latency-only models."""
+
+    def __init__(self, name: str, data, spec: Spec):
+        self.name, self.data = name, data
+        n = spec.verify["inputs"]
+        self.target = n if data is not None else min(n, 4)
+
+    def for_batch(self, batch: int):
+        n = max(batch, self.target)
+        x = stages.inputs(self.name, self.data, n)
+        y = None
+        if self.data is not None and len(self.data.y_test) >= n:
+            y = self.data.y_test[:n]
+        return x, y
+
+
+class _Display:
+    """Rich progress on stderr: the current job, jobs done, and an ETA from the estimated cost
+    of what is left, scaled by how fast the estimate has been met so far."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.p = None
+
+    def start(self, n_jobs: int, total_s: float) -> None:
+        self.n, self.i = n_jobs, 0
+        self.total, self.done_est = max(total_s, 1e-9), 0.0
+        self.t0 = time.perf_counter()
+        if not self.enabled or n_jobs == 0:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.p = Progress(TextColumn("{task.fields[count]}"), BarColumn(bar_width=24),
+                          TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
+                          TextColumn("{task.description}"),
+                          console=Console(stderr=True), transient=True)
+        self.p.start()
+        self.task = self.p.add_task("starting", total=self.total, count=f"0/{n_jobs}",
+                                    eta=_fmt(total_s))
+
+    def job(self, description: str) -> None:
+        if self.p is not None:
+            self.p.update(self.task, description=description)
+
+    def advance(self, est_s: float, job: bool = True) -> None:
+        """Count ``est_s`` estimated seconds as done (and one job, unless ``job`` is False)."""
+        self.done_est += est_s
+        self.i += int(job)
+        if self.p is None:
+            return
+        elapsed = time.perf_counter() - self.t0
+        rate = elapsed / self.done_est if self.done_est > 0 else 1.0
+        left = max(0.0, self.total - self.done_est) * rate
+        self.p.update(self.task, completed=min(self.done_est, self.total),
+                      count=f"{min(self.i, self.n)}/{self.n}", eta=_fmt(left))
+
+    def stop(self) -> None:
+        if self.p is not None:
+            self.p.stop()
+            self.p = None
+
+
+def _fmt(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 60}:{s % 60:02d}"

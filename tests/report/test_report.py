@@ -1,0 +1,143 @@
+"""Reports from a database with hand-chosen numbers: tables, findings, the page, bad input."""
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synthetic import make_db  # noqa: E402
+
+from prunebench.errors import BadInputError, StoreError  # noqa: E402
+from prunebench.report import data as D  # noqa: E402
+from prunebench.report import load, write_report  # noqa: E402
+from prunebench.report.findings import compute  # noqa: E402
+from prunebench.study.cli_commands import report_command  # noqa: E402
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "results.sqlite"
+    make_db(path)
+    return path
+
+
+def _finding(findings, start):
+    hits = [f for f in findings if f.text.startswith(start)]
+    assert len(hits) == 1, [f.text for f in findings]
+    return hits[0]
+
+
+def test_tables_hold_the_stored_numbers(db):
+    d = load(db)
+    assert d.latency_only("mlp-4096") and not d.latency_only("digits-lenet300")
+    assert d.accuracy_models == ["digits-lenet300"]
+    acc = D.accuracy_table(d)
+    r = acc[(acc.method_label == "magnitude") & (acc.sparsity == 0.9)].iloc[0]
+    assert r.acc_mean == pytest.approx(0.96) and r.acc_std == pytest.approx(0.01)
+    assert r.before_mean == pytest.approx(0.86) and r.n == 3
+    lat = D.latency_table(d)
+    csr = lat[(lat.pair == "native / csr")].set_index("sparsity").speedup
+    assert csr[0.9] == pytest.approx(1.25) and csr[0.5] == pytest.approx(0.5)
+    x = D.crossover_table(d).iloc[0]
+    assert (x.crossover, x.best_speedup, x.best_at) == (0.9, pytest.approx(2.0), 0.95)
+    assert (x.best_dense, x.best_dense_ms, x.crossover_torch) == ("torch-dense", 10.0, 0.9)
+    size = D.size_crossover_table(d).iloc[0]
+    # CSR file = 80,000 + 6 * nnz + 404 < 200,000 from nnz < 19,933, i.e. sparsity > 33.6%
+    assert size.crossover == 0.5
+    # interpolated between 0% (260,404 B = 1.30202x) and 50% (170,404 B = 0.85202x)
+    assert size.break_even == pytest.approx(0.5 * 0.30202 / 0.45)
+    lay = D.layer_size_crossover(d).iloc[0]
+    assert lay["shape"] == "100x300" and lay.agrees and lay.break_even_model == pytest.approx(1 / 3)
+    ctl = D.controls_table(d).iloc[0]
+    assert ctl.difference == pytest.approx(0.01) and ctl.control_params == 23739
+    front = D.pareto_front([(1.0, 0.5, "a"), (2.0, 0.4, "b"), (3.0, 0.9, "c"), (0.5, 0.1, "d")])
+    assert [p[2] for p in front] == ["d", "a", "c"]
+
+
+def test_findings_are_computed_from_rows(db):
+    f = _finding(compute(load(db)), "On this machine, mlp-4096 (latency-only) at batch 1")
+    assert f.table == "crossover"
+    assert ("native / csr beats the fastest dense run (torch-dense, 10 ms) only from 90% "
+            "sparsity (1.25x there, best 2.00x at 95%, where the MAC count promises 20.0x)"
+            ) in f.text
+    acc = _finding(compute(load(db)), "digits-lenet300: after fine-tuning")
+    assert "magnitude keeps top-1 accuracy within 1 point of dense (97.6%) up to 80%" in acc.text
+    assert "at 90% the best method is magnitude (96.0% ± 1.0, n=3)" in acc.text
+    assert "the worst random (82.0% ± 2.0)" in acc.text
+    ctl = _finding(compute(load(db)), "digits-lenet300 pruned to 90%")
+    assert "23,610 nonzero" in ctl.text and "(digits-lenet300-matched90, 23,739 params)" in ctl.text
+    assert "pruning beats training the smaller model by 1.0 points" in ctl.text
+
+    # a faster CSR at 80% moves the crossover, and the sentence with it
+    c = sqlite3.connect(db)
+    c.execute("UPDATE results SET p50_ms = 8.0 WHERE kind='latency' AND engine='native' "
+              "AND sparsity = 0.8")
+    c.commit()
+    c.close()
+    f2 = _finding(compute(load(db)), "On this machine, mlp-4096 (latency-only) at batch 1")
+    assert "only from 80% sparsity (1.25x there, best 2.00x at 95%" in f2.text
+    assert f2.text != f.text
+
+
+def test_report_files_and_page(db, tmp_path):
+    from prunebench.report.browser import check_page, find_chromium
+
+    out = tmp_path / "r" / "report.html"
+    out.parent.mkdir()
+    paths = write_report(db, out)
+    html = out.read_text()
+    md = out.with_suffix(".md").read_text()
+    assert paths["figures"] == html.count("<img ") >= 6
+    for anchor in ("table-crossover", "table-accuracy", "table-size", "table-controls",
+                   "table-quant", "table-failures", "table-layer-size"):
+        assert f"id='{anchor}'" in html
+    assert "mlp-4096 <span class='lo'>(latency-only" in html
+    assert "native / csr beats the fastest dense run (torch-dense, 10 ms) only from 90%" in md
+    assert "(Table 3: latency crossover)" in md
+    assert "verification: max error 0.01" in html
+    assert [p.name for p in out.parent.iterdir()] == ["report.html", "report.md"] or \
+        sorted(p.name for p in out.parent.iterdir()) == ["report.html", "report.md"]
+    if find_chromium() is None and not os.environ.get("PRUNEBENCH_REQUIRE_BROWSER"):
+        pytest.skip("chromium is not installed (`make test` installs it)")
+    res = check_page(out)
+    assert res == {**res, "images": paths["figures"], "broken": 0, "errors": 0,
+                   "img_tags": paths["figures"]}
+
+
+def test_report_of_empty_database_writes_nothing(tmp_path):
+    from prunebench.study.store import Store
+
+    db = tmp_path / "empty.sqlite"
+    Store(db).close()
+    with pytest.raises(BadInputError, match="has no study results"):
+        report_command(str(db), str(tmp_path / "report.html"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.sqlite"]
+
+
+def test_report_bad_inputs(tmp_path, db):
+    with pytest.raises(BadInputError, match="does not exist"):
+        report_command(str(tmp_path / "missing.sqlite"))
+    foreign = tmp_path / "other.sqlite"
+    c = sqlite3.connect(foreign)
+    c.execute("CREATE TABLE t (x)")
+    c.commit()
+    c.close()
+    with pytest.raises(StoreError, match="another program"):
+        report_command(str(foreign), str(tmp_path / "x.html"))
+    with pytest.raises(BadInputError, match="does not exist"):
+        report_command(str(db), str(tmp_path / "no" / "such" / "report.html"))
+    with pytest.raises(BadInputError, match="is a directory"):
+        report_command(str(db), str(tmp_path))
+    assert not list(tmp_path.glob("*.html")) and not list(tmp_path.glob("*.md"))
+
+
+def test_report_command_json(db, tmp_path, capsys):
+    import json
+
+    doc = report_command(str(db), as_json=True)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["report"] == str(db.with_name("report.html")) == doc["report"]
+    assert any("beats the fastest dense run" in f for f in printed["findings"])

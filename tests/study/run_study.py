@@ -1,0 +1,22 @@
+"""``python run_study.py SPEC OUT``: the study command as the CLI runs it (Ctrl-C -> exit 130),
+with the test engines registered; the tests start it as a subprocess and interrupt it."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import fake_engines  # noqa: E402
+
+fake_engines.register()
+
+from prunebench.errors import PrunebenchError  # noqa: E402
+from prunebench.study.cli_commands import study_command  # noqa: E402
+
+try:
+    study_command(sys.argv[1], out=sys.argv[2], as_json=True)
+except PrunebenchError as e:
+    print(f"prunebench: error: {e}", file=sys.stderr)
+    sys.exit(2)
+except KeyboardInterrupt:
+    print("prunebench: interrupted", file=sys.stderr)
+    sys.exit(130)

@@ -1,0 +1,131 @@
+"""Spec validation: every mistake is one line naming the key, the value and what is allowed,
+and nothing is written."""
+import os
+
+import pytest
+
+from prunebench.errors import BadInputError, StoreError
+from prunebench.study.cli_commands import study_command
+from prunebench.study.jobs import expand
+from prunebench.study.spec import load_spec, validate
+
+BASE = {"models": ["digits-lenet300"], "methods": ["magnitude"], "sparsities": [0.5],
+        "formats": ["dense", "csr"], "engines": ["torch-dense"]}
+
+
+def _bad(match, **changes):
+    spec = {**BASE, **changes}
+    with pytest.raises(BadInputError, match=match) as e:
+        validate(spec, source="t.yaml")
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+def test_unknown_keys_are_rejected():
+    msg = _bad(r"unknown key 'batch'; allowed: name, description, models", batch=[1])
+    assert msg.startswith("spec t.yaml:")
+    _bad(r"unknown key 'methods\[0\].sope'; allowed: name, scope", methods=[{"name": "magnitude",
+                                                                           "sope": "global"}])
+    _bad(r"unknown key 'measure.min_tim'", measure={"min_tim": 0.1})
+    _bad(r"unknown key 'models\[0\].method'", models=[{"name": "digits-lenet300",
+                                                      "method": ["magnitude"]}])
+
+
+def test_unknown_values_list_the_valid_ones():
+    _bad(r"models\[0\].name: got 'lenet'; allowed: .*digits-lenet300", models=["lenet"])
+    _bad(r"methods\[0\].name: got 'magnitud'; allowed: random, magnitude",
+         methods=["magnitud"])
+    _bad(r"methods\[0\].scope: got 'globl'; allowed: layer, global",
+         methods=[{"name": "magnitude", "scope": "globl"}])
+    _bad(r"engines\[0\]: got 'cuda'; allowed: .*torch-dense", engines=["cuda"])
+    _bad(r"formats\[1\]: got 'csx'; allowed: .*csr", formats=["dense", "csx"])
+    _bad(r"values\[0\]: got 'bf16'; allowed: fp32, fp16, int8", values=["bf16"])
+    _bad(r"sparsities\[0\]: got 1.0; expected a number in \[0.0, 1.0\)", sparsities=[1.0])
+    _bad(r"batches\[0\]: got 0; expected an integer >= 1", batches=[0])
+    _bad(r"threads\[0\]: got 999; expected an integer in \[1, ", threads=[999])
+    _bad(r"methods\[0\].m: got 3; allowed: 2, 4, 8, 16", methods=[{"name": "nm", "m": 3}])
+    _bad(r"measure.max_time: got 0.1; expected >= measure.min_time \(0.5\)",
+         measure={"min_time": 0.5, "max_time": 0.1})
+    _bad(r"format_options.bsr: .*block", format_options={"bsr": {"block": [0, 4]}})
+    _bad(r"controls.matched\[0\]: got 'mlp-4096'; allowed: digits-lenet300",
+         models=["digits-lenet300", "mlp-4096"], controls={"matched": ["mlp-4096"]})
+    _bad(r"profile.method: got 'random'; allowed: magnitude", profile={"method": "random"})
+    _bad(r"methods\[1\]: got 'magnitude'; each value may appear once",
+         methods=["magnitude", "magnitude"])
+
+
+def test_empty_grid():
+    _bad(r"models: got \[\]; the grid is empty", models=[])
+    _bad(r"formats: the list is empty, so the grid would be empty", formats=[])
+    spec = validate({**BASE, "formats": ["csr"]}, source="t.yaml")  # torch-dense runs none
+    from prunebench.study.runner import plan_jobs
+
+    assert any(j.skip is None for j in expand(spec))  # size jobs still run
+    only_latency = validate({**BASE, "formats": ["csr"], "models": [
+        {"name": "digits-lenet300", "values": ["fp32"]}]}, source="t.yaml")
+    assert plan_jobs(only_latency)
+
+
+def test_defaults_labels_and_overrides():
+    spec = validate({"models": ["digits-lenet300", {"name": "mlp-4096", "batches": [1],
+                                                     "methods": ["magnitude-global"]}],
+                     "methods": ["random", {"name": "magnitude", "scope": "global"},
+                                 {"name": "block", "block": [8, 1]}, {"name": "nm", "n": 1}],
+                     "sparsities": [0.9, 0, 0.5]}, source="t.yaml")
+    lenet, mlp = spec.models
+    assert [m.label for m in lenet.methods] == ["random", "magnitude-global", "block8x1",
+                                                "nm1:4"]
+    assert lenet.sparsities == (0.5, 0.9) and lenet.seeds == (0,)
+    assert [m.label for m in mlp.methods] == ["magnitude-global"] and mlp.batches == (1,)
+    jobs = expand(spec)
+    nm = [j for j in jobs if j.kind == "prune" and j.method_label == "nm1:4"]
+    assert [j.sparsity for j in nm] == [0.75]  # the pattern fixes the sparsity
+    assert len({j.hash for j in jobs}) == len(jobs)
+
+
+def test_builtin_specs_are_valid():
+    for name in ("smoke", "default", "full"):
+        spec = load_spec(name)
+        assert spec.name == name and spec.models
+    assert load_spec(None).name == "default"
+
+
+def test_bad_spec_files(tmp_path):
+    with pytest.raises(BadInputError, match="neither a file nor a built-in study; built-in: "
+                                            "default, smoke, full"):
+        load_spec("nosuch")
+    p = tmp_path / "s.yaml"
+    p.write_text("models: [digits-lenet300\n")
+    with pytest.raises(BadInputError, match="not valid YAML at line"):
+        load_spec(str(p))
+    p.write_text("- a\n- b\n")
+    with pytest.raises(BadInputError, match="expected a mapping"):
+        load_spec(str(p))
+
+
+def test_study_command_writes_nothing_on_bad_input(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("models: [digits-lenet300]\nmethods: [magnitude]\nengines: [nope]\n")
+    out = tmp_path / "out"
+    with pytest.raises(BadInputError, match="engines\\[0\\]: got 'nope'"):
+        study_command(str(p), out=str(out))
+    assert not out.exists()
+    # a database written by another program is refused before anything is written
+    import sqlite3
+
+    out.mkdir()
+    c = sqlite3.connect(out / "results.sqlite")
+    c.execute("CREATE TABLE t (x)")
+    c.commit()
+    c.close()
+    before = (out / "results.sqlite").read_bytes()
+    p.write_text("models: [digits-lenet300]\nmethods: [magnitude]\nsparsities: [0.5]\n"
+                 "engines: [torch-dense]\n")
+    with pytest.raises(StoreError, match="another program"):
+        study_command(str(p), out=str(out), progress=False)
+    assert (out / "results.sqlite").read_bytes() == before
+    assert sorted(os.listdir(out)) == ["results.sqlite"]
+    file_out = tmp_path / "file"
+    file_out.write_text("x")
+    with pytest.raises(BadInputError, match="--out: .* is a file"):
+        study_command(str(p), out=str(file_out))

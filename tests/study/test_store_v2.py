@@ -1,0 +1,64 @@
+"""Schema 2: a schema-1 database is migrated in place (rows kept); skip records."""
+import sqlite3
+
+from prunebench.measure import fingerprint
+from prunebench.study import store as S
+from prunebench.study.store import Store, peek
+
+
+def test_schema1_database_is_migrated_with_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite"
+    c = sqlite3.connect(path)
+    c.executescript(S.SCHEMA)
+    c.executemany("INSERT INTO meta VALUES (?, ?)", [("app", "prunebench"),
+                                                     ("schema_version", "1")])
+    c.execute("INSERT INTO machines VALUES ('m1', '{}')")
+    c.execute("INSERT INTO results (job_hash, created, kind, status, model, machine_id, spec, "
+              "p50_ms) VALUES ('h1', 'now', 'bench', 'ok', 'mnist1d-mlp', 'm1', '{}', 1.5)")
+    c.commit()
+    c.close()
+    fp = fingerprint()
+    assert peek(path, "m1") == ({"h1": "ok"}, {})   # reading never migrates
+    with Store(path) as s:
+        (row,) = s.rows()
+        assert row["p50_ms"] == 1.5 and row["value_encoding"] is None
+        s.add({"job_hash": "h2", "kind": "size", "status": "ok", "model": "m",
+               "value_encoding": "int8", "scope": "global", "spec": {}}, fp)
+        s.add_skipped([{"job_hash": "h3", "stage": "static", "kind": "latency", "model": "m",
+                        "reason": "engine x cannot run format y", "spec": {"a": 1}}], fp)
+        assert s.job_status(fp["id"]) == {"h2": "ok", "h3": "skipped-static"}
+        assert s.skipped_rows()[0]["spec"] == {"a": 1}
+        assert s.forget(["h3"], fp["id"]) == 1 and s.skipped_rows() == []
+    c = sqlite3.connect(path)
+    assert dict(c.execute("SELECT key, value FROM meta"))["schema_version"] == "2"
+    c.close()
+
+
+def test_ctrl_c_right_after_commit_stays_a_ctrl_c(tmp_path):
+    """A KeyboardInterrupt raised as COMMIT returns must reach the caller as such (the row is
+    stored), not turn into 'cannot rollback' that a runner would record as a failed job."""
+    import pytest
+
+    class Interrupting:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def execute(self, sql, *args):
+            out = self.conn.execute(sql, *args)
+            if sql == "COMMIT":
+                raise KeyboardInterrupt
+            return out
+
+        @property
+        def in_transaction(self):
+            return self.conn.in_transaction
+
+    fp = fingerprint()
+    with Store(tmp_path / "r.sqlite") as s:
+        real = s.conn
+        s.conn = Interrupting(real)
+        with pytest.raises(KeyboardInterrupt):
+            s.add({"job_hash": "h1", "kind": "size", "status": "ok", "model": "m", "spec": {}},
+                  fp)
+        s.conn = real
+        assert s.job_status(fp["id"]) == {"h1": "ok"}
