@@ -1,0 +1,39 @@
+"""Batch-1 and batch-B sparse x dense products for pruned linear layers, one module per format.
+
+Convention: W is [rows=out, cols=in]. For every format ``fmt`` in csr, bsr, ell, bitmap, nm:
+
+* ``fmt_matvec(*arrays, x, *, shape, <format options>, scales=None, bias=None, out=None) -> y``:
+  ``y[rows] = scales * (W @ x) + bias``; checks shapes and dtypes (never the structure: that is
+  the format's ``check()``), allocates ``out`` when not given;
+* ``fmt_matmul(*arrays, X, *, shape, ...) -> Y``: ``Y[B, rows] = X[B, cols] @ W.T``, likewise;
+* ``spmv_fmt`` / ``spmm_fmt``: the numba kernels behind them. They check nothing and write into
+  a preallocated ``y``/``Y``; ``scales``/``bias`` are float32 arrays, empty for none; float16
+  values are passed as their uint16 bits (``data.view(np.uint16)``: numba has no float16); the
+  last argument ``nparts`` is the number of work parts, normally the thread count;
+* ``fmt_reference``: a NumPy float64 reference used by the tests.
+
+Values may be float32, float16 or int8 (int8 with per-output-row float32 ``scales``, weight-only
+quantisation: activations stay float32); products accumulate in float32. Column indices may be
+uint8/uint16/int32/int64 but must be below 2**31. Stored zeros (bitmap lanes, BSR block fill,
+ELL and N:M padding) multiply x as dense ``W @ x`` does, so an inf/NaN in x reaches y there.
+Threads: :func:`set_threads` (numba's count, range-checked) applies to every kernel.
+"""
+from ._cache import drop_stale_cache
+
+drop_stale_cache()  # before the kernel modules load their numba caches
+
+from ._threads import get_threads, max_threads, set_threads  # noqa: E402
+from .bitmap import bitmap_matmul, bitmap_matvec, bitmap_reference, spmm_bitmap, spmv_bitmap  # noqa: E402
+from .bsr import bsr_matmul, bsr_matvec, bsr_reference, spmm_bsr, spmv_bsr  # noqa: E402
+from .csr import csr_matmul, csr_matvec, csr_reference, spmm_csr, spmv_csr  # noqa: E402
+from .ell import ell_matmul, ell_matvec, ell_reference, spmm_ell, spmv_ell  # noqa: E402
+from .nm import nm_matmul, nm_matvec, nm_reference, spmm_nm, spmv_nm  # noqa: E402
+
+__all__ = [
+    "set_threads", "get_threads", "max_threads",
+    "csr_matvec", "csr_matmul", "csr_reference", "spmv_csr", "spmm_csr",
+    "bsr_matvec", "bsr_matmul", "bsr_reference", "spmv_bsr", "spmm_bsr",
+    "ell_matvec", "ell_matmul", "ell_reference", "spmv_ell", "spmm_ell",
+    "bitmap_matvec", "bitmap_matmul", "bitmap_reference", "spmv_bitmap", "spmm_bitmap",
+    "nm_matvec", "nm_matmul", "nm_reference", "spmv_nm", "spmm_nm",
+]

@@ -1,0 +1,134 @@
+"""Pieces every kernel module shares: jit options, scalar conversions and work splitting.
+
+Two numba habits decide kernel speed here and explain the odd-looking code elsewhere:
+
+* Indexing with a *signed* integer makes numba emit a negative-index wraparound select, which
+  stops LLVM from vectorising the loop (a contiguous read becomes a gather). Kernels therefore
+  slice rows first and loop ``range(view.size)`` from zero, and turn signed column indices into
+  unsigned ones with :func:`as_uindex`.
+* Anything that reads numba's thread count inside a jitted function makes it uncacheable, so the
+  wrappers pass ``nparts`` (the thread count) in.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import intrinsic
+from llvmlite import ir
+
+#: options of serial helpers
+JIT = dict(fastmath=True, cache=True, nogil=True)
+#: options of the exported kernels
+PJIT = dict(JIT, parallel=True)
+
+#: weight of one row against one stored value when splitting work between threads
+ROW_COST = 8
+
+#: batch columns per SpMM pass: one 16-lane float32 vector
+LANES = 16
+
+
+@intrinsic
+def as_f32(typingctx, v):
+    """float32 value of one stored weight: float32, int8, or float16 passed as its uint16 bits.
+
+    numba has no float16 type; the LLVM ``half`` conversion compiles to ``vcvtph2ps``.
+    """
+    if v == types.float32:
+        def codegen(context, builder, sig, args):
+            return args[0]
+    elif v == types.int8:
+        def codegen(context, builder, sig, args):
+            return builder.sitofp(args[0], ir.FloatType())
+    elif v == types.uint16:
+        def codegen(context, builder, sig, args):
+            return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+    else:
+        return None
+    return types.float32(v), codegen
+
+
+@intrinsic
+def as_uindex(typingctx, v):
+    """A non-negative index below 2**31 as an unsigned integer LLVM can see is below 2**31.
+
+    numba then skips the negative-index wraparound select, and LLVM can gather with 32-bit
+    lane offsets (16 lanes per ``vgatherdps`` instead of 8 with 64-bit ones). uint8/uint16 pass
+    through; wider integers keep their low 31 bits, so callers must hold indices < 2**31.
+    """
+    if not isinstance(v, types.Integer):
+        return None
+    if not v.signed and v.bitwidth <= 16:
+        def codegen(context, builder, sig, args):
+            return args[0]
+
+        return v(v), codegen
+
+    def codegen(context, builder, sig, args):
+        low = builder.trunc(args[0], ir.IntType(32)) if v.bitwidth > 32 else args[0]
+        if v.bitwidth < 32:
+            low = builder.sext(low, ir.IntType(32)) if v.signed else builder.zext(low, ir.IntType(32))
+        return builder.and_(low, ir.Constant(ir.IntType(32), 0x7FFFFFFF))
+
+    return types.uint32(v), codegen
+
+
+@njit(**JIT)
+def finish(acc, r, scales, bias):
+    """``acc * scales[r] + bias[r]``; an empty ``scales`` or ``bias`` means none."""
+    if scales.size:
+        acc *= scales[r]
+    if bias.size:
+        acc += bias[r]
+    return acc
+
+
+@njit(**JIT)
+def balanced_splits(ptr, nparts):
+    """Boundaries ``b[0]=0 <= ... <= b[nparts]=n`` over the ``n = ptr.size - 1`` rows of a
+    prefix-count array, so each part holds about the same ``values + ROW_COST * rows``."""
+    n = ptr.size - 1
+    out = np.empty(nparts + 1, np.int64)
+    out[0] = 0
+    out[nparts] = n
+    if n <= 0:
+        out[:] = 0
+        return out
+    base = np.int64(ptr[0])
+    total = np.int64(ptr[n]) - base + np.int64(n) * ROW_COST
+    for p in range(1, nparts):
+        target = total * p // nparts
+        lo = out[p - 1]
+        hi = n
+        while lo < hi:  # smallest i with cost(i) >= target
+            mid = (lo + hi) // 2
+            if np.int64(ptr[mid]) - base + mid * ROW_COST < target:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[p] = lo
+    return out
+
+
+@njit(**JIT)
+def even_splits(n, nparts):
+    """Boundaries cutting ``n`` equal-cost rows into ``nparts`` parts."""
+    out = np.empty(nparts + 1, np.int64)
+    for p in range(nparts + 1):
+        out[p] = n * p // nparts
+    return out
+
+
+@njit(**PJIT)
+def batch_tiles(X, nrows):
+    """``X[B, cols]`` as zero-padded tiles ``T[t, c, j] = X[t*16 + j, c]`` of shape
+    ``(ceil(B/16), nrows, 16)``; rows ``c >= cols`` are zero (``nrows >= cols``).
+
+    ``T[t, c]`` is the contiguous 16-lane axpy operand of a weight in column ``c``.
+    """
+    batch, cols = X.shape
+    T = np.zeros(((batch + LANES - 1) // LANES, nrows, LANES), np.float32)
+    for c in prange(cols):
+        for b in range(batch):
+            T[b // LANES, c, b % LANES] = X[b, c]
+    return T

@@ -1,0 +1,668 @@
+"""Inner loops written in LLVM IR, where numba cannot produce vector code by itself.
+
+Each is a numba ``@intrinsic`` called from the kernels like a function over arrays:
+
+* :func:`expand_dot` -- the bitmap row dot product. ``llvm.masked.expandload`` turns 16 mask bits
+  and the next ``popcount`` packed values into a dense 16-lane vector (one ``vexpandps``), so
+  decoding costs a few instructions per 16 columns instead of a branch per bit.
+* :func:`gather_axpy16` -- ``acc[0:16] += v_k * T[col_k, 0:16]`` over a row's values, the SpMM
+  inner loop. In numba the 16 accumulators live in memory LLVM cannot prove unaliased, so it
+  stays scalar; here they are four ``<16 x float>`` registers.
+* :func:`ell_rows` -- one sliced-ELL slice, one row per vector lane (numba's loop over the 16-64
+  rows of a slice is too short for LLVM's vectoriser, which wants 64 iterations).
+* :func:`bsr_block_row` -- one BSR block row, whole blocks per vector.
+* :func:`unpack_fields16`, :func:`load_le64`, :func:`trailing_zeros` -- bit-level helpers.
+
+Values may be float32, int8 or float16 (passed as its uint16 bits); indices any integer dtype,
+read as non-negative and below 2**31. The generic ``llvm.masked.*`` intrinsics are used, so
+LLVM emits AVX-512 instructions on this machine and a slower but correct sequence elsewhere.
+
+numba caches a kernel by its own source file only; :mod:`._cache` drops the package's cache
+when this module or ``_jit.py`` changes.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+_I1 = ir.IntType(1)
+_I16 = ir.IntType(16)
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_F32 = ir.FloatType()
+_V16F = ir.VectorType(_F32, 16)
+
+#: numba value dtype -> (LLVM element type, LLVM intrinsic suffix)
+_VALUE_TYPES = {
+    types.float32: (_F32, "f32"),
+    types.int8: (ir.IntType(8), "i8"),
+    types.uint16: (_I16, "i16"),  # float16 bits
+}
+
+
+class _VectorGEP(ir.Instruction):
+    """``getelementptr elem, ptr base, <N x iK> offsets`` -> ``<N x ptr>`` (llvmlite's own
+    ``gep`` only takes scalar indices); feeds ``llvm.masked.gather`` so LLVM emits a
+    base + 32-bit-offset ``vgatherdps``."""
+
+    def __init__(self, parent, base, elem, offsets, name=""):
+        super().__init__(parent, ir.VectorType(ir.PointerType(), offsets.type.count), "getelementptr",
+                         [base, offsets], name=name)
+        self.elem = elem
+
+    def descr(self, buf):
+        base, offsets = self.operands
+        buf.append(f"getelementptr inbounds {self.elem}, {base.type} {base.get_reference()}, "
+                   f"{offsets.type} {offsets.get_reference()}\n")
+
+
+def _i32s(values) -> ir.Constant:
+    """A constant ``<len x i32>`` vector."""
+    return ir.Constant(ir.VectorType(_I32, len(values)), list(values))
+
+
+def _as_vec_ptr(builder, ptr, vty):
+    return builder.bitcast(ptr, vty.as_pointer())
+
+
+def _ints(*tys) -> bool:
+    return all(isinstance(t, types.Integer) for t in tys)
+
+
+def _int64(context, builder, value, ty):
+    """A numba integer argument as an LLVM i64."""
+    return context.cast(builder, value, ty, types.int64)
+
+
+def _c64(v: int) -> ir.Constant:
+    return ir.Constant(_I64, v)
+
+
+def _declare(builder, name, ret, args):
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, args), name)
+
+
+def _to_float(builder, value, elem):
+    """Convert a scalar or vector of stored values to float32 lanes."""
+    if elem == _F32:
+        return value
+    if isinstance(value.type, ir.VectorType):
+        half, f32 = ir.VectorType(ir.HalfType(), value.type.count), ir.VectorType(_F32, value.type.count)
+    else:
+        half, f32 = ir.HalfType(), _F32
+    if elem == _I16:  # float16 bits
+        return builder.fpext(builder.bitcast(value, half), f32)
+    return builder.sitofp(value, f32)
+
+
+def _splat(builder, value, count=16):
+    vty = ir.VectorType(value.type, count)
+    one = builder.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined), _i32s([0] * count))
+
+
+def _lane_mask(builder, nlanes):
+    """``<16 x i1>``: lane l on when l < nlanes (an i64)."""
+    iota = ir.Constant(ir.VectorType(_I32, 16), list(range(16)))
+    return builder.icmp_signed("<", iota, _splat(builder, builder.trunc(nlanes, _I32)))
+
+
+def _masked_load(builder, ptr, vty, mask):
+    width = vty.element.width if isinstance(vty.element, ir.IntType) else 32
+    suffix = "f32" if vty.element == _F32 else f"i{width}"
+    fn = _declare(builder, f"llvm.masked.load.v16{suffix}.p0", vty, [ir.PointerType(), _I32, mask.type, vty])
+    return builder.call(fn, [_as_vec_ptr(builder, ptr, vty), ir.Constant(_I32, 1), mask, ir.Constant(vty, None)])
+
+
+def _lane_offsets(builder, cols, signed):
+    """Column indices as non-negative 32-bit lane offsets (indices are below 2**31)."""
+    width = cols.type.element.width
+    i32v = ir.VectorType(_I32, 16)
+    if width < 32:
+        return builder.sext(cols, i32v) if signed else builder.zext(cols, i32v)
+    if width > 32:
+        cols = builder.trunc(cols, i32v)
+    return builder.and_(cols, ir.Constant(i32v, [0x7FFFFFFF] * 16)) if signed or width > 32 else cols
+
+
+def _gather(builder, xptr, offsets, mask):
+    """``x[offsets[l]]`` for the lanes on in ``mask``, 0 elsewhere."""
+    ptrs = _VectorGEP(builder.block, xptr, _F32, offsets)
+    builder._insert(ptrs)  # noqa: SLF001 -- llvmlite has no public hook for a custom instruction
+    fn = _declare(builder, "llvm.masked.gather.v16f32.v16p0", _V16F, [ptrs.type, _I32, mask.type, _V16F])
+    return builder.call(fn, [ptrs, ir.Constant(_I32, 4), mask, ir.Constant(_V16F, None)])
+
+
+def _hsum(builder, v):
+    n = v.type.count
+    while n > 1:
+        h = n // 2
+        lo = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, h), list(range(h))))
+        hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, h), list(range(h, n))))
+        v = builder.fadd(lo, hi)
+        n = h
+    return builder.extract_element(v, ir.Constant(_I32, 0))
+
+
+def _data_ptr(context, builder, aryty, value, offset=None):
+    ptr = context.make_array(aryty)(context, builder, value).data
+    return builder.gep(ptr, [offset]) if offset is not None else ptr
+
+
+@intrinsic
+def expand_dot(typingctx, mask, moff, nbytes, data, doff, xp):
+    """``sum_j data[doff + rank(j)] * xp[j]`` over the set bits j of ``mask[moff : moff+nbytes]``.
+
+    ``mask`` is a 1-D uint8 array (bit j of the row is bit ``j % 8`` of byte ``j // 8``), ``data``
+    holds the row's set values in column order from ``doff``, ``xp`` is float32 of length
+    ``>= 8 * nbytes + 8`` and zero past the true columns. Reads no value past the row's last one.
+    """
+    if data.dtype not in _VALUE_TYPES or not all(a.layout == "C" for a in (mask, data, xp)):
+        return None
+    if not _ints(moff, nbytes, doff):
+        return None
+    elem, suffix = _VALUE_TYPES[data.dtype]
+    sig = types.float32(mask, moff, nbytes, data, doff, xp)
+
+    def codegen(context, builder, signature, args):
+        mask_v, moff_v, nbytes_v, data_v, doff_v, xp_v = args
+        moff_v, nbytes_v, doff_v = [_int64(context, builder, args[i], signature.args[i]) for i in (1, 2, 4)]
+        mptr = _data_ptr(context, builder, signature.args[0], mask_v, moff_v)
+        dptr = _data_ptr(context, builder, signature.args[3], data_v, doff_v)
+        xptr = _data_ptr(context, builder, signature.args[5], xp_v)
+        vty = ir.VectorType(elem, 16)
+        mty = ir.VectorType(_I1, 16)
+        expand = _declare(builder, f"llvm.masked.expandload.v16{suffix}", vty, [ir.PointerType(), mty, vty])
+        ctpop = _declare(builder, "llvm.ctpop.i16", _I16, [_I16])
+        fma = _declare(builder, "llvm.fma.v16f32", _V16F, [_V16F, _V16F, _V16F])
+        zero = ir.Constant(_V16F, None)
+
+        def chunk(bits16, q, col, acc):
+            """16 columns from ``col``: expand the next values, multiply by x, advance q."""
+            passthru = ir.Constant(vty, None)
+            v = builder.call(expand, [builder.gep(dptr, [q]), builder.bitcast(bits16, mty), passthru])
+            xv = builder.load(builder.bitcast(builder.gep(xptr, [col]), _V16F.as_pointer()), align=4)
+            acc = builder.call(fma, [_to_float(builder, v, elem), xv, acc])
+            return builder.add(q, builder.zext(builder.call(ctpop, [bits16]), _I64)), acc
+
+        fn = builder.function
+        entry = builder.basic_block
+        nwords = builder.lshr(nbytes_v, _c64(3))
+        tail_start = builder.shl(nwords, _c64(3))
+        wloop = fn.append_basic_block("bitmap.words")
+        wbody = fn.append_basic_block("bitmap.words.body")
+        tloop = fn.append_basic_block("bitmap.tail")
+        tbody = fn.append_basic_block("bitmap.tail.body")
+        done = fn.append_basic_block("bitmap.done")
+        builder.branch(wloop)
+
+        # 64 columns per step: one 8-byte mask word, four chunks, four accumulators
+        builder.position_at_end(wloop)
+        w = builder.phi(_I64)
+        q = builder.phi(_I64)
+        accs = [builder.phi(_V16F) for _ in range(4)]
+        w.add_incoming(_c64(0), entry)
+        q.add_incoming(_c64(0), entry)
+        for a in accs:
+            a.add_incoming(zero, entry)
+        builder.cbranch(builder.icmp_signed("<", w, nwords), wbody, tloop)
+        builder.position_at_end(wbody)
+        wptr = builder.bitcast(builder.gep(mptr, [builder.shl(w, _c64(3))]), _I64.as_pointer())
+        word = builder.load(wptr, align=1)
+        qk = q
+        new_accs = []
+        for k in range(4):
+            bits16 = builder.trunc(builder.lshr(word, _c64(16 * k)), _I16)
+            col = builder.add(builder.shl(w, _c64(6)), _c64(16 * k))
+            qk, a = chunk(bits16, qk, col, accs[k])
+            new_accs.append(a)
+        w.add_incoming(builder.add(w, _c64(1)), wbody)
+        q.add_incoming(qk, wbody)
+        for a, a2 in zip(accs, new_accs):
+            a.add_incoming(a2, wbody)
+        builder.branch(wloop)
+
+        # remaining bytes one at a time (16-lane chunk with the upper 8 bits clear)
+        builder.position_at_end(tloop)
+        b = builder.phi(_I64)
+        tq = builder.phi(_I64)
+        tacc = builder.phi(_V16F)
+        b.add_incoming(tail_start, wloop)
+        tq.add_incoming(q, wloop)
+        tacc.add_incoming(accs[0], wloop)
+        builder.cbranch(builder.icmp_signed("<", b, nbytes_v), tbody, done)
+        builder.position_at_end(tbody)
+        bits16 = builder.zext(builder.load(builder.gep(mptr, [b])), _I16)
+        tq2, tacc2 = chunk(bits16, tq, builder.shl(b, _c64(3)), tacc)
+        b.add_incoming(builder.add(b, _c64(1)), tbody)
+        tq.add_incoming(tq2, tbody)
+        tacc.add_incoming(tacc2, tbody)
+        builder.branch(tloop)
+
+        builder.position_at_end(done)
+        total = builder.fadd(builder.fadd(tacc, accs[1]), builder.fadd(accs[2], accs[3]))
+        return _hsum(builder, total)
+
+    return sig, codegen
+
+
+@intrinsic
+def gather_axpy16(typingctx, vals, cols, T, out):
+    """``out[0:16] = sum_k vals[k] * T[cols[k], 0:16]`` (T is C-contiguous float32 [n, 16]).
+
+    ``vals`` and ``cols`` are 1-D contiguous and of equal length; ``cols`` may be any integer
+    dtype (read as unsigned when unsigned); ``out`` is float32 with at least 16 elements.
+    """
+    if vals.dtype not in _VALUE_TYPES or not isinstance(cols.dtype, types.Integer):
+        return None
+    if not all(a.layout == "C" for a in (vals, cols, T, out)):
+        return None
+    elem, _ = _VALUE_TYPES[vals.dtype]
+    signed = cols.dtype.signed
+    sig = types.none(vals, cols, T, out)
+
+    def codegen(context, builder, signature, args):
+        vals_v, cols_v, T_v, out_v = args
+        vptr = _data_ptr(context, builder, signature.args[0], vals_v)
+        cptr = _data_ptr(context, builder, signature.args[1], cols_v)
+        tptr = _data_ptr(context, builder, signature.args[2], T_v)
+        optr = _data_ptr(context, builder, signature.args[3], out_v)
+        n = context.make_array(signature.args[0])(context, builder, vals_v).nitems
+        fma = _declare(builder, "llvm.fma.v16f32", _V16F, [_V16F, _V16F, _V16F])
+        zero = ir.Constant(_V16F, None)
+
+        def term(k, acc):
+            v = _to_float(builder, builder.load(builder.gep(vptr, [k])), elem)
+            c = builder.load(builder.gep(cptr, [k]))
+            c = builder.sext(c, _I64) if signed else builder.zext(c, _I64)
+            row = builder.bitcast(builder.gep(tptr, [builder.shl(c, _c64(4))]), _V16F.as_pointer())
+            vv = builder.insert_element(ir.Constant(_V16F, ir.Undefined), v, ir.Constant(_I32, 0))
+            vv = builder.shuffle_vector(vv, vv, ir.Constant(ir.VectorType(_I32, 16), [0] * 16))
+            return builder.call(fma, [vv, builder.load(row, align=4), acc])
+
+        fn = builder.function
+        entry = builder.basic_block
+        n4 = builder.and_(n, _c64(-4))
+        mloop = fn.append_basic_block("axpy.main")
+        mbody = fn.append_basic_block("axpy.main.body")
+        tloop = fn.append_basic_block("axpy.tail")
+        tbody = fn.append_basic_block("axpy.tail.body")
+        done = fn.append_basic_block("axpy.done")
+        builder.branch(mloop)
+
+        builder.position_at_end(mloop)
+        k = builder.phi(_I64)
+        accs = [builder.phi(_V16F) for _ in range(4)]
+        k.add_incoming(_c64(0), entry)
+        for a in accs:
+            a.add_incoming(zero, entry)
+        builder.cbranch(builder.icmp_signed("<", k, n4), mbody, tloop)
+        builder.position_at_end(mbody)
+        new_accs = [term(builder.add(k, _c64(u)), accs[u]) for u in range(4)]
+        k.add_incoming(builder.add(k, _c64(4)), mbody)
+        for a, a2 in zip(accs, new_accs):
+            a.add_incoming(a2, mbody)
+        builder.branch(mloop)
+
+        builder.position_at_end(tloop)
+        kt = builder.phi(_I64)
+        tacc = builder.phi(_V16F)
+        kt.add_incoming(n4, mloop)
+        tacc.add_incoming(accs[0], mloop)
+        builder.cbranch(builder.icmp_signed("<", kt, n), tbody, done)
+        builder.position_at_end(tbody)
+        tacc2 = term(kt, tacc)
+        kt.add_incoming(builder.add(kt, _c64(1)), tbody)
+        tacc.add_incoming(tacc2, tbody)
+        builder.branch(tloop)
+
+        builder.position_at_end(done)
+        total = builder.fadd(builder.fadd(tacc, accs[1]), builder.fadd(accs[2], accs[3]))
+        builder.store(total, builder.bitcast(optr, _V16F.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def load_le64(typingctx, arr, offset):
+    """The 8 bytes ``arr[offset : offset+8]`` of a 1-D uint8 array as a little-endian uint64."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.uint8 and arr.layout == "C" and _ints(offset)):
+        return None
+    sig = types.uint64(arr, offset)
+
+    def codegen(context, builder, signature, args):
+        offset_v = context.cast(builder, args[1], signature.args[1], types.int64)
+        ptr = _data_ptr(context, builder, signature.args[0], args[0], offset_v)
+        return builder.load(builder.bitcast(ptr, _I64.as_pointer()), align=1)
+
+    return sig, codegen
+
+
+@intrinsic
+def trailing_zeros(typingctx, word):
+    """Index of the lowest set bit of a uint64 (64 when it is zero)."""
+    if word != types.uint64:
+        return None
+    sig = types.int64(word)
+
+    def codegen(context, builder, signature, args):
+        cttz = _declare(builder, "llvm.cttz.i64", _I64, [_I64, _I1])
+        return builder.call(cttz, [args[0], ir.Constant(_I1, 0)])
+
+    return sig, codegen
+
+
+
+@intrinsic
+def unpack_fields16(typingctx, packed, byte_offset, bits, out, out_offset):
+    """``out[out_offset + t] = (word >> (t * bits)) & (2**bits - 1)`` for t < 16, where ``word``
+    is the little-endian uint64 at ``packed[byte_offset:]`` (8 bytes must be readable).
+
+    Sixteen ``bits``-wide fields span ``2 * bits <= 8`` bytes; ``out`` is a 1-D int32 array.
+    """
+    if not (isinstance(packed, types.Array) and packed.dtype == types.uint8 and packed.layout == "C"):
+        return None
+    if not (isinstance(out, types.Array) and out.dtype == types.int32 and out.layout == "C"):
+        return None
+    if not _ints(byte_offset, bits, out_offset):
+        return None
+    sig = types.none(packed, byte_offset, bits, out, out_offset)
+
+    def codegen(context, builder, signature, args):
+        packed_v, off_v, bits_v, out_v, ooff_v = args
+        off_v = context.cast(builder, off_v, signature.args[1], types.int64)
+        ooff_v = context.cast(builder, ooff_v, signature.args[4], types.int64)
+        v16 = ir.VectorType(_I64, 16)
+        src = _data_ptr(context, builder, signature.args[0], packed_v, off_v)
+        word = builder.load(builder.bitcast(src, _I64.as_pointer()), align=1)
+        nbits = context.cast(builder, bits_v, signature.args[2], types.int64)
+
+        shifts = builder.mul(ir.Constant(v16, list(range(16))), _splat(builder, nbits))
+        fmask = builder.sub(builder.shl(_c64(1), nbits), _c64(1))
+        fields = builder.and_(builder.lshr(_splat(builder, word), shifts), _splat(builder, fmask))
+        dst = _data_ptr(context, builder, signature.args[3], out_v, ooff_v)
+        i32v = ir.VectorType(_I32, 16)
+        builder.store(builder.trunc(fields, i32v), _as_vec_ptr(builder, dst, i32v), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def ell_rows(typingctx, vals, cols, start, stride, width, nlanes, x, out):
+    """``out[l] = sum_{k < width} vals[o] * x[cols[o]]`` with ``o = start + k*stride + l`` for the
+    ``nlanes <= 64`` rows ``l`` of one sliced-ELL slice (``stride`` = the slice's height).
+
+    Up to four 16-lane accumulators walk the slice once, column by column, so the slice streams
+    from memory in order; masked loads keep lanes ``>= nlanes`` from reading past it. ``out`` is
+    float32 with at least ``16 * ceil(nlanes / 16)`` elements.
+    """
+    if vals.dtype not in _VALUE_TYPES or not isinstance(cols.dtype, types.Integer):
+        return None
+    if not all(a.layout == "C" for a in (vals, cols, x, out)) or x.dtype != types.float32:
+        return None
+    if not _ints(start, stride, width, nlanes):
+        return None
+    elem, _ = _VALUE_TYPES[vals.dtype]
+    signed = cols.dtype.signed
+    sig = types.none(vals, cols, start, stride, width, nlanes, x, out)
+
+    def codegen(context, builder, signature, args):
+        start_v, stride_v, width_v, nl_v = [
+            context.cast(builder, v, t, types.int64) for v, t in zip(args[2:6], signature.args[2:6])
+        ]
+        vptr = _data_ptr(context, builder, signature.args[0], args[0])
+        cptr = _data_ptr(context, builder, signature.args[1], args[1])
+        xptr = _data_ptr(context, builder, signature.args[6], args[6])
+        optr = _data_ptr(context, builder, signature.args[7], args[7])
+        vty = ir.VectorType(elem, 16)
+        cty = ir.VectorType(ir.IntType(signature.args[1].dtype.bitwidth), 16)
+        fma = _declare(builder, "llvm.fma.v16f32", _V16F, [_V16F, _V16F, _V16F])
+        fn = builder.function
+        done = fn.append_basic_block("ell.done")
+        nchunks = builder.lshr(builder.add(nl_v, _c64(15)), _c64(4))
+        switch = builder.switch(nchunks, done)
+        for nq in range(1, 5):
+            case = fn.append_basic_block(f"ell.q{nq}")
+            switch.add_case(_c64(nq), case)
+            builder.position_at_end(case)
+            masks = [_lane_mask(builder, builder.sub(nl_v, _c64(16 * q))) for q in range(nq)]
+            loop = fn.append_basic_block(f"ell.q{nq}.loop")
+            body = fn.append_basic_block(f"ell.q{nq}.body")
+            exit_ = fn.append_basic_block(f"ell.q{nq}.exit")
+            builder.branch(loop)
+            builder.position_at_end(loop)
+            k = builder.phi(_I64)
+            off = builder.phi(_I64)
+            accs = [builder.phi(_V16F) for _ in range(nq)]
+            k.add_incoming(_c64(0), case)
+            off.add_incoming(start_v, case)
+            for a in accs:
+                a.add_incoming(ir.Constant(_V16F, None), case)
+            builder.cbranch(builder.icmp_signed("<", k, width_v), body, exit_)
+            builder.position_at_end(body)
+            new = []
+            for q in range(nq):
+                o = builder.add(off, _c64(16 * q))
+                v = _masked_load(builder, builder.gep(vptr, [o]), vty, masks[q])
+                c = _masked_load(builder, builder.gep(cptr, [o]), cty, masks[q])
+                xs = _gather(builder, xptr, _lane_offsets(builder, c, signed), masks[q])
+                new.append(builder.call(fma, [_to_float(builder, v, elem), xs, accs[q]]))
+            k.add_incoming(builder.add(k, _c64(1)), body)
+            off.add_incoming(builder.add(off, stride_v), body)
+            for a, a2 in zip(accs, new):
+                a.add_incoming(a2, body)
+            builder.branch(loop)
+            builder.position_at_end(exit_)
+            for q in range(nq):
+                dst = builder.bitcast(builder.gep(optr, [_c64(16 * q)]), _V16F.as_pointer())
+                builder.store(accs[q], dst, align=4)
+            builder.branch(done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def bsr_block_row(typingctx, flat, indices, k0, k1, C, RC, colpat, xp, out):
+    """Lane sums of one BSR block row: ``out[l] = sum`` of the block values in lane ``l`` times
+    their ``xp`` entries; the caller adds the lanes of each output row.
+
+    ``flat`` holds the blocks' values (block k at ``k*RC``, row-major r x c inside), ``xp`` is x
+    zero-padded to whole blocks, ``colpat`` (int32, 64) the in-block column of each lane.
+    Two layouts, chosen by the block size ``RC = r*c``:
+
+    * ``RC`` in 16, 32, 48, 64: lane ``l`` of chunk ``q`` is block element ``16q + l`` (``out``
+      gets ``RC`` lanes); each block is one to four full vectors.
+    * ``RC`` in 1, 2, 4, 8: one vector holds ``16 / RC`` consecutive blocks and lane ``l`` is
+      element ``l % RC`` (``out`` gets 16 lanes); their block columns are spread over the lanes
+      with a constant shuffle.
+
+    Other block sizes return without writing (the caller has a scalar path).
+    """
+    if flat.dtype not in _VALUE_TYPES or not isinstance(indices.dtype, types.Integer):
+        return None
+    if not all(a.layout == "C" for a in (flat, indices, colpat, xp, out)) or not _ints(k0, k1, C, RC):
+        return None
+    elem, _ = _VALUE_TYPES[flat.dtype]
+    signed = indices.dtype.signed
+    sig = types.none(flat, indices, k0, k1, C, RC, colpat, xp, out)
+
+    def codegen(context, builder, signature, args):
+        k0_v, k1_v, c_v, rc_v = [_int64(context, builder, v, t) for v, t in zip(args[2:6], signature.args[2:6])]
+        fptr = _data_ptr(context, builder, signature.args[0], args[0])
+        iptr = _data_ptr(context, builder, signature.args[1], args[1])
+        pptr = _data_ptr(context, builder, signature.args[6], args[6])
+        xptr = _data_ptr(context, builder, signature.args[7], args[7])
+        optr = _data_ptr(context, builder, signature.args[8], args[8])
+        ity = ir.IntType(signature.args[1].dtype.bitwidth)
+        vty = ir.VectorType(elem, 16)
+        i32v = ir.VectorType(_I32, 16)
+        fma = _declare(builder, "llvm.fma.v16f32", _V16F, [_V16F, _V16F, _V16F])
+        c32 = _splat(builder, builder.trunc(c_v, _I32))
+        fn = builder.function
+        done = fn.append_basic_block("bsr.done")
+        switch = builder.switch(rc_v, done)
+
+        def block_col(k):
+            """indices[k] * C as i32 (block columns are below 2**31 / C)."""
+            v = builder.load(builder.gep(iptr, [k]))
+            if ity.width > 32:
+                v = builder.trunc(v, _I32)
+            elif ity.width < 32:
+                v = builder.sext(v, _I32) if signed else builder.zext(v, _I32)
+            return builder.mul(v, builder.trunc(c_v, _I32))
+
+        def loop(tag, entry_block, start, stop, step, nacc, body_fn):
+            """for k in range(start, stop, step) with nacc vector accumulators; returns them."""
+            head = fn.append_basic_block(f"bsr.{tag}.loop")
+            body = fn.append_basic_block(f"bsr.{tag}.body")
+            exit_ = fn.append_basic_block(f"bsr.{tag}.exit")
+            builder.branch(head)
+            builder.position_at_end(head)
+            k = builder.phi(_I64)
+            accs = [builder.phi(_V16F) for _ in range(nacc)]
+            k.add_incoming(start, entry_block)
+            for a in accs:
+                a.add_incoming(ir.Constant(_V16F, None), entry_block)
+            builder.cbranch(builder.icmp_signed("<", k, stop), body, exit_)
+            builder.position_at_end(body)
+            new = body_fn(k, accs)
+            k.add_incoming(builder.add(k, _c64(step)), builder.block)
+            for a, a2 in zip(accs, new):
+                a.add_incoming(a2, builder.block)
+            builder.branch(head)
+            builder.position_at_end(exit_)
+            return accs
+
+        def store(accs):
+            for q, a in enumerate(accs):
+                builder.store(a, builder.bitcast(builder.gep(optr, [_c64(16 * q)]), _V16F.as_pointer()), align=4)
+            builder.branch(done)
+
+        # whole vectors per block; when c is 4 or 8 the block's x slice is one short load
+        # tiled across the lanes (lane l of every chunk is column l % c) instead of a gather
+        for nq in (1, 2, 3, 4):
+            case = fn.append_basic_block(f"bsr.rc{16 * nq}")
+            switch.add_case(_c64(16 * nq), case)
+            builder.position_at_end(case)
+            by_c = builder.switch(c_v, None)
+            for cc in (4, 8, 0):
+                sub = fn.append_basic_block(f"bsr.rc{16 * nq}.c{cc}")
+                if cc:
+                    by_c.add_case(_c64(cc), sub)
+                else:
+                    by_c.default = sub
+                builder.position_at_end(sub)
+                pats = [builder.load(_as_vec_ptr(builder, builder.gep(pptr, [_c64(16 * q)]), i32v), align=4)
+                        for q in range(nq)]
+
+                def body(k, accs, nq=nq, pats=pats, cc=cc):
+                    base = builder.mul(k, _c64(16 * nq))
+                    col0 = block_col(k)
+                    if cc:
+                        short = ir.VectorType(_F32, cc)
+                        xsrc = builder.bitcast(builder.gep(xptr, [builder.zext(col0, _I64)]), short.as_pointer())
+                        xv = builder.load(xsrc, align=4)
+                        xs = builder.shuffle_vector(xv, ir.Constant(short, ir.Undefined),
+                                                    ir.Constant(i32v, [lane % cc for lane in range(16)]))
+                    else:
+                        cols = _splat(builder, col0)
+                    out = []
+                    for q in range(nq):
+                        vp = _as_vec_ptr(builder, builder.gep(fptr, [builder.add(base, _c64(16 * q))]), vty)
+                        v = _to_float(builder, builder.load(vp, align=1), elem)
+                        if not cc:
+                            xs = _gather(builder, xptr, builder.add(cols, pats[q]),
+                                         ir.Constant(ir.VectorType(_I1, 16), [1] * 16))
+                        out.append(builder.call(fma, [v, xs, accs[q]]))
+                    return out
+
+                store(loop(f"rc{16 * nq}c{cc}", sub, k0_v, k1_v, 1, nq, body))
+
+        # several blocks per vector: full steps unmasked, two accumulators; then one masked step
+        for rc in (1, 2, 4, 8):
+            g = 16 // rc
+            case = fn.append_basic_block(f"bsr.rc{rc}")
+            switch.add_case(_c64(rc), case)
+            builder.position_at_end(case)
+            pat = builder.load(builder.bitcast(pptr, i32v.as_pointer()), align=4)
+            spread = ir.Constant(i32v, [lane // rc for lane in range(16)])
+
+            def step(k, acc, bmask, vmask, rc=rc, pat=pat, spread=spread):
+                """16 lanes = 16/rc blocks from block k (masked: the last, partial step)."""
+                ity16 = ir.VectorType(ity, 16)
+                iaddr = builder.gep(iptr, [k])
+                faddr = builder.gep(fptr, [builder.mul(k, _c64(rc))])
+                idx = _masked_load(builder, iaddr, ity16, bmask)
+                v = _masked_load(builder, faddr, vty, vmask)
+                cols = builder.shuffle_vector(builder.mul(_lane_offsets(builder, idx, signed), c32),
+                                              ir.Constant(i32v, ir.Undefined), spread)
+                xs = _gather(builder, xptr, builder.add(cols, pat), vmask)
+                return builder.call(fma, [_to_float(builder, v, elem), xs, acc])
+
+            def full_step(k, acc, rc=rc, g=g, cc=None):
+                """A whole step without a gather: each block's x slice is one short load, and
+                shuffles lay the slices out as the lanes need them (c is known per case)."""
+                v = builder.load(_as_vec_ptr(builder, builder.gep(fptr, [builder.mul(k, _c64(rc))]), vty), align=1)
+                parts = []
+                for m in range(g):
+                    col0 = builder.zext(block_col(builder.add(k, _c64(m))), _I64)
+                    src = builder.gep(xptr, [col0])
+                    if cc == 1:
+                        one = ir.VectorType(_F32, 1)
+                        scalar = builder.load(src, align=4)
+                        parts.append(builder.insert_element(ir.Constant(one, ir.Undefined), scalar, ir.Constant(_I32, 0)))
+                    else:
+                        parts.append(builder.load(_as_vec_ptr(builder, src, ir.VectorType(_F32, cc)), align=4))
+                while len(parts) > 1:  # concatenate pairwise: g slices of c -> one vector of g*c
+                    n = parts[0].type.count
+                    parts = [builder.shuffle_vector(parts[i], parts[i + 1], _i32s(range(2 * n)))
+                             for i in range(0, len(parts), 2)]
+                lanes = [(lane // rc) * cc + (lane % rc) % cc for lane in range(16)]
+                xs = builder.shuffle_vector(parts[0], ir.Constant(parts[0].type, ir.Undefined), _i32s(lanes))
+                return builder.call(fma, [_to_float(builder, v, elem), xs, acc])
+
+            full_end = builder.sub(k1_v, _c64(2 * g - 1))  # k + 2g <= k1
+            nfull = builder.sdiv(builder.add(builder.sub(full_end, k0_v), _c64(2 * g - 1)), _c64(2 * g))
+            nfull = builder.select(builder.icmp_signed(">", nfull, _c64(0)), nfull, _c64(0))
+            kt = builder.add(k0_v, builder.mul(nfull, _c64(2 * g)))  # where the full steps stop
+            by_c = builder.switch(c_v, None)
+            joined = fn.append_basic_block(f"bsr.rc{rc}.tail")
+            sums = []
+            for cc in sorted({d for d in (1, 2, 4, 8) if rc % d == 0}):
+                sub = fn.append_basic_block(f"bsr.rc{rc}.c{cc}")
+                by_c.add_case(_c64(cc), sub)
+                if by_c.default is None:
+                    by_c.default = sub  # unreachable: c divides r*c
+                builder.position_at_end(sub)
+
+                def body2(k, accs, g=g, cc=cc, full_step=full_step):
+                    return [full_step(k, accs[0], cc=cc), full_step(builder.add(k, _c64(g)), accs[1], cc=cc)]
+
+                a0, a1 = loop(f"rc{rc}.c{cc}.full", sub, k0_v, full_end, 2 * g, 2, body2)
+                sums.append((builder.fadd(a0, a1), builder.block))
+                builder.branch(joined)
+            builder.position_at_end(joined)
+            acc = builder.phi(_V16F)
+            for value, block in sums:
+                acc.add_incoming(value, block)
+            tail_entry = builder.block
+
+            def body1(k, accs, step=step):
+                left = builder.sub(k1_v, k)
+                block_mask = _lane_mask(builder, left)
+                value_mask = _lane_mask(builder, builder.mul(left, _c64(rc)))
+                return [step(k, accs[0], block_mask, value_mask)]
+
+            (t,) = loop(f"rc{rc}.tail", tail_entry, kt, k1_v, g, 1, body1)
+            store([builder.fadd(acc, t)])
+
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -1,0 +1,41 @@
+"""Thread count shared by every kernel (numba's own setting, checked on the way in)."""
+from __future__ import annotations
+
+import numbers
+
+import numba
+
+from ..errors import BadInputError
+
+
+def max_threads() -> int:
+    """The most threads numba can run: ``numba.config.NUMBA_NUM_THREADS`` (fixed at import)."""
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def set_threads(n: int) -> None:
+    """Run every following kernel call of this Python thread on ``n`` threads.
+
+    Raises
+    ------
+    BadInputError
+        if ``n`` is not an integer in ``[1, max_threads()]``.
+
+    Examples
+    --------
+    >>> set_threads(1)
+    >>> get_threads()
+    1
+    """
+    limit = max_threads()
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= limit:
+        raise BadInputError(
+            f"threads={n!r} should be an integer in [1, {limit}] "
+            f"(NUMBA_NUM_THREADS={limit} on this machine)"
+        )
+    numba.set_num_threads(int(n))
+
+
+def get_threads() -> int:
+    """The thread count the next kernel call will use."""
+    return int(numba.get_num_threads())

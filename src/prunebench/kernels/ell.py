@@ -1,0 +1,122 @@
+"""Sliced-ELL kernels: rows cut into slices of ``slice_height``, each slice padded to its widest row.
+
+Layout: ``slice_ptr`` int32/int64 [nslices+1]; ``widths`` int32/int64 [nslices]; slice s holds
+``h_s = min(h, rows - s*h)`` rows and its entry (i, k) sits at ``slice_ptr[s] + k*h_s + i``
+(column-major inside the slice); ``indices`` (uint8/uint16/int32/int64) and ``data`` (float32,
+float16 -- raw kernels: its uint16 bits -- or int8 with per-row float32 ``scales``) share those
+offsets; padding slots hold index 0 and value 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from . import _checks as chk
+from ..errors import BadInputError
+from ._jit import LANES, PJIT, balanced_splits, batch_tiles, finish
+from ._reference import apply_dense, value_array
+from ._simd import ell_rows, gather_axpy16
+
+#: slice rows one pass of :func:`._simd.ell_rows` covers (four 16-lane accumulators)
+ELL_ROWS = 64
+
+
+@njit(**PJIT)
+def spmv_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, x, y, nparts):
+    """``y = W @ x`` (times ``scales``, plus ``bias``) for a sliced-ELL matrix with y.size rows."""
+    rows = y.size
+    h = slice_height
+    bounds = balanced_splits(slice_ptr, nparts)
+    for p in prange(nparts):
+        acc = np.empty(ELL_ROWS, np.float32)
+        for s in range(bounds[p], bounds[p + 1]):
+            r0 = s * h
+            hs = min(h, rows - r0)
+            w = np.int64(widths[s])
+            lo = np.int64(slice_ptr[s])
+            for i0 in range(0, hs, ELL_ROWS):  # one vector lane per row, 64 rows per pass
+                nl = min(ELL_ROWS, hs - i0)
+                ell_rows(data, indices, lo + i0, hs, w, nl, x, acc)
+                for i in range(nl):
+                    y[r0 + i0 + i] = finish(acc[i], r0 + i0 + i, scales, bias)
+
+
+@njit(**PJIT)
+def spmm_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, X, Y, nparts):
+    """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
+    rows = Y.shape[1]
+    batch, cols = X.shape
+    h = slice_height
+    T = batch_tiles(X, cols)
+    widest = 0
+    for s in range(widths.size):
+        widest = max(widest, np.int64(widths[s]))
+    bounds = balanced_splits(slice_ptr, nparts)
+    for p in prange(nparts):
+        acc = np.empty(LANES, np.float32)
+        vbuf = np.empty(widest, data.dtype)  # one row of the slice, made contiguous
+        cbuf = np.empty(widest, indices.dtype)
+        for s in range(bounds[p], bounds[p + 1]):
+            r0 = s * h
+            hs = min(h, rows - r0)
+            w = np.int64(widths[s])
+            lo = np.int64(slice_ptr[s])
+            for i in range(hs):
+                for k in range(w):
+                    vbuf[k] = data[lo + k * hs + i]
+                    cbuf[k] = indices[lo + k * hs + i]
+                for t in range(T.shape[0]):
+                    gather_axpy16(vbuf[:w], cbuf[:w], T[t], acc)
+                    b0 = t * LANES
+                    for j in range(min(LANES, batch - b0)):
+                        Y[b0 + j, r0 + i] = finish(acc[j], r0 + i, scales, bias)
+
+
+def _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias):
+    rows, cols = chk.check_shape(shape)
+    if isinstance(slice_height, bool) or not isinstance(slice_height, (int, np.integer)) or slice_height < 1:
+        raise BadInputError(f"slice_height={slice_height!r} should be a positive integer")
+    chk.check_array(slice_ptr, "slice_ptr", chk.POINTER_DTYPES, 1)
+    chk.check_array(widths, "widths", chk.POINTER_DTYPES, 1)
+    chk.check_array(indices, "indices", chk.INDEX_DTYPES, 1)
+    nslices = -(-rows // int(slice_height))
+    if widths.shape[0] != nslices or slice_ptr.shape[0] != nslices + 1:
+        raise BadInputError(
+            f"widths/slice_ptr have lengths {widths.shape[0]}/{slice_ptr.shape[0]}; "
+            f"{rows} rows in slices of {slice_height} need {nslices}/{nslices + 1}"
+        )
+    vals = chk.values_for_kernel(data, "data", 1, scales)
+    return rows, cols, vals, chk.row_vector(scales, "scales", rows), chk.row_vector(bias, "bias", rows)
+
+
+def ell_matvec(slice_ptr, widths, indices, data, x, *, shape, slice_height, scales=None, bias=None, out=None):
+    """``W @ x`` (+ bias) for a sliced-ELL matrix of true ``shape``; returns float32 [rows]."""
+    rows, cols, vals, sc, bi = _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias)
+    x = chk.input_vector(x, cols)
+    y = chk.output(out, (rows,))
+    spmv_ell(slice_ptr, widths, indices, vals, int(slice_height), sc, bi, x, y, chk.nparts())
+    return y
+
+
+def ell_matmul(slice_ptr, widths, indices, data, X, *, shape, slice_height, scales=None, bias=None, out=None):
+    """``X @ W.T`` (+ bias) for X float32 [B, cols]; returns float32 [B, rows]."""
+    rows, cols, vals, sc, bi = _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias)
+    X = chk.input_batch(X, cols)
+    Y = chk.output(out, (X.shape[0], rows))
+    spmm_ell(slice_ptr, widths, indices, vals, int(slice_height), sc, bi, X, Y, chk.nparts())
+    return Y
+
+
+def ell_reference(slice_ptr, widths, indices, data, x, *, shape, slice_height, scales=None, bias=None):
+    """NumPy float64 reference of :func:`ell_matvec` / :func:`ell_matmul`."""
+    rows, cols = shape
+    W = np.zeros((rows, cols))
+    vals = value_array(data)
+    for s, w in enumerate(np.asarray(widths, np.int64)):
+        r0 = s * slice_height
+        hs = min(slice_height, rows - r0)
+        lo = int(slice_ptr[s])
+        ix = np.asarray(indices[lo : lo + w * hs], np.int64).reshape(w, hs)
+        v = vals[lo : lo + w * hs].reshape(w, hs)
+        np.add.at(W, (np.arange(r0, r0 + hs)[None, :].repeat(w, 0), ix), v)
+    return apply_dense(W, x, scales, bias)
