@@ -95,45 +95,250 @@ def train(model: str = typer.Argument(..., help="zoo model name (see `prunebench
 
 
 @app.command()
-def bench(model: str = typer.Argument(..., help="zoo model name"),
+def bench(model: str = typer.Argument(..., help="zoo model name, or a model file written by "
+                                                "pack / prune -o"),
           batch: int = typer.Option(1, "--batch", help="inputs per call (>= 1)"),
           threads: int = typer.Option(1, "--threads", help="intra-op threads (1..cores)"),
           seed: int = typer.Option(0, "--seed", help="model seed"),
           warmup: int = typer.Option(3, "--warmup", help="untimed calls first"),
           min_runs: int = typer.Option(20, "--min-runs", help="timed calls at least"),
           min_time: float = typer.Option(1.0, "--min-time", help="seconds of timed calls at least"),
+          method: Optional[str] = typer.Option(None, "--method",
+                                               help="prune first: random | magnitude | gradient | "
+                                                    "taylor | block | nm | channel"),
+          sparsity: float = typer.Option(0.9, "--sparsity", help="fraction removed, in [0, 1)"),
+          scope: str = typer.Option("layer", "--scope", help="layer | global"),
+          finetune_steps: int = typer.Option(0, "--finetune-steps",
+                                             help="fine-tuning steps after pruning (default 0)"),
+          layers: Optional[str] = typer.Option(None, "--layers",
+                                               help="comma-separated modules, 'all' or 'default'"),
+          block: str = typer.Option("4x4", "--block", help="block shape (method and bsr)"),
+          n: int = typer.Option(2, "--n", help="N of N:M"),
+          m: int = typer.Option(4, "--m", help="M of N:M"),
+          format: Optional[str] = typer.Option(None, "--format",
+                                               help="format of the pruned layers (default: dense "
+                                                    "for torch-dense/onnxruntime, else csr)"),
+          values: str = typer.Option("fp32", "--values", help="fp32 | fp16 | int8"),
+          engine: Optional[str] = typer.Option(None, "--engine",
+                                               help="torch-dense | torch-sparse | scipy | "
+                                                    "onnxruntime | native (default: torch-dense "
+                                                    "for dense, else native)"),
+          fallback: str = typer.Option("error", "--fallback",
+                                       help="error | dense: a pruned layer the format cannot "
+                                            "serve fails, or stays dense"),
           db: str = typer.Option(DEFAULT_DB, "--db", help="results database (SQLite)"),
           no_rss: bool = typer.Option(False, "--no-rss", help="skip the peak-RSS child process"),
           as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
-    """Benchmark a zoo model as is (dense PyTorch): latency, memory, accuracy; store the row."""
+    """Benchmark a model: as is (dense PyTorch), or pruned (--method) / packed (a model file)
+    and compiled for an engine and format (--engine, --format, --values), verified against
+    dense first; latency, memory, accuracy; store the row."""
+    import os
+
     from . import zoo
-    from .benchmark import bench_dense, check_batch, check_threads
+    from .benchmark import (bench_dense, bench_pruned, check_batch, check_engine_format,
+                            check_threads, default_engine, default_format)
+    from .errors import VerificationError
     from .study.store import Store, check_writable
 
-    zoo.get_spec(model)
+    is_file = model not in zoo.MODELS and os.path.isfile(model)
+    if not is_file:
+        zoo.get_spec(model)
     check_batch(batch)
     check_threads(threads)
+    dense_only = (not is_file and method is None and format in (None, "dense")
+                  and engine in (None, "torch-dense") and values == "fp32")
+    if not dense_only:
+        eng_name = engine or default_engine(format)
+        check_engine_format(eng_name, format or default_format(eng_name), values)
+        if method is not None:
+            from .pruning import METHODS
+            from .pruning.validate import check_sparsity
+
+            METHODS.get(method)
+            check_sparsity(sparsity)
     check_writable(db)
     with Store(db) as store:  # opened (and validated) before any measuring
-        res = bench_dense(model, batch=batch, threads=threads, seed=seed, warmup=warmup,
-                          min_runs=min_runs, min_time=min_time, rss=not no_rss,
-                          progress=not as_json)
+        if dense_only:
+            res = bench_dense(model, batch=batch, threads=threads, seed=seed, warmup=warmup,
+                              min_runs=min_runs, min_time=min_time, rss=not no_rss,
+                              progress=not as_json)
+            res["ok"] = True
+        else:
+            res = bench_pruned(model, method=method, sparsity=sparsity, scope=scope,
+                               finetune_steps=finetune_steps, block=_parse_block(block), n=n,
+                               m=m, layers=_parse_layers(layers), format=format, values=values,
+                               engine=engine, fallback=fallback, batch=batch, threads=threads,
+                               seed=seed, warmup=warmup, min_runs=min_runs, min_time=min_time,
+                               rss=not no_rss, progress=not as_json)
         row_id = store.add(res["row"], res["machine"])
     rep = dict(res["report"], database=db, row_id=row_id)
+    if not res["ok"]:
+        v = rep["verification"]
+        if as_json:
+            _emit_json(rep)
+        raise VerificationError(
+            f"{rep['model']} on {rep['engine']} ({rep['format']}, {rep['values']}): "
+            f"{rep['reason']} (max error {v['max_abs']:.3g}, {v['rel_max']:.3g} of the output "
+            f"scale; top-1 agreement {v['top1_agreement']:.2%} on {v['n']} inputs); not timed, "
+            f"stored as failed row {row_id} in {db}")
     if as_json:
         _emit_json(rep)
         return
     lat = rep["latency_ms"]
     acc = rep["accuracy"]
-    out.print(f"[bold]{model}[/] batch {batch}, threads {threads}: p50 {lat['p50']:.3f} ms, "
-              f"p90 {lat['p90']:.3f} ms, p99 {lat['p99']:.3f} ms over {rep['runs']} runs; "
-              f"{rep['throughput']:.1f} inputs/s")
+    what = (f"{rep['engine']}, {rep['format']} {rep.get('values', 'fp32')}"
+            + (f", {rep['method']} {rep['sparsity']:.2%}" if rep.get("method", "dense") != "dense"
+               else ""))
+    out.print(f"[bold]{rep['model']}[/] ({what}) batch {batch}, threads {threads}: p50 "
+              f"{lat['p50']:.3f} ms, p90 {lat['p90']:.3f} ms, p99 {lat['p99']:.3f} ms over "
+              f"{rep['runs']} runs; {rep['throughput']:.1f} inputs/s")
     out.print(f"params {rep['param_bytes']:,} B, file {rep['file_bytes']:,} B, peak RSS "
               f"{rep['peak_rss_bytes'] or 0:,} B; accuracy "
               + (f"{acc:.2%}" if isinstance(acc, float) else f"{acc} (latency-only model)"))
+    if "verification" in rep:
+        v = rep["verification"]
+        out.print(f"verified against dense fp32 on {v['n']} {v['inputs']} inputs: max error "
+                  f"{v['max_abs']:.3g} ({v['rel_max']:.3g} of the output scale, tolerance "
+                  f"{v['tolerance']:g}), top-1 agreement {v['top1_agreement']:.2%}")
+        if rep.get("threads_effective", threads) != threads:
+            out.print(f"{rep['engine']} computes its sparse products on "
+                      f"{rep['threads_effective']} thread(s)")
+        for layer, why in rep.get("dense_layers", {}).items():
+            out.print(f"  {layer}: {why}")
+        if rep.get("note"):
+            out.print(f"note: {rep['note']}")
     if rep["noisy"]:
         err.print("[yellow]warning: IQR above 10% of the median; the machine may be busy[/]")
     out.print(f"stored as row {row_id} in {db}")
+
+
+@app.command()
+def kernels(shape: Optional[str] = typer.Option(None, "--shape",
+                                                help="ROWSxCOLS (out x in) of W, comma-separated "
+                                                     "for several; @B fixes a batch (4096x4096, "
+                                                     "144x24@3136). Default: real layer shapes"),
+            sparsity: str = typer.Option(",".join(str(s) for s in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95,
+                                                                   0.99)),
+                                         "--sparsity", help="comma-separated sparsities in [0, 1)"),
+            pattern: str = typer.Option("unstructured", "--pattern",
+                                        help="unstructured | block | nm"),
+            batch: str = typer.Option("1,32", "--batch", help="comma-separated batch sizes"),
+            threads: Optional[int] = typer.Option(None, "--threads",
+                                                  help="threads (default: every core)"),
+            cache: str = typer.Option("cold", "--cache", help="warm | cold | both"),
+            values: str = typer.Option("fp32", "--values",
+                                       help="native value encodings, comma-separated: fp32, "
+                                            "fp16, int8"),
+            block: str = typer.Option("4x4", "--block", help="block shape (pattern block, bsr)"),
+            from_model: Optional[str] = typer.Option(None, "--from-model",
+                                                     help="benchmark a zoo model's pruned "
+                                                          "weight matrices instead"),
+            method: Optional[str] = typer.Option(None, "--method",
+                                                 help="pruning method for --from-model"),
+            all_shapes: bool = typer.Option(False, "--all-shapes",
+                                            help="add BERT FFN up, MiniLM FFN and LSTM shapes"),
+            repeats: int = typer.Option(15, "--repeats", help="timed calls per candidate"),
+            seed: int = typer.Option(0, "--seed", help="random matrices and inputs"),
+            as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
+    """Time one weight matrix's product on every engine and format side by side: speedup vs
+    torch-dense, bytes moved, GB/s and the fraction of the measured memory bandwidth, and the
+    crossover sparsity per shape."""
+    from .measure import kernel_bench as kb
+
+    def floats(text, arg):
+        try:
+            return [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise BadInputError(f"{arg}: got {text!r}, expected comma-separated numbers") from None
+
+    def ints(text, arg):
+        try:
+            return [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise BadInputError(f"{arg}: got {text!r}, expected comma-separated integers") from None
+
+    if pattern not in kb.PATTERNS:
+        raise BadInputError(f"--pattern: got {pattern!r}; allowed: {', '.join(kb.PATTERNS)}")
+    if cache not in kb.CACHES:
+        raise BadInputError(f"--cache: got {cache!r}; allowed: {', '.join(kb.CACHES)}")
+    sparsities = kb.check_sparsities(floats(sparsity, "--sparsity"))
+    batches = ints(batch, "--batch")
+    if not batches or any(b < 1 for b in batches):
+        raise BadInputError(f"--batch: got {batch!r}; every batch must be an integer >= 1")
+    if threads is not None:
+        kb.check_kernel_threads(threads)
+    if repeats < 1:
+        raise BadInputError(f"--repeats: got {repeats}; expected an integer >= 1")
+    vals = tuple(v.strip() for v in values.split(",") if v.strip())
+    for v in vals or ("",):
+        if v not in ("fp32", "fp16", "int8"):
+            raise BadInputError(f"--values: got {values!r}; allowed: fp32, fp16, int8")
+    blk = _parse_block(block)
+    if (method is None) != (from_model is None):
+        raise BadInputError("--from-model and --method go together: --from-model MODEL "
+                            "--method M")
+    matrices = None
+    shapes = [kb.parse_shape(t) for t in shape.split(",")] if shape else None
+    if from_model is not None:
+        from . import zoo
+        from .pruning import METHODS
+
+        zoo.get_spec(from_model)
+        METHODS.get(method)
+        if shape:
+            raise BadInputError("--shape: not with --from-model (the model's matrices are used)")
+        matrices = kb.model_matrices(from_model, method, sparsities, seed, progress=not as_json)
+    elif shapes is None:
+        shapes = list(kb.DEFAULT_SHAPES) + (list(kb.EXTRA_SHAPES) if all_shapes else [])
+    progress = None if as_json else (lambda msg: err.print(f"[dim]{msg}[/]"))
+    res = kb.run(shapes, sparsities, batches, pattern, threads, cache, vals, repeats=repeats,
+                 rounds=3 if repeats >= 3 else 1, block=blk, seed=seed, matrices=matrices,
+                 progress=progress)
+    if as_json:
+        _emit_json(res)
+        return
+    meta = res["meta"]
+    groups: dict = {}
+    for r in res["rows"]:
+        key = (tuple(r["shape"]), r.get("layer") or r["label"], r["batch"], r["cache"])
+        groups.setdefault(key, []).append(r)
+    for (shp, label, b, mode), rs in groups.items():
+        load = rs[0].get("other_load_cores")
+        t = Table(title=f"W {shp[0]}x{shp[1]} {label} — batch {b}, {mode} cache, "
+                        f"{meta['threads']} thread(s)"
+                        + (f" — other processes busy {load:.2f} cores" if load else ""))
+        for c in ("sparsity", "engine", "format", "values", "ms", "vs dense", "vs torch csr",
+                  "MB moved", "GB/s", "% bandwidth"):
+            t.add_column(c, justify="right")
+        for r in rs:
+            vs_ts = r["speedup_vs_torch_sparse_csr"]
+            t.add_row(f"{r['sparsity']:.2f}", r["engine"] + (f" ({r['variant']})" if r.get("variant") else ""),
+                      r["format"], r["values"],
+                      f"{r['ms']:.3f}{'~' if r['noisy'] else ''}",
+                      f"{r['speedup_vs_dense']:.2f}x", "" if vs_ts is None else f"{vs_ts:.2f}x",
+                      f"{r['bytes'] / 1e6:.1f}", f"{r['gbps']:.1f}",
+                      f"{100 * r['bandwidth_fraction']:.0f}%")
+        out.print(t)
+    t = Table(title="crossover: lowest sparsity where a sparse format beats torch-dense")
+    for c in ("shape", "batch", "cache", "crossover", "by", "speedup", "native crossover"):
+        t.add_column(c)
+    for c in res["crossover"]:
+        t.add_row(f"{c['shape'][0]}x{c['shape'][1]}" + (f" {c['layer']}" if c.get("layer") else ""),
+                  str(c["batch"]), c["cache"],
+                  "none" if c["sparsity"] is None else f"{c['sparsity']:.2f}",
+                  "" if c["engine"] is None else f"{c['engine']} {c['format']}"
+                  + (f" ({c['variant']})" if c.get("variant") else ""),
+                  "" if c["speedup_vs_dense"] is None else f"{c['speedup_vs_dense']:.2f}x",
+                  "none" if c["native_sparsity"] is None
+                  else f"{c['native_sparsity']:.2f} ({c['native_format']})")
+    out.print(t)
+    out.print(f"streaming-read bandwidth {meta['stream_gbps']:.1f} GB/s ({meta['threads']} "
+              f"threads); cold = {meta['flush_mib']} MiB streamed before every call (not timed); "
+              f"'~' = IQR above 10% of the median; {meta['seconds']:.0f} s")
+    other = meta.get("other_load_cores")
+    if other is not None and other > 0.1:
+        err.print(f"[yellow]warning: other processes kept {other:.2f} cores busy during this "
+                  "run; parallel timings stall when a core is taken: repeat on a quiet machine[/]")
 
 
 @app.command()
@@ -455,6 +660,37 @@ def results(db: str = typer.Argument(DEFAULT_DB, help="results database"),
                   "" if r["p50_ms"] is None else f"{r['p50_ms']:.3f}",
                   "" if r["p90_ms"] is None else f"{r['p90_ms']:.3f}", acc, r["status"])
     out.print(t)
+
+
+@app.command()
+def study(spec: Optional[str] = typer.Argument(None, help="YAML path or built-in: default, "
+                                                         "smoke, full (default: default)"),
+          out_dir: str = typer.Option("runs", "--out", help="folder for the database and report"),
+          dry_run: bool = typer.Option(False, "--dry-run", help="print job count and estimate"),
+          retry_failed: bool = typer.Option(False, "--retry-failed",
+                                            help="run again jobs stored as failed"),
+          as_json: bool = typer.Option(False, "--json", help="print a JSON summary")) -> None:
+    """Run a study: train, prune, encode, verify and measure a grid; store every row and
+    write the report. Re-running skips what is stored."""
+    from .study.cli_commands import study_command
+
+    doc = study_command(spec, out=out_dir, dry_run=dry_run, as_json=as_json,
+                        retry_failed=retry_failed)
+    if as_json:
+        _emit_json(doc)
+
+
+@app.command()
+def report(db: str = typer.Argument(DEFAULT_DB, help="results database"),
+           output: Optional[str] = typer.Option(None, "-o", "--output",
+                                                help="HTML file (default: next to the DB)"),
+           as_json: bool = typer.Option(False, "--json", help="print a JSON summary")) -> None:
+    """Write the report (one self-contained HTML file + a Markdown summary) from a database."""
+    from .study.cli_commands import report_command
+
+    doc = report_command(db, output=output, as_json=as_json)
+    if as_json:
+        _emit_json(doc)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None):

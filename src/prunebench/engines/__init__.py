@@ -1,18 +1,34 @@
-"""Engines behind one protocol (:class:`Engine`), looked up in :data:`ENGINES`."""
+"""Engines behind one protocol (:class:`Engine`), looked up in :data:`ENGINES`.
+
+=============  ==================================  ===================  ==================
+engine         formats                             values               threads
+=============  ==================================  ===================  ==================
+torch-dense    dense                               fp32                 torch
+torch-sparse   csr, bsr (torch sparse tensors)     fp32                 torch (MKL)
+scipy          csr, bsr, coo, csc                  fp32                 1 (single-threaded)
+onnxruntime    dense, coo (sparse initializers)    fp32                 intra_op_num_threads
+native         csr, bsr, bitmap, nm, ell           fp32, fp16, int8     numba
+=============  ==================================  ===================  ==================
+"""
 from .base import ENGINES, Engine
 from . import torch_dense  # noqa: F401  (registers torch-dense)
+from . import native, onnx_engine, scipy_engine, torch_sparse  # noqa: F401,E402  (register)
 
 
-def compile(model, engine: str = "torch-dense", format: str = "dense", *, values: str = "fp32",
-            threads: int = 1):
-    """Bind ``model`` to ``engine`` with its pruned layers in ``format``."""
+def compile(model, engine: str = "torch-dense", format="dense", *, values: str = "fp32",
+            threads: int = 1, **options):
+    """Bind ``model`` to ``engine`` with its pruned layers in ``format`` (a format name, or a
+    per-layer plan dict for the engines built on :mod:`prunebench.runtime`)."""
+    from ..errors import BadInputError
+
     eng = ENGINES.get(engine)
-    if not eng.supports(format):
-        from ..errors import BadInputError
-
+    if isinstance(format, str) and not eng.supports(format):
         raise BadInputError(f"engine {engine!r} cannot run format {format!r}; it runs: "
                             + ", ".join(eng.formats))
-    return eng.compile(model, format, values=values, threads=threads)
+    if values not in eng.values:
+        raise BadInputError(f"engine {engine!r} cannot run values {values!r}; it runs: "
+                            + ", ".join(eng.values))
+    return eng.compile(model, format, values=values, threads=threads, **options)
 
 
 __all__ = ["ENGINES", "Engine", "compile"]

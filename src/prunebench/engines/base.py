@@ -3,7 +3,7 @@ computes the same function, possibly with its weights in another storage format.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -16,16 +16,29 @@ ENGINES: Registry = Registry("engine")
 class Engine(ABC):
     """An inference engine.
 
-    ``formats`` lists the storage formats it can run pruned layers in; ``compile`` returns a
-    callable ``f(x: torch.Tensor) -> torch.Tensor`` with the model's forward signature."""
+    ``formats`` lists the storage formats it can run pruned layers in and ``values`` the value
+    encodings; ``compile`` returns a callable ``f(x: torch.Tensor) -> torch.Tensor`` with the
+    model's forward signature. ``rnn`` says in one line how the engine runs GRU/LSTM layers.
+
+    Options every engine accepts (and may ignore): ``fallback`` ("error" | "dense": what a
+    pruned layer the format cannot serve does), ``keep_smaller`` (keep dense the layers whose
+    encoding is larger than dense), ``example_input`` (a model input, for engines that trace),
+    and the format options ``block``, ``n``, ``m``, ``slice_height``.
+    """
 
     name: str = ""
     formats: tuple[str, ...] = ("dense",)
+    values: tuple[str, ...] = ("fp32",)
+    rnn: str = "PyTorch's own GRU/LSTM"
 
     def supports(self, format: str) -> bool:
         return format in self.formats
 
+    def threads_effective(self, threads: int) -> int:
+        """Threads the engine really computes with when asked for ``threads``."""
+        return threads
+
     @abstractmethod
-    def compile(self, model: nn.Module, format: str = "dense", *, values: str = "fp32",
-                threads: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
+    def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
+                threads: int = 1, **options) -> Callable[[torch.Tensor], torch.Tensor]:
         ...

@@ -11,19 +11,28 @@ from .base import ENGINES, Engine
 class TorchDense(Engine):
     name = "torch-dense"
     formats = ("dense",)
+    values = ("fp32",)
+    rnn = "PyTorch's own GRU/LSTM (dense)"
 
-    def compile(self, model: nn.Module, format: str = "dense", *, values: str = "fp32",
-                threads: int = 1):
+    def compile(self, model: nn.Module, format="dense", *, values: str = "fp32",
+                threads: int = 1, **options):
         if format != "dense" or values != "fp32":
             raise BadInputError(f"engine torch-dense runs format 'dense' with fp32 values; got "
                                 f"format {format!r}, values {values!r}")
+        from ..runtime.compile import check_threads
+
+        threads = check_threads(threads)
         torch.set_num_threads(threads)
         model = model.eval()
 
         @torch.inference_mode()
         def run(x: torch.Tensor) -> torch.Tensor:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
             return model(x)
 
+        run.model = model
+        run.threads_effective = threads
         return run
 
 

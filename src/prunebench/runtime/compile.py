@@ -1,0 +1,396 @@
+"""``compile(model, plan)``: a pruned model whose pruned layers run on a storage format.
+
+The plan names a format for every prunable weight matrix (the names of
+:func:`prunebench.runtime.modelfile.encode_model`: ``fc.weight``, ``conv1.weight`` as the
+``[out, in * k * k]`` matrix, ``rnn.weight_hh_l0[1]`` for one RNN gate). Each such matrix is
+encoded with :mod:`prunebench.formats`, handed to a :class:`Backend` (our kernels by default;
+the ``torch-sparse`` and ``scipy`` engines bring their own) and its module is replaced by a
+sparse layer of :mod:`prunebench.runtime.layers`. Everything else (activations, norms,
+pooling, depthwise convolutions, unpruned layers) stays PyTorch.
+
+Which layers run sparse
+-----------------------
+* A matrix without a single zero is *not pruned* and stays dense, whatever the plan says.
+* ``nn.Linear`` (any leading dimensions), ``nn.Conv1d``/``nn.Conv2d`` with ``groups=1`` and
+  zero padding, ``nn.GRU``/``nn.LSTM``/``nn.RNN`` can run any format of the backend.
+  Depthwise and grouped convolutions, ``nn.Conv3d`` and other padding modes cannot.
+* A pruned matrix the requested format cannot hold (a layer type above, or ``nm`` on a
+  matrix that is not N:M sparse) raises :class:`BadInputError` naming the layer, unless
+  ``fallback="dense"`` (the "auto-dense" plan): then it stays dense and the plan says why.
+* With ``keep_smaller`` (default) a matrix whose encoding would take more bytes than dense
+  in the same value encoding stays dense, and the plan says so.
+
+Format options: ``block`` (bsr, default 4x4), ``n``/``m`` (nm, default 2:4),
+``slice_height`` (ell; default 32 here, a sliced ELL, rather than the format's plain ELL).
+"""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import kernels as K
+from ..errors import BadInputError
+from ..formats import FORMATS, Format, encode
+from ..pruning.targets import CONV_TYPES, RNN_TYPES, prunable_layers, weights_of
+from .layers import (KERNEL_FORMATS, KERNEL_VALUES, DenseOp, KernelOp, MatrixOp, SparseConv,
+                     SparseLinear, SparseRNN, StackedOp)
+from .modelfile import _nm_violation
+
+VALUE_CHOICES = ("fp32", "fp16", "int8")
+FALLBACKS = ("error", "dense")
+#: options each format takes from ``compile(..., **format_opts)``, with this module's defaults
+FORMAT_OPTIONS = {"bsr": {"block": (4, 4)}, "nm": {"n": 2, "m": 4}, "ell": {"slice_height": 32}}
+
+
+class Backend:
+    """What computes the products of the sparse layers: the formats and value encodings it
+    runs, and :meth:`make_op`, which turns one encoded matrix (plus bias) into a
+    :class:`~prunebench.runtime.layers.MatrixOp`. This one is prunebench's numba kernels."""
+
+    name: ClassVar[str] = "native"
+    formats: ClassVar[tuple[str, ...]] = KERNEL_FORMATS
+    values: ClassVar[tuple[str, ...]] = KERNEL_VALUES
+
+    def make_op(self, fmt: Format, bias: np.ndarray | None, threads: int) -> MatrixOp:
+        return KernelOp(fmt, bias, threads)
+
+    def set_threads(self, threads: int) -> None:
+        """Make the backend's own thread pool run ``threads`` threads."""
+        K.set_threads(threads)
+
+    def threads_effective(self, threads: int) -> int:
+        """Threads the sparse products really use when ``threads`` are asked for."""
+        return threads
+
+    def max_threads(self) -> int:
+        return min(os.cpu_count() or 1, K.max_threads())
+
+
+NATIVE = Backend()
+
+
+def check_threads(threads: Any, limit: int | None = None) -> int:
+    """``threads`` as an int in [1, limit] (default: this machine's cores)."""
+    limit = limit or os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) \
+            or not 1 <= threads <= limit:
+        raise BadInputError(f"threads={threads!r} should be an integer in [1, {limit}] "
+                            f"(cores this machine can run)")
+    return int(threads)
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def _matrices(model: nn.Module) -> dict[str, tuple[str, str, int, int]]:
+    """{matrix name: (module name, parameter name, gate, gates)} in definition order."""
+    out = {}
+    for mname in prunable_layers(model):
+        for w in weights_of(model, mname):
+            for g in range(w.gates):
+                out[w.name if w.gates == 1 else f"{w.name}[{g}]"] = (mname, w.name, g, w.gates)
+    return out
+
+
+def _resolve_plan(plan: Any, matrices: dict, backend: Backend) -> dict[str, str]:
+    """{matrix: format} from a format name or a dict keyed by matrix, parameter or module."""
+    def check_format(f: Any, where: str) -> str:
+        if f == "dense":
+            return f
+        if not isinstance(f, str):
+            raise BadInputError(f"plan{where}: format {f!r} should be a format name")
+        FORMATS.get(f)   # unknown names list the valid ones
+        if f not in backend.formats:
+            raise BadInputError(f"plan{where}: engine {backend.name} cannot run format {f!r}; "
+                                f"it runs: {', '.join(backend.formats)} (and dense)")
+        return f
+
+    if isinstance(plan, str):
+        f = check_format(plan, "")
+        return {name: f for name in matrices}
+    if not isinstance(plan, dict):
+        raise BadInputError(f"plan={plan!r} should be a format name or a dict "
+                            "{layer: format}")
+    out = {name: "dense" for name in matrices}
+    for key, f in plan.items():
+        hit = [n for n, (mod, param, _, _) in matrices.items() if key in (n, param, mod)]
+        if not hit:
+            raise BadInputError(f"plan: unknown layer {key!r}; layers: {', '.join(matrices)}")
+        f = check_format(f, f"[{key!r}]")
+        for n in hit:
+            out[n] = f
+    return out
+
+
+def _cannot(module: nn.Module) -> str | None:
+    """Why a module's matrices cannot run sparse at all (None when they can)."""
+    if isinstance(module, CONV_TYPES):
+        kind = type(module).__name__
+        if not isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            return f"{kind} has no sparse layer here (Conv1d and Conv2d do)"
+        if module.groups != 1:
+            depthwise = module.groups == module.in_channels
+            what = "depthwise" if depthwise else "grouped"
+            return (f"{what} {kind} (groups={module.groups}) runs dense PyTorch only (sparse "
+                    "convolutions need groups=1)")
+        if module.padding_mode != "zeros":
+            return f"{kind} with padding_mode={module.padding_mode!r} runs dense only"
+    return None
+
+
+def _dense_bytes(shape, values: str) -> int:
+    rows, cols = shape
+    return rows * cols * {"fp32": 4, "fp16": 2, "int8": 1}[values] + (4 * rows if values == "int8" else 0)
+
+
+def _encode(name: str, W: np.ndarray, fmt: str, values: str, opts: dict) -> Format:
+    try:
+        return encode(W, fmt, values=values, **opts)
+    except BadInputError as e:
+        raise BadInputError(f"layer {name}: {e}") from None
+
+
+def _options(fmt: str, format_opts: dict) -> dict:
+    defaults = FORMAT_OPTIONS.get(fmt, {})
+    return {k: (format_opts[k] if format_opts.get(k) is not None else v)
+            for k, v in defaults.items()}
+
+
+def _check_format_opts(format_opts: dict) -> None:
+    allowed = {k for d in FORMAT_OPTIONS.values() for k in d}
+    unknown = sorted(set(format_opts) - allowed)
+    if unknown:
+        raise BadInputError(f"compile: unknown format option(s) {', '.join(unknown)}; "
+                            f"allowed: {', '.join(sorted(allowed))}")
+
+
+def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
+               fallback: str = "error", keep_smaller: bool = True, backend: Backend = NATIVE,
+               **format_opts) -> tuple[dict[str, dict], dict[str, Format]]:
+    """Decide and encode every prunable matrix; see the module docstring for the rules.
+
+    Returns (plan {matrix: {module, kind, format, requested, reason, shape, sparsity, values,
+    bytes, dense_bytes}}, encoded {matrix: Format} for the matrices that run sparse).
+    """
+    if values not in VALUE_CHOICES:
+        raise BadInputError(f"values={values!r} is not allowed; allowed: {', '.join(VALUE_CHOICES)}")
+    if values not in backend.values:
+        raise BadInputError(f"engine {backend.name} runs values {', '.join(backend.values)}; "
+                            f"got values={values!r}")
+    if fallback not in FALLBACKS:
+        raise BadInputError(f"fallback={fallback!r} is not allowed; allowed: {', '.join(FALLBACKS)}")
+    _check_format_opts(format_opts)
+    matrices = _matrices(model)
+    if not matrices:
+        raise BadInputError(f"model {type(model).__name__} has no Linear, Conv or RNN layer")
+    wanted = _resolve_plan(plan, matrices, backend)
+    params = dict(model.named_parameters())
+    out, encoded = {}, {}
+    for name, (mname, pname, g, gates) in matrices.items():
+        module = model.get_submodule(mname)
+        t = params[pname].detach()
+        W = np.ascontiguousarray(t.reshape(gates, t.shape[0] // gates, -1)[g].float().numpy())
+        want = wanted[name]
+        sparsity = float((W == 0).mean())
+        kind = ("rnn" if isinstance(module, RNN_TYPES) else "linear"
+                if isinstance(module, nn.Linear) else "conv")
+        row = {"module": mname, "kind": kind, "format": "dense", "requested": want,
+               "reason": "requested", "shape": list(W.shape), "sparsity": sparsity,
+               "values": "fp32", "bytes": _dense_bytes(W.shape, "fp32"),
+               "dense_bytes": _dense_bytes(W.shape, values)}
+        out[name] = row
+        if want == "dense":
+            continue
+        if sparsity == 0:
+            row["reason"] = "not pruned (no zero weights); runs dense PyTorch"
+            continue
+        opts = _options(want, format_opts)
+        problem = _cannot(module)
+        if problem is None and want == "nm":
+            misfit = _nm_violation(W, opts["n"], opts["m"])
+            problem = f"{misfit} for format nm" if misfit else None
+        if problem:
+            if fallback == "error":
+                raise BadInputError(f"layer {name}: {problem}; cannot run format {want!r} "
+                                    "(fallback='dense' / --fallback dense keeps it dense)")
+            row["reason"] = f"{problem}; kept dense (fallback)"
+            continue
+        fmt = _encode(name, W, want, values, opts)
+        nbytes = fmt.nbytes()["total"]
+        if keep_smaller and nbytes > row["dense_bytes"]:
+            row["reason"] = (f"{want} would take {nbytes} B > dense {row['dense_bytes']} B at "
+                             f"sparsity {sparsity:.2f}; runs dense PyTorch")
+            continue
+        row.update(format=want, values=values, bytes=nbytes)
+        encoded[name] = fmt
+    return out, encoded
+
+
+# ---------------------------------------------------------------- building the model
+
+
+def _bias(module: nn.Module, attr: str) -> torch.Tensor | None:
+    b = getattr(module, attr, None)
+    return None if b is None else b.detach().float()
+
+
+def _np(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else np.ascontiguousarray(t.numpy(), dtype=np.float32)
+
+
+def _rnn_ops(work: nn.Module, mname: str, plan: dict, encoded: dict, backend: Backend,
+             threads: int, format_opts: dict, values: str) -> dict[str, MatrixOp]:
+    """{weight attribute: op} of one RNN module, with its gates' biases fused in."""
+    module = work.get_submodule(mname)
+    ops = {}
+    for w in weights_of(work, mname):
+        attr = w.name.rpartition(".")[2]                         # weight_hh_l0_reverse
+        P = getattr(module, attr).detach().float()
+        bias = _bias(module, attr.replace("weight", "bias")) if not attr.startswith("weight_hr") else None
+        names = [w.name if w.gates == 1 else f"{w.name}[{g}]" for g in range(w.gates)]
+        fmts = {plan[n]["format"] for n in names}
+        rows = P.shape[0] // w.gates
+        if fmts == {"dense"}:
+            ops[attr] = DenseOp(P, bias)
+        elif len(fmts) == 1:
+            # every gate in the same format: one matrix of all gates, one product per step
+            f = next(iter(fmts))
+            stacked = _encode(w.name, np.ascontiguousarray(P.numpy()), f, values,
+                              _options(f, format_opts))
+            ops[attr] = backend.make_op(stacked, _np(bias), threads)
+        else:
+            parts = []
+            for g, n in enumerate(names):
+                b = None if bias is None else bias[g * rows:(g + 1) * rows]
+                if n in encoded:
+                    parts.append(backend.make_op(encoded[n], _np(b), threads))
+                else:
+                    parts.append(DenseOp(P[g * rows:(g + 1) * rows], b))
+            ops[attr] = StackedOp(parts)
+    return ops
+
+
+def _replace(model: nn.Module, mname: str, new: nn.Module) -> nn.Module:
+    if not mname:
+        return new
+    parent, _, child = mname.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, new)
+    return model
+
+
+class CompiledModel(nn.Module):
+    """A pruned model with its pruned layers on a storage format (what :func:`compile`
+    returns). Calling it runs ``model(*args)`` under ``torch.inference_mode`` with the
+    compiled thread count set for PyTorch and for the backend.
+
+    Attributes
+    ----------
+    model : the rewritten copy (sparse layers in place of the pruned modules).
+    plan : {matrix: {module, kind, format, requested, reason, shape, sparsity, values, bytes,
+        dense_bytes}}; ``reason`` says why a matrix runs dense when it does.
+    engine, values, threads, threads_effective : what it was compiled for.
+    """
+
+    def __init__(self, model: nn.Module, plan: dict, backend: Backend, values: str, threads: int):
+        super().__init__()
+        self.model = model
+        self.plan = plan
+        self.backend = backend
+        self.engine = backend.name
+        self.values = values
+        self.threads = threads
+        self.threads_effective = backend.threads_effective(threads)
+
+    def forward(self, *args, **kwargs):
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        self.backend.set_threads(self.threads)
+        with torch.inference_mode():
+            return self.model(*args, **kwargs)
+
+    def sparse_layers(self) -> list[str]:
+        """Names of the modules that run on a sparse op."""
+        return [n for n, m in self.model.named_modules()
+                if isinstance(m, (SparseLinear, SparseConv, SparseRNN))]
+
+    def nbytes(self) -> dict[str, int]:
+        """Bytes held in memory: ``ops`` (arrays of the sparse layers' operators, biases
+        included), ``torch`` (parameters and buffers of everything left to PyTorch), total."""
+        ops = 0
+        for m in self.model.modules():
+            if isinstance(m, (SparseLinear, SparseConv)):
+                ops += m.op.nbytes()
+            elif isinstance(m, SparseRNN):
+                ops += sum(o.nbytes() for o in m.ops.values())
+        tensors = list(self.model.parameters()) + list(self.model.buffers())
+        dense = sum(t.numel() * t.element_size() for t in tensors)
+        return {"ops": int(ops), "torch": int(dense), "total": int(ops + dense)}
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of matrices by format and the reasons matrices run dense."""
+        by_format: dict[str, int] = {}
+        for p in self.plan.values():
+            by_format[p["format"]] = by_format.get(p["format"], 0) + 1
+        dense = {n: p["reason"] for n, p in self.plan.items()
+                 if p["format"] == "dense" and p["reason"] != "requested"}
+        return {"engine": self.engine, "values": self.values, "threads": self.threads,
+                "threads_effective": self.threads_effective, "matrices": by_format,
+                "dense_reasons": dense, "nbytes": self.nbytes()}
+
+
+def compile(model: nn.Module, plan: Any = "csr", *, values: str = "fp32", threads: int = 1,
+            fallback: str = "error", keep_smaller: bool = True, backend: Backend | None = None,
+            **format_opts) -> CompiledModel:
+    """A copy of ``model`` whose pruned layers run on the formats of ``plan``.
+
+    Parameters
+    ----------
+    model : a pruned (or dense) torch model; it is deep-copied and never changed.
+    plan : one format name for every matrix, or ``{matrix | parameter | module: format}``
+        (unlisted matrices stay dense); ``"dense"`` leaves everything to PyTorch.
+    values : ``fp32`` (exact up to float32 summation order), ``fp16`` or ``int8`` (per-row
+        scales; weight-only quantisation, activations stay float32).
+    threads : threads for the sparse products and for PyTorch, in [1, cores].
+    fallback : ``"error"`` (a pruned layer the format cannot serve raises BadInputError
+        naming it) or ``"dense"`` (it stays dense PyTorch; the plan says why).
+    keep_smaller : keep dense the matrices whose encoding would be larger than dense.
+    backend : what runs the products (default: prunebench's numba kernels).
+    **format_opts : ``block=(r, c)``, ``n=``, ``m=``, ``slice_height=``.
+
+    Examples
+    --------
+    >>> net = torch.nn.Sequential(torch.nn.Linear(8, 8))
+    >>> with torch.no_grad():
+    ...     _ = net[0].weight.mul_(torch.rand(8, 8) > 0.8)
+    >>> fast = compile(net, "csr")
+    >>> x = torch.randn(2, 8)
+    >>> bool(torch.allclose(fast(x), net(x), atol=1e-6))
+    True
+    """
+    backend = backend or NATIVE
+    threads = check_threads(threads, backend.max_threads())
+    if not isinstance(model, nn.Module):
+        raise BadInputError(f"model should be a torch.nn.Module, got {type(model).__name__}")
+    plan_rows, encoded = plan_model(model, plan, values=values, fallback=fallback,
+                                    keep_smaller=keep_smaller, backend=backend, **format_opts)
+    work = copy.deepcopy(model).eval()
+    sparse_modules = []
+    for name, row in plan_rows.items():
+        if row["format"] != "dense" and row["module"] not in sparse_modules:
+            sparse_modules.append(row["module"])
+    for mname in sparse_modules:
+        module = work.get_submodule(mname)
+        names = [n for n, r in plan_rows.items() if r["module"] == mname]
+        if isinstance(module, RNN_TYPES):
+            ops = _rnn_ops(work, mname, plan_rows, encoded, backend, threads, format_opts, values)
+            new = SparseRNN(module, ops)
+        else:
+            op = backend.make_op(encoded[names[0]], _np(_bias(module, "bias")), threads)
+            new = SparseLinear(op) if isinstance(module, nn.Linear) else SparseConv(op, module)
+        work = _replace(work, mname, new)
+    return CompiledModel(work, plan_rows, backend, values, threads)

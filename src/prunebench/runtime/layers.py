@@ -1,0 +1,430 @@
+"""Sparse layers: Linear, Conv1d/Conv2d and GRU/LSTM/RNN whose weight products run on a
+storage format, while everything around them stays PyTorch.
+
+A layer holds one :class:`MatrixOp` per weight matrix: the product ``X @ W.T + b`` of a fixed
+``[rows, cols]`` matrix, as one engine computes it. :class:`KernelOp` calls prunebench's own
+numba kernels (``prunebench.kernels``) on the arrays of a :mod:`prunebench.formats` object;
+:class:`DenseOp` is PyTorch's dense ``F.linear``; the ``torch-sparse`` and ``scipy`` engines
+add their own ops (:mod:`prunebench.engines`). The layers do not care which: the same
+recurrence runs on our kernels, on torch CSR tensors or on SciPy matrices.
+
+Layouts
+-------
+An op says which operand layout it computes without copies (``layout``):
+
+* ``"rows"`` (our kernels): ``Y[N, rows] = X[N, cols] @ W.T``, the batch as rows. A 1x1
+  convolution then wants its activations channels-last (``[N*H*W, C]``); the layer returns
+  a channels-last tensor, so PyTorch keeps that memory format through BatchNorm, ReLU and the
+  depthwise convolutions and the next 1x1 convolution's input is a free view.
+* ``"columns"`` (torch sparse, SciPy): ``Y[rows, N] = W @ X[cols, N]``, the natural
+  sparse x dense product: a 1x1 convolution of one image is ``W @ X`` on its channels-first
+  ``[C, H*W]`` view, with no copy at all.
+
+Conventions
+-----------
+Activations are float32 (``BadInputError`` otherwise). Nothing here records gradients:
+compiled models are for inference. Small products run on one thread: below :data:`GRAIN`
+stored values x batch, waking a second thread costs more than it saves (PyTorch's
+``at::parallel_for`` has the same kind of grain size).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import kernels as K
+from ..errors import BadInputError
+from ..formats import Format
+
+#: stored values x batch below which a kernel call runs on one thread
+GRAIN = 1 << 15
+
+#: formats our kernels run, and the value encodings they take
+KERNEL_FORMATS = ("csr", "bsr", "bitmap", "nm", "ell")
+KERNEL_VALUES = ("fp32", "fp16", "int8")
+
+
+def _as_f32(x: torch.Tensor, who: str) -> torch.Tensor:
+    if x.dtype != torch.float32:
+        raise BadInputError(f"{who}: input has dtype {x.dtype}; the sparse runtime runs "
+                            "float32 activations")
+    return x.detach()
+
+
+# ---------------------------------------------------------------- matrix operators
+
+
+class MatrixOp(ABC):
+    """``X @ W.T + b`` for one fixed weight matrix ``W`` [rows, cols], as an engine runs it.
+
+    Attributes: ``shape`` (rows, cols), ``format`` (storage format name), ``values``
+    (fp32/fp16/int8), ``layout`` ("rows" or "columns", see the module docstring).
+    """
+
+    layout: ClassVar[str] = "rows"
+    shape: tuple[int, int]
+    format: str
+    values: str = "fp32"
+
+    @abstractmethod
+    def linear(self, X: torch.Tensor) -> torch.Tensor:
+        """``X[N, cols] @ W.T + b`` -> float32 [N, rows]."""
+
+    def left(self, X: torch.Tensor) -> torch.Tensor:
+        """``W @ X[cols, N] + b[:, None]`` -> float32 [rows, N]."""
+        return self.linear(X.t()).t()
+
+    @abstractmethod
+    def nbytes(self) -> int:
+        """Bytes of the arrays the op holds (weights, indices, scales, bias)."""
+
+
+class DenseOp(MatrixOp):
+    """PyTorch dense ``F.linear``: weights the plan keeps dense inside a sparse layer (an
+    unpruned RNN gate next to pruned ones)."""
+
+    layout = "rows"
+    format = "dense"
+
+    def __init__(self, W: torch.Tensor, bias: torch.Tensor | None = None):
+        self.W = W.detach().float().contiguous()
+        self.b = None if bias is None else bias.detach().float().contiguous()
+        self.shape = tuple(self.W.shape)
+
+    def linear(self, X):
+        return F.linear(X, self.W, self.b)
+
+    def left(self, X):
+        Y = self.W @ X
+        return Y if self.b is None else Y.add_(self.b[:, None])
+
+    def nbytes(self):
+        return self.W.numel() * 4 + (0 if self.b is None else self.b.numel() * 4)
+
+
+def _kernel_call(fmt: Format):
+    """(arrays, matvec, matmul, options) of prunebench.kernels for a format object."""
+    name = fmt.name
+    c = np.ascontiguousarray
+    if name == "csr":
+        return (c(fmt.indptr), c(fmt.indices), c(fmt.data)), K.csr_matvec, K.csr_matmul, {}
+    if name == "bsr":
+        return (c(fmt.indptr), c(fmt.indices), c(fmt.data)), K.bsr_matvec, K.bsr_matmul, {}
+    if name == "bitmap":
+        return (c(fmt.mask), c(fmt.row_ptr), c(fmt.data)), K.bitmap_matvec, K.bitmap_matmul, {}
+    if name == "nm":
+        return ((c(fmt.data), c(fmt.indices)), K.nm_matvec, K.nm_matmul,
+                {"n": int(fmt.n), "m": int(fmt.m)})
+    if name == "ell":
+        return ((c(fmt.slice_ptr), c(fmt.widths), c(fmt.indices), c(fmt.data)), K.ell_matvec,
+                K.ell_matmul, {"slice_height": int(fmt.slice_height)})
+    raise BadInputError(f"format {name!r} has no prunebench kernel; kernels run: "
+                        + ", ".join(KERNEL_FORMATS))
+
+
+class KernelOp(MatrixOp):
+    """prunebench's numba kernels on the arrays of a format object (csr, bsr, bitmap, nm,
+    ell; fp32, fp16 or int8 values). The bias is added inside the kernel.
+
+    ``threads`` is the count the compiled model runs with; calls with fewer than
+    :data:`GRAIN` stored values x batch run on one thread.
+    """
+
+    layout = "rows"
+
+    def __init__(self, fmt: Format, bias: np.ndarray | None = None, threads: int = 1):
+        self.fmt = fmt
+        self.format, self.values, self.shape = fmt.name, fmt.values, tuple(fmt.shape)
+        self.arrays, self._mv, self._mm, opts = _kernel_call(fmt)
+        self.opts = dict(opts, shape=self.shape)
+        if fmt.values == "int8":
+            self.opts["scales"] = np.ascontiguousarray(fmt.scales, dtype=np.float32)
+        if bias is not None:
+            self.opts["bias"] = np.ascontiguousarray(bias, dtype=np.float32)
+        self.stored = int(fmt.arrays()[fmt.value_arrays[0]].size)
+        self.threads = threads
+
+    def _run(self, fn, x):
+        if self.threads > 1 and self.stored * (1 if x.ndim == 1 else x.shape[0]) < GRAIN:
+            K.set_threads(1)
+            try:
+                return fn(*self.arrays, x, **self.opts)
+            finally:
+                K.set_threads(self.threads)
+        return fn(*self.arrays, x, **self.opts)
+
+    def linear(self, X):
+        x = X.contiguous().numpy()
+        if x.shape[0] == 1:
+            return torch.from_numpy(self._run(self._mv, x[0])).unsqueeze(0)
+        return torch.from_numpy(self._run(self._mm, x))
+
+    def nbytes(self):
+        extra = sum(self.opts[k].nbytes for k in ("scales", "bias") if k in self.opts)
+        return int(sum(a.nbytes for a in self.arrays) + extra)
+
+
+class StackedOp(MatrixOp):
+    """Ops stacked along the output rows (RNN gates whose plans differ)."""
+
+    def __init__(self, ops: list[MatrixOp]):
+        self.ops = ops
+        self.shape = (sum(o.shape[0] for o in ops), ops[0].shape[1])
+        self.format = "+".join(sorted({o.format for o in ops}))
+        self.values = ops[0].values
+
+    def linear(self, X):
+        return torch.cat([o.linear(X) for o in self.ops], dim=1)
+
+    def nbytes(self):
+        return sum(o.nbytes() for o in self.ops)
+
+
+# ---------------------------------------------------------------- layers
+
+
+class SparseLinear(nn.Module):
+    """``nn.Linear`` on a :class:`MatrixOp`: ``y = x @ W.T + b`` for x [..., in_features]
+    (transformer-style inputs with any number of leading dimensions)."""
+
+    def __init__(self, op: MatrixOp):
+        super().__init__()
+        self.op = op
+        self.out_features, self.in_features = op.shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _as_f32(x, "SparseLinear")
+        if x.shape[-1] != self.in_features:
+            raise BadInputError(f"SparseLinear: input has {x.shape[-1]} features in its last "
+                                f"dimension; the layer takes {self.in_features}")
+        lead = x.shape[:-1]
+        y = self.op.linear(x.reshape(-1, self.in_features))
+        return y.reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"format={self.op.format}, values={self.op.values}")
+
+
+def _same_padding(k, d):
+    total = [di * (ki - 1) for ki, di in zip(k, d)]
+    return [(t // 2, t - t // 2) for t in total]
+
+
+class SparseConv(nn.Module):
+    """``nn.Conv1d``/``nn.Conv2d`` (groups 1, zero padding) on a :class:`MatrixOp` of the
+    weight matrix ``[out, in * prod(kernel)]``.
+
+    1x1 kernels (any stride) are a direct product over the spatial positions; larger kernels
+    go through im2col (``F.unfold``), whose column order (channel, then kernel row, then
+    kernel column) is the weight's own. Conv1d runs as a Conv2d of height 1.
+    """
+
+    def __init__(self, op: MatrixOp, conv: nn.Module):
+        super().__init__()
+        if conv.groups != 1:
+            raise BadInputError(f"SparseConv: groups={conv.groups}; only groups=1 runs sparse")
+        if conv.padding_mode != "zeros":
+            raise BadInputError(f"SparseConv: padding_mode={conv.padding_mode!r}; only 'zeros'")
+        self.op = op
+        self.dims = 1 if isinstance(conv, nn.Conv1d) else 2
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.kernel_size, self.stride = tuple(conv.kernel_size), tuple(conv.stride)
+        self.dilation, self.groups = tuple(conv.dilation), 1
+        self.padding = conv.padding if isinstance(conv.padding, str) else tuple(conv.padding)
+        two = (lambda t: (1, *t)) if self.dims == 1 else (lambda t: tuple(t))
+        self._k, self._s, self._d = two(self.kernel_size), two(self.stride), two(self.dilation)
+        if self.padding == "valid":
+            self._pad = [(0, 0), (0, 0)]
+        elif self.padding == "same":
+            self._pad = _same_padding(self._k, self._d)
+        else:
+            pads = self.padding if self.dims == 2 else (0, *self.padding)
+            self._pad = [(p, p) for p in pads]
+        self.pointwise = all(k == 1 for k in self._k) and not any(sum(p) for p in self._pad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _as_f32(x, "SparseConv")
+        want = 2 + self.dims
+        if x.dim() == want - 1:                       # unbatched input, as nn.Conv allows
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        if x.dim() != want or x.shape[1] != self.in_channels:
+            raise BadInputError(f"SparseConv: input shape {tuple(x.shape)}; expected "
+                                f"[N, {self.in_channels}, ...] with {want} dimensions")
+        if self.dims == 1:
+            x = x.unsqueeze(2)
+        y = self._pointwise(x) if self.pointwise else self._im2col(x)
+        return y.squeeze(2) if self.dims == 1 else y
+
+    def _pointwise(self, x):
+        sh, sw = self._s
+        if sh > 1 or sw > 1:
+            x = x[:, :, ::sh, ::sw]
+        n, c, h, w = x.shape
+        if self.op.layout == "rows":
+            # channels-last rows [N*H*W, C]: a free view when x is channels-last already
+            y = self.op.linear(x.permute(0, 2, 3, 1).reshape(n * h * w, c))
+            return y.view(n, h, w, -1).permute(0, 3, 1, 2)
+        if n == 1:
+            return self.op.left(x.reshape(c, h * w)).view(1, -1, h, w)
+        y = self.op.left(x.transpose(0, 1).reshape(c, n * h * w))
+        return y.view(-1, n, h, w).transpose(0, 1)
+
+    def _im2col(self, x):
+        (pt, pb), (pl, pr) = self._pad
+        if pt != pb or pl != pr:                      # asymmetric 'same' padding
+            x = F.pad(x, (pl, pr, pt, pb))
+            pad = (0, 0)
+        else:
+            pad = (pt, pl)
+        n = x.shape[0]
+        h_out = (x.shape[2] + 2 * pad[0] - self._d[0] * (self._k[0] - 1) - 1) // self._s[0] + 1
+        w_out = (x.shape[3] + 2 * pad[1] - self._d[1] * (self._k[1] - 1) - 1) // self._s[1] + 1
+        cols = F.unfold(x, self._k, dilation=self._d, padding=pad, stride=self._s)  # [N, CKK, L]
+        if self.op.layout == "rows":
+            y = self.op.linear(cols.transpose(1, 2).reshape(n * h_out * w_out, -1))
+            return y.view(n, h_out, w_out, -1).permute(0, 3, 1, 2)
+        if n == 1:
+            return self.op.left(cols[0]).view(1, -1, h_out, w_out)
+        y = self.op.left(cols.transpose(0, 1).reshape(cols.shape[1], -1))
+        return y.view(-1, n, h_out, w_out).transpose(0, 1)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, format={self.op.format}, values={self.op.values}")
+
+
+def _sigmoid_(a: np.ndarray) -> np.ndarray:
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    a += 1
+    return np.reciprocal(a, out=a)
+
+
+class SparseRNN(nn.Module):
+    """``nn.GRU`` / ``nn.LSTM`` / ``nn.RNN`` whose matrix products run on :class:`MatrixOp`.
+
+    Per layer and direction, ``ih`` computes the input gates of every time step in one
+    product (``X[T*B, in] @ W_ih.T + b_ih``), then the recurrence calls ``hh`` once per step
+    (``h[B, H] @ W_hh.T + b_hh``, all gates stacked). Gate order and equations are PyTorch's:
+    GRU r, z, n with ``n = tanh(x_n + r * (W_hn h + b_hn))``; LSTM i, f, g, o, with the
+    projection ``hr`` when ``proj_size > 0``. ``batch_first``, ``bidirectional``, stacked
+    layers, unbatched input and an initial state ``hx`` behave as in PyTorch; dropout is an
+    inference no-op. The element-wise gate math runs in NumPy on views of the same memory.
+    """
+
+    def __init__(self, rnn: nn.RNNBase, ops: dict[str, MatrixOp]):
+        super().__init__()
+        self.mode = rnn.mode                       # "GRU" | "LSTM" | "RNN_TANH" | "RNN_RELU"
+        for a in ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
+                  "bidirectional", "proj_size"):
+            setattr(self, a, getattr(rnn, a))
+        self.ops = ops                             # {"weight_ih_l0": op, "weight_hh_l0_reverse": ...}
+        self.directions = 2 if self.bidirectional else 1
+
+    def _op(self, kind: str, layer: int, d: int) -> MatrixOp | None:
+        return self.ops.get(f"weight_{kind}_l{layer}{'_reverse' if d else ''}")
+
+    def forward(self, input, hx=None):
+        if isinstance(input, nn.utils.rnn.PackedSequence):
+            raise BadInputError("SparseRNN: PackedSequence input is not supported; pass a "
+                                "padded tensor")
+        x = _as_f32(input, "SparseRNN")
+        batched = x.dim() == 3
+        if not batched:
+            x = x.unsqueeze(1)                     # [T, 1, in]
+        elif self.batch_first:
+            x = x.transpose(0, 1)                  # time-major [T, B, in]
+        if x.shape[-1] != self.input_size:
+            raise BadInputError(f"SparseRNN: input has {x.shape[-1]} features; the layer takes "
+                                f"{self.input_size}")
+        T, B = x.shape[0], x.shape[1]
+        H = self.hidden_size
+        H_out = self.proj_size or H
+        LD = self.num_layers * self.directions
+        lstm = self.mode == "LSTM"
+        h0 = c0 = None
+        if hx is not None:
+            if lstm:
+                h0, c0 = hx
+            else:
+                h0 = hx
+            if not batched:
+                h0 = h0.unsqueeze(1)
+                c0 = c0.unsqueeze(1) if c0 is not None else None
+        h0 = (np.zeros((LD, B, H_out), np.float32) if h0 is None
+              else np.ascontiguousarray(_as_f32(h0, "SparseRNN hx").numpy()))
+        if lstm:
+            c0 = (np.zeros((LD, B, H), np.float32) if c0 is None
+                  else np.ascontiguousarray(_as_f32(c0, "SparseRNN cx").numpy()))
+        h_n = np.empty((LD, B, H_out), np.float32)
+        c_n = np.empty((LD, B, H), np.float32) if lstm else None
+        layer_in = x
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.directions):
+                k = layer * self.directions + d
+                gi = self._op("ih", layer, d).linear(layer_in.reshape(T * B, -1))
+                gi = gi.numpy().reshape(T, B, -1)
+                out = np.empty((T, B, H_out), np.float32)
+                h, c = self._recur(gi, h0[k], c0[k] if lstm else None, layer, d, out)
+                h_n[k] = h
+                if lstm:
+                    c_n[k] = c
+                outs.append(out)
+            layer_in = torch.from_numpy(np.concatenate(outs, axis=2) if len(outs) > 1 else outs[0])
+        out = layer_in
+        if not batched:
+            out = out.squeeze(1)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        hn = torch.from_numpy(h_n)
+        cn = torch.from_numpy(c_n) if lstm else None
+        if not batched:
+            hn = hn.squeeze(1)
+            cn = cn.squeeze(1) if lstm else None
+        return out, ((hn, cn) if lstm else hn)
+
+    def _recur(self, gi, h, c, layer, d, out):
+        hh = self._op("hh", layer, d)
+        hr = self._op("hr", layer, d)
+        H = self.hidden_size
+        h = h.copy()
+        c = None if c is None else c.copy()
+        steps = range(gi.shape[0] - 1, -1, -1) if d else range(gi.shape[0])
+        for t in steps:
+            gh = hh.linear(torch.from_numpy(h)).numpy()
+            g = gi[t]
+            if self.mode == "GRU":
+                rz = _sigmoid_(g[:, :2 * H] + gh[:, :2 * H])
+                n = rz[:, :H] * gh[:, 2 * H:]
+                n += g[:, 2 * H:]
+                np.tanh(n, out=n)
+                h -= n                              # h' = n + z * (h - n)
+                h *= rz[:, H:]
+                h += n
+            elif self.mode == "LSTM":
+                a = g + gh
+                _sigmoid_(a[:, :2 * H])
+                np.tanh(a[:, 2 * H:3 * H], out=a[:, 2 * H:3 * H])
+                _sigmoid_(a[:, 3 * H:])
+                c *= a[:, H:2 * H]
+                c += a[:, :H] * a[:, 2 * H:3 * H]
+                hc = np.tanh(c)
+                hc *= a[:, 3 * H:]
+                h = hr.linear(torch.from_numpy(hc)).numpy() if hr is not None else hc
+            else:
+                a = g + gh
+                h = np.tanh(a) if self.mode == "RNN_TANH" else np.maximum(a, 0)
+            out[t] = h
+        return h, c
+
+    def extra_repr(self) -> str:
+        fmts = sorted({o.format for o in self.ops.values()})
+        return (f"{self.mode}, {self.input_size}, {self.hidden_size}, num_layers="
+                f"{self.num_layers}, bidirectional={self.bidirectional}, formats={fmts}")
