@@ -1,9 +1,83 @@
 """prunebench: which way of storing a pruned network's weights makes inference smaller and
-faster on ordinary CPUs, and what it costs in accuracy — answered with measurements."""
+faster on ordinary CPUs, and what it costs in accuracy — answered with measurements.
+
+Examples
+--------
+>>> import prunebench as pb                                                  # doctest: +SKIP
+>>> model, data = pb.zoo.load("mnist1d-cnn")
+>>> pruned = pb.prune(model, "magnitude", 0.9, scope="global", finetune=data).model
+>>> runnable = pb.compile(pruned, "csr", engine="native")
+>>> pb.verify(runnable, pruned, data.x_test, data.y_test)
+>>> m = pb.measure(runnable, data.x_test[:1])
+>>> pb.save("model.pbz", pruned, zoo_name="mnist1d-cnn", format="csr")
+>>> model2, manifest = pb.load("model.pbz")
+
+The heavy packages (numba kernels, torch-pruning, onnxruntime) load on first use.
+"""
 from . import errors, zoo
 from .errors import BadInputError, FormatError, PrunebenchError, VerificationError
 
 __version__ = "0.1.0"
 
-__all__ = ["errors", "zoo", "BadInputError", "FormatError", "PrunebenchError",
-           "VerificationError", "__version__"]
+
+def prune(model, method="magnitude", sparsity=0.9, **options):
+    """Prune a copy of ``model``; see :func:`prunebench.pruning.prune`."""
+    from .pruning import prune as _prune
+
+    return _prune(model, method, sparsity, **options)
+
+
+def encode(model, format="csr", **options):
+    """Encode every prunable weight matrix; see :func:`prunebench.runtime.encode_model`."""
+    from .runtime import encode_model
+
+    return encode_model(model, format, **options)
+
+
+def compile(model, plan="csr", *, engine="native", values="fp32", threads=1, **options):
+    """Bind ``model`` to ``engine`` with its pruned layers in ``plan``; see
+    :func:`prunebench.engines.compile`."""
+    from .engines import compile as _compile
+
+    return _compile(model, engine, plan, values=values, threads=threads, **options)
+
+
+def verify(run, reference, x, y=None, **options):
+    """Compare ``run`` with the dense ``reference``; see :func:`prunebench.runtime.verify`."""
+    from .runtime import verify as _verify
+
+    return _verify(run, reference, x, y, **options)
+
+
+def measure(run, x, *, threads=1, **timer_options):
+    """Time ``run(x)`` with :class:`prunebench.measure.Timer`; returns a Measurement."""
+    import torch
+
+    from .measure import Timer
+
+    torch.set_num_threads(threads)
+
+    def call():
+        with torch.inference_mode():
+            return run(x)
+
+    return Timer(call, **timer_options).run(batch=len(x), threads=threads)
+
+
+def save(path, model, **options):
+    """Write a compressed model file; see :func:`prunebench.runtime.save_model`."""
+    from .runtime import save_model
+
+    return save_model(path, model, **options)
+
+
+def load(path):
+    """Load a compressed model file without pickle; returns (model, manifest)."""
+    from .runtime import load_model
+
+    return load_model(path)
+
+
+__all__ = ["errors", "zoo", "prune", "encode", "compile", "verify", "measure", "save", "load",
+           "BadInputError", "FormatError", "PrunebenchError", "VerificationError",
+           "__version__"]
