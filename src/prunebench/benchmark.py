@@ -181,7 +181,7 @@ def _file_bytes(run, model: nn.Module, name: str, engine: str, format: str, valu
 
 def _rss_child_main(argv: list[str]) -> None:
     """Child process of :func:`peak_rss_pruned`: load a model file, compile, run one batch."""
-    import resource
+    from .measure._rss_child import peak_rss
 
     path, engine, format, values, batch, threads, opts = argv
     batch, threads = int(batch), int(threads)
@@ -195,14 +195,7 @@ def _rss_child_main(argv: list[str]) -> None:
                           example_input=x[:1], **json.loads(opts))
     del model
     run(x)
-    peak = None
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) * 1024
-    if peak is None:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"peak_rss_bytes": peak}))
+    print(json.dumps({"peak_rss_bytes": peak_rss()}))
 
 
 def peak_rss_pruned(model: nn.Module, name: str, engine: str, format: str, values: str,
@@ -211,12 +204,9 @@ def peak_rss_pruned(model: nn.Module, name: str, engine: str, format: str, value
     model file), compiles it for ``engine`` and runs one batch. The dense model the runtime
     compiles from is part of the figure."""
     import os
-    import subprocess
-    import sys
     import tempfile
-    from pathlib import Path
 
-    from .errors import PrunebenchError
+    from .measure.memory import run_rss_child
     from .runtime import save_model
 
     with tempfile.TemporaryDirectory() as d:
@@ -224,16 +214,8 @@ def peak_rss_pruned(model: nn.Module, name: str, engine: str, format: str, value
         save_model(path, model, zoo_name=name, seed=seed, format="dense")
         code = ("import sys; from prunebench.benchmark import _rss_child_main; "
                 "_rss_child_main(sys.argv[1:])")
-        cmd = [sys.executable, "-c", code, path, engine, format, values, str(batch), str(threads),
-               json.dumps(opts)]
-        env = dict(os.environ)
-        src = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    if out.returncode != 0:
-        raise PrunebenchError(f"peak RSS child for {name} on {engine} failed: "
-                              f"{out.stderr.strip().splitlines()[-1:] or out.returncode}")
-    return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_bytes"])
+        return run_rss_child(["-c", code, path, engine, format, values, str(batch),
+                              str(threads), json.dumps(opts)], f"{name} on {engine}", timeout)
 
 
 def bench_pruned(target: str, *, method: str | None = None, sparsity: float = 0.9,

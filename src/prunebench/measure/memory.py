@@ -30,19 +30,25 @@ def state_file_bytes(model: nn.Module) -> int:
         return path.stat().st_size
 
 
+def run_rss_child(args: list[str], label: str, timeout: float = 600) -> int:
+    """Run ``python ARGS`` with this checkout's ``src`` on the path and return the
+    ``peak_rss_bytes`` its last stdout line reports as JSON (what every RSS child prints)."""
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                         timeout=timeout, env=env)
+    if out.returncode != 0:
+        raise PrunebenchError(f"peak RSS child for {label} failed: "
+                              f"{out.stderr.strip().splitlines()[-1:] or out.returncode}")
+    return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_bytes"])
+
+
 def peak_rss_child(model_name: str, batch: int, threads: int, seed: int = 0,
                    timeout: float = 600) -> int:
     """Peak resident set size (bytes) of a new Python process that imports prunebench, loads
     ``model_name`` (cached checkpoint) and runs one batch: so one model's memory does not
-    pollute another's. The figure includes the interpreter and torch themselves; the child also
-    reports its RSS before loading so the two can be compared."""
-    cmd = [sys.executable, "-m", "prunebench.measure._rss_child", model_name, str(batch),
-           str(threads), str(seed)]
-    env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    if out.returncode != 0:
-        raise PrunebenchError(f"peak RSS child for {model_name} failed: "
-                              f"{out.stderr.strip().splitlines()[-1:] or out.returncode}")
-    return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_bytes"])
+    pollute another's. The figure includes the interpreter and torch themselves (about
+    300 MB on the development machine)."""
+    return run_rss_child(["-m", "prunebench.measure._rss_child", model_name, str(batch),
+                          str(threads), str(seed)], model_name, timeout)
