@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..errors import BadInputError
+from ..errors import BadInputError, StoreError
 from . import stages
 from .estimate import Estimator
 from .jobs import Job, check_nonempty, expand
@@ -64,8 +64,10 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
     threads_before = torch.get_num_threads()
     display = _Display(progress)
     ex = None
+    lock = None
     try:
         with Store(db) as store:
+            lock = _lock_out_dir(out)  # after the database is known to be ours
             status = store.job_status(fp["id"])
             if retry_failed:
                 again = [j.hash for j in jobs if status.get(j.hash) == "failed"]
@@ -93,7 +95,9 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
         raise
     finally:
         torch.set_num_threads(threads_before)
-        shutil.rmtree(out / ".work", ignore_errors=True)
+        if lock is not None:  # only the lock holder owns the scratch folder
+            shutil.rmtree(out / ".work", ignore_errors=True)
+            lock.close()
 
     summary = summarize(spec, jobs, status, db)
     summary["ran"] = ex.ran
@@ -105,7 +109,7 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
             paths = write_report(db, out / REPORT_NAME)
             summary["report"] = str(paths["html"])
             summary["report_markdown"] = str(paths["markdown"])
-        except BadInputError as e:
+        except (BadInputError, OSError) as e:  # e.g. disk full: the rows are all stored
             summary["report_error"] = str(e)
         except KeyboardInterrupt:
             print(f"prunebench: interrupted while writing the report; every result is in {db} "
@@ -113,6 +117,30 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
             raise
     summary["wall_s"] = time.perf_counter() - t0
     return summary
+
+
+def _lock_out_dir(out: Path):
+    """An exclusive lock on ``OUT/.lock`` (flock: the kernel drops it when the process dies,
+    even by SIGKILL) for the whole run, so a second study on the same folder refuses at once
+    instead of computing the same jobs and deleting the first one's scratch files."""
+    import fcntl
+    import os
+
+    f = open(out / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip()
+        f.close()
+        raise BadInputError(f"--out: {str(out)!r} is in use by another prunebench study"
+                            + (f" (pid {holder})" if holder.isdigit() else "")
+                            + "; wait for it to finish or choose another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
 
 
 def summarize(spec: Spec, jobs: list[Job], status: dict[str, str], db: Path) -> dict:
@@ -213,7 +241,7 @@ class _Executor:
                 self._skip(pj, str(e))
                 self._end(pj)
             return "skipped", str(e)
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit, StoreError):
             raise
         except Exception as e:  # noqa: BLE001 - stored as a failed row, the study goes on
             reason = _one_line(e)
@@ -276,7 +304,7 @@ class _Executor:
                 self._store(row)
             except stages.Skip as e:
                 self._skip(j, str(e))
-            except (KeyboardInterrupt, SystemExit):
+            except (KeyboardInterrupt, SystemExit, StoreError):  # never a job's failure
                 raise
             except Exception as e:  # noqa: BLE001
                 self._store(stages.failed_row(j, _one_line(e),
@@ -401,7 +429,7 @@ class _Executor:
                 row["extra"]["method_label"] = "int8-dynamic"
             row["extra"]["elapsed_s"] = time.perf_counter() - t0
             self._store(row)
-        except (KeyboardInterrupt, SystemExit):
+        except (KeyboardInterrupt, SystemExit, StoreError):
             raise
         except stages.VerifyFailed as e:
             self._store(stages.failed_row(j, f"verification: {e}", {"verify": e.numbers}))

@@ -148,6 +148,16 @@ class Store:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
+    def _write_failed(self, e: sqlite3.DatabaseError):
+        """A write transaction failed in SQLite itself (disk full, I/O error, read-only file):
+        roll back what is left of it and raise StoreError (one line, exit 2). SQLite has
+        already undone the transaction, so every earlier row is intact."""
+        try:
+            self._rollback()
+        except sqlite3.DatabaseError:
+            pass
+        raise StoreError(f"database: cannot write {self.path!r}: {e}") from None
+
     def _migrate(self, version: int) -> None:
         """Bring a schema-1 database to schema 2 in one transaction (its rows are kept)."""
         self.conn.execute("BEGIN IMMEDIATE")
@@ -187,6 +197,8 @@ class Store:
                 f"INSERT OR IGNORE INTO results ({', '.join(cols)}) "
                 f"VALUES ({', '.join('?' for _ in cols)})", [values[c] for c in cols])
             self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:  # disk full, I/O error, read-only file
+            self._write_failed(e)
         except BaseException:
             self._rollback()
             raise
@@ -228,6 +240,8 @@ class Store:
                 f"INSERT OR REPLACE INTO skipped ({', '.join(cols)}) "
                 f"VALUES ({', '.join('?' for _ in cols)})", values)
             self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:  # disk full, I/O error, read-only file
+            self._write_failed(e)
         except BaseException:
             self._rollback()
             raise
@@ -268,6 +282,8 @@ class Store:
                     n += self.conn.execute("DELETE FROM results WHERE job_hash=? AND machine_id=?",
                                            (h, machine_id)).rowcount
             self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:  # disk full, I/O error, read-only file
+            self._write_failed(e)
         except BaseException:
             self._rollback()
             raise
@@ -337,7 +353,10 @@ def export_rows(rows: list[dict], path: str | Path, kind: str) -> None:
             df.to_parquet(tmp, index=False)
         tmp.replace(p)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # e.g. its folder is a regular file: there is nothing to remove
+            pass
         raise BadInputError(f"--{kind}: cannot write {str(p)!r}: {e.strerror}") from None
 
 
