@@ -674,10 +674,8 @@ def study(spec: Optional[str] = typer.Argument(None, help="YAML path or built-in
     write the report. Re-running skips what is stored."""
     from .study.cli_commands import study_command
 
-    doc = study_command(spec, out=out_dir, dry_run=dry_run, as_json=as_json,
-                        retry_failed=retry_failed)
-    if as_json:
-        _emit_json(doc)
+    # study_command prints its own summary (JSON with --json)
+    study_command(spec, out=out_dir, dry_run=dry_run, as_json=as_json, retry_failed=retry_failed)
 
 
 @app.command()
@@ -688,9 +686,7 @@ def report(db: str = typer.Argument(DEFAULT_DB, help="results database"),
     """Write the report (one self-contained HTML file + a Markdown summary) from a database."""
     from .study.cli_commands import report_command
 
-    doc = report_command(db, output=output, as_json=as_json)
-    if as_json:
-        _emit_json(doc)
+    report_command(db, output=output, as_json=as_json)  # prints its own summary
 
 
 def _one_line_warning(message, category, filename, lineno, line=None):
@@ -703,7 +699,13 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.formatwarning = _one_line_warning
     try:
-        app(args=argv, prog_name="prunebench", standalone_mode=False)
+        rv = app(args=argv, prog_name="prunebench", standalone_mode=False)
+        # typer >= 0.2x turns Ctrl-C into Exit(130) itself and, outside standalone mode,
+        # *returns* 130 instead of raising: without this the interrupted command exited 0
+        if isinstance(rv, int) and not isinstance(rv, bool) and rv != 0:
+            if rv == 130:
+                print("prunebench: interrupted", file=sys.stderr)
+            return rv
     except cx.NoArgsIsHelpError as e:
         print(e.ctx.get_help() if e.ctx is not None else e.format_message())
         return 0
@@ -717,8 +719,16 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         print("prunebench: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as e:  # a size far beyond the machine: one line, not a traceback
+        msg = (str(e) or "allocation failed").replace("\n", " ")
+        print(f"prunebench: error: not enough memory: {msg}; use smaller sizes", file=sys.stderr)
+        return 2
     except typer.Exit as e:
         return e.exit_code
+    except OSError as e:  # disk full, unwritable or odd path reached past the checks: one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"prunebench: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except cx.ClickException as e:
         print(f"prunebench: error: {e.format_message()}", file=sys.stderr)
         return 2

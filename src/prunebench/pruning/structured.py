@@ -107,8 +107,11 @@ class ChannelPruner:
         was_training = self.model.training
         self.model.eval()
         try:
-            graph = tp.DependencyGraph().build_dependency(self.model,
-                                                          example_inputs=self.example_input)
+            # forward_fn: without one, torch-pruning traces inside a bare `except:` that
+            # swallowed a Ctrl-C arriving during the trace (the study then ran on to the end)
+            graph = tp.DependencyGraph().build_dependency(
+                self.model, example_inputs=self.example_input,
+                forward_fn=lambda model, x: model(x))
         finally:
             self.model.train(was_training)
         names = {m: n for n, m in self.model.named_modules()}
