@@ -3,6 +3,7 @@ import numpy as np
 import torch
 
 import prunebench as pb
+import prunebench.measure  # noqa: F401  (binds pb.measure to the package, as any session does)
 
 
 def test_public_api_end_to_end(tmp_path):
@@ -15,7 +16,7 @@ def test_public_api_end_to_end(tmp_path):
     runnable = pb.compile(pruned, "csr", engine="native")
     v = pb.verify(runnable, pruned, data.x_test, data.y_test)
     assert v.ok and v.top1_agreement == 1.0 and v.rel_max < 1e-4
-    m = pb.measure(runnable, data.x_test[:1], min_runs=5, min_time=0, warmup=1)
+    m = pb.measure_latency(runnable, data.x_test[:1], min_runs=5, min_time=0, warmup=1)
     assert m.n >= 5 and m.median > 0
     pb.save(tmp_path / "m.pbz", pruned, zoo_name="digits-lenet300", format="csr")
     back, manifest = pb.load(tmp_path / "m.pbz")

@@ -8,7 +8,7 @@ Examples
 >>> pruned = pb.prune(model, "magnitude", 0.9, scope="global", finetune=data).model
 >>> runnable = pb.compile(pruned, "csr", engine="native")
 >>> pb.verify(runnable, pruned, data.x_test, data.y_test)
->>> m = pb.measure(runnable, data.x_test[:1])
+>>> m = pb.measure_latency(runnable, data.x_test[:1])
 >>> pb.save("model.pbz", pruned, zoo_name="mnist1d-cnn", format="csr")
 >>> model2, manifest = pb.load("model.pbz")
 
@@ -49,8 +49,11 @@ def verify(run, reference, x, y=None, **options):
     return _verify(run, reference, x, y, **options)
 
 
-def measure(run, x, *, threads=1, **timer_options):
-    """Time ``run(x)`` with :class:`prunebench.measure.Timer`; returns a Measurement."""
+def measure_latency(run, x, *, threads=1, **timer_options):
+    """Time ``run(x)`` with :class:`prunebench.measure.Timer`; returns a Measurement.
+
+    (Not ``pb.measure``: that name is the :mod:`prunebench.measure` package, which Python
+    binds on the package as soon as anything imports it.)"""
     import torch
 
     from .measure import Timer
@@ -78,6 +81,6 @@ def load(path):
     return load_model(path)
 
 
-__all__ = ["errors", "zoo", "prune", "encode", "compile", "verify", "measure", "save", "load",
+__all__ = ["errors", "zoo", "prune", "encode", "compile", "verify", "measure_latency", "save", "load",
            "BadInputError", "FormatError", "PrunebenchError", "VerificationError",
            "__version__"]
