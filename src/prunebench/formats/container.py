@@ -142,7 +142,7 @@ def _load_layer(path: Path, f: Any, name: str, entry: Any, present: set[str]) ->
     where = f"file {path}, layer {name!r}"
     if name == EXTRA or not isinstance(entry, dict) or set(entry) != {"format", "meta", "arrays"}:
         raise FormatError(f"{where}: header entry should have keys format, meta, arrays")
-    if entry["format"] not in FORMATS:
+    if not isinstance(entry["format"], str) or entry["format"] not in FORMATS:
         raise FormatError(f"{where}: unknown format {entry['format']!r}; valid: {', '.join(sorted(FORMATS))}")
     listed = entry["arrays"]
     names_ok = isinstance(listed, list) and all(isinstance(a, str) for a in listed)
