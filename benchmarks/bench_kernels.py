@@ -5,11 +5,13 @@ For each sparsity it builds one random unstructured float32 W [rows, cols] (bloc
 matrices of about the same sparsity for the structured formats, since an unstructured matrix
 stored in 4x4 blocks is nearly dense) and times, in one process:
 torch dense ``F.linear``, ``torch.sparse_csr_tensor @ x``, scipy CSR and every prunebench
-kernel, calling them in turn (round robin) ``--repeats`` times. It reports the median and the
-minimum, the speedup over torch dense (medians), the bytes a call must move (stored arrays + x +
-y) and the fraction of a streaming-read bandwidth measured in the same run (numba sum over
-256 MiB on ``--threads`` threads). '~' marks an IQR above 10% of the median: other processes
-took the cores, so read the minimum too.
+kernel, calling them in turn (round robin) ``--repeats`` times, together with a streaming read
+(numba sum over 256 MiB on ``--threads`` threads) as the bandwidth reference. It reports the
+median and the minimum, the speedup over torch dense, the bytes a call must move (stored arrays
++ x + y), GB/s and its share of the streaming read's GB/s (speedup and GB/s from ``--stat``,
+median by default). '~' marks an IQR above 10% of the median: on a shared machine another
+process took a core, which stalls a 2-thread fork-join kernel for a whole scheduler slice
+(4-8 ms), so read the minimum too.
 
 ``--cache cold`` streams a 128 MiB buffer between calls (flush time excluded), so weights come
 from DRAM as they do for a model larger than the last-level cache.
@@ -49,16 +51,7 @@ def _stream_sum(a, nparts):
     return part.sum()
 
 
-def stream_bandwidth(threads: int, repeats: int = 7) -> float:
-    """Best-of-``repeats`` read bandwidth (bytes/s) of a vectorised sum over 256 MiB."""
-    a = np.ones(STREAM_BYTES // 4, np.float32)
-    _stream_sum(a, threads)
-    best = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        _stream_sum(a, threads)
-        best = min(best, time.perf_counter() - t)
-    return a.nbytes / best
+STREAM = "stream-read"  # the bandwidth reference, timed in the same round robin as the kernels
 
 
 class Timer:
@@ -261,8 +254,8 @@ def main(argv=None) -> int:
 
     K.set_threads(args.threads)
     torch.set_num_threads(args.threads)
-    bw = stream_bandwidth(args.threads)
     timer = Timer(args.repeats, args.threads)
+    stream_buf = np.ones(STREAM_BYTES // 4, np.float32)
     modes = ["warm", "cold"] if args.cache == "both" else [args.cache]
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal(cols, dtype=np.float32) if args.batch == 1 else \
@@ -271,42 +264,39 @@ def main(argv=None) -> int:
     io_bytes = x.nbytes + rows * args.batch * 4
 
     results = []
-    if not args.json:
-        print(HEADER, flush=True)
+    key = f"{args.stat}_s"
     for sparsity in args.sparsity:
         W = random_matrix(rows, cols, sparsity, rng)
         cands = list(candidates(W, sparsity, args.batch, rng, args.only))
+        cands.append((STREAM, 0.0, stream_buf.nbytes - io_bytes, lambda x, xt: _stream_sum(stream_buf, args.threads)))
         for mode in modes:
+            print(f"# sparsity {sparsity}, {mode}: {len(cands)} candidates", file=sys.stderr, flush=True)
             stats = timer([lambda fn=fn: fn(x, xt) for _, _, _, fn in cands], cold=mode == "cold")
-            key = f"{args.stat}_s"
             dense = stats[0][key]  # torch-dense comes first
+            bw = stream_buf.nbytes / stats[-1][key]
             for (name, s, nbytes, _), m in zip(cands, stats):
                 moved = nbytes + io_bytes
-                row = {
+                results.append({
                     "sparsity": sparsity, "kernel": name, "actual_sparsity": round(s, 4), "cache": mode,
                     "median_ms": m["median_s"] * 1e3, "iqr_ms": m["iqr_s"] * 1e3, "min_ms": m["min_s"] * 1e3,
                     "stat": args.stat, "speedup_vs_dense": dense / m[key], "mbytes": moved / 1e6,
                     "gb_per_s": moved / m[key] / 1e9, "of_stream_bw": moved / m[key] / bw,
                     "noisy": m["iqr_s"] > 0.1 * m["median_s"],
                     "samples_ms": [t * 1e3 for t in m["samples_s"]],
-                }
-                results.append(row)
-                if not args.json:
-                    print(_format_row(row), flush=True)
-    bw_end = stream_bandwidth(args.threads)
-    if bw_end > 1.2 * bw and not args.json:  # the first measurement was disturbed
-        print(f"# note: streaming bandwidth {bw / 1e9:.1f} GB/s at the start, {bw_end / 1e9:.1f} GB/s at "
-              f"the end; the %stream column used the first", flush=True)
+                })
     meta = {"shape": [rows, cols], "batch": args.batch, "threads": args.threads, "repeats": args.repeats,
-            "stat": args.stat, "stream_gb_per_s": bw / 1e9, "stream_gb_per_s_end": bw_end / 1e9,
-            "flush_mib": FLUSH_BYTES >> 20}
+            "stat": args.stat, "flush_mib": FLUSH_BYTES >> 20, "stream_mib": STREAM_BYTES >> 20}
     if args.json:
         json.dump({"meta": meta, "results": results}, sys.stdout, indent=1)
         print()
     else:
-        print(f"# streaming read bandwidth ({args.threads} threads, 256 MiB): {bw / 1e9:.1f} GB/s; "
-              f"speedup and GB/s from the {args.stat}; '*' = structured matrix of the stated "
-              f"sparsity; '~' = IQR > 10% of median")
+        print(HEADER)
+        for row in results:
+            print(_format_row(row))
+        print(f"# speedup, GB/s and %stream from the {args.stat}; %stream = share of the '{STREAM}' row "
+              f"(numba sum over 256 MiB on {args.threads} threads, timed in the same round robin); "
+              f"'*' = structured matrix of the stated sparsity; '~' = IQR > 10% of median (other "
+              f"processes took a core)")
     return 0
 
 

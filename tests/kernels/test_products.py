@@ -64,7 +64,6 @@ FORMATS = [
            K.nm_matvec, K.nm_matmul, K.nm_reference, ((2, 4), (1, 2), (3, 8), (5, 16), (4, 4), (16, 16), (7, 8)),
            index_dtypes=(None,), nm=True),
 ]
-BY_NAME = {f.name: f for f in FORMATS}
 
 # (rows, cols, sparsity, all-zero rows)
 SHAPES = [
@@ -73,7 +72,7 @@ SHAPES = [
     (1, 1, 0.0, ()),
     (300, 700, 0.9, (0, 5, 299)),
     (129, 257, 0.7, (3,)),
-    (64, 200, 0.0, ()),  # fully dense (N:M: every group full only when n == m)
+    (64, 200, 0.0, ()),  # fully dense (N:M patterns ignore the sparsity: n per m, some fewer)
     (20, 30, 1.0, ()),  # all zero
     (0, 5, 0.5, ()),
     (4, 0, 0.5, ()),
@@ -190,3 +189,11 @@ def test_raw_kernels_write_into_given_outputs():
     y[:] = np.nan
     K.spmv_bitmap(mask, row_ptr, bdata, none, none, x, y, 3)  # more parts than threads is fine
     assert_product(y, W, x)
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+def test_matmul_wide_batch(fmt, threads):
+    """B = 100: one pass of four vectors, then one of three (lanes past B are padding)."""
+    arrays, opts, _, W = _case(fmt, 40, 90, 0.7, fmt.variants[0], index_dtype=np.uint16)
+    X = np.random.default_rng(11).standard_normal((100, 90)).astype(np.float32)
+    assert_product(fmt.matmul(*arrays, X, **opts), W, X)

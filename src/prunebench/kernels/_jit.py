@@ -7,7 +7,8 @@ Two numba habits decide kernel speed here and explain the odd-looking code elsew
   slice rows first and loop ``range(view.size)`` from zero, and turn signed column indices into
   unsigned ones with :func:`as_uindex`.
 * Anything that reads numba's thread count inside a jitted function makes it uncacheable, so the
-  wrappers pass ``nparts`` (the thread count) in.
+  callers pass the number of work parts (``nparts``) in; prange hands each thread an equal run
+  of consecutive parts.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 from llvmlite import ir
+
+from ._simd import gather_axpy
 
 #: options of serial helpers
 JIT = dict(fastmath=True, cache=True, nogil=True)
@@ -24,8 +27,10 @@ PJIT = dict(JIT, parallel=True)
 #: weight of one row against one stored value when splitting work between threads
 ROW_COST = 8
 
-#: batch columns per SpMM pass: one 16-lane float32 vector
+#: float32 lanes of one vector; SpMM pads the batch to a multiple
 LANES = 16
+#: batch columns one SpMM pass over a row's values accumulates (four vectors)
+BATCH_PASS = 64
 
 
 @intrinsic
@@ -120,15 +125,37 @@ def even_splits(n, nparts):
 
 
 @njit(**PJIT)
-def batch_tiles(X, nrows):
-    """``X[B, cols]`` as zero-padded tiles ``T[t, c, j] = X[t*16 + j, c]`` of shape
-    ``(ceil(B/16), nrows, 16)``; rows ``c >= cols`` are zero (``nrows >= cols``).
+def batch_transpose(X, nrows):
+    """``X[B, cols]`` transposed to ``T[nrows, ceil(B/16)*16]``, zero past ``cols`` and ``B``.
 
-    ``T[t, c]`` is the contiguous 16-lane axpy operand of a weight in column ``c``.
+    Row ``T[c]`` holds column c of every batch row side by side: the contiguous axpy operand
+    of a weight in column ``c``.
     """
     batch, cols = X.shape
-    T = np.zeros(((batch + LANES - 1) // LANES, nrows, LANES), np.float32)
+    T = np.zeros((nrows, (batch + LANES - 1) // LANES * LANES), np.float32)
     for c in prange(cols):
         for b in range(batch):
-            T[b // LANES, c, b % LANES] = X[b, c]
+            T[c, b] = X[b, c]
     return T
+
+
+@njit(**JIT)
+def spmm_row(vals, cols, T, out):
+    """``out[b] = sum_k vals[k] * X[b, cols[k]]`` for one output row, from the transposed batch
+    ``T``; ``out`` is that row of the transposed result (``T.shape[1]`` floats)."""
+    width = T.shape[1]
+    for b0 in range(0, width, BATCH_PASS):
+        gather_axpy(vals, cols, T, b0, min(BATCH_PASS, width - b0) // LANES, out)
+
+
+@njit(**PJIT)
+def untranspose(YT, Y, scales, bias):
+    """``Y[b, r] = finish(YT[r, b], r)``: row-by-row results back to the [B, rows] layout.
+
+    Kernels write each output row's batch contiguously (writing ``Y[:, r]`` directly costs B
+    scattered cache misses per row) and transpose once at the end.
+    """
+    batch, rows = Y.shape
+    for r in prange(rows):
+        for b in range(batch):
+            Y[b, r] = finish(YT[r, b], r, scales, bias)

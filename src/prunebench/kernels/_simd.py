@@ -5,9 +5,9 @@ Each is a numba ``@intrinsic`` called from the kernels like a function over arra
 * :func:`expand_dot` -- the bitmap row dot product. ``llvm.masked.expandload`` turns 16 mask bits
   and the next ``popcount`` packed values into a dense 16-lane vector (one ``vexpandps``), so
   decoding costs a few instructions per 16 columns instead of a branch per bit.
-* :func:`gather_axpy16` -- ``acc[0:16] += v_k * T[col_k, 0:16]`` over a row's values, the SpMM
-  inner loop. In numba the 16 accumulators live in memory LLVM cannot prove unaliased, so it
-  stays scalar; here they are four ``<16 x float>`` registers.
+* :func:`gather_axpy` -- ``acc[0:64] += v_k * T[col_k, 0:64]`` over a row's values, the SpMM
+  inner loop. In numba the accumulators live in memory LLVM cannot prove unaliased, so it stays
+  scalar; here they are up to eight ``<16 x float>`` registers.
 * :func:`ell_rows` -- one sliced-ELL slice, one row per vector lane (numba's loop over the 16-64
   rows of a slice is too short for LLVM's vectoriser, which wants 64 iterations).
 * :func:`bsr_block_row` -- one BSR block row, whole blocks per vector.
@@ -35,6 +35,9 @@ _F32 = ir.FloatType()
 _V16F = ir.VectorType(_F32, 16)
 
 #: numba value dtype -> (LLVM element type, LLVM intrinsic suffix)
+#: terms per step of :func:`gather_axpy`
+UNROLL = 4
+
 _VALUE_TYPES = {
     types.float32: (_F32, "f32"),
     types.int8: (ir.IntType(8), "i8"),
@@ -249,78 +252,97 @@ def expand_dot(typingctx, mask, moff, nbytes, data, doff, xp):
 
 
 @intrinsic
-def gather_axpy16(typingctx, vals, cols, T, out):
-    """``out[0:16] = sum_k vals[k] * T[cols[k], 0:16]`` (T is C-contiguous float32 [n, 16]).
+def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
+    """``out[s] = sum_k vals[k] * T[cols[k], s]`` for ``s`` in ``col0 : col0 + 16*nvec`` (``nvec``
+    in 1..4).
 
-    ``vals`` and ``cols`` are 1-D contiguous and of equal length; ``cols`` may be any integer
-    dtype (read as unsigned when unsigned); ``out`` is float32 with at least 16 elements.
+    ``T`` is the C-contiguous float32 [n, width] transposed batch, so each term is up to four
+    contiguous 16-lane rows; ``vals``/``cols`` are 1-D contiguous of equal length; ``out`` is a
+    float32 row of at least ``col0 + 16*nvec`` elements. Four terms per step keep 4*nvec independent
+    accumulators in flight (an FMA takes 4 cycles; one chain per vector would stall).
     """
     if vals.dtype not in _VALUE_TYPES or not isinstance(cols.dtype, types.Integer):
         return None
-    if not all(a.layout == "C" for a in (vals, cols, T, out)):
+    if not all(a.layout == "C" for a in (vals, cols, T, out)) or T.ndim != 2 or not _ints(col0, nvec):
         return None
     elem, _ = _VALUE_TYPES[vals.dtype]
     signed = cols.dtype.signed
-    sig = types.none(vals, cols, T, out)
+    sig = types.none(vals, cols, T, col0, nvec, out)
 
     def codegen(context, builder, signature, args):
-        vals_v, cols_v, T_v, out_v = args
+        vals_v, cols_v, T_v, _, _, out_v = args
+        col0_v = _int64(context, builder, args[3], signature.args[3])
+        nvec_v = _int64(context, builder, args[4], signature.args[4])
         vptr = _data_ptr(context, builder, signature.args[0], vals_v)
         cptr = _data_ptr(context, builder, signature.args[1], cols_v)
-        tptr = _data_ptr(context, builder, signature.args[2], T_v)
-        optr = _data_ptr(context, builder, signature.args[3], out_v)
+        tarr = context.make_array(signature.args[2])(context, builder, T_v)
+        width = cgutils.unpack_tuple(builder, tarr.shape, 2)[1]
+        tptr = builder.gep(tarr.data, [col0_v])
+        optr = _data_ptr(context, builder, signature.args[5], out_v, col0_v)
         n = context.make_array(signature.args[0])(context, builder, vals_v).nitems
         fma = _declare(builder, "llvm.fma.v16f32", _V16F, [_V16F, _V16F, _V16F])
         zero = ir.Constant(_V16F, None)
+        fn = builder.function
+        done = fn.append_basic_block("axpy.done")
+        switch = builder.switch(nvec_v, done)
 
-        def term(k, acc):
+        def term(k, accs, nv):
             v = _to_float(builder, builder.load(builder.gep(vptr, [k])), elem)
             c = builder.load(builder.gep(cptr, [k]))
             c = builder.sext(c, _I64) if signed else builder.zext(c, _I64)
-            row = builder.bitcast(builder.gep(tptr, [builder.shl(c, _c64(4))]), _V16F.as_pointer())
-            vv = builder.insert_element(ir.Constant(_V16F, ir.Undefined), v, ir.Constant(_I32, 0))
-            vv = builder.shuffle_vector(vv, vv, ir.Constant(ir.VectorType(_I32, 16), [0] * 16))
-            return builder.call(fma, [vv, builder.load(row, align=4), acc])
+            row = builder.gep(tptr, [builder.mul(c, width)])
+            vv = _splat(builder, v)
+            return [builder.call(fma, [vv, builder.load(_as_vec_ptr(builder, builder.gep(row, [_c64(16 * q)]), _V16F),
+                                                       align=4), accs[q]]) for q in range(nv)]
 
-        fn = builder.function
-        entry = builder.basic_block
-        n4 = builder.and_(n, _c64(-4))
-        mloop = fn.append_basic_block("axpy.main")
-        mbody = fn.append_basic_block("axpy.main.body")
-        tloop = fn.append_basic_block("axpy.tail")
-        tbody = fn.append_basic_block("axpy.tail.body")
-        done = fn.append_basic_block("axpy.done")
-        builder.branch(mloop)
-
-        builder.position_at_end(mloop)
-        k = builder.phi(_I64)
-        accs = [builder.phi(_V16F) for _ in range(4)]
-        k.add_incoming(_c64(0), entry)
-        for a in accs:
-            a.add_incoming(zero, entry)
-        builder.cbranch(builder.icmp_signed("<", k, n4), mbody, tloop)
-        builder.position_at_end(mbody)
-        new_accs = [term(builder.add(k, _c64(u)), accs[u]) for u in range(4)]
-        k.add_incoming(builder.add(k, _c64(4)), mbody)
-        for a, a2 in zip(accs, new_accs):
-            a.add_incoming(a2, mbody)
-        builder.branch(mloop)
-
-        builder.position_at_end(tloop)
-        kt = builder.phi(_I64)
-        tacc = builder.phi(_V16F)
-        kt.add_incoming(n4, mloop)
-        tacc.add_incoming(accs[0], mloop)
-        builder.cbranch(builder.icmp_signed("<", kt, n), tbody, done)
-        builder.position_at_end(tbody)
-        tacc2 = term(kt, tacc)
-        kt.add_incoming(builder.add(kt, _c64(1)), tbody)
-        tacc.add_incoming(tacc2, tbody)
-        builder.branch(tloop)
-
+        for nv in (1, 2, 3, 4):
+            case = fn.append_basic_block(f"axpy.v{nv}")
+            switch.add_case(_c64(nv), case)
+            builder.position_at_end(case)
+            nmain = builder.and_(n, _c64(-UNROLL))
+            mloop = fn.append_basic_block(f"axpy.v{nv}.main")
+            mbody = fn.append_basic_block(f"axpy.v{nv}.body")
+            tloop = fn.append_basic_block(f"axpy.v{nv}.tail")
+            tbody = fn.append_basic_block(f"axpy.v{nv}.tail.body")
+            exit_ = fn.append_basic_block(f"axpy.v{nv}.exit")
+            builder.branch(mloop)
+            builder.position_at_end(mloop)
+            k = builder.phi(_I64)
+            sets = [[builder.phi(_V16F) for _ in range(nv)] for _ in range(UNROLL)]
+            k.add_incoming(_c64(0), case)
+            for acc in sets:
+                for a in acc:
+                    a.add_incoming(zero, case)
+            builder.cbranch(builder.icmp_signed("<", k, nmain), mbody, tloop)
+            builder.position_at_end(mbody)
+            new_sets = [term(builder.add(k, _c64(u)), sets[u], nv) for u in range(UNROLL)]
+            k.add_incoming(builder.add(k, _c64(UNROLL)), mbody)
+            for acc, acc2 in zip(sets, new_sets):
+                for a, a2 in zip(acc, acc2):
+                    a.add_incoming(a2, mbody)
+            builder.branch(mloop)
+            # the last n % UNROLL terms, one at a time
+            builder.position_at_end(tloop)
+            kt = builder.phi(_I64)
+            tacc = [builder.phi(_V16F) for _ in range(nv)]
+            kt.add_incoming(nmain, mloop)
+            for q, a in enumerate(tacc):
+                a.add_incoming(sets[0][q], mloop)
+            builder.cbranch(builder.icmp_signed("<", kt, n), tbody, exit_)
+            builder.position_at_end(tbody)
+            tacc2 = term(kt, tacc, nv)
+            kt.add_incoming(builder.add(kt, _c64(1)), tbody)
+            for a, a2 in zip(tacc, tacc2):
+                a.add_incoming(a2, tbody)
+            builder.branch(tloop)
+            builder.position_at_end(exit_)
+            for q in range(nv):
+                total = tacc[q]
+                for u in range(1, UNROLL):
+                    total = builder.fadd(total, sets[u][q])
+                builder.store(total, _as_vec_ptr(builder, builder.gep(optr, [_c64(16 * q)]), _V16F), align=4)
+            builder.branch(done)
         builder.position_at_end(done)
-        total = builder.fadd(builder.fadd(tacc, accs[1]), builder.fadd(accs[2], accs[3]))
-        builder.store(total, builder.bitcast(optr, _V16F.as_pointer()), align=4)
         return context.get_dummy_value()
 
     return sig, codegen

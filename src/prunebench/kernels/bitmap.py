@@ -17,9 +17,9 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import JIT, LANES, PJIT, balanced_splits, batch_tiles, finish
+from ._jit import JIT, PJIT, balanced_splits, batch_transpose, finish, spmm_row, untranspose
 from ._reference import apply_dense, value_array
-from ._simd import expand_dot, gather_axpy16, load_le64, trailing_zeros
+from ._simd import expand_dot, load_le64, trailing_zeros
 
 
 @njit(**PJIT)
@@ -61,20 +61,17 @@ def bitmap_row_columns(mrow, out):
 def spmm_bitmap(mask, row_ptr, data, scales, bias, X, Y, nparts):
     """``Y[b, r] = scales[r] * sum_{j: bit (r, j) set} value(r, j) * X[b, j] + bias[r]``."""
     rows, nbytes = mask.shape
-    batch, cols = X.shape
-    T = batch_tiles(X, cols)
+    cols = X.shape[1]
+    T = batch_transpose(X, cols)
+    YT = np.empty((rows, T.shape[1]), np.float32)
     bounds = balanced_splits(row_ptr, nparts)
     for p in prange(nparts):
-        acc = np.empty(LANES, np.float32)
         colbuf = np.empty(nbytes * 8, np.int32)
         for r in range(bounds[p], bounds[p + 1]):
             n = bitmap_row_columns(mask[r], colbuf)
             lo = row_ptr[r]
-            for t in range(T.shape[0]):
-                gather_axpy16(data[lo : lo + n], colbuf[:n], T[t], acc)
-                b0 = t * LANES
-                for j in range(min(LANES, batch - b0)):
-                    Y[b0 + j, r] = finish(acc[j], r, scales, bias)
+            spmm_row(data[lo : lo + n], colbuf[:n], T, YT[r])
+    untranspose(YT, Y, scales, bias)
 
 
 def _check(mask, row_ptr, data, shape, scales, bias):

@@ -13,9 +13,10 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import JIT, LANES, PJIT, as_f32, as_uindex, balanced_splits, batch_tiles, finish
+from ._jit import (JIT, LANES, PJIT, as_f32, as_uindex, balanced_splits, batch_transpose, finish, spmm_row,
+                   untranspose)
 from ._reference import apply_dense, value_array
-from ._simd import bsr_block_row, gather_axpy16
+from ._simd import bsr_block_row
 
 
 #: block sizes r*c the vector path handles (:func:`._simd.bsr_block_row`); others run scalar
@@ -84,17 +85,17 @@ def spmv_bsr(indptr, indices, data, scales, bias, x, y, nparts):
 def spmm_bsr(indptr, indices, data, scales, bias, X, Y, nparts):
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
     rows = Y.shape[1]
-    batch, cols = X.shape
+    cols = X.shape[1]
     R = data.shape[1]
     C = data.shape[2]
-    T = batch_tiles(X, (cols + C - 1) // C * C)
+    T = batch_transpose(X, (cols + C - 1) // C * C)
+    YT = np.empty((rows, T.shape[1]), np.float32)
     nbr = indptr.size - 1
     widest = 0
     for br in range(nbr):
         widest = max(widest, np.int64(indptr[br + 1] - indptr[br]))
     bounds = balanced_splits(indptr, nparts)
     for p in prange(nparts):
-        acc = np.empty(LANES, np.float32)
         cbuf = np.empty(widest * C, np.int64)  # the block row's columns, shared by its r rows
         vbuf = np.empty(widest * C, data.dtype)
         for br in range(bounds[p], bounds[p + 1]):
@@ -109,11 +110,8 @@ def spmm_bsr(indptr, indices, data, scales, bias, X, Y, nparts):
                 for m in range(nb):
                     for j in range(C):
                         vbuf[m * C + j] = data[k0 + m, i, j]
-                for t in range(T.shape[0]):
-                    gather_axpy16(vbuf[: nb * C], cbuf[: nb * C], T[t], acc)
-                    b0 = t * LANES
-                    for j in range(min(LANES, batch - b0)):
-                        Y[b0 + j, r0 + i] = finish(acc[j], r0 + i, scales, bias)
+                spmm_row(vbuf[: nb * C], cbuf[: nb * C], T, YT[r0 + i])
+    untranspose(YT, Y, scales, bias)
 
 
 def _check(indptr, indices, data, shape, scales, bias):

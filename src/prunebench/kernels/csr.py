@@ -11,9 +11,8 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import JIT, LANES, PJIT, as_f32, as_uindex, balanced_splits, batch_tiles, finish
+from ._jit import JIT, PJIT, as_f32, as_uindex, balanced_splits, batch_transpose, finish, spmm_row, untranspose
 from ._reference import apply_dense, value_array
-from ._simd import gather_axpy16
 
 
 @njit(**JIT)
@@ -41,19 +40,15 @@ def spmv_csr(indptr, indices, data, scales, bias, x, y, nparts):
 @njit(**PJIT)
 def spmm_csr(indptr, indices, data, scales, bias, X, Y, nparts):
     """``Y[b, r] = scales[r] * sum_k data[k] * X[b, indices[k]] + bias[r]``; X is [B, cols]."""
-    batch, cols = X.shape
-    T = batch_tiles(X, cols)
+    T = batch_transpose(X, X.shape[1])
+    YT = np.empty((Y.shape[1], T.shape[1]), np.float32)
     bounds = balanced_splits(indptr, nparts)
     for p in prange(nparts):
-        acc = np.empty(LANES, np.float32)
         for r in range(bounds[p], bounds[p + 1]):
             lo = indptr[r]
             hi = indptr[r + 1]
-            for t in range(T.shape[0]):
-                gather_axpy16(data[lo:hi], indices[lo:hi], T[t], acc)
-                b0 = t * LANES
-                for j in range(min(LANES, batch - b0)):
-                    Y[b0 + j, r] = finish(acc[j], r, scales, bias)
+            spmm_row(data[lo:hi], indices[lo:hi], T, YT[r])
+    untranspose(YT, Y, scales, bias)
 
 
 def _check(indptr, indices, data, shape, scales, bias):

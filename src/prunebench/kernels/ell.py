@@ -13,9 +13,9 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import LANES, PJIT, balanced_splits, batch_tiles, finish
+from ._jit import PJIT, balanced_splits, batch_transpose, finish, spmm_row, untranspose
 from ._reference import apply_dense, value_array
-from ._simd import ell_rows, gather_axpy16
+from ._simd import ell_rows
 
 #: slice rows one pass of :func:`._simd.ell_rows` covers (four 16-lane accumulators)
 ELL_ROWS = 64
@@ -45,15 +45,15 @@ def spmv_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, x, y,
 def spmm_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, X, Y, nparts):
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
     rows = Y.shape[1]
-    batch, cols = X.shape
+    cols = X.shape[1]
     h = slice_height
-    T = batch_tiles(X, cols)
+    T = batch_transpose(X, cols)
+    YT = np.empty((rows, T.shape[1]), np.float32)
     widest = 0
     for s in range(widths.size):
         widest = max(widest, np.int64(widths[s]))
     bounds = balanced_splits(slice_ptr, nparts)
     for p in prange(nparts):
-        acc = np.empty(LANES, np.float32)
         vbuf = np.empty(widest, data.dtype)  # one row of the slice, made contiguous
         cbuf = np.empty(widest, indices.dtype)
         for s in range(bounds[p], bounds[p + 1]):
@@ -65,11 +65,8 @@ def spmm_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, X, Y,
                 for k in range(w):
                     vbuf[k] = data[lo + k * hs + i]
                     cbuf[k] = indices[lo + k * hs + i]
-                for t in range(T.shape[0]):
-                    gather_axpy16(vbuf[:w], cbuf[:w], T[t], acc)
-                    b0 = t * LANES
-                    for j in range(min(LANES, batch - b0)):
-                        Y[b0 + j, r0 + i] = finish(acc[j], r0 + i, scales, bias)
+                spmm_row(vbuf[:w], cbuf[:w], T, YT[r0 + i])
+    untranspose(YT, Y, scales, bias)
 
 
 def _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias):

@@ -14,9 +14,9 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import JIT, LANES, PJIT, as_f32, as_uindex, batch_tiles, even_splits, finish
+from ._jit import JIT, PJIT, as_f32, as_uindex, batch_transpose, even_splits, finish, spmm_row, untranspose
 from ._reference import apply_dense, value_array
-from ._simd import gather_axpy16, unpack_fields16
+from ._simd import unpack_fields16
 
 #: group size m -> bits per in-group index
 BITS = {2: 1, 4: 2, 8: 3, 16: 4}
@@ -84,24 +84,20 @@ def spmv_nm(data, indices, n, m, scales, bias, x, y, nparts):
 def spmm_nm(data, indices, n, m, scales, bias, X, Y, nparts):
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
     rows, nslots = data.shape
-    batch = X.shape[0]
     bits = 1 if m == 2 else (2 if m == 4 else (3 if m == 8 else 4))
     ngroups = nslots // n
-    T = batch_tiles(X, ngroups * m)
+    T = batch_transpose(X, ngroups * m)
+    YT = np.empty((rows, T.shape[1]), np.float32)
     base = _group_bases(nslots, n, m)
     bounds = even_splits(rows, nparts)
     for p in prange(nparts):
-        acc = np.empty(LANES, np.float32)
         cols = np.empty(nslots, np.int32)
         for r in range(bounds[p], bounds[p + 1]):
             nm_row_fields(indices[r], bits, cols)
             for j in range(nslots):
                 cols[j] += base[j]
-            for t in range(T.shape[0]):
-                gather_axpy16(data[r], cols, T[t], acc)
-                b0 = t * LANES
-                for j in range(min(LANES, batch - b0)):
-                    Y[b0 + j, r] = finish(acc[j], r, scales, bias)
+            spmm_row(data[r], cols, T, YT[r])
+    untranspose(YT, Y, scales, bias)
 
 
 def _check(data, indices, shape, n, m, scales, bias):
