@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -65,8 +67,9 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
     display = _Display(progress)
     ex = None
     lock = None
+    guard = _InterruptGuard()
     try:
-        with Store(db) as store:
+        with guard, Store(db) as store:
             lock = _lock_out_dir(out)  # after the database is known to be ours
             status = store.job_status(fp["id"])
             if retry_failed:
@@ -82,7 +85,7 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
             pending = [j for j in jobs if j.skip is None
                        and status.get(j.hash) not in ("ok", "failed", "skipped-runtime")]
             est = Estimator(spec, store.kind_timings())
-            ex = _Executor(spec, store, fp, out, display, est, jobs)
+            ex = _Executor(spec, store, fp, out, display, est, jobs, guard)
             display.start(len(pending), est.total_s(pending))
             ex.run(pending)
             display.stop()
@@ -168,10 +171,44 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
+class _InterruptGuard:
+    """Ctrl-C during a study: SIGINT raises KeyboardInterrupt as usual *and* sets a flag that
+    the executor checks before it stores a row and between jobs. A dependency that swallows
+    the KeyboardInterrupt (a bare ``except:`` deep in a library, seen in CI: the study ran to
+    the end and exited 0) then still stops the study at the next job boundary, and the job
+    the interrupt hit is not stored (its figures may be cut short); it runs again on resume.
+    A SIGINT already ignored (``nohup``, a background job) stays ignored."""
+
+    def __init__(self):
+        self.hit = False
+        self._prev = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._prev = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        self.hit = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self._prev is not None:
+            signal.signal(signal.SIGINT, self._prev)
+            self._prev = None
+        return False
+
+
 class _Executor:
     def __init__(self, spec: Spec, store: Store, fp: dict, out: Path, display: "_Display",
-                 est: Estimator, all_jobs: list[Job]):
+                 est: Estimator, all_jobs: list[Job], guard: _InterruptGuard | None = None):
         self.spec, self.store, self.fp, self.out = spec, store, fp, out
+        self.guard = guard or _InterruptGuard()
         self.display, self.est = display, est
         self.prune_jobs = {j.hash: j for j in all_jobs if j.kind == "prune"}
         self.ran = 0
@@ -184,17 +221,21 @@ class _Executor:
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _store(self, row: dict) -> None:
+        self.guard.check()  # never a row from a job an interrupt hit
         row.setdefault("code_version", self.fp.get("git_commit"))
         if self.store.add(row, self.fp) is not None:
             self.stored += 1
 
     def _skip(self, job: Job, reason: str) -> None:
+        self.guard.check()
         self.store.add_skipped([_skip_record(job, reason, "runtime")], self.fp)
 
     def _begin(self, job: Job) -> None:
+        self.guard.check()
         self.display.job(job.describe())
 
     def _end(self, job: Job) -> None:
+        self.guard.check()
         self.ran += 1
         self.display.advance(self.est.job_s(job))
 
