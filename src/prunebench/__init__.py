@@ -7,6 +7,8 @@ Examples
 >>> model, data = pb.zoo.load("mnist1d-cnn")
 >>> pruned = pb.prune(model, "magnitude", 0.9, scope="global", finetune=data).model
 >>> runnable = pb.compile(pruned, "csr", engine="native")
+>>> planned = pb.plan(pruned, data.x_test[:1])     # a format per layer, measured here
+>>> fastest = planned.compile(pruned)
 >>> pb.verify(runnable, pruned, data.x_test, data.y_test)
 >>> m = pb.measure_latency(runnable, data.x_test[:1])
 >>> pb.save("model.pbz", pruned, zoo_name="mnist1d-cnn", format="csr")
@@ -27,11 +29,33 @@ def prune(model, method="magnitude", sparsity=0.9, **options):
     return _prune(model, method, sparsity, **options)
 
 
-def encode(model, format="csr", **options):
-    """Encode every prunable weight matrix; see :func:`prunebench.runtime.encode_model`."""
+def encode(model, format="csr", *, example_input=None, **options):
+    """Encode every prunable weight matrix; see :func:`prunebench.runtime.encode_model`.
+
+    ``format="auto"`` lets the planner choose per layer (:func:`plan`, latency objective,
+    timed on ``example_input``, which is then required); planner options (``threads``,
+    ``engine``, ``objective``, ``budget_ms``, ...) go to :func:`plan`."""
     from .runtime import encode_model
 
+    if format == "auto":
+        if example_input is None:
+            raise BadInputError("format='auto' plans by measuring: pass example_input= (a model "
+                                "input of the batch to plan for)")
+        values = options.get("values", "fp32")
+        plan_keys = ("objective", "budget_ms", "batch", "threads", "engine", "formats", "cache", "timer",
+                     "progress", "block", "n", "m", "slice_height")
+        planned = plan(model, example_input, values=values,
+                       **{k: options.pop(k) for k in plan_keys if k in options})
+        options["keep_smaller"] = False  # the planner chose each format knowing its bytes
+        return encode_model(model, planned.matrix_formats, **options)
     return encode_model(model, format, **options)
+
+
+def plan(model, example_input, **options):
+    """Measure and choose a format per pruned layer; see :func:`prunebench.planner.plan`."""
+    from .planner import plan as _plan
+
+    return _plan(model, example_input, **options)
 
 
 def compile(model, plan="csr", *, engine="native", values="fp32", threads=1, **options):
@@ -81,6 +105,6 @@ def load(path):
     return load_model(path)
 
 
-__all__ = ["errors", "zoo", "prune", "encode", "compile", "verify", "measure_latency", "save", "load",
+__all__ = ["errors", "zoo", "prune", "encode", "plan", "compile", "verify", "measure_latency", "save", "load",
            "BadInputError", "FormatError", "PrunebenchError", "VerificationError",
            "__version__"]

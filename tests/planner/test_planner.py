@@ -1,0 +1,165 @@
+"""The planner's choices, with timings injected (the logic) and measured (the plumbing:
+compile, verify, cache, model file, inspect)."""
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import prunebench as pb
+from prunebench.errors import BadInputError
+from prunebench.planner import DENSE_MARGIN, _fastest, plan
+
+
+def _pruned(seed=0):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(32, 96), nn.ReLU(), nn.Linear(96, 96), nn.ReLU(),
+                        nn.Linear(96, 64), nn.ReLU(), nn.Linear(64, 10))
+    return pb.prune(net, "magnitude", 0.9, layers=["2", "4"]).model
+
+
+class FakeTimer:
+    """Injected timings: {label: {candidate: ms}}; counts the calls it answers."""
+
+    def __init__(self, table):
+        self.table, self.calls = table, []
+
+    def __call__(self, fns, *, rounds, label):
+        self.calls.append((label, sorted(fns)))
+        return {k: self.table[label][k] for k in fns}
+
+
+LAYERS = {"2": {"dense": 1.0, "csr": 0.5, "bsr": 0.9, "bitmap": 0.6, "ell": 0.55},
+          "4": {"dense": 1.0, "csr": 1.2, "bsr": 1.1, "bitmap": 1.3, "ell": 1.25}}
+
+
+def _table(model_ms):
+    return dict(LAYERS, model=model_ms)
+
+
+def test_fastest_needs_more_than_noise_to_leave_dense_and_ties_go_to_the_smaller():
+    b = {"dense": 1000, "csr": 300, "bitmap": 250}
+    assert _fastest({"dense": 1.0, "csr": 0.5, "bitmap": 0.9}, b) == "csr"
+    # 2% faster than dense is noise: dense stays
+    assert _fastest({"dense": 1.0, "csr": 1 - DENSE_MARGIN / 2}, b) == "dense"
+    # csr and bitmap within 2% of each other: the smaller (bitmap) wins
+    assert _fastest({"dense": 1.0, "csr": 0.50, "bitmap": 0.505}, b) == "bitmap"
+
+
+def test_latency_plan_takes_the_fastest_format_per_layer(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
+    model = _pruned()
+    timer = FakeTimer(_table({"dense": 2.0, "csr": 1.7, "bsr": 2.0, "bitmap": 1.9,
+                              "ell": 1.8, "per-layer": 1.5}))
+    p = plan(model, torch.randn(1, 32), timer=timer, cache=False)
+    assert p.formats == {"2": "csr"}                 # layer 4: every format slower than dense
+    assert p.chosen_from == "per-layer" and p.planned_ms == 1.5
+    assert p.dense_ms == 2.0 and p.best_single_format == "csr" and p.best_single_ms == 1.7
+    doc = p.to_json()
+    lay = {row["name"]: row for row in doc["layers"]}
+    assert lay["2"]["format"] == "csr" and lay["4"]["format"] == "dense"
+    assert lay["2"]["times_ms"] == LAYERS["2"] and "nm" in lay["2"]["unavailable"]
+    assert lay["0"]["reason"].startswith("not pruned")
+    assert doc["verify"]["ok"] and doc["verify"]["max_abs"] < 1e-5
+    # the plan computes what the pruned model computes
+    x = torch.randn(5, 32)
+    torch.testing.assert_close(p.compile(model)(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_whole_model_that_beats_the_per_layer_plan_is_chosen(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
+    timer = FakeTimer(_table({"dense": 2.0, "csr": 1.2, "bsr": 2.0, "bitmap": 1.9,
+                              "ell": 1.8, "per-layer": 1.5}))
+    p = plan(_pruned(), torch.randn(1, 32), timer=timer, cache=False)
+    assert p.chosen_from == "csr" and p.planned_ms == 1.2
+    assert p.formats == {"2": "csr", "4": "csr"}
+    assert p.per_layer_formats == {"2": "csr"}
+
+
+def test_size_plan_is_the_smallest_within_the_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
+    model = _pruned()
+    # the planner's trial of the size plan (key "size") measures 1.7 ms
+    timer = FakeTimer(_table({"dense": 2.0, "csr": 1.7, "bsr": 2.0, "bitmap": 1.9,
+                              "ell": 1.8, "per-layer": 1.5, "size": 1.7}))
+    p = plan(model, torch.randn(1, 32), objective="size", budget_ms=1.95, timer=timer,
+             cache=False)
+    assert p.planned_ms <= 1.95
+    lay = {row["name"]: row for row in p.layers}
+    # layer 4 moves to its smallest format (within budget by the estimate and the measurement)
+    smallest_4 = min(lay["4"]["bytes"], key=lay["4"]["bytes"].get)
+    assert p.formats["4"] == smallest_4
+    # never larger than any single-format model that meets the same budget
+    for f, ms in p.model_ms.items():
+        if f in lay["2"]["bytes"] and ms <= 1.95:
+            assert p.model_bytes["planned"] <= p.model_bytes[f], f
+
+
+def test_size_plan_over_budget_undoes_changes_until_within(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
+    answers = iter([2.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+
+    class Timer(FakeTimer):
+        def __call__(self, fns, *, rounds, label):
+            if label == "model" and list(fns) == ["size"]:
+                self.calls.append((label, ["size"]))
+                return {"size": next(answers)}
+            return super().__call__(fns, rounds=rounds, label=label)
+
+    timer = Timer(_table({"dense": 2.0, "csr": 1.7, "bsr": 2.0, "bitmap": 1.9, "ell": 1.8,
+                          "per-layer": 1.5}))
+    p = plan(_pruned(), torch.randn(1, 32), objective="size", budget_ms=1.95, timer=timer,
+             cache=False)
+    assert p.planned_ms <= 1.95
+    # measured 2.5 ms (over the budget), undone one change, measured again within it
+    assert sum(1 for label, keys in timer.calls if keys == ["size"]) == 2
+    assert p.model_ms["per-layer-size"] == 1.0
+    # the undone plan is larger than the all-csr model (1.7 ms, within budget): csr wins
+    assert p.chosen_from == "csr"
+    assert p.model_bytes["planned"] == p.model_bytes["csr"] < p.model_bytes["per-layer-size"]
+
+
+def test_measured_plan_is_cached_per_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
+    model = _pruned()
+    x = torch.randn(1, 32)
+    first = plan(model, x)
+    assert first.cache_hits == 0
+    files = list((tmp_path / "planner").glob("*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())
+    counting = FakeTimer({})
+    second = plan(model, x, timer=counting)
+    assert counting.calls == []                     # nothing measured again
+    assert second.formats == first.formats and second.cache_hits > 0
+    # another sparsity pattern is another key: measured
+    other = _pruned(seed=1)
+    third = plan(other, x, timer=lambda fns, **kw: {k: 1.0 for k in fns})
+    assert third.cache_hits == 0
+
+
+def test_bad_arguments_are_one_clear_error():
+    model = _pruned()
+    x = torch.randn(1, 32)
+    with pytest.raises(BadInputError, match="--objective: got 'speed'"):
+        plan(model, x, objective="speed")
+    with pytest.raises(BadInputError, match="--budget-ms: got -1"):
+        plan(model, x, objective="size", budget_ms=-1)
+    with pytest.raises(BadInputError, match="only with --objective size"):
+        plan(model, x, budget_ms=3.0)
+    with pytest.raises(BadInputError, match="--engine: got 'torch-dense'"):
+        plan(model, x, engine="torch-dense")
+    with pytest.raises(BadInputError, match="fewer than --batch 4"):
+        plan(model, x, batch=4)
+
+
+def test_encode_auto_uses_the_plan(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
+    model = _pruned()
+    timer = FakeTimer(_table({"dense": 2.0, "csr": 1.7, "bsr": 2.0, "bitmap": 1.9,
+                              "ell": 1.8, "per-layer": 1.5}))
+    layers, rows = pb.encode(model, "auto", example_input=torch.randn(1, 32), timer=timer)
+    assert rows["2.weight"]["format"] == "csr" and rows["4.weight"]["format"] == "dense"
+    W = model[2].weight.detach().numpy()
+    assert (layers["2.weight"].to_dense() == W).all()
+    with pytest.raises(BadInputError, match="pass example_input"):
+        pb.encode(model, "auto")
