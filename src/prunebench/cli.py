@@ -138,38 +138,46 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
     from .benchmark import (bench_dense, bench_pruned, check_batch, check_engine_format,
                             check_threads, default_engine, default_format)
     from .errors import VerificationError
-    from .study.store import Store, check_writable
+    from .study.store import Store, check_database
 
+    # every option is checked before a model is loaded (or trained on a cold cache)
     is_file = model not in zoo.MODELS and os.path.isfile(model)
     if not is_file:
         zoo.get_spec(model)
     check_batch(batch)
     check_threads(threads)
+    _check_timing_options(warmup, min_runs, min_time)
     dense_only = (not is_file and method is None and format in (None, "dense")
                   and engine in (None, "torch-dense") and values == "fp32")
     if not dense_only:
         eng_name = engine or default_engine(format)
         check_engine_format(eng_name, format or default_format(eng_name), values)
+        blk = _parse_block(block)
         if method is not None:
-            from .pruning import METHODS
-            from .pruning.validate import check_sparsity
+            _check_prune_options(None if is_file else model, method, sparsity, scope=scope,
+                                 finetune_steps=finetune_steps, block=block, n=n, m=m,
+                                 layers=layers, seed=seed)
+    zoo_name = model
+    if is_file:  # read (and refused when damaged or a pickle) before the database is touched
+        from .runtime import load_model
 
-            METHODS.get(method)
-            check_sparsity(sparsity)
-    check_writable(db)
-    with Store(db) as store:  # opened (and validated) before any measuring
-        if dense_only:
-            res = bench_dense(model, batch=batch, threads=threads, seed=seed, warmup=warmup,
-                              min_runs=min_runs, min_time=min_time, rss=not no_rss,
-                              progress=not as_json)
-            res["ok"] = True
-        else:
-            res = bench_pruned(model, method=method, sparsity=sparsity, scope=scope,
-                               finetune_steps=finetune_steps, block=_parse_block(block), n=n,
-                               m=m, layers=_parse_layers(layers), format=format, values=values,
-                               engine=engine, fallback=fallback, batch=batch, threads=threads,
-                               seed=seed, warmup=warmup, min_runs=min_runs, min_time=min_time,
-                               rss=not no_rss, progress=not as_json)
+        zoo_name = load_model(model)[1]["model"]
+    _check_batch_fits(zoo_name, batch)
+    # validated now, but opened (created) only to store the row: bad input writes nothing
+    check_database(db)
+    if dense_only:
+        res = bench_dense(model, batch=batch, threads=threads, seed=seed, warmup=warmup,
+                          min_runs=min_runs, min_time=min_time, rss=not no_rss,
+                          progress=not as_json)
+        res["ok"] = True
+    else:
+        res = bench_pruned(model, method=method, sparsity=sparsity, scope=scope,
+                           finetune_steps=finetune_steps, block=blk, n=n, m=m,
+                           layers=_parse_layers(layers), format=format, values=values,
+                           engine=engine, fallback=fallback, batch=batch, threads=threads,
+                           seed=seed, warmup=warmup, min_runs=min_runs, min_time=min_time,
+                           rss=not no_rss, progress=not as_json)
+    with Store(db) as store:
         row_id = store.add(res["row"], res["machine"])
     rep = dict(res["report"], database=db, row_id=row_id)
     if not res["ok"]:
@@ -382,7 +390,10 @@ def _parse_block(block: str) -> tuple[int, int]:
     try:
         r, c = (int(v) for v in block.lower().split("x"))
     except ValueError:
-        raise BadInputError(f"--block: got {block!r}, expected ROWSxCOLS such as 4x4") from None
+        r = c = 0
+    if r < 1 or c < 1:
+        raise BadInputError(f"--block: got {block!r}, expected ROWSxCOLS of integers >= 1 such "
+                            "as 4x4")
     return r, c
 
 
@@ -392,6 +403,113 @@ def _parse_layers(layers: Optional[str]):
     if layers == "all":
         return "all"
     return [v for v in layers.split(",") if v]
+
+
+#: ``bench --min-time`` above this many seconds is a typo, not a measurement plan
+MAX_MIN_TIME = 3600.0
+
+
+def _check_timing_options(warmup: int, min_runs: int, min_time: float) -> None:
+    """``--warmup``, ``--min-runs``, ``--min-time``: the Timer's own checks (NaN and inf
+    refused), made before a model is loaded, and at most an hour of timed calls."""
+    from .measure.timer import check_timing
+
+    check_timing(warmup, min_runs, min_time)
+    if min_time > MAX_MIN_TIME:
+        raise BadInputError(f"--min-time: got {min_time:g}; allowed: seconds in "
+                            f"[0, {MAX_MIN_TIME:g}]")
+
+
+def _check_batch_fits(model: str, batch: int) -> None:
+    """``--batch``: the inputs of one call alone must fit in this machine's memory (a huge
+    batch is refused here, not by a MemoryError after the model is loaded)."""
+    import math
+    import os
+
+    from . import zoo
+
+    shape = zoo.get_spec(model).input_shape
+    need = batch * math.prod(shape) * 4  # float32 inputs (spec.example_input, test splits)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # not POSIX: leave it to the MemoryError safety net
+        return
+    if need > have:
+        raise BadInputError(f"--batch: got {batch}; {batch} inputs of shape "
+                            f"{'x'.join(map(str, shape))} take {need / 1e9:,.1f} GB, more than "
+                            f"this machine's {have / 1e9:,.1f} GB of memory")
+
+
+def _check_prune_options(model: Optional[str], method: str, sparsity: float, *,
+                         scope: str = "layer", schedule: str = "oneshot",
+                         finetune_steps: int = 0, rounds: int = 1, block: str = "4x4",
+                         n: int = 2, m: int = 4, norm: str = "l1",
+                         layers: Optional[str] = None, seed: int = 0) -> None:
+    """The pruning options of prune, pack and bench --method, judged by the validators
+    ``pruning.prune`` uses, before the zoo ``model`` is loaded (and trained on a cold cache).
+    ``--layers`` names are looked up in the untrained architecture (the same module names);
+    ``model`` None (a model file) skips that."""
+    from . import zoo
+    from .pruning import METHODS, SCHEDULES, SCOPES, select_layers
+    from .pruning.validate import check_int, check_nm, check_norm, check_sparsity
+
+    spec = METHODS.get(method)
+    SCOPES.get(scope)
+    SCHEDULES.get(schedule)
+    check_sparsity(sparsity)
+    check_int("finetune_steps", finetune_steps, 0)
+    check_int("rounds", rounds, 1)
+    check_int("seed", seed, 0)
+    _parse_block(block)  # parsed for every method, as _run_prune does
+    if spec.granularity in ("block", "channel"):  # what the granularity reads
+        check_norm(norm)
+    elif spec.granularity == "nm":
+        check_nm(n, m)
+    chosen = _parse_layers(layers)
+    if model is not None and chosen != "all":
+        select_layers(zoo.get_spec(model).build(), chosen)
+
+
+def _check_format_options(format: str, values: str, *, bits: int, block: str, n: int, m: int,
+                          rank: Optional[int], energy: Optional[float]) -> None:
+    """pack's ``--format`` and the options it takes, judged by the format itself before any
+    pruning (as study specs are). A model-wide ``--rank`` is capped at each matrix's
+    min(rows, cols) when encoding, so any rank >= 1 is allowed."""
+    from .formats import FORMATS
+    from .formats.base import check_int_option
+
+    if format not in FORMATS:
+        raise BadInputError(f"--format: unknown format {format!r}; valid: {', '.join(sorted(FORMATS))}")
+    if values not in ("fp32", "fp16", "int8"):
+        raise BadInputError(f"--values: got {values!r}; allowed: fp32, fp16, int8")
+    if format == "rcsr" and bits not in (4, 8):
+        raise BadInputError(f"--bits: got {bits}; allowed: 4, 8")
+    if format == "lowrank" and (rank is None) == (energy is None):
+        raise BadInputError("--format lowrank: pass exactly one of --rank (int >= 1) or "
+                            "--energy (fraction in (0, 1])")
+    cls = FORMATS.get(format)
+    given = {"bits": bits, "block": _parse_block(block), "n": n, "m": m, "rank": rank,
+             "energy": energy}
+    opts = {k: given[k] for k in cls.option_defaults if given.get(k) is not None}
+    side = 16
+    if "rank" in opts:
+        side = check_int_option(format, "rank", rank, 1)
+    cls._check_options((side, side), **{**cls.option_defaults, **opts})
+
+
+def _add_task_metrics(res: dict, dense: bool) -> None:
+    """Put the task metrics of a zoo model judged by more than accuracy (minilm: Lee
+    correlations, polarity probe, fidelity; lee-charlstm: bits per character) under
+    ``metrics`` in the report and the stored row."""
+    from . import zoo
+
+    name, net = res["report"]["model"], res.get("model")
+    if net is None or name not in zoo.TASK_METRICS or not res["ok"]:
+        return
+    reference = None if dense else zoo.load(name, seed=res["report"]["seed"])[0]
+    metrics = zoo.task_metrics(name, net, dense_model=reference)
+    res["report"]["metrics"] = metrics
+    res["row"].setdefault("extra", {})["metrics"] = metrics
 
 
 def _run_prune(model: str, method: str, sparsity: float, scope: str, schedule: str,
@@ -445,8 +563,14 @@ def prune_cmd(
                                              help="write the pruned model (dense) to FILE"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
     """Prune a zoo model, fine-tune it, and account for sparsity, MACs and accuracy."""
+    from . import zoo
     from .runtime import save_model
 
+    # every option is checked before the model is loaded (or trained on a cold cache)
+    zoo.get_spec(model)
+    _check_prune_options(model, method, sparsity, scope=scope, schedule=schedule,
+                         finetune_steps=finetune_steps, rounds=rounds, block=block, n=n, m=m,
+                         norm=norm, layers=layers, seed=seed)
     if output:
         _check_output(output)
     _, _, result = _run_prune(model, method, sparsity, scope, schedule, finetune_steps,
@@ -488,6 +612,8 @@ def _check_output(output: str) -> None:
         raise BadInputError(f"-o: {output!r} is a directory, expected a file path")
     if not p.parent.exists():
         raise BadInputError(f"-o: folder {str(p.parent)!r} does not exist")
+    if not p.parent.is_dir():
+        raise BadInputError(f"-o: {str(p.parent)!r} is a file, not a folder")
     import os
 
     if not os.access(p.parent, os.W_OK):
@@ -523,22 +649,18 @@ def pack(model: str = typer.Argument(..., help="zoo model name"),
 
     from . import zoo
     from .errors import VerificationError
-    from .formats import FORMATS, inspect_container
+    from .formats import inspect_container
     from .measure import state_file_bytes
     from .runtime import load_model, save_model
     from .train import evaluate, predict
 
-    # everything checkable is checked before minutes of pruning and fine-tuning
-    if format not in FORMATS:
-        raise BadInputError(f"--format: unknown format {format!r}; valid: {', '.join(sorted(FORMATS))}")
-    if values not in ("fp32", "fp16", "int8"):
-        raise BadInputError(f"--values: got {values!r}; allowed: fp32, fp16, int8")
-    if format == "rcsr" and bits not in (4, 8):
-        raise BadInputError(f"--bits: got {bits}; allowed: 4, 8")
-    if format == "lowrank" and (rank is None) == (energy is None):
-        raise BadInputError("--format lowrank: pass exactly one of --rank (int >= 1) or "
-                            "--energy (fraction in (0, 1])")
+    # everything checkable is checked before minutes of loading, pruning and fine-tuning
+    _check_format_options(format, values, bits=bits, block=block, n=n, m=m, rank=rank,
+                          energy=energy)
     zoo.get_spec(model)
+    _check_prune_options(model, method, sparsity, scope=scope, schedule=schedule,
+                         finetune_steps=finetune_steps, rounds=rounds, block=block, n=n, m=m,
+                         layers=layers, seed=seed)
     _check_output(output)
     net, data, result = _run_prune(model, method, sparsity, scope, schedule, finetune_steps,
                                    rounds, block, n, m, "l1", layers, seed, not as_json)

@@ -60,7 +60,8 @@ CASES = {
               ["bench", M, "--seed", "x"], ["bench", M, "--warmup", "-1"],
               ["bench", M, "--min-runs", "0"], ["bench", M, "--min-runs", "-5"],
               ["bench", M, "--min-time", "-1"], ["bench", M, "--min-time", "nan"],
-              ["bench", M, "--min-time", "1e12"],
+              ["bench", M, "--min-time", "1e12"], ["bench", M, "--min-time", "inf"],
+              ["bench", M, "--format", "bsr", "--block", "4x0"],
               ["bench", M, "--method", "bogus"], ["bench", M, "--method", "magnitude",
                                                   "--sparsity", "1.5"],
               ["bench", M, "--method", "magnitude", "--sparsity", "-0.1"],
@@ -84,6 +85,7 @@ CASES = {
               ["prune", M, "--method", "nm", "--n", "5", "--m", "4"],
               ["prune", M, "--method", "nm", "--n", "-1", "--m", "4"],
               ["prune", M, "--method", "block", "--norm", "l3"], ["prune", M, "--layers", "no.such.layer"],
+              ["prune", M, "--layers", ","], ["prune", M, "--seed", "-1"],
               ["prune", M, "-o", PROC + ".pbm"], ["prune", M, "-o", "{under_file}"],
               ["prune", M, "-o", "{dir}"]],
     "pack": [["pack", M], ["pack", "no-such-model", "-o", "{tmp}/a.pbz"],
@@ -94,6 +96,8 @@ CASES = {
              ["pack", M, "--format", "lowrank", "--energy", "1.5", "-o", "{tmp}/a.pbz"],
              ["pack", M, "--sparsity", "2", "-o", "{tmp}/a.pbz"],
              ["pack", M, "--finetune-steps", "-3", "-o", "{tmp}/a.pbz"],
+             ["pack", M, "--format", "nm", "--m", "3", "-o", "{tmp}/a.pbz"],
+             ["pack", M, "--format", "bsr", "--block", "0x2", "-o", "{tmp}/a.pbz"],
              ["pack", M, "-o", PROC + ".pbz"], ["pack", M, "-o", "{under_file}"],
              ["pack", M, "-o", "{dir}"]],
     "inspect": [["inspect", "{missing}"], ["inspect", "{dir}"], ["inspect", PROC],
@@ -107,13 +111,15 @@ CASES = {
                 ["kernels", "--threads", "9999"], ["kernels", "--cache", "hot"],
                 ["kernels", "--values", "int4"], ["kernels", "--repeats", "0"],
                 ["kernels", "--block", "0x0", "--pattern", "block"],
+                ["kernels", "--block", "4x-1", "--pattern", "block"],
                 ["kernels", "--from-model", "no-such-model", "--method", "magnitude"],
                 ["kernels", "--from-model", M, "--method", "bogus"]],
     "study": [["study", "{missing}"], ["study", "no-such-study"], ["study", "{bad_yaml}"],
               ["study", "{neg_yaml}"], ["study", "{unknown_yaml}"], ["study", "{dir}"],
               ["study", "smoke", "--out", PROC], ["study", "smoke", "--out", "{regular}"],
               ["study", "smoke", "--out", "{under_file}"],
-              ["study", "smoke", "--dry-run", "--out", "{regular}"]],
+              ["study", "smoke", "--dry-run", "--out", "{regular}"],
+              ["study", "smoke", "--dry-run", "--out", "{under_file}"]],
     "report": [["report", "{missing}"], ["report", "{text}"], ["report", "{foreign}"],
                ["report", "{dir}"], ["report", "{empty}"]],
     "results": [["results", "{missing}"], ["results", "{text}"], ["results", "{foreign}"],
@@ -123,35 +129,11 @@ CASES = {
              ["demo", "--db", "{under_file}"], ["demo", "--db", "{foreign}"]],
 }
 
-# Known bugs, found by this sweep (2026-11-30); each case is an xfail(strict) so that fixing the
-# bug turns it into an XPASS failure and the mark must be removed.
-LATE = ("BUG (cli.py {cmd}): this bad value is checked only after the zoo model is loaded (and "
-        "trained on a cold cache) / pruned; it must be rejected before")
-ACCEPTED = "BUG (cli.py {cmd}): this bad value is accepted (exit 0) instead of refused"
-CRASH = "BUG (cli.py kernels): a traceback ({exc}) instead of one line and exit 2"
-KNOWN = {
-    "bench --min-time nan": ACCEPTED,
-    "bench --batch " + HUGE: LATE, "bench --warmup -1": LATE, "bench --min-runs 0": LATE,
-    "bench --min-runs -5": LATE, "bench --min-time -1": LATE, "bench --min-time 1e12": LATE,
-    "bench --method magnitude --finetune-steps -1": LATE,
-    "bench --method magnitude --scope galaxy": LATE, "bench --method block --block 0x4": LATE,
-    "prune --method bogus": LATE, "prune --sparsity 1": LATE, "prune --sparsity -0.5": LATE,
-    "prune --scope galaxy": LATE, "prune --schedule sometimes": LATE,
-    "prune --finetune-steps -1": LATE, "prune --schedule iterative --rounds 0": LATE,
-    "prune --method block --block 0x4": LATE, "prune --method block --block abc": LATE,
-    "prune --method nm --n 5 --m 4": LATE, "prune --method nm --n -1 --m 4": LATE,
-    "prune --method block --norm l3": LATE, "prune --layers no.such.layer": LATE,
-    "prune -o {under_file}": LATE,
-    "pack --format lowrank --rank -2 -o {tmp}/a.pbz": LATE,
-    "pack --format lowrank --energy 1.5 -o {tmp}/a.pbz": LATE,
-    "pack --sparsity 2 -o {tmp}/a.pbz": LATE, "pack --finetune-steps -3 -o {tmp}/a.pbz": LATE,
-    "pack -o {under_file}": LATE,
-    "kernels --block 0x0 --pattern block": CRASH.format(exc="ZeroDivisionError"),
-    "study smoke --dry-run --out {regular}": "BUG (study --dry-run): --out naming a regular "
-                                             "file is accepted (exit 0); the real run refuses it",
-    "report {empty}": "BUG (report): an empty (0-byte) file given as DB is turned into a "
-                      "prunebench database (schema written) before 'no study results' is said",
-}
+# Known bugs: a case that still fails goes here as {key: reason} (key: the command and its
+# arguments without the model name, e.g. "bench --min-time nan") and becomes an
+# xfail(strict); fixing the bug turns it into an XPASS failure, so the entry is removed with
+# the fix. The 32 cases found by this sweep (2026-11-30) are fixed (RELIABILITY.md, "Fixed").
+KNOWN: dict[str, str] = {}
 
 
 def _param(cmd, i, argv):

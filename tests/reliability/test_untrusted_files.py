@@ -53,9 +53,6 @@ def test_bench_refuses_torch_save_file(evil, extra, capsys, tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (cli.py bench): the database is opened and its "
-                   "schema written before the model file is loaded, so a refused file still "
-                   "leaves an empty results database behind (README: bad input writes nothing)")
 def test_bench_refused_file_writes_no_database(evil, capsys, tmp_path):
     path, marker = evil
     db = tmp_path / "db" / "results.sqlite"

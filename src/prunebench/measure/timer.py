@@ -72,12 +72,21 @@ class Measurement:
 
 
 def _check(name: str, value, minimum, kind=float):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if kind is int:
         ok = ok and float(value).is_integer()
-    if not ok or value < minimum:
-        what = "an integer" if kind is int else "a number"
+    if not ok or value < minimum:  # NaN compares False with everything: refused by isfinite
+        what = "an integer" if kind is int else "a finite number"
         raise BadInputError(f"{name}: got {value!r}, expected {what} >= {minimum}")
+
+
+def check_timing(warmup, min_runs, min_time) -> None:
+    """The stopping rules a caller passes to :class:`Timer`, checked before any work (the CLI
+    calls it before a model is loaded): ``warmup`` >= 0 and ``min_runs`` >= 1 integers,
+    ``min_time`` a finite number of seconds >= 0."""
+    _check("warmup", warmup, 0, int)
+    _check("min_runs", min_runs, 1, int)
+    _check("min_time", min_time, 0)
 
 
 @dataclass
@@ -98,9 +107,7 @@ class Timer:
     between: Callable[[], object] | None = None
 
     def __post_init__(self):
-        _check("warmup", self.warmup, 0, int)
-        _check("min_runs", self.min_runs, 1, int)
-        _check("min_time", self.min_time, 0)
+        check_timing(self.warmup, self.min_runs, self.min_time)
         _check("max_runs", self.max_runs, self.min_runs, int)
         _check("max_time", self.max_time, self.min_time)
 

@@ -96,6 +96,9 @@ def load(db: str | Path) -> StudyData:
     p = Path(db)
     if not p.exists():
         raise BadInputError(f"database: {str(db)!r} does not exist")
+    if p.is_file() and p.stat().st_size == 0:  # Store would write its schema into it
+        raise BadInputError(f"report: database {str(db)!r} is empty (0 bytes), no study "
+                            "results; run `prunebench study` first")
     with Store(p) as store:
         rows = [r for r in store.rows() if r["kind"] in STUDY_KINDS]
         skipped = store.skipped_rows()

@@ -25,12 +25,13 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
     nothing. Otherwise the study runs (resuming what ``OUT/results.sqlite`` holds) and writes
     ``OUT/report.html`` and ``OUT/report.md``; ``--json`` then prints the summary (jobs, done,
     skipped, failed, database, report, ...)."""
-    from .runner import run_study
+    from .runner import check_out_dir, run_study
     from .spec import load_spec
 
     s = load_spec(spec)
     outp = Path(out)
     if dry_run:
+        check_out_dir(outp)  # refuse what the real run would refuse (it writes nothing)
         doc = dry_run_summary(s, outp)
         if as_json:
             _emit(doc)

@@ -96,12 +96,7 @@ class Store:
             p = Path(self.path)
             if p.exists() and p.is_dir():
                 raise BadInputError(f"database: {self.path!r} is a directory, expected a file")
-            if not p.parent.exists():
-                try:
-                    p.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise BadInputError(f"database: cannot create directory "
-                                        f"{str(p.parent)!r}: {e.strerror}") from None
+            _make_folder(p)
             if p.exists() and p.stat().st_size > 0:
                 _check_header(p)
         try:
@@ -329,8 +324,34 @@ def check_writable(path: str | Path) -> None:
         target = target.parent
     import os
 
+    if target != p and not target.is_dir():  # a path under a regular file
+        raise BadInputError(f"database: {str(p)!r} cannot be created: {str(target)!r} is a "
+                            "file, not a folder")
     if not os.access(target, os.W_OK):
         raise BadInputError(f"database: {str(p)!r} is not writable")
+
+
+def check_database(path: str | Path) -> None:
+    """Refuse, before any measuring, a path that :class:`Store` would refuse, without creating
+    the database: a directory, a place that cannot be written, a file that is not a
+    prunebench database. Missing folders are created (as Store creates them), which is how a
+    folder that cannot exist (``/proc/x``) is found even by root."""
+    p = Path(path)
+    if p.is_dir():
+        raise BadInputError(f"database: {str(p)!r} is a directory, expected a file")
+    check_writable(p)
+    _make_folder(p)
+    peek(p, "")
+
+
+def _make_folder(p: Path) -> None:
+    """Create the folder of database ``p`` if it is missing."""
+    if not p.parent.exists():
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BadInputError(f"database: cannot create directory "
+                                f"{str(p.parent)!r}: {e.strerror}") from None
 
 
 def export_rows(rows: list[dict], path: str | Path, kind: str) -> None:
