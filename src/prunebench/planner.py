@@ -138,7 +138,7 @@ def _digest(*parts: Any) -> str:
         if isinstance(p, torch.Tensor):
             t = p.detach().contiguous().cpu()
             h.update(str((tuple(t.shape), str(t.dtype))).encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         else:
             h.update(json.dumps(p, sort_keys=True, default=str).encode())
         h.update(b"|")
@@ -333,6 +333,17 @@ def plan(model: nn.Module, example_input: torch.Tensor, *, objective: str = "lat
     >>> p = plan(pruned, data.x_test[:1])
     >>> fast = prunebench.compile(pruned, p.formats or "dense")
     """
+    from .runtime.compile import encoding_memo
+
+    with encoding_memo():  # each layer is encoded once per format, not once per compile
+        return _plan(model, example_input, objective=objective, budget_ms=budget_ms,
+                     batch=batch, threads=threads, engine=engine, values=values,
+                     formats=formats, cache=cache, progress=progress, timer=timer,
+                     verify_labels=verify_labels, **format_opts)
+
+
+def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine, values,
+          formats, cache, progress, timer, verify_labels, **format_opts) -> Plan:
     from . import engines
     from .measure import fingerprint
     from .pruning.targets import prunable_layers

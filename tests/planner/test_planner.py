@@ -163,3 +163,30 @@ def test_encode_auto_uses_the_plan(tmp_path, monkeypatch):
     assert (layers["2.weight"].to_dense() == W).all()
     with pytest.raises(BadInputError, match="pass example_input"):
         pb.encode(model, "auto")
+
+
+def test_conv_net_with_batchnorm_plans_and_computes_the_same(tmp_path, monkeypatch):
+    """Conv layers are timed on their real (captured) input; BatchNorm's 0-d counter is
+    hashed for the cache key like any tensor."""
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                        nn.Conv2d(32, 8, 1)).eval()
+    pruned = pb.prune(net, "magnitude", 0.8, layers=["3", "6"]).model
+    seen = {}
+
+    def timer(fns, *, rounds, label):
+        seen[label] = sorted(fns)
+        # the 1x1 conv is fastest in csr, the 3x3 conv dense
+        if label == "6":
+            return {k: (0.1 if k == "csr" else 1.0) for k in fns}
+        if label == "model":
+            return {k: (0.3 if k == "per-layer" else 1.0) for k in fns}
+        return {k: (0.5 if k == "dense" else 1.0) for k in fns}
+
+    x = torch.randn(2, 3, 8, 8)
+    p = plan(pruned, x, timer=timer, cache=False)
+    assert seen["3"][0] == "bitmap" and "dense" in seen["3"]
+    assert p.formats == {"6": "csr"} and p.chosen_from == "per-layer"
+    torch.testing.assert_close(p.compile(pruned)(x), pruned(x), atol=1e-4, rtol=1e-4)

@@ -198,3 +198,26 @@ def test_retry_failed_reruns_only_the_failed_jobs(smoke_run):
     again = run_study(load_spec("smoke"), out, progress=False, report=False, retry_failed=True)
     assert again["ran"] == summary["failed"] > 0      # the broken engine, deterministically
     assert job_table(out / "results.sqlite") == before
+
+
+def test_auto_format_rows_carry_the_planners_choice(smoke_run):
+    """Format ``auto`` (the per-layer planner) gets size and native latency rows whose plan
+    says, per pruned layer, the chosen format and the measured time of every candidate."""
+    from prunebench.study.store import Store
+
+    out, _ = smoke_run
+    with Store(out / "results.sqlite") as store:
+        rows = store.rows("WHERE format='auto' AND status='ok'")
+    lat = [r for r in rows if r["kind"] == "latency"]
+    size = [r for r in rows if r["kind"] == "size"]
+    assert lat and size and {r["engine"] for r in lat} == {"native"}
+    pruned = [r for r in lat if r["method"] == "magnitude" and r["sparsity"] == 0.9
+              and r["model"] == "digits-lenet300" and r["batch"] == 1]
+    auto = pruned[0]["extra"]["plan"]["auto"]
+    layer = auto["layers"]["layers.1"]
+    assert layer["format"] in layer["times_ms"] and "dense" in layer["times_ms"]
+    assert auto["formats"].get("layers.1", "dense") == layer["format"] \
+        or auto["chosen_from"] != "per-layer"
+    assert set(auto["model_ms"]) >= {"dense", "planned"}
+    for r in size:   # the file holds the formats of the fp32 batch-1 plan, bytes measured
+        assert r["file_bytes"] > 0 and "auto_plan" in r["extra"]

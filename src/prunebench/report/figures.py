@@ -47,9 +47,21 @@ def _grid(n: int, ncols: int = 3, w: float = 3.6, h: float = 2.8):
 
 
 def _colors(keys) -> dict:
+    """A colour per key; the planner's ``auto`` lines are black (and drawn thick, see _lw)."""
     plt = _plt()
     cmap = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
-    return {k: cmap(i % cmap.N) for i, k in enumerate(keys)}
+    rest = [k for k in keys if not _is_auto(k)]
+    col = {k: cmap(i % cmap.N) for i, k in enumerate(rest)}
+    col.update({k: "black" for k in keys if _is_auto(k)})
+    return col
+
+
+def _is_auto(key) -> bool:
+    return str(key) == "auto" or str(key).split(" / ")[-1].startswith("auto")
+
+
+def _lw(key) -> float:
+    return 2.2 if _is_auto(key) else 1.0
 
 
 def accuracy(d: D.StudyData) -> str | None:
@@ -124,8 +136,8 @@ def latency(d: D.StudyData, model: str) -> str | None:
             ax = axes[i, j]
             for pair, g in lb[lb.method_label == label].groupby("pair"):
                 g = pd.concat([dense0[dense0.pair == pair], g]).sort_values("sparsity")
-                ax.plot(100 * g.sparsity, g[y], color=col[pair], marker="o", ms=2.5, lw=1,
-                        label=pair)
+                ax.plot(100 * g.sparsity, g[y], color=col[pair], marker="o", ms=2.5,
+                        lw=_lw(pair), label=pair)
             for _, r in dense0[dense0.format == "dense"].iterrows():
                 ax.axhline(r[y], color=col[r.pair], lw=0.9, ls=":", label=r.pair)
             if y == "speedup":
@@ -173,7 +185,7 @@ def size(d: D.StudyData, model: str) -> str | None:
         g = pd.concat([dense0[(dense0.format == fmt) & (dense0.value_encoding == values)], g])
         g = g.sort_values("sparsity")
         ax.plot(100 * g.sparsity, g.ratio, color=col[fmt], ls=ls.get(values, "-"), marker="o",
-                ms=2.5, lw=1, label=f"{fmt} {values}")
+                ms=2.5, lw=_lw(fmt), label=f"{fmt} {values}")
         if values == "fp32" and fmt != "dense":
             be = D.crossing(list(g.sparsity), list(g.ratio))
             if be is not None:

@@ -25,6 +25,7 @@ Format options: ``block`` (bsr, default 4x4), ``n``/``m`` (nm, default 2:4),
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from typing import Any, ClassVar
@@ -148,11 +149,37 @@ def _dense_bytes(shape, values: str) -> int:
     return rows * cols * {"fp32": 4, "fp16": 2, "int8": 1}[values] + (4 * rows if values == "int8" else 0)
 
 
-def _encode(name: str, W: np.ndarray, fmt: str, values: str, opts: dict) -> Format:
+_MEMO: dict | None = None
+
+
+@contextlib.contextmanager
+def encoding_memo():
+    """Within this block, encoding the same weight matrix (same memory, shape and strides) in
+    the same format, values and options again reuses the first encoding. The planner compiles
+    every layer in every format, then whole models in the same formats: this halves its
+    work. Only for matrices that do not change inside the block."""
+    global _MEMO
+    outer, _MEMO = _MEMO, ({} if _MEMO is None else _MEMO)
     try:
-        return encode(W, fmt, values=values, **opts)
+        yield
+    finally:
+        _MEMO = outer
+
+
+def _encode(name: str, W: np.ndarray, fmt: str, values: str, opts: dict) -> Format:
+    key = None
+    if _MEMO is not None:
+        key = (W.ctypes.data, W.shape, W.strides, W.dtype.str, fmt, values,
+               tuple(sorted(opts.items())))
+        if key in _MEMO:
+            return _MEMO[key][0]
+    try:
+        out = encode(W, fmt, values=values, **opts)
     except BadInputError as e:
         raise BadInputError(f"layer {name}: {e}") from None
+    if key is not None:
+        _MEMO[key] = (out, W)  # W kept alive: its address cannot be reused inside the block
+    return out
 
 
 def _options(fmt: str, format_opts: dict) -> dict:

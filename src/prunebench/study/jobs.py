@@ -101,6 +101,9 @@ def resolve_engines(names: tuple[str, ...]) -> list[str]:
 
 def format_options(fmt: str, method: Method | None, spec: Spec) -> dict:
     """Options for encoding ``fmt``: the spec's, with a block or N:M method's own pattern."""
+    if fmt == "auto":  # the planner's bsr and nm candidates take the method's pattern
+        opts = {k: v for f in ("bsr", "nm") for k, v in format_options(f, method, spec).items()}
+        return opts
     opts = dict(spec.format_options.get(fmt, {}))
     if method is not None and fmt == "bsr" and method.name == "block":
         opts["block"] = list(method.block)
@@ -238,7 +241,13 @@ def _dense_skip(fmt: str, method: Method | None) -> str | None:
 
 def _engine_skip(engines, engine: str, fmt: str, values: str) -> str | None:
     eng = engines.get(engine)
-    if not eng.supports(fmt):
+    if fmt == "auto":
+        # planning measures every candidate format of every layer: in a study, once per
+        # pruned model and batch, for our kernels (`prunebench plan --engine` plans others)
+        if engine != "native":
+            return (f"format auto (the per-layer planner) is planned for engine native in "
+                    f"studies; engine {engine} runs single formats")
+    elif not eng.supports(fmt):
         runs = ", ".join(getattr(eng, "formats", ())) or "?"
         return f"engine {engine} cannot run format {fmt} (it runs: {runs})"
     runs_values = getattr(eng, "values", ("fp32",))

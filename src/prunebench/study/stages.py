@@ -197,6 +197,45 @@ def matrix_plan(model: nn.Module, modules: list[str], fmt: str) -> dict[str, str
     return out
 
 
+_AUTO_PLANS: dict = {}
+
+
+def auto_plan(job: Job, model: nn.Module, data, *, engine: str = "native", batch: int = 1,
+              threads: int = 1, values: str | None = None, options: dict | None = None):
+    """The planner's latency plan (:func:`prunebench.planner.plan`) of the pruned ``model``
+    for one engine, batch and thread count, restricted to the job's pruned layers; planned
+    once per process and pruned model (the planner also caches its timings per machine)."""
+    from ..planner import plan
+
+    values = values or job.values
+    opts = {k: tuple(v) if isinstance(v, list) else v for k, v in (options or {}).items()
+            if k in ("block", "n", "m", "slice_height")}
+    key = (id(model), job.prune or job.hash, engine, batch, threads, values,
+           tuple(sorted(opts.items())))
+    if key not in _AUTO_PLANS:
+        _AUTO_PLANS.clear()  # one pruned model at a time: keep only its plans
+    hit = _AUTO_PLANS.get(key)
+    if hit is None:
+        x = inputs(job.model, data, batch)
+        hit = plan(model, x, batch=batch, threads=threads, engine=engine, values=values, **opts)
+        selected = set(selected_modules(model, job.plan.layers))
+        hit.formats = {m: f for m, f in hit.formats.items() if m in selected}
+        hit.matrix_formats = {n: f for n, f in hit.matrix_formats.items()
+                              if n in matrix_plan(model, sorted(selected), "x")}
+        _AUTO_PLANS[key] = hit
+    return hit
+
+
+def auto_summary(p) -> dict:
+    """What a row keeps of an auto plan: formats per layer and the whole-model figures."""
+    return {"formats": p.formats, "chosen_from": p.chosen_from,
+            "model_ms": {k: round(v, 5) for k, v in p.model_ms.items()},
+            "layers": {lay["name"]: {"format": lay["format"],
+                                     "times_ms": {f: round(t, 5)
+                                                  for f, t in lay["times_ms"].items()}}
+                       for lay in p.layers if lay["times_ms"]}}
+
+
 # ------------------------------------------------------------------------------ size
 
 
@@ -215,15 +254,22 @@ def size_job(job: Job, model: nn.Module, data, workdir: Path, options: dict,
     os.close(fd)
     try:
         opts = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-        fmt = job.format if job.format == "dense" else matrix_plan(
-            model, selected_modules(model, job.plan.layers), job.format)
+        auto = None
+        if job.format == "auto":
+            # the plan of the deployment default (batch 1, one thread, our kernels, fp32
+            # timings), whatever the file's value encoding: one plan per pruned model
+            auto = auto_plan(job, model, data, options=opts, values="fp32")
+            fmt = auto.matrix_formats or "dense"
+        else:
+            fmt = job.format if job.format == "dense" else matrix_plan(
+                model, selected_modules(model, job.plan.layers), job.format)
         try:
             plan = save_model(tmp, model, zoo_name=job.model, seed=job.seed, format=fmt,
                               values=job.values, keep_smaller=False, **opts)
         except BadInputError as e:
             raise Skip(f"format {job.format} cannot encode this model: {e}") from None
         file_bytes = os.path.getsize(tmp)
-        lossless_layout = FORMATS.get(job.format).lossless
+        lossless_layout = job.format == "auto" or FORMATS.get(job.format).lossless
         accuracy = rel = None
         if data is not None:
             ck = job.values
@@ -245,7 +291,7 @@ def size_job(job: Job, model: nn.Module, data, workdir: Path, options: dict,
     for name, p in plan.items():
         shape = tuple(p["shape"])
         be = None
-        if job.values == "fp32" and job.format != "lowrank":
+        if job.values == "fp32" and job.format not in ("lowrank", "auto"):
             try:
                 be = break_even_sparsity(job.format, shape, **_estimate_opts(job.format, opts))
             except BadInputError:
@@ -256,6 +302,8 @@ def size_job(job: Job, model: nn.Module, data, workdir: Path, options: dict,
     extra = {"method_label": job.method_label, "latency_only": data is None,
              "layers": layers, "output_rel_error": rel, "format_options": options,
              "elapsed_s": time.perf_counter() - t0}
+    if auto is not None:
+        extra["auto_plan"] = auto_summary(auto)
     return {"job_hash": job.hash, "kind": "size", "status": "ok", "model": job.model,
             "method": job.method.name if job.method else "dense",
             "scope": job.method.scope if job.method else None, "sparsity": job.sparsity,
@@ -308,6 +356,10 @@ def plan_summary(fn: Callable, fmt: str) -> dict | None:
     if not isinstance(plan, dict):
         return None
     rows = [r for r in plan.values() if isinstance(r, dict)]
+    auto = getattr(fn, "auto_plan", None)
+    if isinstance(auto, dict):  # format auto: matrices the planner put on a sparse format
+        return {"in_format": sum(r.get("format") != "dense" for r in rows), "fell_back": 0,
+                "reason": None, "auto": auto}
     in_fmt = [r for r in rows if r.get("format") == fmt]
     dense = [r for r in rows if r.get("format") != fmt and r.get("requested") == fmt]
     return {"in_format": len(in_fmt), "fell_back": len(dense),
