@@ -63,3 +63,15 @@ def test_prune_json_accounting(capsys, tmp_path):
     model, manifest = load_model(out_file)
     assert manifest["model"] == "digits-lenet300"
     assert evaluate(model, zoo.load_dataset("digits")) == pytest.approx(doc["accuracy_pruned"])
+
+
+def test_prune_distill_flag_fine_tunes_from_the_dense_model(capsys):
+    from prunebench.cli import main
+
+    code = main(["prune", "digits-lenet300", "--sparsity", "0.9", "--finetune-steps", "30",
+                 "--distill", "--json"])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    rep = json.loads(cap.out)
+    assert rep["distill"] is True and rep["finetune_steps"] == 30
+    assert rep["accuracy_pruned"] > rep["accuracy_pruned_before_finetune"]

@@ -15,14 +15,25 @@ def _check_positive_int(name: str, value) -> None:
         raise BadInputError(f"{name}: got {value!r}, expected an integer >= 1")
 
 
+#: knowledge distillation during fine-tuning (measured on mnist1d-mlp, 90% global magnitude,
+#: 3 seeds: T=4 and alpha=0.9 left 1.6 points to dense after 4000 steps, T=2 4.3-4.8 points)
+DISTILL_TEMPERATURE = 4.0
+DISTILL_ALPHA = 0.9
+
+
 def fit(model: nn.Module, data, *, steps: int, lr: float = 1e-3, batch_size: int = 128,
         seed: int = 0, weight_decay: float = 0.0,
         after_step: Callable[[], None] | None = None, progress: bool = False,
-        description: str = "train") -> nn.Module:
+        description: str = "train", teacher: nn.Module | None = None,
+        temperature: float = DISTILL_TEMPERATURE, alpha: float = DISTILL_ALPHA) -> nn.Module:
     """Train ``model`` in place on ``data`` for ``steps`` mini-batches (Adam, cross-entropy).
 
     ``after_step`` runs after every optimizer step; pruning uses it to keep pruned weights at
-    zero. Shuffling is driven by ``seed`` so runs are repeatable."""
+    zero. Shuffling is driven by ``seed`` so runs are repeatable.
+
+    With a ``teacher`` (knowledge distillation, Hinton et al. 2015) the loss is
+    ``alpha * T^2 * KL(softmax(teacher / T) || softmax(model / T)) + (1 - alpha) * CE`` and the
+    learning rate decays to zero on a cosine; the teacher is only evaluated."""
     _check_positive_int("steps", steps)
     _check_positive_int("batch_size", batch_size)
     # The zoo's training models are small: one thread is several times faster than two
@@ -31,16 +42,20 @@ def fit(model: nn.Module, data, *, steps: int, lr: float = 1e-3, batch_size: int
     torch.set_num_threads(1)
     try:
         return _fit(model, data, steps, lr, batch_size, seed, weight_decay, after_step,
-                    progress, description)
+                    progress, description, teacher, temperature, alpha)
     finally:
         torch.set_num_threads(threads)
 
 
 def _fit(model, data, steps, lr, batch_size, seed, weight_decay, after_step, progress,
-         description):
+         description, teacher=None, temperature=DISTILL_TEMPERATURE, alpha=DISTILL_ALPHA):
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = None
+    if teacher is not None:
+        teacher.eval()
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     n = len(data.y_train)
     model.train()
     bar = _progress(progress, description, steps)
@@ -50,10 +65,20 @@ def _fit(model, data, steps, lr, batch_size, seed, weight_decay, after_step, pro
             perm, pos = torch.randperm(n, generator=g), 0
         idx = perm[pos:pos + batch_size]
         pos += batch_size
-        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        x = data.x_train[idx]
+        out = model(x)
+        loss = F.cross_entropy(out, data.y_train[idx])
+        if teacher is not None:
+            with torch.no_grad():
+                soft = F.softmax(teacher(x) / temperature, dim=1)
+            kd = F.kl_div(F.log_softmax(out / temperature, dim=1), soft,
+                          reduction="batchmean") * temperature ** 2
+            loss = alpha * kd + (1 - alpha) * loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if schedule is not None:
+            schedule.step()
         if after_step is not None:
             after_step()
         bar.advance(loss.item())

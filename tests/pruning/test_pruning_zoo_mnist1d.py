@@ -11,10 +11,16 @@ sparsity    magnitude (mean gap)   random
 0.9         0.589-0.602 (6.0 pt)   0.532-0.551
 ==========  =====================  =====================
 
-The issue asked for 90 % within 2 points of dense; that does not hold for this model (a
-100-unit MLP that fits its 4000 training examples perfectly), whatever the fine-tuning (lr 3e-4
-to 1e-2, 200 to 2000 steps, iterative and gradual schedules all end at 0.60-0.62 on seed 0). The
-tests below assert what holds, with the measured margins in the comments.
+Fine-tuning on the labels alone does not bring 90 % within 2 points of dense (a 100-unit
+MLP that fits its 4000 training examples perfectly: lr 3e-4 to 1e-2, 200 to 4000 steps,
+iterative and gradual schedules all end 3-6 points short). Fine-tuning by knowledge
+distillation from the dense model (``distill=True``: temperature 4, 90 % distillation loss,
+cosine learning-rate decay) comes close, but not reliably: 3000 steps leave 2.3 / 1.7 / 1.2
+points (mean 1.73; with the weights perturbed by 1e-6, 1.70-1.83) on one set of dense
+checkpoints and 3.9 / 0.6 / 2.6 (mean 2.37) on another set trained by the same code (dense
+66.1/66.1/64.9 vs 66.4/66.0/64.8 %). Other settings on the first set (mean gap, points): 1000
+steps 3.1, 2000 steps 1.77, 4000 steps 2.1, T=8 1.93, alpha=1 1.93, gradual + distillation
+3.0, iterative 2.7; pruning all layers (global) 35. The test asserts what holds on both.
 """
 from __future__ import annotations
 
@@ -37,7 +43,26 @@ def runs():
             out[seed, method, sparsity] = prune(
                 model, method, sparsity, scope="global", finetune=data, finetune_steps=200,
                 seed=seed).report()
+        out[seed, "distill", 0.9] = prune(
+            model, "magnitude", 0.9, scope="global", finetune=data, finetune_steps=3000,
+            seed=seed, distill=True).report()
     return out
+
+
+@pytest.mark.slow
+def test_magnitude_90_percent_distilled_within_3_points_of_dense(runs):
+    """Close to the issue's target (90 % global magnitude, fine-tuned, mean over 3 seeds
+    within 2 points of dense): within 3 on every set of checkpoints measured."""
+    gaps = []
+    for s in SEEDS:
+        r = runs[s, "distill", 0.9]
+        assert r["distill"] and abs(r["sparsity_achieved"] - 0.9) <= 0.005
+        gaps.append(r["accuracy_dense"] - r["accuracy_pruned"])
+    assert sum(gaps) / len(gaps) <= 0.03   # measured 0.0173 and 0.0237
+    # and distillation beats fine-tuning on labels alone (200 steps) on every seed
+    for s in SEEDS:
+        assert runs[s, "distill", 0.9]["accuracy_pruned"] > runs[s, "magnitude", 0.9][
+            "accuracy_pruned"] + 0.02
 
 
 @pytest.mark.slow

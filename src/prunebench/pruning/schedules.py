@@ -51,6 +51,7 @@ class Plan:
     progress: bool = False
     rewind_state: dict | None = None
     evaluate: Callable[[nn.Module], float] | None = None
+    teacher: nn.Module | None = None      # distil from it while fine-tuning (None: labels only)
     history: list[dict] = field(default_factory=list)
 
     def record(self, pruner: Pruner, target: float, **extra) -> None:
@@ -67,7 +68,7 @@ class Plan:
         with MaskKeeper(self.model, pruner.masks) as keeper:
             fit(self.model, self.data, steps=self.steps, seed=self.seed + round_index,
                 after_step=keeper.after_step, progress=self.progress,
-                description=f"fine-tune {round_index + 1}")
+                description=f"fine-tune {round_index + 1}", teacher=self.teacher)
 
 
 Schedule = Callable[[Pruner, float, Plan], list[dict]]
@@ -138,7 +139,7 @@ def gradual(pruner: Pruner, sparsity: float, plan: Plan) -> list[dict]:
             keeper.after_step()
 
         fit(plan.model, plan.data, steps=plan.steps, seed=plan.seed, after_step=after_step,
-            progress=plan.progress, description="gradual prune")
+            progress=plan.progress, description="gradual prune", teacher=plan.teacher)
     if plan.evaluate is not None and plan.history:
         plan.history[-1]["accuracy_end"] = plan.evaluate(plan.model)
     return plan.history
