@@ -119,3 +119,17 @@ def test_random_scores_depend_on_seed(mlp):
     b = prune(mlp, "random", 0.5, seed=1).masks["fc2.weight"]
     c = prune(mlp, "random", 0.5, seed=2).masks["fc2.weight"]
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_lowest_k_equals_a_stable_sort_prefix_with_many_ties():
+    """The O(n) selection for unit-size scores picks exactly what a stable argsort would:
+    on ties, the lower index first."""
+    from prunebench.pruning.select import lowest_units
+
+    g = torch.Generator().manual_seed(0)
+    for n, k in ((1000, 300), (50, 49), (10, 10), (7, 1), (64, 0)):
+        for _ in range(20):
+            s = torch.randint(0, 5, (n,), generator=g).float()
+            ref = torch.zeros(n, dtype=torch.bool)
+            ref[torch.argsort(s, stable=True)[:k]] = True
+            assert torch.equal(lowest_units(s, torch.ones(n, dtype=torch.long), k), ref)

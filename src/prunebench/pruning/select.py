@@ -23,10 +23,29 @@ def lowest_units(scores: torch.Tensor, sizes: torch.Tensor, target: int) -> torc
     removed = torch.zeros(scores.shape, dtype=torch.bool)
     if target <= 0 or scores.numel() == 0:
         return removed
+    if bool((sizes == 1).all()):
+        return _lowest_k(scores, min(target, scores.numel()))
     order = torch.argsort(scores, stable=True)
     reached = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(sizes[order], 0)])
     k = int(torch.argmin((reached - target).abs()))  # argmin returns the first minimum
     removed[order[:k]] = True
+    return removed
+
+
+def _lowest_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The first ``k`` units of a stable ascending sort of ``scores`` (ties: lower index
+    first), without sorting: everything below the k-th smallest value, then the first of the
+    units equal to it. O(n) instead of a full sort (16.8 M weights of a 4096 x 4096 layer)."""
+    removed = torch.zeros(scores.shape, dtype=torch.bool)
+    if k <= 0:
+        return removed
+    kth = torch.kthvalue(scores.float() if scores.dtype == torch.float16 else scores, k).values
+    below = scores < kth
+    removed |= below
+    need = k - int(below.sum())
+    if need > 0:
+        ties = torch.nonzero(scores == kth, as_tuple=True)[0][:need]
+        removed[ties] = True
     return removed
 
 
