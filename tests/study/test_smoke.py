@@ -221,3 +221,23 @@ def test_auto_format_rows_carry_the_planners_choice(smoke_run):
     assert set(auto["model_ms"]) >= {"dense", "planned"}
     for r in size:   # the file holds the formats of the fp32 batch-1 plan, bytes measured
         assert r["file_bytes"] > 0 and "auto_plan" in r["extra"]
+
+
+def test_report_compares_the_planner_with_dense_and_single_formats(smoke_run):
+    from prunebench.report import data as D
+    from prunebench.report import findings as F
+
+    out, _ = smoke_run
+    d = D.load(out / "results.sqlite")
+    texts = [f.text for f in F.auto_findings(d)]
+    assert any(t.startswith("The per-layer planner (auto, native) on digits-lenet300 at batch 1")
+               for t in texts), texts
+    # the ratios in the sentence are the stored rows' (recomputed here independently)
+    lat = D.latency_table(d)
+    r = lat[(lat.format == "auto") & (lat.model == "digits-lenet300") & (lat.batch == 1)
+            & (lat.method_label == "magnitude") & (lat.sparsity == 0.9)].iloc[0]
+    ratio = float(r.p50_ms) / float(r.baseline_ms)
+    line = next(t for t in texts if "digits-lenet300 at batch 1" in t)
+    assert f"{ratio:.2f}x" in line
+    md = (out / "report.md").read_text()
+    assert "The per-layer planner (auto, native)" in md

@@ -47,8 +47,8 @@ def model_name(d: D.StudyData, model: str) -> str:
 
 def compute(d: D.StudyData) -> list[Finding]:
     out: list[Finding] = []
-    for fn in (latency_findings, size_findings, accuracy_findings, control_findings,
-               quant_findings, profile_findings, failure_findings):
+    for fn in (latency_findings, auto_findings, size_findings, accuracy_findings,
+               control_findings, quant_findings, profile_findings, failure_findings):
         out.extend(fn(d))
     return out
 
@@ -99,6 +99,45 @@ def latency_findings(d: D.StudyData) -> list[Finding]:
         tail = (f"; {len(never)} of {len(g)} sparse pairs never do up to {pct(top)}" if len(never)
                 else f"; all {len(g)} sparse pairs do by {pct(beat.crossover.max())}")
         out.append(Finding(f"{where}, " + ", ".join(parts) + tail + ".", "crossover"))
+    return out
+
+
+def auto_findings(d: D.StudyData) -> list[Finding]:
+    """Per model and batch: the per-layer planner's model (format ``auto``, native engine)
+    against dense PyTorch and against the best single-format native model at each sparsity
+    (reference method, first thread count, one machine)."""
+    lat = D.latency_table(d)
+    if lat.empty or not (lat.format == "auto").any():
+        return []
+    out = []
+    lat = lat[(lat.value_encoding == "fp32") & (lat.method_label != "dense")]
+    for (mid, model, batch), g in lat.groupby(["machine_id", "model", "batch"], sort=False):
+        g = g[g.threads == g.threads.min()]
+        ref = D.reference_method(list(g.method_label.unique()))
+        g = g[g.method_label == ref]
+        auto = g[g.format == "auto"].sort_values("sparsity")
+        if auto.empty:
+            continue
+        singles = g[(g.engine == "native") & ~g.format.isin(["auto", "dense"])]
+        vs_dense, vs_single = [], []
+        for _, r in auto.iterrows():
+            vs_dense.append((float(r.p50_ms) / float(r.baseline_ms), r.sparsity))
+            same = singles[singles.sparsity == r.sparsity]
+            if len(same):
+                best = same.loc[same.p50_ms.astype(float).idxmin()]
+                vs_single.append((float(r.p50_ms) / float(best.p50_ms), r.sparsity, best.format))
+        worst_d = max(vs_dense)
+        text = (f"The per-layer planner (auto, native) on {model_name(d, model)} at batch "
+                f"{batch} ({ref} pruning): {worst_d[0]:.2f}x the latency of the unpruned model "
+                f"on dense PyTorch at worst ({pct(worst_d[1])} sparsity), "
+                f"{min(vs_dense)[0]:.2f}x at best ({pct(min(vs_dense)[1])})")
+        if vs_single:
+            worst_s = max(vs_single)
+            text += (f"; against the fastest single-format native model at the same sparsity, "
+                     f"{worst_s[0]:.2f}x at worst ({worst_s[2]} at {pct(worst_s[1])}) and "
+                     f"{min(vs_single)[0]:.2f}x at best")
+        out.append(Finding(text + " (1.00x = as fast; the goal is <= 1.05x on both).",
+                           "latency"))
     return out
 
 
