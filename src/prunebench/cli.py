@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -791,13 +791,31 @@ def study(spec: Optional[str] = typer.Argument(None, help="YAML path or built-in
           dry_run: bool = typer.Option(False, "--dry-run", help="print job count and estimate"),
           retry_failed: bool = typer.Option(False, "--retry-failed",
                                             help="run again jobs stored as failed"),
+          workers: Optional[int] = typer.Option(None, "--workers",
+                                                help="run on a local Dask cluster of N worker "
+                                                     "processes"),
+          cluster: Optional[str] = typer.Option(None, "--cluster",
+                                                help="run on the workers of a Dask scheduler "
+                                                     "(tcp://host:8786)"),
           as_json: bool = typer.Option(False, "--json", help="print a JSON summary")) -> None:
     """Run a study: train, prune, encode, verify and measure a grid; store every row and
     write the report. Re-running skips what is stored."""
     from .study.cli_commands import study_command
 
     # study_command prints its own summary (JSON with --json)
-    study_command(spec, out=out_dir, dry_run=dry_run, as_json=as_json, retry_failed=retry_failed)
+    study_command(spec, out=out_dir, dry_run=dry_run, as_json=as_json, retry_failed=retry_failed,
+                  workers=workers, cluster=cluster)
+
+
+@app.command()
+def merge(output: str = typer.Argument(..., help="database to write (a new file)"),
+          inputs: List[str] = typer.Argument(..., help="results databases to combine"),
+          as_json: bool = typer.Option(False, "--json", help="print a JSON summary")) -> None:
+    """Combine results databases made on different machines into a new one (rows
+    deduplicated by job hash and machine)."""
+    from .study.merge import merge_command
+
+    merge_command(output, inputs, as_json=as_json)  # prints its own summary
 
 
 @app.command()

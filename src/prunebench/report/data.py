@@ -221,13 +221,15 @@ def latency_table(d: StudyData) -> pd.DataFrame:
         return lat.assign(speedup=[], baseline_ms=[], speedup_best=[], best_dense_ms=[],
                           best_dense=[], pair=[], format_used=[])
     base, best = {}, {}
+    # a speedup compares two timings of one machine (databases may hold several: fleets, merge)
     dense = lat[(lat.sparsity == 0) & (lat.format == "dense") & (lat.method_label == "dense")]
-    for (model, batch, threads), g in dense.groupby(["model", "batch", "threads"]):
+    for (mid, model, batch, threads), g in dense.groupby(["machine_id", "model", "batch",
+                                                          "threads"]):
         td = g[(g.engine == "torch-dense") & (g.value_encoding == "fp32")]
-        base[(model, batch, threads)] = float((td if len(td) else g).p50_ms.min())
+        base[(mid, model, batch, threads)] = float((td if len(td) else g).p50_ms.min())
         f = g.loc[g.p50_ms.astype(float).idxmin()]
-        best[(model, batch, threads)] = (float(f.p50_ms), str(f.engine))
-    key = list(zip(lat.model, lat.batch, lat.threads))
+        best[(mid, model, batch, threads)] = (float(f.p50_ms), str(f.engine))
+    key = list(zip(lat.machine_id, lat.model, lat.batch, lat.threads))
     lat["baseline_ms"] = [base.get(k, np.nan) for k in key]
     lat["best_dense_ms"] = [best.get(k, (np.nan, ""))[0] for k in key]
     lat["best_dense"] = [best.get(k, (np.nan, ""))[1] for k in key]
@@ -291,6 +293,26 @@ def crossover_table(d: StudyData) -> pd.DataFrame:
                          "best_dense_ms": float(h.best_dense_ms.iloc[0]),
                          "torch_ms": float(h.baseline_ms.iloc[0])})
     return pd.DataFrame(rows, columns=cols)
+
+
+@_cached
+def machine_table(d: StudyData) -> pd.DataFrame:
+    """:func:`crossover_table` per machine (``machine_id``, ``hostname``): how the same grid
+    compares across the machines of a fleet. Empty when the rows come from one machine."""
+    lat = d.latency
+    if lat.empty or "machine_id" not in lat or lat.machine_id.nunique() < 2:
+        return pd.DataFrame(columns=["machine_id", "hostname", "model", "batch", "pair",
+                                     "crossover", "best_speedup", "best_at", "max_sparsity"])
+    import dataclasses
+
+    parts = []
+    for mid, g in lat.groupby("machine_id", sort=True):
+        one = dataclasses.replace(d, latency=g.copy(), cache={})
+        x = crossover_table(one)
+        host = (d.machines.get(mid) or {}).get("hostname") or mid
+        parts.append(x.assign(machine_id=mid, hostname=host))
+    return (pd.concat(parts, ignore_index=True)
+            .sort_values(["model", "batch", "pair", "hostname"]).reset_index(drop=True))
 
 
 @_cached

@@ -379,6 +379,15 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str
 
     # machine
     parts.append("<h2 id='machine'>Machine and versions</h2>")
+    mt = D.machine_table(d)
+    if len(mt):  # a fleet or merged databases: the same grid on each machine
+        parts.append(_table(mt, [
+            ("model", lambda r: model_label(d, r.model)), ("batch", lambda r: str(int(r.batch))),
+            ("engine / format", lambda r: esc(r.pair)), ("machine", lambda r: esc(r.hostname)),
+            ("beats the fastest dense from", lambda r: never(r.crossover, r)),
+            ("best speedup", lambda r: f"{fmt_num(r.best_speedup)} at {fmt_pct(r.best_at)}")],
+            None, "Machines compared: crossover and best speedup over the machine's own "
+            "fastest dense run", left=4))
     for mid, fp in machines.items():
         libs = ", ".join(f"{k} {v}" for k, v in (fp.get("libraries") or {}).items() if v)
         parts.append(f"<h3>machine {esc(mid)}</h3><ul>"

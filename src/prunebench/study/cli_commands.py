@@ -17,19 +17,26 @@ def _emit(doc: dict) -> None:
 
 def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = False,
                   as_json: bool = False, retry_failed: bool = False,
-                  progress: bool | None = None) -> dict:
-    """``prunebench study [SPEC] [--out DIR] [--dry-run] [--json] [--retry-failed]``.
+                  progress: bool | None = None, workers: int | None = None,
+                  cluster: str | None = None) -> dict:
+    """``prunebench study [SPEC] [--out DIR] [--dry-run] [--json] [--retry-failed]
+    [--workers N | --cluster ADDRESS]``.
 
     SPEC is a YAML file or a built-in study (default, smoke, full; none means default).
     ``--dry-run`` validates the spec, prints the job count and the estimated time, and writes
     nothing. Otherwise the study runs (resuming what ``OUT/results.sqlite`` holds) and writes
     ``OUT/report.html`` and ``OUT/report.md``; ``--json`` then prints the summary (jobs, done,
-    skipped, failed, database, report, ...)."""
+    skipped, failed, database, report, ...). ``--workers N`` runs the jobs on a local Dask
+    cluster of N worker processes, ``--cluster ADDRESS`` on a running ``dask scheduler``'s
+    workers (see :mod:`prunebench.study.distributed`); ``--dry-run`` connects to neither."""
     from .runner import check_out_dir, run_study
     from .spec import load_spec
 
     s = load_spec(spec)
     outp = Path(out)
+    if workers is not None and cluster is not None:
+        raise BadInputError(f"--cluster: got {cluster!r} together with --workers {workers}; "
+                            "give one of them")
     if dry_run:
         check_out_dir(outp)  # refuse what the real run would refuse (it writes nothing)
         doc = dry_run_summary(s, outp)
@@ -45,7 +52,7 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
     show = (not as_json) if progress is None else progress
     # run_study checks the grid and the output folder before it writes anything
     summary = run_study(s, outp, progress=show and sys.stderr.isatty(),
-                        retry_failed=retry_failed)
+                        retry_failed=retry_failed, workers=workers, cluster=cluster)
     if as_json:
         _emit(summary)
     else:
@@ -53,6 +60,12 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
               f"{summary['failed']} failed, {summary['skipped']} skipped; ran "
               f"{summary['ran']} now in {_minutes(summary['wall_s'])}; database "
               f"{summary['database']}; report {summary['report'] or summary.get('report_error')}")
+        if summary.get("cluster"):
+            c = summary["cluster"]
+            print(f"cluster {c['scheduler']}: {c['workers']} worker(s) on "
+                  f"{len(c['machines'])} machine(s)"
+                  + (f"; {summary['not_run']} job(s) did not run (run again to retry)"
+                     if summary.get("not_run") else ""))
     return summary
 
 

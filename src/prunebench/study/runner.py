@@ -49,12 +49,18 @@ def check_out_dir(out: Path) -> None:
 
 
 def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
-              retry_failed: bool = False, report: bool = True) -> dict:
+              retry_failed: bool = False, report: bool = True, workers: int | None = None,
+              cluster: str | None = None, worker_setup=None) -> dict:
     """Run ``spec`` with results in ``OUT/results.sqlite`` and the report in ``OUT/report.html``.
 
     Returns the summary: jobs, done (ok rows), failed, skipped, ran (jobs run now), database,
     report, wall_s. Ctrl-C stops between two transactions: the message says how many rows this
-    run stored, and KeyboardInterrupt propagates (the CLI exits 130)."""
+    run stored, and KeyboardInterrupt propagates (the CLI exits 130).
+
+    ``workers`` (a local Dask cluster of that many worker processes) or ``cluster`` (the
+    address of a running ``dask scheduler``) run the jobs on Dask workers instead; this
+    process stays the only writer of the database (see :mod:`.distributed`). ``worker_setup``
+    is a function run once in every worker process (e.g. to register extra engines)."""
     from ..measure import fingerprint
 
     out = Path(out)
@@ -67,29 +73,42 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
     display = _Display(progress)
     ex = None
     lock = None
+    fleet = None
     guard = _InterruptGuard()
     try:
+        if workers is not None or cluster is not None:
+            from .distributed import Fleet
+
+            # before the database exists: an unreachable scheduler writes nothing
+            fleet = Fleet.connect(workers=workers, cluster=cluster, setup=worker_setup)
         with guard, Store(db) as store:
             lock = _lock_out_dir(out)  # after the database is known to be ours
-            status = store.job_status(fp["id"])
+            machine_ids = [fp["id"]] + [m for m in (fleet.machine_ids if fleet else [])
+                                        if m != fp["id"]]
             if retry_failed:
-                again = [j.hash for j in jobs if status.get(j.hash) == "failed"]
-                store.forget(again, fp["id"], results=True)
-                status = store.job_status(fp["id"])
+                for mid in machine_ids:
+                    earlier = store.job_status(mid)
+                    again = [j.hash for j in jobs if earlier.get(j.hash) == "failed"]
+                    store.forget(again, mid, results=True)
+            status = store.job_status(fp["id"])
             stale = [j.hash for j in jobs
                      if j.skip is None and status.get(j.hash) == "skipped-static"]
             store.forget(stale, fp["id"])
             store.add_skipped([_skip_record(j, j.skip, "static") for j in jobs
                                if j.skip and status.get(j.hash) not in ("ok", "failed")], fp)
-            status = store.job_status(fp["id"])
-            pending = [j for j in jobs if j.skip is None
-                       and status.get(j.hash) not in ("ok", "failed", "skipped-runtime")]
             est = Estimator(spec, store.kind_timings())
-            ex = _Executor(spec, store, fp, out, display, est, jobs, guard)
-            display.start(len(pending), est.total_s(pending))
-            ex.run(pending)
+            if fleet is None:
+                status = store.job_status(fp["id"])
+                pending = [j for j in jobs if j.skip is None
+                           and status.get(j.hash) not in ("ok", "failed", "skipped-runtime")]
+                ex = _Executor(spec, store, fp, out, display, est, jobs, guard)
+                display.start(len(pending), est.total_s(pending))
+                ex.run(pending)
+            else:
+                ex = fleet.executor(spec, store, fp, out, display, est, jobs, guard)
+                ex.run()
             display.stop()
-            status = store.job_status(fp["id"])
+            status = store.job_status(fp["id"]) if fleet is None else ex.status()
     except KeyboardInterrupt:
         display.stop()
         stored = ex.stored if ex is not None else 0
@@ -98,12 +117,17 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
         raise
     finally:
         torch.set_num_threads(threads_before)
+        if fleet is not None:
+            fleet.close()
         if lock is not None:  # only the lock holder owns the scratch folder
             shutil.rmtree(out / ".work", ignore_errors=True)
             lock.close()
 
     summary = summarize(spec, jobs, status, db)
     summary["ran"] = ex.ran
+    if fleet is not None:
+        summary["cluster"] = fleet.summary()
+        summary["not_run"] = ex.not_run
     summary["report"] = None
     if report:
         from ..report import write_report
@@ -240,6 +264,19 @@ class _Executor:
         self.display.advance(self.est.job_s(job))
 
     # -- models ----------------------------------------------------------------------------
+    def _stored_prune(self, pj: Job) -> tuple[str, str] | None:
+        """('failed' | 'skipped', reason) when prune job ``pj`` is stored as failed or
+        skipped on this machine; None when its model can be loaded or pruned again."""
+        st = self.store.job_status(self.fp["id"]).get(pj.hash)
+        if st == "failed":
+            rows = self.store.rows("WHERE job_hash=? AND machine_id=?", (pj.hash, self.fp["id"]))
+            return "failed", f"its prune job failed: {rows[0]['reason'] if rows else '?'}"
+        if st == "skipped-runtime" or pj.skip:
+            rec = self.store.skipped_rows("WHERE job_hash=? AND machine_id=?",
+                                          (pj.hash, self.fp["id"]))
+            return "skipped", rec[0]["reason"] if rec else pj.skip
+        return None
+
     def dense(self, model: str, seed: int):
         """(net, data, init_state) of the trained (or randomly initialised) dense model."""
         from .. import zoo
@@ -259,15 +296,9 @@ class _Executor:
         """('ok', model) | ('failed', reason) | ('skipped', reason) for prune job ``pj``;
         runs it (and stores its row) when ``run_prune``."""
         if not run_prune:
-            st = self.store.job_status(self.fp["id"]).get(pj.hash)
-            if st == "failed":
-                rows = self.store.rows("WHERE job_hash=? AND machine_id=?",
-                                       (pj.hash, self.fp["id"]))
-                return "failed", f"its prune job failed: {rows[0]['reason'] if rows else '?'}"
-            if st == "skipped-runtime" or pj.skip:
-                rec = self.store.skipped_rows("WHERE job_hash=? AND machine_id=?",
-                                              (pj.hash, self.fp["id"]))
-                return "skipped", rec[0]["reason"] if rec else pj.skip
+            earlier = self._stored_prune(pj)
+            if earlier is not None:
+                return earlier
             cached = stages.load_pruned(self.models_dir / f"{pj.hash}.pbm")
             if cached is not None:
                 return "ok", cached
@@ -303,23 +334,28 @@ class _Executor:
         rest = [j for j in pending if j.kind not in ("quant", "quant-latency")]
         for _, group in itertools.groupby(rest, key=lambda j: (j.model, j.seed)):
             for ph, deps in itertools.groupby(group, key=lambda j: j.prune or j.hash):
-                deps = list(deps)
-                pj = self.prune_jobs[ph]
-                run_prune = deps[0] is pj
-                others = deps[1:] if run_prune else deps
-                state, value = self.pruned(pj, run_prune)
-                if state != "ok":
-                    for j in others:
-                        self._begin(j)
-                        if state == "skipped":
-                            self._skip(j, value)
-                        else:
-                            self._store(stages.failed_row(j, value))
-                        self._end(j)
-                    continue
-                self.run_dependents(value, others)
+                self.run_group(self.prune_jobs[ph], list(deps))
         for j in quant:
             self.run_quant(j)
+
+    def run_group(self, pj: Job, deps: list[Job]) -> tuple[str, Any]:
+        """Run the pending jobs ``deps`` of one pruned model: the prune job ``pj`` itself when
+        it comes first, then the size/latency/profile jobs on its model. Returns the prune
+        job's outcome as :meth:`pruned` gives it (what :mod:`.distributed` hands on)."""
+        run_prune = bool(deps) and deps[0].hash == pj.hash
+        others = deps[1:] if run_prune else deps
+        state, value = self.pruned(pj, run_prune)
+        if state != "ok":
+            for j in others:
+                self._begin(j)
+                if state == "skipped":
+                    self._skip(j, value)
+                else:
+                    self._store(stages.failed_row(j, value))
+                self._end(j)
+            return state, value
+        self.run_dependents(value, others)
+        return state, None
 
     def run_dependents(self, model, jobs: list[Job]) -> None:
         if not jobs:

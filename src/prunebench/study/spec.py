@@ -39,6 +39,10 @@ Keys (defaults in brackets)
     sparsity; ``quantized`` [[]] models run with int8 dynamic quantization.
 ``profile``: ``{method, scope [layer], sparsity [0.9], batch [1]}`` or null: per-layer time
     breakdown of that pruned model on every engine/format pair.
+``hosts`` [one]: on a Dask cluster (``study --workers/--cluster``), ``one`` runs every job
+    once on any worker; ``all`` runs the timed jobs (latency, profile, quant-latency) on every
+    distinct machine of the cluster, so each device measures the same grid. The local runner
+    has one machine, so it ignores the key; it is not part of any job's hash.
 """
 from __future__ import annotations
 
@@ -55,7 +59,8 @@ METHOD_DEFAULTS = {"scope": "layer", "schedule": "oneshot", "block": [4, 4], "n"
                    "rounds": 3, "norm": "l1", "time": True, "formats": None}
 TOP_KEYS = ("name", "description", "models", "methods", "sparsities", "seeds",
             "finetune_steps", "layers", "formats", "format_options", "values", "timed_values",
-            "engines", "batches", "threads", "measure", "verify", "controls", "profile")
+            "engines", "batches", "threads", "measure", "verify", "controls", "profile",
+            "hosts")
 MODEL_OVERRIDES = ("methods", "sparsities", "seeds", "formats", "values", "timed_values",
                    "engines", "batches", "threads", "layers", "finetune_steps")
 
@@ -135,6 +140,7 @@ class Spec:
     quantized: tuple[str, ...] = ()
     profile: dict | None = None
     raw: dict = field(default_factory=dict, repr=False)
+    hosts: str = "one"
 
 
 # ------------------------------------------------------------------------------ loading
@@ -382,8 +388,9 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
     quantized = c.list_("controls.quantized", controls_raw.get("quantized", []),
                         lambda k, v: c.choice(k, v, trained), nonempty=False)
     profile = _profile(c, raw.get("profile"), labels)
+    hosts = c.choice("hosts", raw.get("hosts", "one"), ["one", "all"])
     return Spec(name, description, source, tuple(plans), format_options, measure, verify,
-                quantized, profile, raw)
+                quantized, profile, raw, hosts)
 
 
 def _trained(name: str) -> bool:
@@ -470,4 +477,4 @@ def spec_summary(spec: Spec) -> dict:
                         "layers": p.layers, "finetune_steps": p.finetune_steps,
                         "control_of": p.control_of} for p in spec.models],
             "measure": spec.measure, "verify": spec.verify,
-            "quantized": list(spec.quantized), "profile": spec.profile}
+            "quantized": list(spec.quantized), "profile": spec.profile, "hosts": spec.hosts}
