@@ -92,7 +92,7 @@ def bench_dense(name: str, *, batch: int = 1, threads: int = 1, seed: int = 0,
         "peak_rss_bytes": rss_bytes, "accuracy": accuracy,
         "extra": {"trained": spec.trained, "noisy": m.noisy},
     }
-    return {"report": report, "row": row, "machine": fp, "measurement": m}
+    return {"report": report, "row": row, "machine": fp, "measurement": m, "model": model}
 
 
 # ---------------------------------------------------------------- pruned models on an engine
@@ -335,7 +335,8 @@ def bench_pruned(target: str, *, method: str | None = None, sparsity: float = 0.
         row = dict(base_row, status="failed", reason=reason,
                    extra={"verification": verification, "trained": spec.trained})
         report.update(status="failed", reason=reason)
-        return {"ok": False, "report": report, "row": row, "machine": fp, "measurement": None}
+        return {"ok": False, "report": report, "row": row, "machine": fp, "measurement": None,
+                "model": model}
 
     meas = Timer(lambda: run(x), warmup=warmup, min_runs=min_runs, min_time=min_time,
                  max_time=max(max_time, min_time)).run(batch=batch, threads=threads,
@@ -370,4 +371,5 @@ def bench_pruned(target: str, *, method: str | None = None, sparsity: float = 0.
                       "verification": verification, "threads_effective": threads_eff,
                       "dense_layers": report.get("dense_layers", {}),
                       "note": report.get("note", "")})
-    return {"ok": True, "report": report, "row": row, "machine": fp, "measurement": meas}
+    return {"ok": True, "report": report, "row": row, "machine": fp, "measurement": meas,
+            "model": model}

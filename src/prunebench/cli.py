@@ -177,6 +177,7 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
                            engine=engine, fallback=fallback, batch=batch, threads=threads,
                            seed=seed, warmup=warmup, min_runs=min_runs, min_time=min_time,
                            rss=not no_rss, progress=not as_json)
+    _add_task_metrics(res, dense_only)
     with Store(db) as store:
         row_id = store.add(res["row"], res["machine"])
     rep = dict(res["report"], database=db, row_id=row_id)
@@ -573,9 +574,14 @@ def prune_cmd(
                          norm=norm, layers=layers, seed=seed)
     if output:
         _check_output(output)
-    _, _, result = _run_prune(model, method, sparsity, scope, schedule, finetune_steps,
+    net, _, result = _run_prune(model, method, sparsity, scope, schedule, finetune_steps,
                               rounds, block, n, m, norm, layers, seed, not as_json)
     rep = dict(result.report(), model=model, seed=seed)
+    from .zoo import task_metrics
+
+    metrics = task_metrics(model, result.model, dense_model=net)
+    if metrics is not None:
+        rep["metrics"] = metrics
     if output:
         # provenance only: short, rounded (the file's bytes are what pack measures)
         info = {k: rep[k] for k in ("method", "scope", "schedule")}

@@ -40,12 +40,26 @@ class ModelSpec:
     train: TrainConfig | None = None
     # bump when the architecture changes so cached checkpoints are not reused
     revision: int = 1
+    # weights that do not come from training on ``dataset``: ``(seed, progress) -> state_dict``
+    # (a pretrained package's file, or a model trained by its own module and cached there);
+    # :func:`load` always applies them
+    weights: Callable[[int, bool], dict] | None = field(default=None, repr=False)
+    # ``(batch, seed) -> input`` when random normal inputs are not what the model takes
+    # (token ids, a packed recurrent state)
+    make_input: Callable[[int, int], torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def trained(self) -> bool:
         return self.dataset is not None
 
+    @property
+    def pretrained(self) -> bool:
+        """Real weights from ``weights`` (not random, not trained on ``dataset``)."""
+        return self.weights is not None
+
     def example_input(self, batch: int = 1, seed: int = 0) -> torch.Tensor:
+        if self.make_input is not None:
+            return self.make_input(batch, seed)
         g = torch.Generator().manual_seed(seed)
         return torch.randn((batch, *self.input_shape), generator=g)
 
@@ -72,6 +86,52 @@ _add(ModelSpec("resnet18", lambda: A.ResNet18(), None, (3, 224, 224),
                "ResNet-18, ImageNet 224x224"))
 _add(ModelSpec("mobilenetv2", lambda: A.MobileNetV2(), None, (3, 224, 224),
                "MobileNetV2, ImageNet 224x224"))
+
+
+# NLP (the optional extra prunebench[nlp]): the architectures build without it; their weights,
+# inputs and task data need it and say so when it is missing.
+def _minilm_weights(seed: int, progress: bool) -> dict:
+    from .minilm import pretrained_state
+
+    return pretrained_state(seed, progress)
+
+
+def _minilm_input(batch: int, seed: int) -> torch.Tensor:
+    from .minilm import example_input
+
+    return example_input(batch, seed)
+
+
+def _charlstm_weights(seed: int, progress: bool) -> dict:
+    from .charlstm import trained_state
+
+    return trained_state(seed, progress)
+
+
+def _charlstm_input(batch: int, seed: int) -> torch.Tensor:
+    from .charlstm import example_input
+
+    return example_input(batch, seed)
+
+
+def _build_minilm() -> nn.Module:
+    from .minilm import MiniLM
+
+    return MiniLM()
+
+
+def _build_charlstm() -> nn.Module:
+    from .charlstm import CharLSTM
+
+    return CharLSTM(1024)
+
+
+_add(ModelSpec("minilm", _build_minilm, None, (128,),
+               "all-MiniLM-L6-v2 sentence encoder (pretrained; 128 tokens in, 384-d out)",
+               weights=_minilm_weights, make_input=_minilm_input))
+_add(ModelSpec("lee-charlstm", _build_charlstm, None, (1 + 2 * 1024,),
+               "char-level LSTM LM, 1024 units, trained on lee_background (one streaming step)",
+               weights=_charlstm_weights, make_input=_charlstm_input))
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -126,7 +186,8 @@ def load(name: str, trained: bool = True, seed: int = 0, progress: bool = False,
     Parameters
     ----------
     name : zoo name (``prunebench models`` lists them).
-    trained : train (or load the cached checkpoint) when the model has a dataset.
+    trained : train (or load the cached checkpoint) when the model has a dataset. Models with
+        their own ``weights`` (``minilm``, ``lee-charlstm``) always get them.
     seed : initialisation and training seed.
     return_init : also return the state at initialisation (for lottery-ticket rewinding).
 
@@ -146,7 +207,9 @@ def load(name: str, trained: bool = True, seed: int = 0, progress: bool = False,
     init_state = ({k: v.clone() for k, v in model.state_dict().items()} if return_init
                   else None)
     data = load_dataset(spec.dataset) if spec.dataset else None
-    if trained and data is not None:
+    if spec.weights is not None:
+        model.load_state_dict(spec.weights(seed, progress))
+    elif trained and data is not None:
         ckpt, init_path = checkpoint_paths(spec, seed)
         if ckpt.exists():
             _load_state(model, ckpt)
