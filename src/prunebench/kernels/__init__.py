@@ -23,17 +23,17 @@ from ._cache import drop_stale_cache
 drop_stale_cache()  # before the kernel modules load their numba caches
 
 from ._threads import get_threads, max_threads, set_threads  # noqa: E402
-from .bitmap import bitmap_matmul, bitmap_matvec, bitmap_reference, spmm_bitmap, spmv_bitmap  # noqa: E402
-from .bsr import bsr_matmul, bsr_matvec, bsr_reference, spmm_bsr, spmv_bsr  # noqa: E402
-from .csr import csr_matmul, csr_matvec, csr_reference, spmm_csr, spmv_csr  # noqa: E402
-from .ell import ell_matmul, ell_matvec, ell_reference, spmm_ell, spmv_ell  # noqa: E402
-from .nm import nm_matmul, nm_matvec, nm_reference, spmm_nm, spmv_nm  # noqa: E402
+from .bitmap import bitmap_left, bitmap_matmul, bitmap_matvec, bitmap_reference, spmm_bitmap, spmv_bitmap  # noqa: E402
+from .bsr import bsr_left, bsr_matmul, bsr_matvec, bsr_reference, spmm_bsr, spmv_bsr  # noqa: E402
+from .csr import csr_left, csr_matmul, csr_matvec, csr_reference, spmm_csr, spmv_csr  # noqa: E402
+from .ell import ell_left, ell_matmul, ell_matvec, ell_reference, spmm_ell, spmv_ell  # noqa: E402
+from .nm import nm_left, nm_matmul, nm_matvec, nm_reference, spmm_nm, spmv_nm  # noqa: E402
 
 __all__ = [
     "set_threads", "get_threads", "max_threads",
-    "csr_matvec", "csr_matmul", "csr_reference", "spmv_csr", "spmm_csr",
-    "bsr_matvec", "bsr_matmul", "bsr_reference", "spmv_bsr", "spmm_bsr",
-    "ell_matvec", "ell_matmul", "ell_reference", "spmv_ell", "spmm_ell",
-    "bitmap_matvec", "bitmap_matmul", "bitmap_reference", "spmv_bitmap", "spmm_bitmap",
-    "nm_matvec", "nm_matmul", "nm_reference", "spmv_nm", "spmm_nm",
+    "csr_matvec", "csr_matmul", "csr_left", "csr_reference", "spmv_csr", "spmm_csr",
+    "bsr_matvec", "bsr_matmul", "bsr_left", "bsr_reference", "spmv_bsr", "spmm_bsr",
+    "ell_matvec", "ell_matmul", "ell_left", "ell_reference", "spmv_ell", "spmm_ell",
+    "bitmap_matvec", "bitmap_matmul", "bitmap_left", "bitmap_reference", "spmv_bitmap", "spmm_bitmap",
+    "nm_matvec", "nm_matmul", "nm_left", "nm_reference", "spmv_nm", "spmm_nm",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
+from ._left import input_columns, left_product
 from ..errors import BadInputError
 from ._jit import JIT, PJIT, balanced_splits, batch_transpose, finish, spmm_row, untranspose
 from ._reference import apply_dense, value_array
@@ -57,13 +58,18 @@ def bitmap_row_columns(mrow, out):
     return q
 
 
-@njit(**PJIT)
 def spmm_bitmap(mask, row_ptr, data, scales, bias, X, Y, nparts):
     """``Y[b, r] = scales[r] * sum_{j: bit (r, j) set} value(r, j) * X[b, j] + bias[r]``."""
+    T = batch_transpose(X, X.shape[1])
+    YT = np.empty((mask.shape[0], T.shape[1]), np.float32)
+    spmm_bitmap_t(mask, row_ptr, data, T, YT, nparts)
+    untranspose(YT, Y, scales, bias)
+
+
+@njit(**PJIT)
+def spmm_bitmap_t(mask, row_ptr, data, T, YT, nparts):
+    """``YT = W @ T`` for the transposed batch ``T``."""
     rows, nbytes = mask.shape
-    cols = X.shape[1]
-    T = batch_transpose(X, cols)
-    YT = np.empty((rows, T.shape[1]), np.float32)
     bounds = balanced_splits(row_ptr, nparts)
     for p in prange(nparts):
         colbuf = np.empty(nbytes * 8, np.int32)
@@ -71,7 +77,6 @@ def spmm_bitmap(mask, row_ptr, data, scales, bias, X, Y, nparts):
             n = bitmap_row_columns(mask[r], colbuf)
             lo = row_ptr[r]
             spmm_row(data[lo : lo + n], colbuf[:n], T, YT[r])
-    untranspose(YT, Y, scales, bias)
 
 
 def _check(mask, row_ptr, data, shape, scales, bias):
@@ -102,6 +107,14 @@ def bitmap_matmul(mask, row_ptr, data, X, *, shape, scales=None, bias=None, out=
     Y = chk.output(out, (X.shape[0], rows))
     spmm_bitmap(mask, row_ptr, vals, sc, bi, X, Y, chk.nparts())
     return Y
+
+
+def bitmap_left(mask, row_ptr, data, X, *, shape, scales=None, bias=None):
+    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
+    rows, cols, vals, sc, bi = _check(mask, row_ptr, data, shape, scales, bias)
+    X = input_columns(X, cols)
+    return left_product(spmm_bitmap_t, (mask, row_ptr, vals), X, cols, rows, sc, bi,
+                        chk.nparts())
 
 
 def bitmap_reference(mask, row_ptr, data, x, *, shape, scales=None, bias=None):

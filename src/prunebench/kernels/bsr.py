@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
+from ._left import input_columns, left_product
 from ..errors import BadInputError
 from ._jit import (JIT, LANES, PJIT, as_f32, as_uindex, balanced_splits, batch_transpose, finish, spmm_row,
                    untranspose)
@@ -81,15 +82,21 @@ def spmv_bsr(indptr, indices, data, scales, bias, x, y, nparts):
                 y[r0 + i] = finish(acc[i], r0 + i, scales, bias)
 
 
-@njit(**PJIT)
 def spmm_bsr(indptr, indices, data, scales, bias, X, Y, nparts):
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
-    rows = Y.shape[1]
-    cols = X.shape[1]
+    C = data.shape[2]
+    T = batch_transpose(X, (X.shape[1] + C - 1) // C * C)
+    YT = np.empty((Y.shape[1], T.shape[1]), np.float32)
+    spmm_bsr_t(indptr, indices, data, T, YT, nparts)
+    untranspose(YT, Y, scales, bias)
+
+
+@njit(**PJIT)
+def spmm_bsr_t(indptr, indices, data, T, YT, nparts):
+    """``YT = W @ T`` for the transposed batch ``T`` (rows padded to whole blocks)."""
+    rows = YT.shape[0]
     R = data.shape[1]
     C = data.shape[2]
-    T = batch_transpose(X, (cols + C - 1) // C * C)
-    YT = np.empty((rows, T.shape[1]), np.float32)
     nbr = indptr.size - 1
     widest = 0
     for br in range(nbr):
@@ -111,7 +118,6 @@ def spmm_bsr(indptr, indices, data, scales, bias, X, Y, nparts):
                     for j in range(C):
                         vbuf[m * C + j] = data[k0 + m, i, j]
                 spmm_row(vbuf[: nb * C], cbuf[: nb * C], T, YT[r0 + i])
-    untranspose(YT, Y, scales, bias)
 
 
 def _check(indptr, indices, data, shape, scales, bias):
@@ -146,6 +152,15 @@ def bsr_matmul(indptr, indices, data, X, *, shape, scales=None, bias=None, out=N
     Y = chk.output(out, (X.shape[0], rows))
     spmm_bsr(indptr, indices, vals, sc, bi, X, Y, chk.nparts())
     return Y
+
+
+def bsr_left(indptr, indices, data, X, *, shape, scales=None, bias=None):
+    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
+    rows, cols, vals, sc, bi = _check(indptr, indices, data, shape, scales, bias)
+    X = input_columns(X, cols)
+    C = vals.shape[2]
+    return left_product(spmm_bsr_t, (indptr, indices, vals), X, (cols + C - 1) // C * C, rows,
+                        sc, bi, chk.nparts())
 
 
 def bsr_reference(indptr, indices, data, x, *, shape, scales=None, bias=None):

@@ -12,6 +12,7 @@ from numba import njit, prange
 from . import _checks as chk
 from ..errors import BadInputError
 from ._jit import JIT, PJIT, as_f32, as_uindex, balanced_splits, batch_transpose, finish, spmm_row, untranspose
+from ._left import input_columns, left_product
 from ._reference import apply_dense, value_array
 
 
@@ -38,16 +39,21 @@ def spmv_csr(indptr, indices, data, scales, bias, x, y, nparts):
 
 
 @njit(**PJIT)
-def spmm_csr(indptr, indices, data, scales, bias, X, Y, nparts):
-    """``Y[b, r] = scales[r] * sum_k data[k] * X[b, indices[k]] + bias[r]``; X is [B, cols]."""
-    T = batch_transpose(X, X.shape[1])
-    YT = np.empty((Y.shape[1], T.shape[1]), np.float32)
+def spmm_csr_t(indptr, indices, data, T, YT, nparts):
+    """``YT[r, :] = sum_k data[k] * T[indices[k], :]`` over row r's values (no scales/bias)."""
     bounds = balanced_splits(indptr, nparts)
     for p in prange(nparts):
         for r in range(bounds[p], bounds[p + 1]):
             lo = indptr[r]
             hi = indptr[r + 1]
             spmm_row(data[lo:hi], indices[lo:hi], T, YT[r])
+
+
+def spmm_csr(indptr, indices, data, scales, bias, X, Y, nparts):
+    """``Y[b, r] = scales[r] * sum_k data[k] * X[b, indices[k]] + bias[r]``; X is [B, cols]."""
+    T = batch_transpose(X, X.shape[1])
+    YT = np.empty((Y.shape[1], T.shape[1]), np.float32)
+    spmm_csr_t(indptr, indices, data, T, YT, nparts)
     untranspose(YT, Y, scales, bias)
 
 
@@ -85,6 +91,14 @@ def csr_matmul(indptr, indices, data, X, *, shape, scales=None, bias=None, out=N
     Y = chk.output(out, (X.shape[0], rows))
     spmm_csr(indptr, indices, vals, sc, bi, X, Y, chk.nparts())
     return Y
+
+
+def csr_left(indptr, indices, data, X, *, shape, scales=None, bias=None):
+    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
+    rows, cols, vals, sc, bi = _check(indptr, indices, data, shape, scales, bias)
+    X = input_columns(X, cols)
+    return left_product(spmm_csr_t, (indptr, indices, vals), X, cols, rows, sc, bi,
+                        chk.nparts())
 
 
 def csr_reference(indptr, indices, data, x, *, shape, scales=None, bias=None):

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
+from ._left import input_columns, left_product
 from ..errors import BadInputError
 from ._jit import PJIT, balanced_splits, batch_transpose, finish, spmm_row, untranspose
 from ._reference import apply_dense, value_array
@@ -41,14 +42,19 @@ def spmv_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, x, y,
                     y[r0 + i0 + i] = finish(acc[i], r0 + i0 + i, scales, bias)
 
 
-@njit(**PJIT)
 def spmm_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, X, Y, nparts):
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
-    rows = Y.shape[1]
-    cols = X.shape[1]
+    T = batch_transpose(X, X.shape[1])
+    YT = np.empty((Y.shape[1], T.shape[1]), np.float32)
+    spmm_ell_t(slice_ptr, widths, indices, data, slice_height, T, YT, nparts)
+    untranspose(YT, Y, scales, bias)
+
+
+@njit(**PJIT)
+def spmm_ell_t(slice_ptr, widths, indices, data, slice_height, T, YT, nparts):
+    """``YT = W @ T`` for the transposed batch ``T``."""
+    rows = YT.shape[0]
     h = slice_height
-    T = batch_transpose(X, cols)
-    YT = np.empty((rows, T.shape[1]), np.float32)
     widest = 0
     for s in range(widths.size):
         widest = max(widest, np.int64(widths[s]))
@@ -66,7 +72,6 @@ def spmm_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, X, Y,
                     vbuf[k] = data[lo + k * hs + i]
                     cbuf[k] = indices[lo + k * hs + i]
                 spmm_row(vbuf[:w], cbuf[:w], T, YT[r0 + i])
-    untranspose(YT, Y, scales, bias)
 
 
 def _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias):
@@ -102,6 +107,14 @@ def ell_matmul(slice_ptr, widths, indices, data, X, *, shape, slice_height, scal
     Y = chk.output(out, (X.shape[0], rows))
     spmm_ell(slice_ptr, widths, indices, vals, int(slice_height), sc, bi, X, Y, chk.nparts())
     return Y
+
+
+def ell_left(slice_ptr, widths, indices, data, X, *, shape, slice_height, scales=None, bias=None):
+    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
+    rows, cols, vals, sc, bi = _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias)
+    X = input_columns(X, cols)
+    return left_product(spmm_ell_t, (slice_ptr, widths, indices, vals, int(slice_height)), X,
+                        cols, rows, sc, bi, chk.nparts())
 
 
 def ell_reference(slice_ptr, widths, indices, data, x, *, shape, slice_height, scales=None, bias=None):

@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
+from ._left import input_columns, left_product
 from ..errors import BadInputError
 from ._jit import JIT, PJIT, as_f32, as_uindex, batch_transpose, even_splits, finish, spmm_row, untranspose
 from ._reference import apply_dense, value_array
@@ -80,14 +81,19 @@ def spmv_nm(data, indices, n, m, scales, bias, x, y, nparts):
             y[r] = finish(_row_dot(data[r], base, fields, xp), r, scales, bias)
 
 
-@njit(**PJIT)
 def spmm_nm(data, indices, n, m, scales, bias, X, Y, nparts):
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
+    T = batch_transpose(X, data.shape[1] // n * m)
+    YT = np.empty((data.shape[0], T.shape[1]), np.float32)
+    spmm_nm_t(data, indices, n, m, T, YT, nparts)
+    untranspose(YT, Y, scales, bias)
+
+
+@njit(**PJIT)
+def spmm_nm_t(data, indices, n, m, T, YT, nparts):
+    """``YT = W @ T`` for the transposed batch ``T`` (rows padded to whole groups)."""
     rows, nslots = data.shape
     bits = 1 if m == 2 else (2 if m == 4 else (3 if m == 8 else 4))
-    ngroups = nslots // n
-    T = batch_transpose(X, ngroups * m)
-    YT = np.empty((rows, T.shape[1]), np.float32)
     base = _group_bases(nslots, n, m)
     bounds = even_splits(rows, nparts)
     for p in prange(nparts):
@@ -97,7 +103,6 @@ def spmm_nm(data, indices, n, m, scales, bias, X, Y, nparts):
             for j in range(nslots):
                 cols[j] += base[j]
             spmm_row(data[r], cols, T, YT[r])
-    untranspose(YT, Y, scales, bias)
 
 
 def _check(data, indices, shape, n, m, scales, bias):
@@ -135,6 +140,14 @@ def nm_matmul(data, indices, X, *, shape, n, m, scales=None, bias=None, out=None
     Y = chk.output(out, (X.shape[0], rows))
     spmm_nm(vals, indices, n, m, sc, bi, X, Y, chk.nparts())
     return Y
+
+
+def nm_left(data, indices, X, *, shape, n, m, scales=None, bias=None):
+    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
+    rows, cols, n, m, vals, sc, bi = _check(data, indices, shape, n, m, scales, bias)
+    X = input_columns(X, cols)
+    return left_product(spmm_nm_t, (vals, indices, n, m), X, vals.shape[1] // n * m, rows,
+                        sc, bi, chk.nparts())
 
 
 def nm_reference(data, indices, x, *, shape, n, m, scales=None, bias=None):

@@ -108,23 +108,26 @@ class DenseOp(MatrixOp):
 
 
 def _kernel_call(fmt: Format):
-    """(arrays, matvec, matmul, options) of prunebench.kernels for a format object."""
+    """(arrays, (matvec, matmul, left), options) of prunebench.kernels for a format object."""
     name = fmt.name
     c = np.ascontiguousarray
     if name == "csr":
-        return (c(fmt.indptr), c(fmt.indices), c(fmt.data)), K.csr_matvec, K.csr_matmul, {}
+        return (c(fmt.indptr), c(fmt.indices), c(fmt.data)), _fns("csr"), {}
     if name == "bsr":
-        return (c(fmt.indptr), c(fmt.indices), c(fmt.data)), K.bsr_matvec, K.bsr_matmul, {}
+        return (c(fmt.indptr), c(fmt.indices), c(fmt.data)), _fns("bsr"), {}
     if name == "bitmap":
-        return (c(fmt.mask), c(fmt.row_ptr), c(fmt.data)), K.bitmap_matvec, K.bitmap_matmul, {}
+        return (c(fmt.mask), c(fmt.row_ptr), c(fmt.data)), _fns("bitmap"), {}
     if name == "nm":
-        return ((c(fmt.data), c(fmt.indices)), K.nm_matvec, K.nm_matmul,
-                {"n": int(fmt.n), "m": int(fmt.m)})
+        return ((c(fmt.data), c(fmt.indices)), _fns("nm"), {"n": int(fmt.n), "m": int(fmt.m)})
     if name == "ell":
-        return ((c(fmt.slice_ptr), c(fmt.widths), c(fmt.indices), c(fmt.data)), K.ell_matvec,
-                K.ell_matmul, {"slice_height": int(fmt.slice_height)})
+        return ((c(fmt.slice_ptr), c(fmt.widths), c(fmt.indices), c(fmt.data)), _fns("ell"),
+                {"slice_height": int(fmt.slice_height)})
     raise BadInputError(f"format {name!r} has no prunebench kernel; kernels run: "
                         + ", ".join(KERNEL_FORMATS))
+
+
+def _fns(name: str):
+    return tuple(getattr(K, f"{name}_{kind}") for kind in ("matvec", "matmul", "left"))
 
 
 class KernelOp(MatrixOp):
@@ -135,12 +138,15 @@ class KernelOp(MatrixOp):
     :data:`GRAIN` stored values x batch run on one thread.
     """
 
+    # convolutions go through linear() on channels-last rows (see Layouts); left() also runs
+    # the kernels on a channels-first [C, positions] input without a copy (measured: see
+    # README, "mobilenetv2")
     layout = "rows"
 
     def __init__(self, fmt: Format, bias: np.ndarray | None = None, threads: int = 1):
         self.fmt = fmt
         self.format, self.values, self.shape = fmt.name, fmt.values, tuple(fmt.shape)
-        self.arrays, self._mv, self._mm, opts = _kernel_call(fmt)
+        self.arrays, (self._mv, self._mm, self._left), opts = _kernel_call(fmt)
         self.opts = dict(opts, shape=self.shape)
         if fmt.values == "int8":
             self.opts["scales"] = np.ascontiguousarray(fmt.scales, dtype=np.float32)
@@ -149,8 +155,9 @@ class KernelOp(MatrixOp):
         self.stored = int(fmt.arrays()[fmt.value_arrays[0]].size)
         self.threads = threads
 
-    def _run(self, fn, x):
-        if self.threads > 1 and self.stored * (1 if x.ndim == 1 else x.shape[0]) < GRAIN:
+    def _run(self, fn, x, batch: int | None = None):
+        batch = (1 if x.ndim == 1 else x.shape[0]) if batch is None else batch
+        if self.threads > 1 and self.stored * batch < GRAIN:
             K.set_threads(1)
             try:
                 return fn(*self.arrays, x, **self.opts)
@@ -163,6 +170,13 @@ class KernelOp(MatrixOp):
         if x.shape[0] == 1:
             return torch.from_numpy(self._run(self._mv, x[0])).unsqueeze(0)
         return torch.from_numpy(self._run(self._mm, x))
+
+    def left(self, X):
+        x = X.contiguous().numpy()
+        if x.shape[1] == 1:
+            return torch.from_numpy(self._run(self._mv, x[:, 0])).unsqueeze(1)
+        y = self._run(self._left, x, x.shape[1])
+        return torch.from_numpy(np.ascontiguousarray(y))
 
     def nbytes(self):
         extra = sum(self.opts[k].nbytes for k in ("scales", "bias") if k in self.opts)

@@ -1,0 +1,56 @@
+"""``Y = W @ X`` with X already column-major for the kernels (``X[cols, N]``, N inputs side by
+side): the product a channels-first convolution needs.
+
+The batched kernels work on the transposed batch ``T[cols, N]`` and write ``YT[rows, N]``
+(see :func:`prunebench.kernels._jit.batch_transpose`). A 1x1 or im2col convolution already
+holds its input as ``[channels, positions]`` and wants ``[out channels, positions]`` back, so
+going through ``X @ W.T`` cost four full copies of the activations (to channels-last, the
+kernel's transpose, its untranspose, back to channels-first). Here the input is used as ``T``
+directly when its width is a whole number of vector lanes (else one padded copy) and the
+kernel's output is the result.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from . import _checks as chk
+from ..errors import BadInputError
+from ._jit import LANES, PJIT, finish
+
+
+@njit(**PJIT)
+def finish_rows(YT, scales, bias):
+    """``YT[r, :] = YT[r, :] * scales[r] + bias[r]`` in place (empty arrays: none)."""
+    if scales.size == 0 and bias.size == 0:
+        return
+    rows, width = YT.shape
+    for r in prange(rows):
+        for b in range(width):
+            YT[r, b] = finish(YT[r, b], r, scales, bias)
+
+
+def input_columns(X, cols: int) -> np.ndarray:
+    chk.check_array(X, "X", (np.dtype(np.float32),), 2)
+    if X.shape[0] != cols:
+        raise BadInputError(f"X has shape {X.shape}; expected ({cols}, N)")
+    return X
+
+
+def left_product(core, args: tuple, X: np.ndarray, t_rows: int, rows: int, scales, bias,
+                 nparts: int) -> np.ndarray:
+    """Run ``core(*args, T, YT, nparts)`` on ``X[cols, N]``; returns float32 [rows, N].
+
+    ``t_rows`` is the row count the kernel reads from ``T`` (``cols`` rounded up to a whole
+    block for bsr, to whole groups for nm); rows past ``cols`` are zero."""
+    cols, n = X.shape
+    width = -(-n // LANES) * LANES
+    if width == n and t_rows == cols and X.flags.c_contiguous:
+        T = X
+    else:
+        T = np.zeros((t_rows, max(width, LANES)), np.float32)
+        T[:cols, :n] = X
+    YT = np.empty((rows, T.shape[1]), np.float32)
+    core(*args, T, YT, nparts)
+    finish_rows(YT, scales, bias)
+    return YT if T.shape[1] == n else YT[:, :n]
