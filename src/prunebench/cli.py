@@ -515,7 +515,7 @@ def _add_task_metrics(res: dict, dense: bool) -> None:
 
 def _run_prune(model: str, method: str, sparsity: float, scope: str, schedule: str,
                finetune_steps: int, rounds: int, block: str, n: int, m: int, norm: str,
-               layers: Optional[str], seed: int, progress: bool):
+               layers: Optional[str], seed: int, progress: bool, distill: bool = False):
     """Load (train if needed) a zoo model and prune it; shared by prune, pack and bench."""
     from . import zoo
     from .pruning import prune, prunable_layers
@@ -531,7 +531,7 @@ def _run_prune(model: str, method: str, sparsity: float, scope: str, schedule: s
                    finetune_steps=finetune_steps if data is not None else 0, rounds=rounds,
                    block=_parse_block(block), n=n, m=m, norm=norm, layers=chosen, seed=seed,
                    rewind_state=init if schedule == "rewind" else None,
-                   example_input=example, progress=progress)
+                   example_input=example, progress=progress, distill=distill)
     return net, data, result
 
 
@@ -560,6 +560,9 @@ def prune_cmd(
         norm: str = typer.Option("l1", "--norm", help="l1 | l2 (block and channel ranking)"),
         layers: Optional[str] = typer.Option(None, "--layers", help=_PRUNE_HELP["layers"]),
         seed: int = typer.Option(0, "--seed", help="model, scoring and fine-tuning seed"),
+        distill: bool = typer.Option(False, "--distill",
+                                     help="fine-tune by distillation from the dense model "
+                                          "(soft outputs, T=4; recovers more on small data)"),
         output: Optional[str] = typer.Option(None, "-o", "--output",
                                              help="write the pruned model (dense) to FILE"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
@@ -575,7 +578,7 @@ def prune_cmd(
     if output:
         _check_output(output)
     net, _, result = _run_prune(model, method, sparsity, scope, schedule, finetune_steps,
-                              rounds, block, n, m, norm, layers, seed, not as_json)
+                              rounds, block, n, m, norm, layers, seed, not as_json, distill=distill)
     rep = dict(result.report(), model=model, seed=seed)
     from .zoo import task_metrics
 
@@ -833,6 +836,70 @@ def report(db: str = typer.Argument(DEFAULT_DB, help="results database"),
     from .study.cli_commands import report_command
 
     report_command(db, output=output, as_json=as_json)  # prints its own summary
+
+
+@app.command(name="plan")
+def plan_cmd(
+        model: str = typer.Argument(..., help="zoo model name, or a model file (prune -o, pack)"),
+        method: str = typer.Option("magnitude", "--method", help=_PRUNE_HELP["method"]),
+        sparsity: float = typer.Option(0.9, "--sparsity", help="fraction removed, in [0, 1)"),
+        objective: str = typer.Option("latency", "--objective",
+                                      help="latency (fastest per layer) | size (smallest file "
+                                           "within --budget-ms)"),
+        budget_ms: Optional[float] = typer.Option(
+            None, "--budget-ms", help="whole-model latency budget for --objective size "
+                                      "(default: the dense model's measured latency)"),
+        batch: int = typer.Option(1, "--batch", help="batch size to plan for"),
+        threads: int = typer.Option(1, "--threads", help="threads (PyTorch and kernels)"),
+        engine: str = typer.Option("native", "--engine",
+                                   help="native | torch-sparse | scipy (engines that take a "
+                                        "per-layer plan)"),
+        values: str = typer.Option("fp32", "--values", help="fp32 | fp16 | int8"),
+        scope: str = typer.Option("layer", "--scope", help=_PRUNE_HELP["scope"]),
+        schedule: str = typer.Option("oneshot", "--schedule", help=_PRUNE_HELP["schedule"]),
+        finetune_steps: int = typer.Option(300, "--finetune-steps",
+                                           help="fine-tuning steps (0: none)"),
+        rounds: int = typer.Option(3, "--rounds", help="rounds of iterative / rewind"),
+        block: str = typer.Option("4x4", "--block",
+                                  help="block shape (block pruning and the bsr candidate)"),
+        n: int = typer.Option(2, "--n", help="N of N:M (pruning and the nm candidate)"),
+        m: int = typer.Option(4, "--m", help="M of N:M"),
+        norm: str = typer.Option("l1", "--norm", help="l1 | l2 (block and channel ranking)"),
+        layers: Optional[str] = typer.Option(None, "--layers", help=_PRUNE_HELP["layers"]),
+        seed: int = typer.Option(0, "--seed", help="model, scoring and fine-tuning seed"),
+        no_cache: bool = typer.Option(False, "--no-cache",
+                                      help="measure again instead of reusing this machine's "
+                                           "cached layer timings"),
+        output: Optional[str] = typer.Option(None, "-o", "--output",
+                                             help="write the planned model file (the plan and "
+                                                  "its timings go in its manifest)"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
+    """Choose a storage format per pruned layer by measuring each candidate on this machine,
+    then verify and time the planned model against dense and every single-format model."""
+    from . import zoo
+    from .plan_command import plan_command, render
+    from .planner import _check_args
+
+    _check_args(objective, budget_ms, batch, threads, engine, values)
+    is_file = Path(model).is_file()
+    if not is_file:
+        zoo.get_spec(model)
+        _check_prune_options(model, method, sparsity, scope=scope, schedule=schedule,
+                             finetune_steps=finetune_steps, rounds=rounds, block=block, n=n,
+                             m=m, norm=norm, layers=layers, seed=seed)
+    if output:
+        _check_output(output)
+    run = None if is_file else (lambda: _run_prune(model, method, sparsity, scope, schedule,
+                                                   finetune_steps, rounds, block, n, m, norm,
+                                                   layers, seed, not as_json))
+    doc = plan_command(model, prune=run, objective=objective, budget_ms=budget_ms, batch=batch,
+                       threads=threads, engine=engine, values=values, output=output,
+                       cache=not no_cache, seed=seed, progress=not as_json,
+                       format_opts={"block": _parse_block(block), "n": n, "m": m})
+    if as_json:
+        _emit_json(doc)
+        return
+    render(doc, out)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None):

@@ -237,7 +237,7 @@ def latency_table(d: StudyData) -> pd.DataFrame:
     lat["speedup_best"] = lat.best_dense_ms / lat.p50_ms.astype(float)
     lat["pair"] = lat.engine + " / " + lat.format + np.where(
         lat.value_encoding == "fp32", "", " " + lat.value_encoding.astype(str))
-    lat["format_used"] = [f == "dense" or not isinstance((e or {}).get("plan"), dict)
+    lat["format_used"] = [f in ("dense", "auto") or not isinstance((e or {}).get("plan"), dict)
                           or e["plan"].get("in_format", 1) > 0
                           for f, e in zip(lat.format, lat.extra)]
     return lat

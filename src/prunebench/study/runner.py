@@ -448,6 +448,12 @@ class _Executor:
                 raise stages.Skip(f"engine {j.engine}: {e}") from None
         opts = {k: tuple(v) if isinstance(v, list) else v
                 for k, v in j.key.get("format_options", {}).items()}
+        if j.format == "auto":  # planned for this engine, batch and thread count
+            planned = stages.auto_plan(j, model, self._data_of(j), engine=j.engine,
+                                       batch=j.batch, threads=j.threads, options=opts)
+            fn = planned.compile(model)
+            fn.auto_plan = stages.auto_summary(planned)
+            return fn
         plan = {m: j.format for m in stages.selected_modules(model, j.plan.layers)}
         try:
             return engines.compile(model, j.engine, plan, values=j.values, threads=j.threads,

@@ -27,6 +27,10 @@ Keys (defaults in brackets)
 ``finetune_steps`` [100]; ``layers`` [default]: ``default`` (every Linear/Conv/RNN but the first
     and the last) or ``all``.
 ``formats`` [[dense, csr]], ``format_options`` [{}]: e.g. ``{bsr: {block: [4, 4]}}``.
+    ``auto`` is the per-layer planner (:mod:`prunebench.planner`, latency objective) on the
+    native engine: planned per pruned model, batch and thread count for latency jobs; at
+    batch 1, 1 thread and fp32 for size jobs (the file, in any value encoding, stores the
+    formats of that plan).
 ``values`` [[fp32]]: value encodings whose file size and accuracy are measured.
 ``timed_values`` [[fp32]]: value encodings timed on the engines.
 ``engines`` [all]: engine names or ``all`` (every registered engine).
@@ -279,7 +283,7 @@ def _method(c: _Check, key: str, v: Any, reg: dict) -> Method:
     fmts = d["formats"]
     if fmts is not None:
         fmts = c.list_(f"{key}.formats", fmts,
-                       lambda k, x: c.choice(k, x, list(reg["formats"])))
+                       lambda k, x: c.choice(k, x, list(reg["formats"]) + ["auto"]))
     if name == "channel" and schedule in ("gradual", "rewind"):
         c.fail(f"{key}.schedule", schedule, "channel pruning allows: oneshot, iterative, "
                                             "iterative-linear")
@@ -308,7 +312,7 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
     top["finetune_steps"] = c.int_("finetune_steps", raw.get("finetune_steps", 100), 0)
     top["layers"] = c.choice("layers", raw.get("layers", "default"), ["default", "all"])
     top["formats"] = c.list_("formats", raw.get("formats", ["dense", "csr"]),
-                             lambda k, v: c.choice(k, v, list(reg["formats"])))
+                             lambda k, v: c.choice(k, v, list(reg["formats"]) + ["auto"]))
     top["values"] = c.list_("values", raw.get("values", ["fp32"]),
                             lambda k, v: c.choice(k, v, list(reg["values"])))
     top["timed_values"] = c.list_("timed_values", raw.get("timed_values", ["fp32"]),
@@ -350,7 +354,7 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
             elif k == "seeds":
                 d[k] = c.list_(f"{key}.seeds", v, lambda kk, x: c.int_(kk, x, 0))
             elif k in ("formats",):
-                d[k] = c.list_(f"{key}.{k}", v, lambda kk, x: c.choice(kk, x, list(reg["formats"])))
+                d[k] = c.list_(f"{key}.{k}", v, lambda kk, x: c.choice(kk, x, list(reg["formats"]) + ["auto"]))
             elif k in ("values", "timed_values"):
                 d[k] = c.list_(f"{key}.{k}", v, lambda kk, x: c.choice(kk, x, list(reg["values"])))
             elif k == "engines":
