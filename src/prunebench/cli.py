@@ -54,7 +54,8 @@ def models(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> 
         spec = zoo.get_spec(name)
         rows.append({"name": name, "params": zoo.count_params(spec.build()),
                      "dataset": spec.dataset, "input_shape": list(spec.input_shape),
-                     "kind": "trained" if spec.trained else "latency-only (random weights)",
+                     "kind": ("trained" if spec.trained else "pretrained" if spec.pretrained
+                              else "latency-only (random weights)"),
                      "description": spec.description})
     if as_json:
         _emit_json(rows)

@@ -95,6 +95,12 @@ def test_pruned_step_compiles_to_the_same_output(tiny):
     rep = r.report()
     assert rep["pruned_layers"] == ["lstm", "head"]
     assert rep["sparsity_achieved"] == pytest.approx(0.9, abs=0.01)
+    # masked recovery training keeps the pruned weights at exactly zero
+    from dataclasses import replace
+
+    C.train(r.model, C.corpus()[0], replace(TINY, steps=3), masks=r.masks)
+    for name, mask in r.masks.items():
+        assert not r.model.get_parameter(name)[~mask].any(), name
     for fmt in ("csr", "bitmap"):
         run = pb_compile(r.model, fmt, engine="native", example_input=x[:1])
         with torch.inference_mode():

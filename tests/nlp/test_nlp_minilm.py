@@ -162,3 +162,21 @@ def test_cli_prune_reports_metrics(capsys):
                                    "fidelity_cosine"}
     assert doc["sparsity_achieved"] == pytest.approx(0.5)
     assert 0 < doc["metrics"]["fidelity_cosine"] < 1
+
+
+def test_cli_bench_reports_metrics_and_stores_them(capsys, tmp_path):
+    from prunebench.cli import main
+    from prunebench.study.store import Store
+
+    db = tmp_path / "r.sqlite"
+    code = main(["bench", "minilm", "--json", "--no-rss", "--min-runs", "3", "--min-time",
+                 "0.01", "--warmup", "1", "--db", str(db)])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    doc = json.loads(cap.out)
+    assert doc["model"] == "minilm" and "latency_ms" in doc and doc["accuracy"] == "n/a"
+    assert doc["metrics"]["lee_spearman"] == pytest.approx(0.508, abs=0.005)
+    assert doc["metrics"]["fidelity_cosine"] == 1.0
+    with Store(str(db)) as store:
+        rows = store.rows()
+    assert rows[0]["extra"]["metrics"] == doc["metrics"]

@@ -129,9 +129,19 @@ ZOO_CONFIG = CharTrainConfig()
 
 
 def train(model: CharLSTM, ids: np.ndarray, cfg: CharTrainConfig, seed: int = 0,
-          progress: bool = False) -> list[float]:
+          progress: bool = False, masks: dict[str, torch.Tensor] | None = None) -> list[float]:
     """Adam on random windows of ``ids`` (next-character cross-entropy, gradient norm clipped,
-    learning rate decayed linearly to 10%). Returns the loss per step (nats)."""
+    learning rate decayed linearly to 10%). Returns the loss per step (nats).
+
+    ``masks`` ({parameter: bool, True = kept}, as :func:`prunebench.prune` returns them) keeps
+    pruned weights at zero: recovery training of a pruned model."""
+    from ..pruning.masks import MaskKeeper
+
+    with MaskKeeper(model, masks or {}) as keeper:
+        return _train(model, ids, cfg, seed, progress, keeper)
+
+
+def _train(model, ids, cfg, seed, progress, keeper) -> list[float]:
     from ..train import _progress
 
     if len(ids) <= cfg.seq_len + 1:
@@ -155,6 +165,7 @@ def train(model: CharLSTM, ids: np.ndarray, cfg: CharTrainConfig, seed: int = 0,
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
+        keeper.after_step()
         sched.step()
         losses.append(loss.item())
         bar.advance(losses[-1])
