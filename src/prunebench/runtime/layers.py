@@ -12,13 +12,14 @@ Layouts
 -------
 An op says which operand layout it computes without copies (``layout``):
 
-* ``"rows"`` (our kernels): ``Y[N, rows] = X[N, cols] @ W.T``, the batch as rows. A 1x1
-  convolution then wants its activations channels-last (``[N*H*W, C]``); the layer returns
-  a channels-last tensor, so PyTorch keeps that memory format through BatchNorm, ReLU and the
-  depthwise convolutions and the next 1x1 convolution's input is a free view.
-* ``"columns"`` (torch sparse, SciPy): ``Y[rows, N] = W @ X[cols, N]``, the natural
-  sparse x dense product: a 1x1 convolution of one image is ``W @ X`` on its channels-first
-  ``[C, H*W]`` view, with no copy at all.
+* ``"rows"``: ``Y[N, rows] = X[N, cols] @ W.T``, the batch as rows. A 1x1 convolution then
+  wants its activations channels-last (``[N*H*W, C]``) and returns a channels-last tensor.
+* ``"columns"`` (our kernels, torch sparse, SciPy): ``Y[rows, N] = W @ X[cols, N]``, the
+  natural sparse x dense product: a 1x1 convolution of one image is ``W @ X`` on its
+  channels-first ``[C, H*W]`` view. Our kernels read that view in place as their transposed
+  batch (:mod:`prunebench.kernels._left`). Measured on MobileNetV2's 1x1 convolutions at 90%,
+  2 threads: 32->16 channels at 112x112 0.065 ms vs 1.67 ms through "rows" (which transposed
+  the activations four times), the whole model 1.23x faster than dense instead of 0.97x.
 
 Conventions
 -----------
@@ -138,10 +139,9 @@ class KernelOp(MatrixOp):
     :data:`GRAIN` stored values x batch run on one thread.
     """
 
-    # convolutions go through linear() on channels-last rows (see Layouts); left() also runs
-    # the kernels on a channels-first [C, positions] input without a copy (measured: see
-    # README, "mobilenetv2")
-    layout = "rows"
+    # convolutions hand their channels-first [C, positions] input to left(), which runs the
+    # kernels on it without a copy (see Layouts)
+    layout = "columns"
 
     def __init__(self, fmt: Format, bias: np.ndarray | None = None, threads: int = 1):
         self.fmt = fmt
