@@ -101,7 +101,7 @@ def main() -> int:
                   f"plan {plan_s:.1f} s  {'OK' if row['ok'] else 'MISS'}", flush=True)
         # size objective at 0.9, budget = dense latency
         model, x = pruned(name, 0.9)
-        p = plan(model, x, threads=a.threads, objective="size")
+        p = plan(model, x, threads=a.threads, objective="size", cache=False)
         within = {f: p.model_bytes[f] for f, ms in p.model_ms.items()
                   if f in p.model_bytes and f not in ("planned", "per-layer-size")
                   and ms <= p.budget_ms}
