@@ -552,6 +552,29 @@ def _nonzero(rows: pd.DataFrame) -> int | None:
 
 
 @_cached
+def task_metrics_table(d: StudyData) -> pd.DataFrame:
+    """Models judged by a task (``extra.metrics`` of their prune rows: MiniLM's Lee
+    correlations, polarity probe and fidelity; the char-LSTM's bits per character): one row per
+    model, method and sparsity, metrics averaged over seeds."""
+    p = d.prune
+    if p.empty:
+        return pd.DataFrame(columns=["model", "method_label", "sparsity", "n"])
+    rows = []
+    for _, r in p.iterrows():
+        met = (r.extra or {}).get("metrics") if isinstance(r.extra, dict) else None
+        if isinstance(met, dict):
+            rows.append({"model": r.model, "method_label": r.method_label,
+                         "sparsity": float(r.sparsity),
+                         **{k: v for k, v in met.items() if isinstance(v, (int, float))}})
+    if not rows:
+        return pd.DataFrame(columns=["model", "method_label", "sparsity", "n"])
+    df = pd.DataFrame(rows)
+    keys = ["model", "method_label", "sparsity"]
+    out = df.groupby(keys, sort=False).mean(numeric_only=True).reset_index()
+    out["n"] = df.groupby(keys, sort=False).size().values
+    return out.sort_values(["model", "method_label", "sparsity"]).reset_index(drop=True)
+
+
 def quant_table(d: StudyData) -> pd.DataFrame:
     """int8 dynamic quantization vs dense: accuracy, file bytes, latency per batch."""
     q = d.quant

@@ -20,6 +20,7 @@ TABLES = {
     "profile": "Table 8: per-layer time",
     "failures": "Table 9: failed and skipped jobs",
     "latency": "Table 10: every latency row",
+    "tasks": "Table 11: task metrics (models judged by a task, not by accuracy)",
 }
 
 
@@ -48,7 +49,8 @@ def model_name(d: D.StudyData, model: str) -> str:
 def compute(d: D.StudyData) -> list[Finding]:
     out: list[Finding] = []
     for fn in (latency_findings, auto_findings, size_findings, accuracy_findings,
-               control_findings, quant_findings, profile_findings, failure_findings):
+               task_findings, control_findings, quant_findings, profile_findings,
+               failure_findings):
         out.extend(fn(d))
     return out
 
@@ -138,6 +140,32 @@ def auto_findings(d: D.StudyData) -> list[Finding]:
                      f"{min(vs_single)[0]:.2f}x at best")
         out.append(Finding(text + " (1.00x = as fast; the goal is <= 1.05x on both).",
                            "latency"))
+    return out
+
+
+#: the headline task metric of each task-judged model, and whether higher is better
+HEADLINE = {"lee_spearman": True, "bits_per_char": False}
+
+
+def task_findings(d: D.StudyData) -> list[Finding]:
+    """Per task-judged model and method: its headline metric (Lee Spearman for MiniLM, bits
+    per character for the char-LSTM) from dense to the highest sparsity, as a share of dense."""
+    tm = D.task_metrics_table(d)
+    out = []
+    for (model, label), g in tm.groupby(["model", "method_label"], sort=False):
+        if label == "dense":
+            continue
+        dense = tm[(tm.model == model) & (tm.method_label == "dense")]
+        for key, higher in HEADLINE.items():
+            if key not in g.columns or g[key].isna().all() or dense.empty \
+                    or pd.isna(dense[key].iloc[0]):
+                continue
+            base = float(dense[key].iloc[0])
+            parts = [f"{pct(r.sparsity)}: {r[key]:.3f}" + (f" ({r[key] / base:.0%} of dense)"
+                                                           if higher and base else "")
+                     for _, r in g.sort_values("sparsity").iterrows()]
+            out.append(Finding(f"{model} ({label} pruning): {key.replace('_', ' ')} dense "
+                               f"{base:.3f}; " + ", ".join(parts) + ".", "tasks"))
     return out
 
 

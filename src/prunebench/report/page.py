@@ -87,6 +87,16 @@ def _table(df: pd.DataFrame, cols: list[tuple[str, Callable]], key: str | None =
     return f"<table{idattr}>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _task_columns(tm: pd.DataFrame) -> list:
+    cols = [("model", lambda r: esc(r.model)), ("method", lambda r: esc(r.method_label)),
+            ("sparsity", lambda r: fmt_pct(r.sparsity))]
+    for c in tm.columns:  # n_*: how many pairs / sentences a metric used, not a metric
+        if c not in ("model", "method_label", "sparsity", "n") and not c.startswith("n_"):
+            cols.append((c.replace("_", " "), lambda r, c=c: "" if pd.isna(r[c])
+                         else f"{r[c]:.3f}"))
+    return cols + [("seeds", lambda r: int(r.n))]
+
+
 def _img(b64: str | None, alt: str, caption: str) -> str:
     if not b64:
         return ""
@@ -331,6 +341,15 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str
                       f"{fmt_num(r[c])} ({fmt_num(r.get(f'dense_b{b}_ms'))})"))
     parts.append(_table(qt, qcols, "quant", TABLES["quant"]))
 
+    tm = D.task_metrics_table(d)
+    if len(tm):
+        parts.append("<h2 id='tasks'>Task metrics</h2>")
+        parts.append("<p>Models judged by a task rather than test accuracy, per sparsity "
+                     "(mean over seeds): MiniLM's Spearman/Pearson correlation with the human "
+                     "Lee similarity ratings, its polarity probe accuracy and the cosine of its "
+                     "embeddings to the dense model's; the char-LSTM's bits per character.</p>")
+        parts.append(_table(tm, _task_columns(tm), "tasks", TABLES["tasks"], left=2))
+
     # sparsity pictures
     parts.append("<h2 id='pictures'>Weight sparsity</h2>")
     for model in d.models:
@@ -455,6 +474,9 @@ def build_markdown(d: D.StudyData, findings: list[Finding], title: str, html_nam
              ("matched dense", lambda r: f"{r.control} ({fmt_num(r.control_params)} params)"),
              ("its accuracy", lambda r: fmt_pct(r.control_mean)),
              ("difference", lambda r: f"{100 * r.difference:+.1f} pts")], TABLES["controls"])
+    tm = D.task_metrics_table(d)
+    if len(tm):
+        md(tm, [(h, f) for h, f in _task_columns(tm)], TABLES["tasks"])
     qt = D.quant_table(d)
     md(qt, [("model", lambda r: r.model), ("accuracy", lambda r: fmt_pct(r.acc_mean)),
             ("dense", lambda r: fmt_pct(r.dense_mean)),

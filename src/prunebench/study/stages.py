@@ -96,6 +96,10 @@ def prune_job(job: Job, dense: nn.Module, data, init_state: dict | None) -> tupl
     first = job.seed == job.plan.seeds[0]
     from ..measure import param_bytes
 
+    # models judged by a task rather than by accuracy (MiniLM: Lee correlations, polarity
+    # probe, fidelity to the dense embeddings; the char-LSTM: bits per character)
+    metrics = zoo.task_metrics(job.model, model, dense if m is not None else None)
+
     extra = {
         "method_label": job.method_label, "latency_only": data is None,
         "accuracy_dense": rep["accuracy_dense"],
@@ -110,6 +114,8 @@ def prune_job(job: Job, dense: nn.Module, data, init_state: dict | None) -> tupl
         "schedule": m.schedule if m else None, "elapsed_s": elapsed,
         "control_of": job.plan.control_of,
     }
+    if metrics is not None:
+        extra["metrics"] = metrics
     row = {"job_hash": job.hash, "kind": "prune", "status": "ok", "model": job.model,
            "method": m.name if m else "dense", "scope": m.scope if m else None,
            "sparsity": job.sparsity, "seed": job.seed, "spec": job.key,
