@@ -33,3 +33,24 @@ def test_minilm_study_rows_and_report_carry_task_metrics(tmp_path):
     assert any(f"({share:.0%} of dense)" in t for t in texts), texts
     md = (tmp_path / "report.md").read_text()
     assert "Table 11: task metrics" in md and "lee spearman" in md
+
+
+def test_minilm_ffn_neurons_are_removed_structurally():
+    """Channel pruning of the FFN up-projections removes half of each layer's 1536 neurons:
+    the next projection shrinks with it, the model still embeds, and its task metrics are
+    measured against the dense model (attention heads are not pruned structurally: torch-
+    pruning would need the head layout)."""
+    import prunebench as pb
+    from prunebench import zoo
+
+    model, _ = zoo.load("minilm")
+    x = zoo.get_spec("minilm").example_input(1, 0)
+    r = pb.prune(model, "channel", 0.5, layers=[f"layers.{i}.ffn_up" for i in range(6)],
+                 example_input=x)
+    for layer in r.model.layers:
+        assert (layer.ffn_up.out_features, layer.ffn_down.in_features) == (768, 768)
+    dense_params = sum(p.numel() for p in model.parameters())
+    assert sum(p.numel() for p in r.model.parameters()) == dense_params - 6 * (768 * 384 * 2 + 768)
+    met = zoo.task_metrics("minilm", r.model, model)
+    assert 0.3 < met["fidelity_cosine"] < 0.99      # measured 0.671
+    assert met["lee_spearman"] > 0.3                # measured 0.526 (dense 0.508)
