@@ -218,10 +218,8 @@ class Plan:
         """``model`` (the pruned model planned for) compiled with this plan."""
         from . import engines
 
-        if not self.formats:
-            from .runtime.compile import compile as runtime_compile
-
-            return runtime_compile(model, "dense", threads=self.threads)
+        if not self.formats:  # every layer dense: exactly what dense PyTorch runs
+            return engines.compile(model, "torch-dense", "dense", threads=self.threads)
         return engines.compile(model, self.engine, self.formats, values=self.values,
                                threads=self.threads, keep_smaller=False, fallback="error",
                                **self.format_options)

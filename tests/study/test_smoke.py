@@ -219,6 +219,9 @@ def test_auto_format_rows_carry_the_planners_choice(smoke_run):
     assert auto["formats"].get("layers.1", "dense") == layer["format"] \
         or auto["chosen_from"] != "per-layer"
     assert set(auto["model_ms"]) >= {"dense", "planned"}
+    # each row runs the plan made for its own batch (a batch-1 plan once leaked into batch 8)
+    for r in lat:
+        assert r["extra"]["plan"]["auto"]["batch"] == r["batch"], r["batch"]
     for r in size:   # the file holds the formats of the fp32 batch-1 plan, bytes measured
         assert r["file_bytes"] > 0 and "auto_plan" in r["extra"]
 

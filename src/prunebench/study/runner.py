@@ -392,7 +392,8 @@ class _Executor:
     def _compile(self, j: Job, model, compiled: dict):
         """The engine's callable for ``j`` (cached per engine, format, values and threads for
         the current pruned model), and the seconds compiling took."""
-        key = (j.engine, j.format, j.values, j.threads)
+        # an auto plan is made for one batch size; single formats compile the same for any
+        key = (j.engine, j.format, j.values, j.threads, j.batch if j.format == "auto" else None)
         if key not in compiled:
             t0 = time.perf_counter()
             try:

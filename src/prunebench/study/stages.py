@@ -234,7 +234,8 @@ def auto_plan(job: Job, model: nn.Module, data, *, engine: str = "native", batch
 
 def auto_summary(p) -> dict:
     """What a row keeps of an auto plan: formats per layer and the whole-model figures."""
-    return {"formats": p.formats, "chosen_from": p.chosen_from,
+    return {"formats": p.formats, "chosen_from": p.chosen_from, "batch": p.batch,
+            "threads": p.threads,
             "model_ms": {k: round(v, 5) for k, v in p.model_ms.items()},
             "layers": {lay["name"]: {"format": lay["format"],
                                      "times_ms": {f: round(t, 5)
@@ -359,13 +360,14 @@ def plan_summary(fn: Callable, fmt: str) -> dict | None:
     """How many weight matrices a compiled model runs in ``fmt`` and how many dense (with the
     first reason), from the ``plan`` a runtime-built engine exposes; None otherwise."""
     plan = getattr(fn, "plan", None)
+    auto = getattr(fn, "auto_plan", None)
+    if isinstance(auto, dict):  # format auto: matrices the planner put on a sparse format
+        rows = [r for r in (plan or {}).values() if isinstance(r, dict)]
+        return {"in_format": sum(r.get("format") != "dense" for r in rows), "fell_back": 0,
+                "reason": None, "auto": auto}
     if not isinstance(plan, dict):
         return None
     rows = [r for r in plan.values() if isinstance(r, dict)]
-    auto = getattr(fn, "auto_plan", None)
-    if isinstance(auto, dict):  # format auto: matrices the planner put on a sparse format
-        return {"in_format": sum(r.get("format") != "dense" for r in rows), "fell_back": 0,
-                "reason": None, "auto": auto}
     in_fmt = [r for r in rows if r.get("format") == fmt]
     dense = [r for r in rows if r.get("format") != fmt and r.get("requested") == fmt]
     return {"in_format": len(in_fmt), "fell_back": len(dense),
