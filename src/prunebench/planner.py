@@ -421,9 +421,16 @@ def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine,
                 row["unavailable"][f] = str(e).removeprefix("layer layer: ").replace(
                     "layer layer.", "")
                 continue
-            built[f] = cm
-            row["bytes"][f] = _op_bytes(cm, module, values) if f != "dense" \
+            nbytes = _op_bytes(cm, module, values) if f != "dense" \
                 else _dense_bytes(module, values)
+            row["bytes"][f] = nbytes
+            if f != "dense" and nbytes > row["bytes"]["dense"]:
+                # it moves more bytes than dense: it cannot win where bandwidth bounds the
+                # time, and it cannot win on size (e.g. 4x4 blocks over scattered zeros)
+                row["unavailable"][f] = (f"{nbytes} B, larger than dense "
+                                         f"({row['bytes']['dense']} B): not timed")
+                continue
+            built[f] = cm
         keys = {f: _digest(base, f) for f in built}
         times = {f: tc.get(keys[f]) for f in built}
         todo = {f: (lambda cm=cm: cm(*args)) for f, cm in built.items() if times[f] is None}
