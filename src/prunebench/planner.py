@@ -413,7 +413,7 @@ def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine,
         base = _digest(settings, type(module).__name__, repr(module),
                        [tuple(a.shape) if isinstance(a, torch.Tensor) else a for a in args],
                        *params)
-        fns, built = {}, {}
+        built = {}
         for f in ("dense",) + candidates:
             try:
                 cm = build(_One(module), f if f == "dense" else {"layer": f})
@@ -421,7 +421,7 @@ def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine,
                 row["unavailable"][f] = str(e).removeprefix("layer layer: ").replace(
                     "layer layer.", "")
                 continue
-            nbytes = _op_bytes(cm, module, values) if f != "dense" \
+            nbytes = _op_bytes(cm) if f != "dense" \
                 else _dense_bytes(module, values)
             row["bytes"][f] = nbytes
             if f != "dense" and nbytes > row["bytes"]["dense"]:
@@ -543,10 +543,9 @@ def _plan_size(model, layers, whole, model_ms, bytes_of, budget, build, x, tc, m
                say, timer) -> tuple[str, dict[str, str], float]:
     """Smallest plan within ``budget`` ms: greedy from the fastest per-layer plan, checked by
     measurement; single-format models within the budget compete."""
-    start = dict(whole["per-layer"])
-    cur = dict(start)
+    cur = dict(whole["per-layer"])
     est = model_ms["per-layer"]
-    moves = []   # (ratio, layer, format, dms, dbytes)
+    moves = []   # (ms added per byte saved, layer name, format, layer)
     for lay in layers:
         t, b = lay["times_ms"], lay["bytes"]
         if not t:
@@ -556,13 +555,11 @@ def _plan_size(model, layers, whole, model_ms, bytes_of, budget, build, x, tc, m
             db = b[f0] - b[f]
             if db <= 0:
                 continue
-            dms = t[f] - t[f0]
-            moves.append((dms / db, lay["name"], f, dms, db))
-    moves.sort()
+            moves.append(((t[f] - t[f0]) / db, lay["name"], f, lay))
+    moves.sort(key=lambda mv: mv[:3])
     applied = []
-    for _, name, f, dms, db in moves:
+    for _, name, f, lay in moves:
         now = cur.get(name, "dense")
-        lay = next(lay for lay in layers if lay["name"] == name)
         if lay["bytes"][f] >= lay["bytes"][now]:
             continue
         d = lay["times_ms"][f] - lay["times_ms"][now]
@@ -606,15 +603,15 @@ def _plan_size(model, layers, whole, model_ms, bytes_of, budget, build, x, tc, m
 
 
 def _dense_bytes(module: nn.Module, values: str) -> int:
-    per = {"fp32": 4, "fp16": 2, "int8": 1}[values]
-    n = 0
-    for name, p in module.named_parameters():
-        if "weight" in name:
-            n += p.numel() * per + (4 * p.shape[0] if values == "int8" else 0)
-    return n
+    """Bytes of a module's weight matrices stored dense in ``values`` (as the runtime counts
+    them: conv weights as out x in*k*k, int8 with a scale per row)."""
+    from .runtime.compile import _dense_bytes as matrix_bytes
+
+    return sum(matrix_bytes((p.shape[0], p.numel() // p.shape[0]), values)
+               for name, p in module.named_parameters() if "weight" in name)
 
 
-def _op_bytes(cm, module: nn.Module, values: str) -> int:
+def _op_bytes(cm) -> int:
     """Bytes of the weight matrices of a one-layer compiled model (biases not counted)."""
     return int(sum(r["bytes"] for r in cm.plan.values()))
 

@@ -226,8 +226,8 @@ def auto_plan(job: Job, model: nn.Module, data, *, engine: str = "native", batch
         hit = plan(model, x, batch=batch, threads=threads, engine=engine, values=values, **opts)
         selected = set(selected_modules(model, job.plan.layers))
         hit.formats = {m: f for m, f in hit.formats.items() if m in selected}
-        hit.matrix_formats = {n: f for n, f in hit.matrix_formats.items()
-                              if n in matrix_plan(model, sorted(selected), "x")}
+        kept = set(matrix_plan(model, sorted(selected), "dense"))  # their weight matrices
+        hit.matrix_formats = {n: f for n, f in hit.matrix_formats.items() if n in kept}
         _AUTO_PLANS[key] = hit
     return hit
 
