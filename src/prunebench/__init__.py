@@ -41,11 +41,19 @@ def encode(model, format="csr", *, example_input=None, **options):
         if example_input is None:
             raise BadInputError("format='auto' plans by measuring: pass example_input= (a model "
                                 "input of the batch to plan for)")
-        values = options.get("values", "fp32")
-        plan_keys = ("objective", "budget_ms", "batch", "threads", "engine", "formats", "cache", "timer",
-                     "progress", "block", "n", "m", "slice_height")
-        planned = plan(model, example_input, values=values,
-                       **{k: options.pop(k) for k in plan_keys if k in options})
+        import inspect
+
+        from .planner import plan as _plan
+        from .runtime.compile import FORMAT_OPTIONS
+
+        # the planner's own keywords go to it alone; format options to it and to the encoder,
+        # so the file holds the layouts (e.g. the bsr block) that were timed
+        own = {k for k, p in inspect.signature(_plan).parameters.items()
+               if p.kind is p.KEYWORD_ONLY and k != "values"}
+        shared = {k for opts in FORMAT_OPTIONS.values() for k in opts}
+        planned = _plan(model, example_input, values=options.get("values", "fp32"),
+                        **{k: options.pop(k) for k in list(options) if k in own},
+                        **{k: v for k, v in options.items() if k in shared})
         options["keep_smaller"] = False  # the planner chose each format knowing its bytes
         return encode_model(model, planned.matrix_formats, **options)
     return encode_model(model, format, **options)

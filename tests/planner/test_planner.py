@@ -190,3 +190,25 @@ def test_conv_net_with_batchnorm_plans_and_computes_the_same(tmp_path, monkeypat
     assert seen["3"][0] == "bitmap" and "dense" in seen["3"]
     assert p.formats == {"6": "csr"} and p.chosen_from == "per-layer"
     torch.testing.assert_close(p.compile(pruned)(x), pruned(x), atol=1e-4, rtol=1e-4)
+
+
+def test_encode_auto_stores_the_layout_the_planner_timed(tmp_path, monkeypatch):
+    """Format options go to the planner and to the encoder alike: a bsr layer chosen with
+    1x4 blocks is stored with 1x4 blocks (not the default 4x4)."""
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
+    model = _pruned()
+    seen = {}
+
+    def timer(fns, *, rounds, label):
+        seen[label] = sorted(fns)
+        if label == "2":
+            return {k: (0.1 if k == "bsr" else 1.0) for k in fns}
+        if label == "model":
+            return {k: (0.3 if k == "per-layer" else 1.0) for k in fns}
+        return {k: (0.5 if k == "dense" else 1.0) for k in fns}
+
+    layers, rows = pb.encode(model, "auto", example_input=torch.randn(1, 32), timer=timer,
+                             block=(1, 4))
+    assert "bsr" in seen["2"] and rows["2.weight"]["format"] == "bsr"
+    assert tuple(layers["2.weight"].block) == (1, 4)
+    assert (layers["2.weight"].to_dense() == model[2].weight.detach().numpy()).all()
