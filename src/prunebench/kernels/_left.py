@@ -1,4 +1,5 @@
-"""``Y = W @ X`` with X already column-major for the kernels (``X[cols, N]``, N inputs side by
+"""The batched products around a kernel core ``core(*arrays, T, YT, nparts)`` (``YT = W @ T``):
+``right_product`` for ``X[B, cols] @ W.T`` and ``left_product`` for ``W @ X`` with X already column-major for the kernels (``X[cols, N]``, N inputs side by
 side): the product a channels-first convolution needs.
 
 The batched kernels work on the transposed batch ``T[cols, N]`` and write ``YT[rows, N]``
@@ -16,7 +17,7 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import LANES, PJIT, finish
+from ._jit import LANES, PJIT, batch_transpose, finish, untranspose
 
 
 @njit(**PJIT)
@@ -35,6 +36,17 @@ def input_columns(X, cols: int) -> np.ndarray:
     if X.shape[0] != cols:
         raise BadInputError(f"X has shape {X.shape}; expected ({cols}, N)")
     return X
+
+
+def right_product(core, args: tuple, X: np.ndarray, t_rows: int, Y: np.ndarray, scales, bias,
+                  nparts: int) -> None:
+    """``Y[B, rows] = X[B, cols] @ W.T`` (+ scales, bias) through ``core(*args, T, YT,
+    nparts)``: ``X`` transposed once into ``T`` (``t_rows`` rows, zero past ``cols``), the
+    core's ``YT[rows, B]`` transposed once back into ``Y``."""
+    T = batch_transpose(X, t_rows)
+    YT = np.empty((Y.shape[1], T.shape[1]), np.float32)
+    core(*args, T, YT, nparts)
+    untranspose(YT, Y, scales, bias)
 
 
 def left_product(core, args: tuple, X: np.ndarray, t_rows: int, rows: int, scales, bias,

@@ -16,9 +16,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import input_columns, left_product
+from ._left import input_columns, left_product, right_product
 from ..errors import BadInputError
-from ._jit import JIT, PJIT, balanced_splits, batch_transpose, finish, spmm_row, untranspose
+from ._jit import JIT, PJIT, balanced_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
 from ._simd import expand_dot, load_le64, trailing_zeros
 
@@ -60,10 +60,7 @@ def bitmap_row_columns(mrow, out):
 
 def spmm_bitmap(mask, row_ptr, data, scales, bias, X, Y, nparts):
     """``Y[b, r] = scales[r] * sum_{j: bit (r, j) set} value(r, j) * X[b, j] + bias[r]``."""
-    T = batch_transpose(X, X.shape[1])
-    YT = np.empty((mask.shape[0], T.shape[1]), np.float32)
-    spmm_bitmap_t(mask, row_ptr, data, T, YT, nparts)
-    untranspose(YT, Y, scales, bias)
+    right_product(spmm_bitmap_t, (mask, row_ptr, data), X, X.shape[1], Y, scales, bias, nparts)
 
 
 @njit(**PJIT)

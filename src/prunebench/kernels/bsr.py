@@ -12,10 +12,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import input_columns, left_product
+from ._left import input_columns, left_product, right_product
 from ..errors import BadInputError
-from ._jit import (JIT, LANES, PJIT, as_f32, as_uindex, balanced_splits, batch_transpose, finish, spmm_row,
-                   untranspose)
+from ._jit import JIT, LANES, PJIT, as_f32, as_uindex, balanced_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
 from ._simd import bsr_block_row
 
@@ -85,10 +84,8 @@ def spmv_bsr(indptr, indices, data, scales, bias, x, y, nparts):
 def spmm_bsr(indptr, indices, data, scales, bias, X, Y, nparts):
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
     C = data.shape[2]
-    T = batch_transpose(X, (X.shape[1] + C - 1) // C * C)
-    YT = np.empty((Y.shape[1], T.shape[1]), np.float32)
-    spmm_bsr_t(indptr, indices, data, T, YT, nparts)
-    untranspose(YT, Y, scales, bias)
+    right_product(spmm_bsr_t, (indptr, indices, data), X, (X.shape[1] + C - 1) // C * C, Y,
+                  scales, bias, nparts)
 
 
 @njit(**PJIT)

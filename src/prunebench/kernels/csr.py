@@ -11,8 +11,8 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import JIT, PJIT, as_f32, as_uindex, balanced_splits, batch_transpose, finish, spmm_row, untranspose
-from ._left import input_columns, left_product
+from ._jit import JIT, PJIT, as_f32, as_uindex, balanced_splits, finish, spmm_row
+from ._left import input_columns, left_product, right_product
 from ._reference import apply_dense, value_array
 
 
@@ -51,10 +51,7 @@ def spmm_csr_t(indptr, indices, data, T, YT, nparts):
 
 def spmm_csr(indptr, indices, data, scales, bias, X, Y, nparts):
     """``Y[b, r] = scales[r] * sum_k data[k] * X[b, indices[k]] + bias[r]``; X is [B, cols]."""
-    T = batch_transpose(X, X.shape[1])
-    YT = np.empty((Y.shape[1], T.shape[1]), np.float32)
-    spmm_csr_t(indptr, indices, data, T, YT, nparts)
-    untranspose(YT, Y, scales, bias)
+    right_product(spmm_csr_t, (indptr, indices, data), X, X.shape[1], Y, scales, bias, nparts)
 
 
 def _check(indptr, indices, data, shape, scales, bias):

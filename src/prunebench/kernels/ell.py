@@ -12,9 +12,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import input_columns, left_product
+from ._left import input_columns, left_product, right_product
 from ..errors import BadInputError
-from ._jit import PJIT, balanced_splits, batch_transpose, finish, spmm_row, untranspose
+from ._jit import PJIT, balanced_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
 from ._simd import ell_rows
 
@@ -44,10 +44,8 @@ def spmv_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, x, y,
 
 def spmm_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, X, Y, nparts):
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
-    T = batch_transpose(X, X.shape[1])
-    YT = np.empty((Y.shape[1], T.shape[1]), np.float32)
-    spmm_ell_t(slice_ptr, widths, indices, data, slice_height, T, YT, nparts)
-    untranspose(YT, Y, scales, bias)
+    right_product(spmm_ell_t, (slice_ptr, widths, indices, data, slice_height), X, X.shape[1], Y,
+                  scales, bias, nparts)
 
 
 @njit(**PJIT)

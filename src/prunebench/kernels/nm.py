@@ -13,9 +13,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import input_columns, left_product
+from ._left import input_columns, left_product, right_product
 from ..errors import BadInputError
-from ._jit import JIT, PJIT, as_f32, as_uindex, batch_transpose, even_splits, finish, spmm_row, untranspose
+from ._jit import JIT, PJIT, as_f32, as_uindex, even_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
 from ._simd import unpack_fields16
 
@@ -83,10 +83,8 @@ def spmv_nm(data, indices, n, m, scales, bias, x, y, nparts):
 
 def spmm_nm(data, indices, n, m, scales, bias, X, Y, nparts):
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
-    T = batch_transpose(X, data.shape[1] // n * m)
-    YT = np.empty((data.shape[0], T.shape[1]), np.float32)
-    spmm_nm_t(data, indices, n, m, T, YT, nparts)
-    untranspose(YT, Y, scales, bias)
+    right_product(spmm_nm_t, (data, indices, n, m), X, data.shape[1] // n * m, Y, scales, bias,
+                  nparts)
 
 
 @njit(**PJIT)
