@@ -563,7 +563,9 @@ def prune_cmd(
         seed: int = typer.Option(0, "--seed", help="model, scoring and fine-tuning seed"),
         distill: bool = typer.Option(False, "--distill",
                                      help="fine-tune by distillation from the dense model "
-                                          "(soft outputs, T=4; recovers more on small data)"),
+                                          "(soft outputs, T=4, on each batch plus a mixup and a "
+                                          "noisy copy of it; recovers far more on small data; "
+                                          "give it --finetune-steps 3000)"),
         output: Optional[str] = typer.Option(None, "-o", "--output",
                                              help="write the pruned model (dense) to FILE"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:

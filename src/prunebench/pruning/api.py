@@ -172,10 +172,10 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
         calibration or training example. Without one, MAC figures are None.
     progress : show fine-tuning progress bars on stderr.
     distill : fine-tune on the dense model's softened outputs as well as the labels
-        (knowledge distillation, temperature 4, 90% distillation loss, cosine learning-rate
-        decay; :func:`prunebench.train.fit`). On small datasets it recovers far more: on
-        mnist1d-mlp at 90% it leaves about 2.4 points to dense where labels alone leave 6.
-
+        (knowledge distillation, temperature 4, 90% distillation loss, Adam lr 3e-3 with cosine
+        decay, matched on each batch, a mixup of it and a noisy copy;
+        :func:`prunebench.train.fit`). On small datasets it recovers far more: on mnist1d-mlp
+        at 90% with 3000 steps it leaves 0.7 points to dense where labels alone leave 6.5.
     Examples
     --------
     >>> model, data = prunebench.zoo.load("mnist1d-mlp")             # doctest: +SKIP
