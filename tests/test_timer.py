@@ -84,3 +84,67 @@ def test_noisy_flag_and_warning(fake_clock):
 def test_bad_settings(kw):
     with pytest.raises(BadInputError):
         Timer(lambda: None, **kw)
+
+
+# ---------------------------------------------------------------- side by side (run_beside)
+
+def test_beside_alternates_blocks_and_drops_each_blocks_first_call(fake_clock):
+    """fn takes 1 ms, the reference 2 ms; blocks of 5 ms: fn's block holds 5 calls (the first
+    dropped), the reference's 3 (5 ms reached after the third call; the first dropped)."""
+    order = []
+
+    def fn():
+        order.append("f")
+        fake_clock.advance(0.001)
+
+    def ref():
+        order.append("r")
+        fake_clock.advance(0.002)
+
+    m, r = Timer(fn, warmup=1, min_runs=8, min_time=0.0, clock=fake_clock).run_beside(
+        ref, block_s=0.005)
+    assert order[:2] == ["f", "r"]                       # warm-up of both
+    blocks = "".join(order[2:])
+    assert blocks.startswith("fffffrrrfffffrrr")
+    assert m.samples == pytest.approx((0.001,) * m.n) and r.samples == pytest.approx((0.002,) * r.n)
+    # stops once both hold min_runs samples: fn 4 per block, reference 2 per block
+    assert (m.n, r.n) == (16, 8) and blocks == "fffffrrr" * 4
+
+
+def test_beside_ratio_survives_a_slow_spell_that_fools_separate_runs(fake_clock):
+    """The machine runs everything 2x slower for a while (the first 0.6 s). Timed one after
+    the other, fn (truly 2x faster) looks as fast as the reference; side by side the ratio of
+    medians is the true 0.5."""
+    def machine(cost):
+        def call():
+            slow = 2.0 if fake_clock.t < 0.6 else 1.0
+            fake_clock.advance(cost * slow)
+        return call
+
+    fn, ref = machine(0.0005), machine(0.001)
+    alone_fn = Timer(fn, warmup=0, min_runs=5, min_time=0.6, clock=fake_clock).run()
+    alone_ref = Timer(ref, warmup=0, min_runs=5, min_time=0.6, clock=fake_clock).run()
+    assert alone_fn.median / alone_ref.median == pytest.approx(1.0)   # misleading
+
+    fake_clock.t = 0.0
+    m, r = Timer(fn, warmup=0, min_runs=5, min_time=2.0, clock=fake_clock).run_beside(ref)
+    assert m.median / r.median == pytest.approx(0.5)
+
+
+def test_beside_long_calls_keep_every_sample_and_caps_apply(fake_clock):
+    fn, _ = scripted(fake_clock, [0.01] * 100)
+    ref, _ = scripted(fake_clock, [0.02] * 100)
+    m, r = Timer(fn, warmup=0, min_runs=3, min_time=0, clock=fake_clock).run_beside(
+        ref, block_s=0.005)
+    assert (m.n, r.n) == (3, 3)        # one call a block: nothing dropped
+    fn, _ = scripted(fake_clock, [0.01] * 1000)
+    ref, _ = scripted(fake_clock, [0.01] * 1000)
+    m, r = Timer(fn, warmup=0, min_runs=100, min_time=0, max_time=0.2,
+                 clock=fake_clock).run_beside(ref, block_s=0.0)
+    assert m.n == r.n == 10            # 0.2 s of 20 ms pairs
+
+
+def test_beside_rejects_a_bad_block(fake_clock):
+    fn, _ = scripted(fake_clock, [0.01] * 10)
+    with pytest.raises(BadInputError, match="block_s"):
+        Timer(fn, clock=fake_clock).run_beside(fn, block_s=float("nan"))

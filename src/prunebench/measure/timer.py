@@ -13,6 +13,8 @@ import numpy as np
 from ..errors import BadInputError
 
 NOISY_IQR_FRACTION = 0.10
+#: how long :meth:`Timer.run_beside` times one callable before switching to the other
+BLOCK_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -126,9 +128,53 @@ class Timer:
             enough = len(samples) >= self.min_runs and elapsed >= self.min_time
             if enough or len(samples) >= self.max_runs or elapsed >= self.max_time:
                 break
+        return self._result(samples, batch, threads, label)
+
+    def run_beside(self, reference: Callable[[], object], batch: int = 1,
+                   threads: int | None = None, label: str = "", block_s: float = BLOCK_S
+                   ) -> tuple["Measurement", "Measurement"]:
+        """Time ``fn`` and ``reference`` side by side, in alternating blocks of about
+        ``block_s`` seconds (fn's calls, then reference's, then fn's, ...): a slow or fast
+        spell of a shared machine (they last from milliseconds to seconds) hits both alike, so
+        the ratio of the medians stays true when absolute times drift. The first call of a
+        block that holds more than one runs after the other callable has had the caches, so it
+        is not kept: a block measures warm calls as :meth:`run` does. Warm-up and ``between``
+        are those of :meth:`run`; it stops when both have ``min_runs`` samples and
+        ``min_time`` has passed, or at ``max_runs`` of fn's samples or ``max_time``.
+        Returns (fn's, reference's) measurements."""
+        _check("block_s", block_s, 0)
+        for _ in range(self.warmup):
+            self.fn()
+            reference()
+        mine: list[float] = []
+        theirs: list[float] = []
+        start = self.clock()
+        while True:
+            for call, samples in ((self.fn, mine), (reference, theirs)):
+                block: list[float] = []
+                block_start = self.clock()
+                while True:
+                    if self.between is not None:
+                        self.between()
+                    t0 = self.clock()
+                    call()
+                    t1 = self.clock()
+                    block.append(t1 - t0)
+                    if t1 - block_start >= block_s:
+                        break
+                samples.extend(block[1:] if len(block) > 1 else block)
+            elapsed = self.clock() - start
+            enough = (len(mine) >= self.min_runs and len(theirs) >= self.min_runs
+                      and elapsed >= self.min_time)
+            if enough or len(mine) >= self.max_runs or elapsed >= self.max_time:
+                break
+        return (self._result(mine, batch, threads, label),
+                self._result(theirs, batch, threads, f"{label} (reference)" if label else ""))
+
+    def _result(self, samples: list[float], batch, threads, label) -> "Measurement":
         m = Measurement(tuple(samples), batch=batch, threads=threads, label=label,
                         warmup=self.warmup)
         if m.noisy:
             warnings.warn(f"{label or 'measurement'}: IQR is {m.iqr / m.median:.0%} of the "
-                          f"median over {m.n} runs; the machine may be busy", stacklevel=2)
+                          f"median over {m.n} runs; the machine may be busy", stacklevel=3)
         return m
