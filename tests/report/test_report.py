@@ -141,3 +141,38 @@ def test_report_command_json(db, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["report"] == str(db.with_name("report.html")) == doc["report"]
     assert any("beats the fastest dense run" in f for f in printed["findings"])
+
+
+def test_speedups_are_side_by_side_ratios_when_rows_carry_their_reference(tmp_path):
+    """Rows timed beside the dense baseline: the speedup is the ratio of that one run, not the
+    ratio to the dense job's time taken at another moment (here the machine was 25% faster
+    during the csr job: 4 ms beside a baseline of 8 ms is 2x, not 10/4 = 2.5x)."""
+    from synthetic import _latency_row
+    from prunebench.measure import fingerprint
+    from prunebench.study.store import Store
+
+    def row(label, sp, engine, fmt, ms, ref_ms):
+        r = _latency_row("mlp-4096", label, sp, engine, fmt, 1, ms)
+        r["extra"]["reference"] = {"engine": "torch-dense", "model": "unpruned",
+                                   "p50_ms": ref_ms, "iqr_ms": 0.0, "runs": 5, "noisy": False}
+        return r
+
+    path = tmp_path / "beside.sqlite"
+    fp = fingerprint()
+    with Store(path) as s:
+        s.add(row("dense", 0.0, "torch-dense", "dense", 10.0, 10.0), fp)
+        # 2x dense PyTorch beside it, though its 11 ms are more than the torch-dense job took
+        s.add(row("dense", 0.0, "onnxruntime", "dense", 11.0, 22.0), fp)
+        s.add(row("magnitude", 0.9, "native", "csr", 4.0, 8.0), fp)
+        s.add(_latency_row("mlp-4096", "magnitude", 0.9, "scipy", "csr", 1, 5.0), fp)  # old row
+    lat = D.latency_table(load(path)).set_index("pair")
+    assert lat.loc["native / csr", "speedup"] == pytest.approx(2.0)
+    assert lat.loc["native / csr", "side_by_side"]
+    assert lat.loc["native / csr", "reference_ms"] == pytest.approx(8.0)
+    # the fastest dense engine is chosen by its own side-by-side speedup (2x), not by ms
+    assert lat.loc["native / csr", "best_dense"] == "onnxruntime"
+    assert lat.loc["native / csr", "speedup_best"] == pytest.approx(1.0)
+    # a row without a reference (an older database) falls back to the dense job's time
+    assert not lat.loc["scipy / csr", "side_by_side"]
+    assert lat.loc["scipy / csr", "speedup"] == pytest.approx(10.0 / 5.0)
+    assert lat.loc["scipy / csr", "speedup_best"] == pytest.approx(1.0)

@@ -215,11 +215,22 @@ def latency_table(d: StudyData) -> pd.DataFrame:
     """Latency rows with ``speedup`` over the unpruned model on dense PyTorch (``baseline_ms``)
     and ``speedup_best`` over the fastest dense run of the unpruned model on any engine
     (``best_dense_ms``, ``best_dense``), same batch and threads. ``format_used`` is False for a
-    sparse format the engine ran no layer in (it fell back to dense: e.g. no zeros at 0%)."""
+    sparse format the engine ran no layer in (it fell back to dense: e.g. no zeros at 0%).
+
+    Rows timed beside their reference (``extra.reference``: the unpruned model on dense
+    PyTorch, calls alternating with the row's own; ``side_by_side`` True) take ``speedup``
+    as the ratio of that one run, so drift of the machine between jobs cancels;
+    ``speedup_best`` is then ``speedup`` over the fastest dense engine's own side-by-side
+    speedup. Rows without one (databases of older versions) divide by the dense job's time."""
     lat = d.latency.copy()
     if lat.empty:
         return lat.assign(speedup=[], baseline_ms=[], speedup_best=[], best_dense_ms=[],
-                          best_dense=[], pair=[], format_used=[])
+                          best_dense=[], pair=[], format_used=[], reference_ms=[],
+                          side_by_side=[])
+    lat["reference_ms"] = [float(e["reference"]["p50_ms"])
+                           if isinstance(e, dict) and isinstance(e.get("reference"), dict)
+                           else np.nan for e in lat.extra]
+    lat["side_by_side"] = lat.reference_ms.notna()
     base, best = {}, {}
     # a speedup compares two timings of one machine (databases may hold several: fleets, merge)
     dense = lat[(lat.sparsity == 0) & (lat.format == "dense") & (lat.method_label == "dense")]
@@ -227,14 +238,19 @@ def latency_table(d: StudyData) -> pd.DataFrame:
                                                           "threads"]):
         td = g[(g.engine == "torch-dense") & (g.value_encoding == "fp32")]
         base[(mid, model, batch, threads)] = float((td if len(td) else g).p50_ms.min())
-        f = g.loc[g.p50_ms.astype(float).idxmin()]
-        best[(mid, model, batch, threads)] = (float(f.p50_ms), str(f.engine))
+        # the fastest dense engine: by its side-by-side speedup where there is one
+        rel = np.where(g.side_by_side, g.reference_ms / g.p50_ms.astype(float),
+                       base[(mid, model, batch, threads)] / g.p50_ms.astype(float))
+        f = g.iloc[int(np.argmax(rel))]
+        best[(mid, model, batch, threads)] = (float(f.p50_ms), str(f.engine), float(rel.max()))
     key = list(zip(lat.machine_id, lat.model, lat.batch, lat.threads))
     lat["baseline_ms"] = [base.get(k, np.nan) for k in key]
-    lat["best_dense_ms"] = [best.get(k, (np.nan, ""))[0] for k in key]
-    lat["best_dense"] = [best.get(k, (np.nan, ""))[1] for k in key]
-    lat["speedup"] = lat.baseline_ms / lat.p50_ms.astype(float)
-    lat["speedup_best"] = lat.best_dense_ms / lat.p50_ms.astype(float)
+    lat["best_dense_ms"] = [best.get(k, (np.nan, "", np.nan))[0] for k in key]
+    lat["best_dense"] = [best.get(k, (np.nan, "", np.nan))[1] for k in key]
+    best_rel = np.array([best.get(k, (np.nan, "", np.nan))[2] for k in key], dtype=float)
+    p50 = lat.p50_ms.astype(float)
+    lat["speedup"] = np.where(lat.side_by_side, lat.reference_ms / p50, lat.baseline_ms / p50)
+    lat["speedup_best"] = lat.speedup / best_rel
     lat["pair"] = lat.engine + " / " + lat.format + np.where(
         lat.value_encoding == "fp32", "", " " + lat.value_encoding.astype(str))
     lat["format_used"] = [f in ("dense", "auto") or not isinstance((e or {}).get("plan"), dict)

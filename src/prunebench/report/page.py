@@ -225,7 +225,13 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str
     parts.append("<h2 id='latency'>Latency and speedup vs sparsity</h2>")
     parts.append("<p>Speedup is over the unpruned model run densely by PyTorch "
                  "(<code>torch-dense</code>) at the same batch size and thread count. Every "
-                 "timed configuration was first verified against the dense fp32 outputs.</p>")
+                 "timed configuration was first verified against the dense fp32 outputs. "
+                 + (f"{int(lat.side_by_side.sum())} of {len(lat)} timings were taken side by "
+                    "side with that baseline (alternating blocks of calls in the same job), and "
+                    "their speedup is the ratio of that one run, so a busy or quiet spell of "
+                    "the machine between jobs does not bias it; the table's <i>dense PyTorch "
+                    "beside</i> column is the baseline's median in that run."
+                    if len(lat) and lat.side_by_side.any() else "") + "</p>")
     for model in dict.fromkeys(lat.model) if len(lat) else []:
         b64 = F.latency(d, model)
         if b64:
@@ -242,6 +248,7 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str
             ("sparsity", lambda r: fmt_pct(r.sparsity)), ("engine / format", lambda r: esc(r.pair)),
             ("batch", lambda r: str(int(r.batch))), ("threads", lambda r: str(int(r.threads))),
             ("p50 ms", lambda r: fmt_num(r.p50_ms)), ("p90 ms", lambda r: fmt_num(r.p90_ms)),
+            ("dense PyTorch beside", lambda r: fmt_num(r.reference_ms)),
             ("speedup", lambda r: fmt_num(r.speedup)),
             ("vs fastest dense", lambda r: fmt_num(r.speedup_best)),
             ("layers in format", lambda r: "" if not isinstance((r.extra or {}).get("plan"), dict)

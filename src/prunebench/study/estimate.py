@@ -94,7 +94,9 @@ class Estimator:
             return base + 1.5e-8 * self.params(job.model)
         if kind in ("latency", "profile", "quant-latency"):
             call = self.call_s(job.model, job.batch or 1)
-            timed = min(max(m["min_time"], (m["warmup"] + m["min_runs"]) * call),
+            # latency jobs time the dense baseline beside their own callable
+            pair = call * (2 if kind in ("latency", "quant-latency") else 1)
+            timed = min(max(m["min_time"], (m["warmup"] + m["min_runs"]) * pair),
                         m["max_time"] + m["warmup"] * call)
             verify = 2 * call if kind == "latency" else 0.0
             return base + 1e-8 * self.params(job.model) + verify + 0.4 * timed

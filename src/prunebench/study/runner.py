@@ -478,11 +478,24 @@ class _Executor:
         except stages.VerifyFailed as e:
             return stages.failed_row(j, f"verification: {e}", {"verify": e.numbers})
         xt = stages.inputs(j.model, data, j.batch)
-        m = stages.time_call(fn, xt, j.batch, j.threads, self.spec.measure,
-                             f"{j.model} {j.engine} {j.format}")
-        return stages.latency_row(j, m, numbers, {"compile_s": compile_s,
-                                                  "latency_only": data is None,
-                                                  "plan": stages.plan_summary(fn, j.format)})
+        m, ref_m = stages.time_call(fn, xt, j.batch, j.threads, self.spec.measure,
+                                    f"{j.model} {j.engine} {j.format}",
+                                    reference=self._reference(j, compiled))
+        return stages.latency_row(j, m, numbers, stages.beside(
+            {"compile_s": compile_s, "latency_only": data is None,
+             "plan": stages.plan_summary(fn, j.format)}, ref_m))
+
+    def _reference(self, j: Job, compiled: dict):
+        """The unpruned model of ``j`` on dense PyTorch (the report's baseline), compiled once
+        per pruned model and thread count: every latency job times it beside its own callable."""
+        from .. import engines
+
+        key = ("reference", j.threads)
+        if key not in compiled:
+            net = self.dense(j.model, j.seed)[0]
+            compiled[key] = engines.compile(net, "torch-dense", "dense", values="fp32",
+                                            threads=j.threads)
+        return compiled[key]
 
     def profile(self, j: Job, model, data, ref: "_Inputs", compiled: dict) -> dict:
         fn, _ = self._compile(j, model, compiled)
@@ -499,6 +512,8 @@ class _Executor:
         return row
 
     def run_quant(self, j: Job) -> None:
+        from .. import engines
+
         self._begin(j)
         t0 = time.perf_counter()
         try:
@@ -506,10 +521,12 @@ class _Executor:
             q, row = stages.quant_job(j, net, data)
             if j.kind == "quant-latency":
                 x = stages.inputs(j.model, data, j.batch)
-                m = stages.time_call(q, x, j.batch, j.threads, self.spec.measure,
-                                     f"{j.model} int8-dynamic")
+                reference = engines.compile(net, "torch-dense", "dense", values="fp32",
+                                            threads=j.threads)
+                m, ref_m = stages.time_call(q, x, j.batch, j.threads, self.spec.measure,
+                                            f"{j.model} int8-dynamic", reference=reference)
                 row = stages.latency_row(j, m, row["extra"]["verify"],
-                                         {"latency_only": False})
+                                         stages.beside({"latency_only": False}, ref_m))
                 row["extra"]["method_label"] = "int8-dynamic"
             row["extra"]["elapsed_s"] = time.perf_counter() - t0
             self._store(row)

@@ -341,19 +341,33 @@ def verify(fn: Callable, reference: nn.Module, x: torch.Tensor, y: torch.Tensor 
 
 
 def time_call(fn: Callable, x: torch.Tensor, batch: int, threads: int, measure: dict,
-              label: str):
-    """A :class:`~prunebench.measure.Measurement` of ``fn(x)``; the noisy-IQR warning is kept
-    as the measurement's ``noisy`` flag instead of printed mid-progress."""
+              label: str, reference: Callable | None = None):
+    """A :class:`~prunebench.measure.Measurement` of ``fn(x)``; with a ``reference``
+    (the unpruned model on dense PyTorch), the pair (fn's, reference's) timed side by side
+    (:meth:`~prunebench.measure.Timer.run_beside`), so that the speedups the report derives
+    are ratios of one run. The noisy-IQR warning is kept as the measurement's ``noisy`` flag
+    instead of printed mid-progress."""
     from ..measure import Timer
 
     torch.set_num_threads(threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.inference_mode():
-            return Timer(lambda: fn(x), warmup=measure["warmup"], min_runs=measure["min_runs"],
-                         min_time=measure["min_time"],
-                         max_time=max(measure["max_time"], measure["min_time"])).run(
-                batch=batch, threads=threads, label=label)
+            timer = Timer(lambda: fn(x), warmup=measure["warmup"], min_runs=measure["min_runs"],
+                          min_time=measure["min_time"],
+                          max_time=max(measure["max_time"], measure["min_time"]))
+            if reference is None:
+                return timer.run(batch=batch, threads=threads, label=label)
+            return timer.run_beside(lambda: reference(x), batch=batch, threads=threads,
+                                    label=label)
+
+
+def beside(extra: dict, ref) -> dict:
+    """``extra`` with the side-by-side reference timing ``ref`` (a Measurement) added."""
+    lat = ref.latency_ms()
+    extra["reference"] = {"engine": "torch-dense", "model": "unpruned", "p50_ms": lat["p50"],
+                          "iqr_ms": lat["iqr"], "runs": ref.n, "noisy": ref.noisy}
+    return extra
 
 
 def plan_summary(fn: Callable, fmt: str) -> dict | None:
