@@ -26,8 +26,9 @@ Objectives
     larger than one of them.
 
 Timings are cached per machine fingerprint in ``$PRUNEBENCH_CACHE/planner/<id>.json``, keyed
-by a digest of the layer's weights, its input shape and every setting, so planning the same
-model again measures nothing (``cache=False`` measures again).
+by a digest of the layer's weights, its input shape, every setting, the torch version and the
+kernel and runtime sources, so planning the same model again measures nothing
+(``cache=False`` measures again) while timings of other code are never reused.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ import torch
 from torch import nn
 
 from .errors import BadInputError
+from .kernels._cache import sources_digest
 
 OBJECTIVES = ("latency", "size")
 #: engines whose compile takes a per-layer plan (built on :mod:`prunebench.runtime`)
@@ -376,7 +378,7 @@ def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine,
     opts = {k: v for k, v in format_opts.items() if v is not None}
     settings = {"engine": engine, "values": values, "threads": threads, "batch": batch,
                 "opts": {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()},
-                "torch": torch.__version__}
+                "torch": torch.__version__, "code": sources_digest()}
     torch.set_num_threads(threads)
 
     def build(net: nn.Module, fmt: Any):

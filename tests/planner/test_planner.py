@@ -135,6 +135,29 @@ def test_measured_plan_is_cached_per_machine(tmp_path, monkeypatch):
     other = _pruned(seed=1)
     third = plan(other, x, timer=lambda fns, **kw: {k: 1.0 for k in fns})
     assert third.cache_hits == 0
+    # other kernel or runtime code (an upgrade, an edit): the old timings are not reused
+    import prunebench.planner as planner_module
+
+    monkeypatch.setattr(planner_module, "sources_digest", lambda: "other-code")
+    fourth = plan(model, x, timer=lambda fns, **kw: {k: 1.0 for k in fns})
+    assert fourth.cache_hits == 0
+
+
+def test_sources_digest_follows_the_kernel_and_runtime_files(tmp_path, monkeypatch):
+    from prunebench.kernels import _cache
+
+    before = _cache.sources_digest()
+    assert before == _cache.sources_digest() and len(before) == 16
+    fake = tmp_path / "kernels"
+    fake.mkdir()
+    (tmp_path / "runtime").mkdir()
+    (fake / "csr.py").write_text("x = 1\n")
+    monkeypatch.setattr(_cache, "HERE", fake)
+    one = _cache.sources_digest()
+    (fake / "csr.py").write_text("x = 2\n")
+    assert _cache.sources_digest() != one
+    (tmp_path / "runtime" / "compile.py").write_text("y = 1\n")
+    assert _cache.sources_digest() not in (one, before)
 
 
 def test_bad_arguments_are_one_clear_error():

@@ -22,6 +22,18 @@ def helpers_digest() -> str:
     return h.hexdigest()
 
 
+def sources_digest() -> str:
+    """A digest of every kernel and runtime source file: what a timing of a compiled layer
+    depends on besides the weights (the planner keys its cached timings on it, so timings of
+    older kernels are measured again)."""
+    h = hashlib.sha256()
+    for folder in (HERE, HERE.parent / "runtime"):
+        for f in sorted(folder.glob("*.py")):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def drop_stale_cache(cache_dir: Path | None = None) -> bool:
     """Delete the package's ``*.nbi``/``*.nbc`` files if the helpers changed since they were
     written; return whether it did. Only numba's default cache location (``__pycache__`` beside
