@@ -405,9 +405,12 @@ def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine,
         layers.append(row)
         problem = _cannot(module)
         args = inputs.get(mname)
-        if problem or zeros == 0 or args is None:
+        if problem or zeros == 0 or args is None or _too_few_zeros(zeros, total, values):
             row["reason"] = (problem or ("not pruned (no zero weights)" if zeros == 0
-                                         else "not called by the model's forward"))
+                                         else "not called by the model's forward"
+                                         if args is None else
+                                         f"{zeros} zero weights of {total}: too few for any "
+                                         "format to be smaller than dense (not encoded)"))
             row["bytes"]["dense"] = _dense_bytes(module, values)
             fastest[mname] = "dense"
             continue
@@ -602,6 +605,22 @@ def _plan_size(model, layers, whole, model_ms, bytes_of, budget, build, x, tc, m
     model_ms["per-layer-size"] = measured
     bytes_of["per-layer-size"] = _plan_bytes(layers, cur)
     return k, final, ms
+
+
+#: bytes per stored value
+VALUE_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+#: the largest block a format stores whole (BSR up to 16 x 16): the fewest index bytes a
+#: format can spend is one byte per such block of nonzeros
+MAX_BLOCK = 256
+
+
+def _too_few_zeros(zeros: int, total: int, values: str) -> bool:
+    """True when no sparse format can store the weights in fewer bytes than dense: every
+    format keeps each nonzero value and at least one bit per weight (bitmap) or one index byte
+    per block of up to ``MAX_BLOCK`` nonzeros, which costs more than the zeros save. Such a
+    layer (an unpruned layer with a few exact zeros from initialisation) is not encoded."""
+    nnz = total - zeros
+    return zeros * VALUE_BYTES[values] <= min(total / 8, nnz / MAX_BLOCK)
 
 
 def _dense_bytes(module: nn.Module, values: str) -> int:

@@ -235,3 +235,71 @@ def test_encode_auto_stores_the_layout_the_planner_timed(tmp_path, monkeypatch):
     assert "bsr" in seen["2"] and rows["2.weight"]["format"] == "bsr"
     assert tuple(layers["2.weight"].block) == (1, 4)
     assert (layers["2.weight"].to_dense() == model[2].weight.detach().numpy()).all()
+
+
+@pytest.mark.parametrize("values", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("pattern", ["scattered", "blocks"])
+def test_too_few_zeros_never_hides_a_format_smaller_than_dense(values, pattern):
+    """At the largest zero count the planner skips as 'too few', every format it could
+    choose (and the other sparse formats) still encodes larger than dense, measured."""
+    import numpy as np
+
+    from prunebench import planner
+    from prunebench.formats import FORMATS, encode
+
+    rows = cols = 256
+    total = rows * cols
+    vb = planner.VALUE_BYTES[values]
+    zeros = max(z for z in range(0, 2000) if planner._too_few_zeros(z, total, values))
+    assert not planner._too_few_zeros(zeros + 1, total, values)
+    rng = np.random.default_rng(0)
+    W = rng.uniform(0.5, 1.0, (rows, cols)).astype(np.float32)
+    if pattern == "scattered":
+        W.reshape(-1)[rng.choice(total, zeros, replace=False)] = 0
+    else:  # whole 4x4 and 16x16 blocks first, the rest scattered: the best case for BSR
+        done = 0
+        for b in (16, 4):
+            while zeros - done >= b * b:
+                r, c = rng.integers(0, rows // b) * b, rng.integers(0, cols // b) * b
+                if (W[r:r + b, c:c + b] != 0).all():
+                    W[r:r + b, c:c + b] = 0
+                    done += b * b
+        rest = np.flatnonzero(W)
+        W.reshape(-1)[rng.choice(rest, zeros - done, replace=False)] = 0
+    assert int((W == 0).sum()) == zeros
+    dense = encode(W, "dense", values=values).nbytes()["total"]
+    assert dense >= total * vb
+    tried = 0
+    for name in FORMATS.names():
+        if name in ("dense", "lowrank", "nm"):   # not sparse-storage candidates (nm: no fit)
+            continue
+        opts = [{}] + ([{"block": (16, 16)}] if name == "bsr" else [])
+        for o in opts:
+            try:
+                f = encode(W, name, values=values, **o)
+            except Exception:  # noqa: BLE001 - a format that cannot hold this matrix
+                continue
+            tried += 1
+            assert f.nbytes()["total"] > dense, (name, o, f.nbytes(), dense)
+    assert tried >= 6
+
+
+def test_layer_with_a_few_stray_zeros_is_not_encoded(monkeypatch):
+    """An unpruned layer with exact zeros from initialisation (mlp-4096 has 1-2 per layer) is
+    left dense without encoding it in every format (that took 5 s of a 7 s plan)."""
+    import importlib
+
+    rc = importlib.import_module("prunebench.runtime.compile")  # the module, not the function
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                        nn.Linear(512, 10))
+    with torch.no_grad():
+        net[2].weight[0, :3] = 0                     # 3 zeros of 262,144
+    encoded = []
+    real = rc._encode
+    monkeypatch.setattr(rc, "_encode", lambda *a, **k: encoded.append(a[2]) or real(*a, **k))
+    p = plan(net, torch.randn(1, 64), timer=lambda fns, **kw: {k: 1.0 for k in fns},
+             cache=False)
+    lay = next(l for l in p.layers if l["name"] == "2")
+    assert lay["format"] == "dense" and "too few" in lay["reason"]
+    assert list(lay["times_ms"]) == [] and encoded == []
