@@ -56,6 +56,10 @@ PLAN_ENGINES = ("native", "torch-sparse", "scipy")
 #: whole-model candidates are timed in this many interleaved rounds
 MODEL_ROUNDS = 9
 LAYER_ROUNDS = 7
+#: after this many rounds, a candidate slower than ``RACE_DROP`` x the fastest is timed no more
+#: (timing noise on a shared machine is a few percent; 1.5x is far outside it)
+RACE_MIN_ROUNDS = 3
+RACE_DROP = 1.5
 #: one timed sample repeats the call until it lasts at least this long (seconds)
 SAMPLE_S = 0.002
 #: a sparse format must beat dense by this fraction to replace it in a layer (timing noise
@@ -70,12 +74,18 @@ TIE = 0.02
 
 def interleaved_ms(fns: dict[str, Callable[[], Any]], rounds: int = LAYER_ROUNDS,
                    sample_s: float = SAMPLE_S,
-                   clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+                   clock: Callable[[], float] = time.perf_counter,
+                   drop_above: float | None = None) -> dict[str, float]:
     """Median milliseconds per call of each callable, timed in ``rounds`` interleaved rounds
     (a, b, c, a, b, c, ...) so that a busy moment of the machine hits every candidate alike.
 
     Each callable is called once first (warm-up: numba compilation, first-touch) and once to
-    calibrate how many calls make one sample of at least ``sample_s`` seconds."""
+    calibrate how many calls make one sample of at least ``sample_s`` seconds.
+
+    With ``drop_above`` (a race), after ``RACE_MIN_ROUNDS`` rounds a callable whose median is
+    more than ``drop_above`` times the fastest median is timed no more: its median so far is
+    returned (it cannot win, and slow candidates, such as 4x4 blocks over scattered zeros at a
+    batch of 8, took most of a plan's timing)."""
     reps = {}
     for k, fn in fns.items():
         fn()
@@ -84,12 +94,17 @@ def interleaved_ms(fns: dict[str, Callable[[], Any]], rounds: int = LAYER_ROUNDS
         one = max(clock() - t0, 1e-7)
         reps[k] = max(1, min(1000, math.ceil(sample_s / one)))
     samples: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
+    racing = dict(fns)
+    for r in range(rounds):
+        for k, fn in racing.items():
             t0 = clock()
             for _ in range(reps[k]):
                 fn()
             samples[k].append((clock() - t0) / reps[k] * 1e3)
+        if drop_above is not None and r + 1 >= RACE_MIN_ROUNDS and len(racing) > 1:
+            med = {k: statistics.median(samples[k]) for k in racing}
+            best = min(med.values())
+            racing = {k: fn for k, fn in racing.items() if med[k] <= drop_above * best}
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -520,7 +535,7 @@ def _fastest(times: dict[str, float], nbytes: dict[str, int]) -> str:
 
 
 def _default_timer(fns, *, rounds: int, label: str) -> dict[str, float]:
-    return interleaved_ms(fns, rounds=rounds)
+    return interleaved_ms(fns, rounds=rounds, drop_above=RACE_DROP)
 
 
 def _time_models(model, plans: dict[str, dict], build, x, tc: TimingCache,

@@ -303,3 +303,28 @@ def test_layer_with_a_few_stray_zeros_is_not_encoded(monkeypatch):
     lay = next(l for l in p.layers if l["name"] == "2")
     assert lay["format"] == "dense" and "too few" in lay["reason"]
     assert list(lay["times_ms"]) == [] and encoded == []
+
+
+def test_interleaved_timing_races_out_candidates_that_cannot_win(fake_clock):
+    """a 1 ms, b 1.2 ms, c 3 ms a call: with a race at 1.5x, c is timed for the first
+    RACE_MIN_ROUNDS rounds only and b (within 1.5x) for all; medians are the true times.
+    Without a race every candidate is timed every round."""
+    from prunebench import planner
+
+    calls = {"a": 0, "b": 0, "c": 0}
+
+    def make(name, ms):
+        def fn():
+            calls[name] += 1
+            fake_clock.advance(ms / 1e3)
+        return fn
+
+    fns = {"a": make("a", 1.0), "b": make("b", 1.2), "c": make("c", 3.0)}
+    out = planner.interleaved_ms(fns, rounds=7, sample_s=0.002, clock=fake_clock,
+                                 drop_above=1.5)
+    assert out == pytest.approx({"a": 1.0, "b": 1.2, "c": 3.0})
+    # 2 warm-up/calibration calls, then reps per round: a 2, b 2, c 1
+    assert calls == {"a": 2 + 7 * 2, "b": 2 + 7 * 2, "c": 2 + planner.RACE_MIN_ROUNDS * 1}
+    calls.update(a=0, b=0, c=0)
+    out = planner.interleaved_ms(fns, rounds=7, sample_s=0.002, clock=fake_clock)
+    assert calls == {"a": 2 + 14, "b": 2 + 14, "c": 2 + 7}

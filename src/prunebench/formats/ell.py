@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import FormatError
 from .base import (FORMATS, INDEX_DTYPES, POINTER_DTYPES, Format, check_indices, check_int_option,
-                   check_pointer, expect_array, index_dtype_for, make_pointer, segment_ids)
+                   check_pointer, expect_array, index_dtype_for, make_pointer)
 from .values import VALUE_DTYPES
 
 
@@ -61,20 +61,42 @@ class ELLFormat(Format):
         r, c = np.nonzero(mask)
         rptr = np.zeros(rows + 1, dtype=np.int64)
         np.cumsum(counts, out=rptr[1:])
-        s = r // h
-        off = slice_ptr[s].astype(np.int64) + (np.arange(len(r)) - rptr[r]) * heights[s] + (r - s * h)
-        indices = np.zeros(int(slice_ptr[-1]), dtype=idt)
-        data = np.zeros(int(slice_ptr[-1]), dtype=Q.dtype)
-        indices[off] = c
-        data[off] = Q[mask]
+        # first row-major padded slots: slice s holds an [h_s, w_s] block with row i's k-th
+        # nonzero at i * w_s + k; in np.nonzero's order (row, then column) these offsets only
+        # grow, so the scatter is sequential (3.5x faster than scattering slot-major at 50%
+        # of 4096 x 4096); then each block is transposed to slot-major
+        starts = np.arange(0, rows, h)
+        w_row = np.repeat(widths.astype(np.int64), heights)
+        row_base = (np.repeat(slice_ptr[:-1].astype(np.int64), heights)
+                    + (np.arange(rows) - np.repeat(starts, heights)) * w_row)
+        rm = np.repeat(row_base - rptr[:-1], counts) + np.arange(len(r))
+        n = int(slice_ptr[-1])
+        padded_i = np.zeros(n, dtype=idt)
+        padded_d = np.zeros(n, dtype=Q.dtype)
+        padded_i[rm] = c
+        padded_d[rm] = Q[mask]
+        indices = padded_i.copy()   # a 1-row or 1-slot block is its own transpose
+        data = padded_d.copy()
+        for k in np.flatnonzero((heights > 1) & (widths > 1)):
+            a, b = int(slice_ptr[k]), int(slice_ptr[k + 1])
+            hk, wk = int(heights[k]), int(widths[k])
+            indices[a:b] = padded_i[a:b].reshape(hk, wk).T.ravel()
+            data[a:b] = padded_d[a:b].reshape(hk, wk).T.ravel()
         arrays = {"slice_ptr": slice_ptr, "widths": widths, "indices": indices, "data": data}
         return cls._new(W.shape, values, scales, arrays, slice_height=h)
 
     def _rows_of_slots(self) -> np.ndarray:
-        seg = segment_ids(self.slice_ptr)
-        heights = slice_heights(self.shape[0], self.slice_height)
-        local = np.arange(len(seg)) - self.slice_ptr.astype(np.int64)[seg]
-        return seg * self.slice_height + local % heights[seg]
+        """The row of every stored slot: slice s repeats its rows once per slot (its width).
+        ``slice_ptr`` and ``widths`` must already be consistent (``_check`` tests them first)."""
+        h = self.slice_height
+        heights = slice_heights(self.shape[0], h)
+        widths = self.widths.astype(np.int64)
+        rows = np.arange(self.shape[0], dtype=np.int64)
+        out = np.empty(int(self.slice_ptr[-1]), dtype=np.int64)
+        for k in np.flatnonzero(widths > 0):
+            a, hk, wk = int(self.slice_ptr[k]), int(heights[k]), int(widths[k])
+            out[a:a + hk * wk] = np.tile(rows[k * h:k * h + hk], wk)
+        return out
 
     def _check(self):
         who, a = self.name, self.arrays()
