@@ -119,11 +119,7 @@ class Timer:
         samples: list[float] = []
         start = self.clock()
         while True:
-            if self.between is not None:
-                self.between()
-            t0 = self.clock()
-            self.fn()
-            samples.append(self.clock() - t0)
+            samples.append(self._time_one(self.fn)[0])
             elapsed = self.clock() - start
             enough = len(samples) >= self.min_runs and elapsed >= self.min_time
             if enough or len(samples) >= self.max_runs or elapsed >= self.max_time:
@@ -154,12 +150,8 @@ class Timer:
                 block: list[float] = []
                 block_start = self.clock()
                 while True:
-                    if self.between is not None:
-                        self.between()
-                    t0 = self.clock()
-                    call()
-                    t1 = self.clock()
-                    block.append(t1 - t0)
+                    took, t1 = self._time_one(call)
+                    block.append(took)
                     if t1 - block_start >= block_s:
                         break
                 samples.extend(block[1:] if len(block) > 1 else block)
@@ -170,6 +162,15 @@ class Timer:
                 break
         return (self._result(mine, batch, threads, label),
                 self._result(theirs, batch, threads, f"{label} (reference)" if label else ""))
+
+    def _time_one(self, call: Callable[[], object]) -> tuple[float, float]:
+        """(seconds ``call`` took, the clock after it); ``between`` runs first, untimed."""
+        if self.between is not None:
+            self.between()
+        t0 = self.clock()
+        call()
+        t1 = self.clock()
+        return t1 - t0, t1
 
     def _result(self, samples: list[float], batch, threads, label) -> "Measurement":
         m = Measurement(tuple(samples), batch=batch, threads=threads, label=label,
