@@ -330,6 +330,7 @@ class _Executor:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self, pending: list[Job]) -> None:
+        self.pretrain(pending)
         quant = [j for j in pending if j.kind in ("quant", "quant-latency")]
         rest = [j for j in pending if j.kind not in ("quant", "quant-latency")]
         for _, group in itertools.groupby(rest, key=lambda j: (j.model, j.seed)):
@@ -337,6 +338,23 @@ class _Executor:
                 self.run_group(self.prune_jobs[ph], list(deps))
         for j in quant:
             self.run_quant(j)
+
+    def pretrain(self, pending: list[Job]) -> None:
+        """Train the missing dense checkpoints of the pending jobs two at a time (this
+        process and a child; :mod:`prunebench.zoo.pretrain`) before anything is timed: a
+        cold study otherwise trains them one by one with a core idle."""
+        from ..zoo.pretrain import missing, train_missing
+
+        pairs = [(j.model, j.seed) for j in pending
+                 if j.kind in ("prune", "quant", "quant-latency")]
+        todo = missing(pairs)
+        if len(todo) < 2:
+            return
+        cost = {p: self.est.train_s(*p) for p in todo}
+        self.display.job(f"train {len(todo)} models (not cached; two at a time)")
+        train_missing(todo, cost=lambda *p: cost[p],
+                      on_trained=lambda *p: self.display.advance(cost[p], job=False))
+        self.guard.check()
 
     def run_group(self, pj: Job, deps: list[Job]) -> tuple[str, Any]:
         """Run the pending jobs ``deps`` of one pruned model: the prune job ``pj`` itself when
