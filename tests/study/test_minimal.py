@@ -20,3 +20,43 @@ def test_minimal_study_and_report(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "digits-lenet300: with fp32 values and magnitude pruning, the model file is smaller" \
         " than the dense fp32 file for csr from 90%" in md
+
+
+def test_local_timing_waits_for_another_process_holding_the_machine_lock(tmp_path):
+    """Two studies on one machine never time at once: while another process holds this
+    machine's timing lock, the local study's latency job waits for it (and records the wait)."""
+    import json
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from prunebench.measure import fingerprint
+
+    machine = fingerprint()["id"]
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from prunebench.study.distributed import timing_lock\n"
+         f"with timing_lock({machine!r}):\n"
+         "    print('held', flush=True)\n"
+         "    time.sleep(2.0)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.time()
+        spec = validate({"models": ["digits-lenet300"], "methods": ["magnitude"],
+                         "sparsities": [0.9], "formats": ["dense"],
+                         "engines": ["torch-dense"],
+                         "measure": {"warmup": 1, "min_runs": 3, "min_time": 0.0,
+                                     "max_time": 0.1}}, source="locked")
+        assert run_study(spec, tmp_path, progress=False, report=False)["failed"] == 0
+    finally:
+        holder.wait(timeout=30)
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        extras = [json.loads(e) for (e,) in
+                  db.execute("select extra from results where kind='latency' and status='ok'")]
+    assert len(extras) == 1
+    lock = extras[0]["timing_lock"]
+    assert lock["acquired"] >= t0 and lock["released"] >= lock["acquired"]
+    assert lock["waited_s"] > 0.5          # it waited for the other holder's 2 s

@@ -441,6 +441,8 @@ class _WorkerExecutor(_Executor):
     """The local runner's executor with the database replaced by a list of records, and
     timed jobs under the machine's timing lock."""
 
+    lock_timing = False   # the overrides below hold the lock and record the window
+
     def __init__(self, spec: Spec, fp: dict, base: Path, prune_state, pj: Job | None):
         display = _Display(False)
         display.start(0, 0.0)

@@ -9,6 +9,7 @@ prune again; dense checkpoints live in the zoo cache.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
 import signal
@@ -488,7 +489,27 @@ class _Executor:
                                   + ("" if str(e) == str(first) else f" (with a per-layer "
                                      f"plan: {first})")) from None
 
+    #: timed jobs (compiling and planning included) hold this machine's timing lock
+    #: (:func:`.distributed.timing_lock`), so two studies on one machine never time at the
+    #: same moment; Dask workers take it themselves
+    lock_timing = True
+
+    @contextlib.contextmanager
+    def _timing(self):
+        if not self.lock_timing:
+            yield None
+            return
+        from .distributed import timing_lock
+
+        with timing_lock(self.fp["id"]) as held:
+            yield held
+
     def latency(self, j: Job, model, data, ref: "_Inputs", compiled: dict) -> dict:
+        with self._timing() as held:
+            row = self._latency(j, model, data, ref, compiled)
+        return _with_lock(row, held)
+
+    def _latency(self, j: Job, model, data, ref: "_Inputs", compiled: dict) -> dict:
         fn, compile_s = self._compile(j, model, compiled)
         x, y = ref.for_batch(j.batch)
         try:
@@ -516,6 +537,11 @@ class _Executor:
         return compiled[key]
 
     def profile(self, j: Job, model, data, ref: "_Inputs", compiled: dict) -> dict:
+        with self._timing() as held:
+            row = self._profile(j, model, data, ref, compiled)
+        return _with_lock(row, held)
+
+    def _profile(self, j: Job, model, data, ref: "_Inputs", compiled: dict) -> dict:
         fn, _ = self._compile(j, model, compiled)
         xv, yv = ref.for_batch(j.batch)
         try:  # a profile is a timing too: never of a model that computes the wrong thing
@@ -530,6 +556,12 @@ class _Executor:
         return row
 
     def run_quant(self, j: Job) -> None:
+        if j.kind != "quant-latency":
+            return self._run_quant(j)
+        with self._timing():
+            self._run_quant(j)
+
+    def _run_quant(self, j: Job) -> None:
         from .. import engines
 
         self._begin(j)
@@ -556,6 +588,13 @@ class _Executor:
             self._store(stages.failed_row(j, _one_line(e),
                                           {"elapsed_s": time.perf_counter() - t0}))
         self._end(j)
+
+
+def _with_lock(row: dict, held: dict | None) -> dict:
+    """``row`` with the timing lock's window in ``extra.timing_lock`` (when one was held)."""
+    if held is not None:
+        row.setdefault("extra", {})["timing_lock"] = dict(held, released=time.time())
+    return row
 
 
 class _Inputs:
