@@ -52,7 +52,7 @@ from typing import Any, Callable
 
 from ..errors import BadInputError
 from .jobs import Job
-from .runner import _Display, _Executor, _InterruptGuard, _one_line, _skip_record
+from .runner import _Display, _Executor, _InterruptGuard, _one_line, _skip_record, _with_lock
 from .spec import Spec
 
 try:
@@ -438,10 +438,8 @@ class _NoEstimate:
 
 
 class _WorkerExecutor(_Executor):
-    """The local runner's executor with the database replaced by a list of records, and
-    timed jobs under the machine's timing lock."""
-
-    lock_timing = False   # the overrides below hold the lock and record the window
+    """The local runner's executor with the database replaced by a list of records (timed
+    jobs hold the machine's timing lock as in the local runner)."""
 
     def __init__(self, spec: Spec, fp: dict, base: Path, prune_state, pj: Job | None):
         display = _Display(False)
@@ -452,13 +450,10 @@ class _WorkerExecutor(_Executor):
         self.records: list[tuple[str, dict]] = []
         self._prune_state = prune_state
         self._datasets = _PROCESS.setdefault("datasets", {})
-        self._held: dict | None = None
 
     def _store(self, row: dict) -> None:
         row.setdefault("code_version", self.fp.get("git_commit"))
-        if self._held is not None:
-            row.setdefault("extra", {})["timing_lock"] = dict(self._held, released=time.time())
-        self.records.append(("row", row))
+        self.records.append(("row", _with_lock(row, self._held)))
         self.stored += 1
 
     def _skip(self, job: Job, reason: str) -> None:
@@ -473,35 +468,6 @@ class _WorkerExecutor(_Executor):
         # one trainer per model and machine: another worker waits, then loads the checkpoint
         with host_lock(f"train-{model}-{seed}"):
             return super().dense(model, seed)
-
-    def latency(self, j, model, data, ref, compiled) -> dict:
-        with timing_lock(self.fp["id"]) as held:
-            row = super().latency(j, model, data, ref, compiled)
-        return _held(row, held)
-
-    def profile(self, j, model, data, ref, compiled) -> dict:
-        with timing_lock(self.fp["id"]) as held:
-            row = super().profile(j, model, data, ref, compiled)
-        return _held(row, held)
-
-    def run_quant(self, j: Job) -> None:
-        if j.kind != "quant-latency":
-            return super().run_quant(j)
-        with timing_lock(self.fp["id"]) as held:
-            self._held = held
-            try:
-                super().run_quant(j)
-            finally:
-                self._held = None
-
-
-def _held(row: dict, held: dict) -> dict:
-    """Record the lock window in the row; its ``elapsed_s`` (what later estimates learn from)
-    is the job's own time, without the wait for the lock."""
-    extra = row.setdefault("extra", {})
-    extra["timing_lock"] = dict(held, released=time.time())
-    extra.setdefault("elapsed_s", extra["timing_lock"]["released"] - held["acquired"])
-    return row
 
 
 def timing_lock(machine_id: str):

@@ -243,11 +243,13 @@ class _Executor:
         self._dense_key = None
         self._dense = None
         self._datasets: dict = {}
+        self._held: dict | None = None  # the timing lock's window while a job holds it
 
     # -- bookkeeping -----------------------------------------------------------------------
     def _store(self, row: dict) -> None:
         self.guard.check()  # never a row from a job an interrupt hit
         row.setdefault("code_version", self.fp.get("git_commit"))
+        _with_lock(row, self._held)
         if self.store.add(row, self.fp) is not None:
             self.stored += 1
 
@@ -489,20 +491,20 @@ class _Executor:
                                   + ("" if str(e) == str(first) else f" (with a per-layer "
                                      f"plan: {first})")) from None
 
-    #: timed jobs (compiling and planning included) hold this machine's timing lock
-    #: (:func:`.distributed.timing_lock`), so two studies on one machine never time at the
-    #: same moment; Dask workers take it themselves
-    lock_timing = True
-
     @contextlib.contextmanager
     def _timing(self):
-        if not self.lock_timing:
-            yield None
-            return
+        """Hold this machine's timing lock (:func:`.distributed.timing_lock`) while a job
+        compiles, plans and times, so two studies on one machine (local or Dask workers)
+        never time at the same moment; yields the lock's window, also kept in ``_held`` for
+        rows stored inside it."""
         from .distributed import timing_lock
 
         with timing_lock(self.fp["id"]) as held:
-            yield held
+            self._held = held
+            try:
+                yield held
+            finally:
+                self._held = None
 
     def latency(self, j: Job, model, data, ref: "_Inputs", compiled: dict) -> dict:
         with self._timing() as held:
@@ -591,9 +593,12 @@ class _Executor:
 
 
 def _with_lock(row: dict, held: dict | None) -> dict:
-    """``row`` with the timing lock's window in ``extra.timing_lock`` (when one was held)."""
+    """``row`` with the timing lock's window in ``extra.timing_lock`` (when one was held); its
+    ``elapsed_s`` (what later estimates learn from) is the job's own time, without the wait."""
     if held is not None:
-        row.setdefault("extra", {})["timing_lock"] = dict(held, released=time.time())
+        extra = row.setdefault("extra", {})
+        extra["timing_lock"] = dict(held, released=time.time())
+        extra.setdefault("elapsed_s", extra["timing_lock"]["released"] - held["acquired"])
     return row
 
 
