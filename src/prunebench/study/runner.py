@@ -519,9 +519,8 @@ class _Executor:
         except stages.VerifyFailed as e:
             return stages.failed_row(j, f"verification: {e}", {"verify": e.numbers})
         xt = stages.inputs(j.model, data, j.batch)
-        m, ref_m = stages.time_call(fn, xt, j.batch, j.threads, self.spec.measure,
-                                    f"{j.model} {j.engine} {j.format}",
-                                    reference=self._reference(j, compiled))
+        m, ref_m = stages.time_call(fn, self._reference(j, compiled), xt, j.batch, j.threads,
+                                    self.spec.measure, f"{j.model} {j.engine} {j.format}")
         return stages.latency_row(j, m, numbers, stages.beside(
             {"compile_s": compile_s, "latency_only": data is None,
              "plan": stages.plan_summary(fn, j.format)}, ref_m))
@@ -575,8 +574,8 @@ class _Executor:
                 x = stages.inputs(j.model, data, j.batch)
                 reference = engines.compile(net, "torch-dense", "dense", values="fp32",
                                             threads=j.threads)
-                m, ref_m = stages.time_call(q, x, j.batch, j.threads, self.spec.measure,
-                                            f"{j.model} int8-dynamic", reference=reference)
+                m, ref_m = stages.time_call(q, reference, x, j.batch, j.threads,
+                                            self.spec.measure, f"{j.model} int8-dynamic")
                 row = stages.latency_row(j, m, row["extra"]["verify"],
                                          stages.beside({"latency_only": False}, ref_m))
                 row["extra"]["method_label"] = "int8-dynamic"

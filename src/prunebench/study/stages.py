@@ -340,10 +340,10 @@ def verify(fn: Callable, reference: nn.Module, x: torch.Tensor, y: torch.Tensor 
     return numbers
 
 
-def time_call(fn: Callable, x: torch.Tensor, batch: int, threads: int, measure: dict,
-              label: str, reference: Callable | None = None):
-    """A :class:`~prunebench.measure.Measurement` of ``fn(x)``; with a ``reference``
-    (the unpruned model on dense PyTorch), the pair (fn's, reference's) timed side by side
+def time_call(fn: Callable, reference: Callable, x: torch.Tensor, batch: int, threads: int,
+              measure: dict, label: str):
+    """(fn's, reference's) :class:`~prunebench.measure.Measurement` of ``fn(x)`` and
+    ``reference(x)`` (the unpruned model on dense PyTorch) timed side by side
     (:meth:`~prunebench.measure.Timer.run_beside`), so that the speedups the report derives
     are ratios of one run. The noisy-IQR warning is kept as the measurement's ``noisy`` flag
     instead of printed mid-progress."""
@@ -356,8 +356,6 @@ def time_call(fn: Callable, x: torch.Tensor, batch: int, threads: int, measure: 
             timer = Timer(lambda: fn(x), warmup=measure["warmup"], min_runs=measure["min_runs"],
                           min_time=measure["min_time"],
                           max_time=max(measure["max_time"], measure["min_time"]))
-            if reference is None:
-                return timer.run(batch=batch, threads=threads, label=label)
             return timer.run_beside(lambda: reference(x), batch=batch, threads=threads,
                                     label=label)
 
