@@ -188,6 +188,20 @@ def test_encode_auto_uses_the_plan(tmp_path, monkeypatch):
         pb.encode(model, "auto")
 
 
+def _favouring(layer: str, fmt: str, seen: dict):
+    """Injected timings: ``fmt`` fastest in ``layer``, dense fastest in every other layer,
+    the per-layer plan fastest among whole models; the candidates of each label go in
+    ``seen``."""
+    def timer(fns, *, rounds, label):
+        seen[label] = sorted(fns)
+        if label == layer:
+            return {k: (0.1 if k == fmt else 1.0) for k in fns}
+        if label == "model":
+            return {k: (0.3 if k == "per-layer" else 1.0) for k in fns}
+        return {k: (0.5 if k == "dense" else 1.0) for k in fns}
+    return timer
+
+
 def test_conv_net_with_batchnorm_plans_and_computes_the_same(tmp_path, monkeypatch):
     """Conv layers are timed on their real (captured) input; BatchNorm's 0-d counter is
     hashed for the cache key like any tensor."""
@@ -198,16 +212,7 @@ def test_conv_net_with_batchnorm_plans_and_computes_the_same(tmp_path, monkeypat
                         nn.Conv2d(32, 8, 1)).eval()
     pruned = pb.prune(net, "magnitude", 0.8, layers=["3", "6"]).model
     seen = {}
-
-    def timer(fns, *, rounds, label):
-        seen[label] = sorted(fns)
-        # the 1x1 conv is fastest in csr, the 3x3 conv dense
-        if label == "6":
-            return {k: (0.1 if k == "csr" else 1.0) for k in fns}
-        if label == "model":
-            return {k: (0.3 if k == "per-layer" else 1.0) for k in fns}
-        return {k: (0.5 if k == "dense" else 1.0) for k in fns}
-
+    timer = _favouring("6", "csr", seen)  # the 1x1 conv is fastest in csr, the 3x3 conv dense
     x = torch.randn(2, 3, 8, 8)
     p = plan(pruned, x, timer=timer, cache=False)
     assert seen["3"][0] == "bitmap" and "dense" in seen["3"]
@@ -221,15 +226,7 @@ def test_encode_auto_stores_the_layout_the_planner_timed(tmp_path, monkeypatch):
     monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
     model = _pruned()
     seen = {}
-
-    def timer(fns, *, rounds, label):
-        seen[label] = sorted(fns)
-        if label == "2":
-            return {k: (0.1 if k == "bsr" else 1.0) for k in fns}
-        if label == "model":
-            return {k: (0.3 if k == "per-layer" else 1.0) for k in fns}
-        return {k: (0.5 if k == "dense" else 1.0) for k in fns}
-
+    timer = _favouring("2", "bsr", seen)
     layers, rows = pb.encode(model, "auto", example_input=torch.randn(1, 32), timer=timer,
                              block=(1, 4))
     assert "bsr" in seen["2"] and rows["2.weight"]["format"] == "bsr"
