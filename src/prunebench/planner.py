@@ -362,7 +362,7 @@ def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine,
     from . import engines
     from .measure import fingerprint
     from .pruning.targets import prunable_layers
-    from .runtime.compile import _cannot, _matrices
+    from .runtime.compile import _matrices
     from .runtime.compile import compile as runtime_compile
 
     t_start = time.perf_counter()
@@ -418,14 +418,10 @@ def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine,
                "times_ms": {}, "bytes": {}, "unavailable": {}, "format": "dense",
                "reason": ""}
         layers.append(row)
-        problem = _cannot(module)
         args = inputs.get(mname)
-        if problem or zeros == 0 or args is None or _too_few_zeros(zeros, total, values):
-            row["reason"] = (problem or ("not pruned (no zero weights)" if zeros == 0
-                                         else "not called by the model's forward"
-                                         if args is None else
-                                         f"{zeros} zero weights of {total}: too few for any "
-                                         "format to be smaller than dense (not encoded)"))
+        problem = _left_dense(module, zeros, total, args, values)
+        if problem:
+            row["reason"] = problem
             row["bytes"]["dense"] = _dense_bytes(module, values)
             fastest[mname] = "dense"
             continue
@@ -622,11 +618,26 @@ def _plan_size(model, layers, whole, model_ms, bytes_of, budget, build, x, tc, m
     return k, final, ms
 
 
-#: bytes per stored value
-VALUE_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 #: the largest block a format stores whole (BSR up to 16 x 16): the fewest index bytes a
 #: format can spend is one byte per such block of nonzeros
 MAX_BLOCK = 256
+
+
+def _left_dense(module: nn.Module, zeros: int, total: int, args, values: str) -> str | None:
+    """Why a layer stays dense without timing any format, or None when it is a candidate."""
+    from .runtime.compile import _cannot
+
+    problem = _cannot(module)
+    if problem:
+        return problem
+    if zeros == 0:
+        return "not pruned (no zero weights)"
+    if args is None:
+        return "not called by the model's forward"
+    if _too_few_zeros(zeros, total, values):
+        return (f"{zeros} zero weights of {total}: too few for any format to be smaller "
+                "than dense (not encoded)")
+    return None
 
 
 def _too_few_zeros(zeros: int, total: int, values: str) -> bool:
@@ -634,8 +645,10 @@ def _too_few_zeros(zeros: int, total: int, values: str) -> bool:
     format keeps each nonzero value and at least one bit per weight (bitmap) or one index byte
     per block of up to ``MAX_BLOCK`` nonzeros, which costs more than the zeros save. Such a
     layer (an unpruned layer with a few exact zeros from initialisation) is not encoded."""
+    from .formats.values import value_nbytes
+
     nnz = total - zeros
-    return zeros * VALUE_BYTES[values] <= min(total / 8, nnz / MAX_BLOCK)
+    return zeros * value_nbytes(values) <= min(total / 8, nnz / MAX_BLOCK)
 
 
 def _dense_bytes(module: nn.Module, values: str) -> int:

@@ -243,10 +243,11 @@ def test_too_few_zeros_never_hides_a_format_smaller_than_dense(values, pattern):
 
     from prunebench import planner
     from prunebench.formats import FORMATS, encode
+    from prunebench.formats.values import value_nbytes
 
     rows = cols = 256
     total = rows * cols
-    vb = planner.VALUE_BYTES[values]
+    vb = value_nbytes(values)
     zeros = max(z for z in range(0, 2000) if planner._too_few_zeros(z, total, values))
     assert not planner._too_few_zeros(zeros + 1, total, values)
     rng = np.random.default_rng(0)

@@ -287,6 +287,7 @@ def candidates(W: np.ndarray, pattern: str, threads: int, values: tuple[str, ...
     from ..engines.scipy_engine import ScipyOp
     from ..engines.torch_sparse import TorchSparseOp
     from ..formats import encode
+    from ..formats.values import value_nbytes
     from ..runtime.layers import DenseOp, KernelOp
 
     rows, cols = W.shape
@@ -305,7 +306,7 @@ def candidates(W: np.ndarray, pattern: str, threads: int, values: tuple[str, ...
             except BadInputError as e:
                 skipped.append({"engine": "native", "format": f, "values": v, "reason": str(e)})
                 continue
-            if fmt.nbytes()["total"] > (W.size * {"fp32": 4, "fp16": 2, "int8": 1}[v]):
+            if fmt.nbytes()["total"] > W.size * value_nbytes(v):
                 skipped.append({"engine": "native", "format": f, "values": v,
                                 "reason": f"{f} {v} would take {fmt.nbytes()['total']} B, more "
                                           "than dense"})

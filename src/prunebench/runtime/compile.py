@@ -37,6 +37,7 @@ from torch import nn
 from .. import kernels as K
 from ..errors import BadInputError
 from ..formats import FORMATS, Format, encode
+from ..formats.values import value_nbytes
 from ..pruning.targets import CONV_TYPES, RNN_TYPES, prunable_layers, weights_of
 from .layers import (KERNEL_FORMATS, KERNEL_VALUES, DenseOp, KernelOp, MatrixOp, SparseConv,
                      SparseLinear, SparseRNN, StackedOp)
@@ -146,7 +147,7 @@ def _cannot(module: nn.Module) -> str | None:
 
 def _dense_bytes(shape, values: str) -> int:
     rows, cols = shape
-    return rows * cols * {"fp32": 4, "fp16": 2, "int8": 1}[values] + (4 * rows if values == "int8" else 0)
+    return rows * cols * value_nbytes(values) + (4 * rows if values == "int8" else 0)
 
 
 _MEMO: dict | None = None
