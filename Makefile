@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,distributed,nlp]'
+	$(PY) -m prunebench.engines.ov_ext   # builds the openvino engine's C++ sparse operation (g++)
 	touch $(STAMP)
 
 demo: $(STAMP)

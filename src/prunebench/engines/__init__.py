@@ -8,11 +8,12 @@ torch-sparse   csr, bsr (torch sparse tensors)     fp32                 torch (M
 scipy          csr, bsr, coo, csc                  fp32                 1 (single-threaded)
 onnxruntime    dense, coo (sparse initializers)    fp32                 intra_op_num_threads
 native         csr, bsr, bitmap, nm, ell           fp32, fp16, int8     numba
+openvino       dense, csr (custom op in the graph)  fp32, bf16 (dense)   INFERENCE_NUM_THREADS
 =============  ==================================  ===================  ==================
 """
 from .base import ENGINES, Engine
 from . import torch_dense  # noqa: F401  (registers torch-dense)
-from . import native, onnx_engine, scipy_engine, torch_sparse  # noqa: F401,E402  (register)
+from . import native, onnx_engine, openvino_engine, scipy_engine, torch_sparse  # noqa: F401,E402  (register)
 
 
 def compile(model, engine: str = "torch-dense", format="dense", *, values: str = "fp32",

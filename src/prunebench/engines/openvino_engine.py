@@ -1,0 +1,308 @@
+"""``openvino``: the whole model compiled by OpenVINO's CPU plugin, pruned layers inside it.
+
+Formats
+-------
+``dense``
+    OpenVINO's own kernels for every layer (oneDNN, its graph fusions and layouts).
+``csr``
+    every pruned ``nn.Linear`` and 1x1 ``nn.Conv1d``/``nn.Conv2d`` (groups 1, no padding) runs
+    as prunebench's ``SparseMatMul`` custom operation (:mod:`prunebench.engines.ov_ext`, C++)
+    on its CSR arrays, *inside* the compiled graph: no trip through PyTorch or Python per
+    layer, threads from OpenVINO's own pool. Before encoding, a BatchNorm that follows a
+    convolution is folded into it, and a ReLU/ReLU6 that follows a sparse layer is fused into
+    the operation. Other pruned layers (3x3 and depthwise convolutions, RNNs) run OpenVINO's
+    dense kernels (``fallback="dense"``) or raise (``fallback="error"``).
+
+Values: ``fp32`` sets ``INFERENCE_PRECISION_HINT=f32``; ``bf16`` is OpenVINO's default on
+CPUs with bf16 units (this one), which computes in bfloat16 without saying so: lossy, verified
+with the bf16 tolerance and stored apart from fp32 rows. ``csr`` runs fp32 only.
+
+The model is traced (``openvino.convert_model``) on ``example_input`` or on the first input
+the callable gets; the batch dimension stays dynamic.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import BadInputError, PrunebenchError
+from ..formats import Format
+from ..runtime.compile import Backend, check_threads, plan_model
+from .base import ENGINES, Engine
+
+#: OpenVINO's INFERENCE_PRECISION_HINT per value type
+PRECISION = {"fp32": "f32", "bf16": "bf16"}
+OP_TYPE = "prunebench.SparseMatMul"
+_ACTS = {nn.ReLU: 1, nn.ReLU6: 2}
+_KEYS = itertools.count()
+
+
+class OpenVinoBackend(Backend):
+    """The formats/values the custom operation runs (planning and encoding only: the
+    products run inside OpenVINO, not through :meth:`make_op`)."""
+
+    name: ClassVar[str] = "openvino"
+    formats: ClassVar[tuple[str, ...]] = ("csr",)
+    values: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    def make_op(self, fmt, bias, threads):  # pragma: no cover - never called
+        raise PrunebenchError("the openvino backend runs its products inside OpenVINO")
+
+
+OPENVINO = OpenVinoBackend()
+
+
+def _why_not(module: nn.Module) -> str | None:
+    """Why the custom operation cannot run this (pruned) module; None when it can."""
+    if isinstance(module, nn.Linear):
+        return None
+    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+        k = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,)
+        pad = module.padding if isinstance(module.padding, tuple) else (module.padding,)
+        if module.groups == 1 and all(v == 1 for v in k) and all(p in (0, "valid") for p in pad) \
+                and module.padding_mode == "zeros":
+            return None
+        return (f"{type(module).__name__} kernel {tuple(k)} groups {module.groups}: the sparse "
+                "operation runs Linear and 1x1 convolutions only")
+    return f"{type(module).__name__}: the sparse operation runs Linear and 1x1 convolutions only"
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm that directly follows a Conv in an ``nn.Sequential`` into the
+    convolution (in place, eval mode): zeros of a pruned weight stay zeros."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if isinstance(conv, (nn.Conv1d, nn.Conv2d)) and isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d)) \
+                    and bn.track_running_stats and conv.padding_mode == "zeros":
+                seq._modules[a] = fuse_conv_bn_eval(conv.eval(), bn.eval())
+                seq._modules[b] = nn.Identity()
+    return model
+
+
+def _fuse_activation(model: nn.Module, sparse: set[str]) -> dict[str, int]:
+    """{module name: act code} for sparse layers followed by a ReLU/ReLU6 in a Sequential; the
+    activation is replaced by Identity (the operation applies it)."""
+    acts = {}
+    for pname, seq in model.named_modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            full = f"{pname}.{a}" if pname else a
+            code = _ACTS.get(type(seq._modules[b]))
+            if full in sparse and code:
+                acts[full] = code
+                seq._modules[b] = nn.Identity()
+    return acts
+
+
+def _apply_act(y: torch.Tensor, act: int) -> torch.Tensor:
+    return y if act == 0 else (torch.relu(y) if act == 1 else torch.clamp(y, 0, 6))
+
+
+class OpenVinoModel:
+    """The callable ``openvino`` compiles to: ``run(x) -> torch.Tensor``.
+
+    Attributes: ``plan`` (per matrix: format and reason, as :func:`runtime.compile.plan_model`),
+    ``sparse_layers``, ``precision`` (OpenVINO's hint), ``threads_effective``; after the first
+    call or with ``example_input``: ``compiled`` (the ``openvino.CompiledModel``).
+    """
+
+    def __init__(self, model: nn.Module, plan: Any, values: str, threads: int,
+                 fallback: str, keep_smaller: bool, example_input: torch.Tensor | None):
+        self.source_model = model.eval()
+        self.values, self.threads = values, threads
+        self.threads_effective = threads
+        self.precision = PRECISION[values]
+        self.plan: dict[str, dict] = {}
+        self.sparse_layers: list[str] = []
+        self.compiled = self.request = None
+        self._layers: dict[int, tuple[Format, np.ndarray | None, int, int]] = {}
+        self._work = self.source_model
+        if plan != "dense":
+            self._prepare(plan, fallback, keep_smaller)
+        if example_input is not None:
+            self._build(example_input[:1])
+
+    # -------------------------------------------------------------- planning
+    def _prepare(self, plan: Any, fallback: str, keep_smaller: bool) -> None:
+        work = fold_batchnorm(copy.deepcopy(self.source_model).eval())
+        rows, encoded = plan_model(work, plan, values="fp32", fallback=fallback,
+                                   keep_smaller=keep_smaller, backend=OPENVINO)
+        for name, row in rows.items():
+            if name not in encoded:
+                continue
+            problem = _why_not(work.get_submodule(row["module"]))
+            if problem:
+                if fallback == "error":
+                    raise BadInputError(f"layer {name}: {problem}; cannot run format "
+                                        f"{row['format']!r} on engine openvino (fallback='dense' "
+                                        "/ --fallback dense keeps it dense)")
+                row.update(format="dense", values="fp32", bytes=row["dense_bytes"],
+                           reason=f"{problem}; runs OpenVINO's dense kernels (fallback)")
+                del encoded[name]
+        self.plan = rows
+        sparse = {rows[n]["module"]: encoded[n] for n in encoded}
+        acts = _fuse_activation(work, set(sparse))
+        for mname, fmt in sparse.items():
+            module = work.get_submodule(mname)
+            key = next(_KEYS)
+            bias = None if module.bias is None else module.bias.detach().float().numpy().copy()
+            mode = 0 if isinstance(module, nn.Linear) else 1
+            stride = None if mode == 0 or all(v == 1 for v in module.stride) else tuple(module.stride)
+            module._pb_ov = (key, acts.get(mname, 0), stride)
+            self._layers[key] = (fmt, bias, mode, acts.get(mname, 0))
+        self.sparse_layers = sorted(sparse)
+        self._work = work
+
+    # -------------------------------------------------------------- building
+    def _extensions(self) -> list:
+        from openvino.frontend.pytorch import ConversionExtension, ModuleExtension
+
+        from .ov_ext import library
+
+        if not self._layers:
+            return []
+        factory = _node_factory(str(library()))
+        layers = self._layers
+
+        def evaluate(module, x, key):
+            # the output for the trace, in NumPy: the tracer must not see the parameters
+            fmt, bias, mode, act = layers[int(key)]
+            W = fmt.to_dense().astype(np.float32)
+            xn = x.detach().numpy()   # already strided by convert()
+            y = xn @ W.T if mode == 0 else np.einsum("oc,nc...->no...", W, xn)
+            if bias is not None:
+                y = y + (bias if mode == 0 else bias.reshape((-1,) + (1,) * (y.ndim - 2)))
+            return _apply_act(torch.from_numpy(np.ascontiguousarray(y, np.float32)), act)
+
+        def convert(module, target_op, x):
+            key, _, stride = module._pb_ov
+            if stride:
+                x = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)]
+            return target_op(x.clone(), torch.tensor(key, dtype=torch.int64))
+
+        def to_openvino(ctx):
+            import openvino as ov
+
+            fmt, bias, mode, act = layers[int(ctx.get_values_from_const_input(1))]
+            arrays = [np.ascontiguousarray(fmt.indptr), np.ascontiguousarray(fmt.indices),
+                      np.ascontiguousarray(fmt.data, dtype=np.float32),
+                      np.zeros(0, np.float32) if bias is None else bias]
+            consts = [ov.op.Constant(a).output(0) for a in arrays]
+            node = factory.create("SparseMatMul", [ctx.get_input(0), *consts],
+                                  {"mode": mode, "act": act})
+            return node.outputs()
+
+        def is_ours(module):
+            return hasattr(module, "_pb_ov")
+
+        return [ModuleExtension(nn.Linear, OP_TYPE, evaluate=evaluate, convert=convert,
+                                condition=is_ours),
+                ModuleExtension(nn.Conv1d, OP_TYPE, evaluate=evaluate, convert=convert,
+                                condition=is_ours),
+                ModuleExtension(nn.Conv2d, OP_TYPE, evaluate=evaluate, convert=convert,
+                                condition=is_ours),
+                ConversionExtension(OP_TYPE, to_openvino)]
+
+    def _build(self, example: torch.Tensor) -> None:
+        import openvino as ov
+
+        try:
+            with torch.no_grad():
+                ovm = ov.convert_model(self._work, example_input=example,
+                                       extension=self._extensions() or None)
+        except PrunebenchError:
+            raise
+        except ImportError as e:  # noqa: BLE001 - the converter's errors are many and varied
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PrunebenchError(f"openvino cannot convert {type(self.source_model).__name__}: "
+                                  f"{msg}") from None
+        core = _core()
+        config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY",
+                  "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1}
+        self.compiled = core.compile_model(ovm, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self._single = len(self.compiled.outputs) == 1
+
+    def __call__(self, x: torch.Tensor):
+        if self.compiled is None:
+            self._build(x[:1])
+        out = self.request.infer({0: x.detach().numpy()}, share_inputs=True)
+        if self._single:
+            return torch.from_numpy(out[0].copy())
+        return tuple(torch.from_numpy(out[i].copy()) for i in range(len(out)))
+
+    def op_counts(self) -> dict[str, int]:
+        """How many operations of each kind the CPU plugin runs (``Reference`` = ours)."""
+        if self.compiled is None:
+            raise PrunebenchError("openvino model not built yet: call it once first")
+        counts: dict[str, int] = {}
+        for op in self.compiled.get_runtime_model().get_ordered_ops():
+            t = op.get_rt_info()["layerType"].astype(str)
+            counts[t] = counts.get(t, 0) + 1
+        return counts
+
+
+_CORE = None
+_FACTORY: dict[str, Any] = {}
+
+
+def _core():
+    global _CORE
+    if _CORE is None:
+        import openvino as ov
+
+        _CORE = ov.Core()
+    return _CORE
+
+
+def _node_factory(lib: str):
+    if lib not in _FACTORY:
+        from openvino.utils.node_factory import NodeFactory
+
+        nf = NodeFactory()
+        nf.add_extension(lib)
+        _core().add_extension(lib)
+        _FACTORY[lib] = nf
+    return _FACTORY[lib]
+
+
+class OpenVinoEngine(Engine):
+    name = "openvino"
+    formats = ("dense", "csr")
+    values = ("fp32", "bf16")
+    rnn = "OpenVINO's own GRU/LSTM sequence operations (dense)"
+
+    def supports(self, format: str) -> bool:
+        return format in self.formats
+
+    def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
+                threads: int = 1, example_input: torch.Tensor | None = None,
+                fallback: str = "error", keep_smaller: bool = True, **options):
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            raise BadInputError("engine openvino needs the openvino package: "
+                                "pip install -c constraints.txt openvino") from None
+        if values not in self.values:
+            raise BadInputError(f"engine openvino runs values {', '.join(self.values)}; "
+                                f"got values={values!r}")
+        if format != "dense" and values != "fp32":
+            raise BadInputError(f"engine openvino runs sparse formats with fp32 values only; "
+                                f"got format {format!r} with values {values!r}")
+        threads = check_threads(threads)
+        return OpenVinoModel(model, format, values, threads, fallback, keep_smaller,
+                             example_input)
+
+
+ENGINES.add("openvino", OpenVinoEngine())
