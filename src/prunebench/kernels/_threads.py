@@ -7,6 +7,13 @@ import numba
 
 from ..errors import BadInputError
 
+# numba prefers TBB when libtbb can be loaded, and importing openvino (engine ``openvino``) makes
+# it loadable: the kernels would then switch threading layer mid-process (and warn on every
+# fork). Keep them on OpenMP, as without openvino, unless the user chose a layer.
+if "tbb" in numba.config.THREADING_LAYER_PRIORITY:
+    numba.config.THREADING_LAYER_PRIORITY = [
+        *[x for x in numba.config.THREADING_LAYER_PRIORITY if x != "tbb"], "tbb"]
+
 
 def max_threads() -> int:
     """The most threads numba can run: ``numba.config.NUMBA_NUM_THREADS`` (fixed at import)."""

@@ -1,0 +1,111 @@
+"""Engine ``openvino``: the compiled graph with prunebench's SparseMatMul inside it computes what
+the pruned PyTorch model computes (dense PyTorch is the reference), and says what it cannot run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import prunebench as pb
+from prunebench.engines import ENGINES
+from prunebench.errors import BadInputError
+
+pytest.importorskip("openvino")
+
+
+def _prune(model: nn.Module, sparsity: float, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear) or isinstance(m, (nn.Conv1d, nn.Conv2d)) and m.groups == 1:
+                keep = torch.rand(m.weight.shape, generator=g) >= sparsity
+                m.weight.mul_(keep)
+    return model.eval()
+
+
+class Block(nn.Module):
+    """MobileNetV2's shape: 1x1 expand + BN + ReLU6, depthwise, 1x1 project + BN, residual."""
+
+    def __init__(self, c=24, e=96):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Sequential(nn.Conv2d(c, e, 1, bias=False), nn.BatchNorm2d(e), nn.ReLU6()),
+            nn.Sequential(nn.Conv2d(e, e, 3, padding=1, groups=e, bias=False), nn.BatchNorm2d(e),
+                          nn.ReLU6()),
+            nn.Conv2d(e, c, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return x + self.conv(x)
+
+
+def _net():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 24, 3, stride=2, padding=1), nn.ReLU(), Block(), Block(),
+                        nn.Conv2d(24, 40, 1, stride=2), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(40, 10))
+    for bn in net.modules():    # BatchNorm statistics that are not the identity
+        if isinstance(bn, nn.BatchNorm2d):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.data.uniform_(0.5, 1.5)
+            bn.bias.data.uniform_(-0.2, 0.2)
+    return _prune(net, 0.8)
+
+
+def test_cnn_with_bn_relu6_residual_and_stride_matches_pytorch():
+    net = _net()
+    x = torch.randn(2, 3, 32, 32)
+    run = pb.compile(net, "csr", engine="openvino", threads=1, fallback="dense", example_input=x)
+    with torch.no_grad():
+        ref = net(x)
+    got = run(x)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+    # the five 1x1 convolutions (one strided) and the Linear run as our operation (Reference nodes), the stem
+    # and the depthwise convolutions as OpenVINO's own
+    assert len(run.sparse_layers) == 6
+    counts = run.op_counts()
+    assert counts["Reference"] == 6
+    assert counts.get("Convolution", 0) + counts.get("GroupConvolution", 0) >= 1
+    # the plan says why the 3x3 stem stayed dense
+    stem = run.plan["0.weight"]
+    assert stem["format"] == "dense" and "1x1" in stem["reason"]
+    pb.verify(run, net, x)
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_linear_layers_any_leading_dims(batch):
+    torch.manual_seed(1)
+    net = _prune(nn.Sequential(nn.Linear(64, 300), nn.ReLU(), nn.Linear(300, 33)), 0.9)
+    x = torch.randn(batch, 7, 64)        # token-like input: the product runs on 7*batch rows
+    run = pb.compile(net, "csr", engine="openvino", threads=2, example_input=x)
+    with torch.no_grad():
+        ref = net(x)
+    np.testing.assert_allclose(run(x).numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
+    assert run.op_counts()["Reference"] == 2
+
+
+def test_dense_fp32_and_bf16():
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Linear(32, 64), nn.Tanh(), nn.Linear(64, 8)).eval()
+    x = torch.randn(4, 32)
+    with torch.no_grad():
+        ref = net(x)
+    f32 = pb.compile(net, "dense", engine="openvino", values="fp32")
+    np.testing.assert_allclose(f32(x).numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
+    bf16 = pb.compile(net, "dense", engine="openvino", values="bf16")
+    err = float((bf16(x) - ref).abs().max())
+    assert err < 5e-2 * float(ref.abs().max())     # lossy, within verify's bf16 tolerance
+    pb.verify(bf16, net, x, values="bf16")
+
+
+def test_bad_input_is_one_clear_error():
+    net = _net()
+    with pytest.raises(BadInputError, match="1x1"):
+        pb.compile(net, "csr", engine="openvino", fallback="error", example_input=torch.randn(1, 3, 16, 16))
+    with pytest.raises(BadInputError, match="cannot run format 'bitmap'"):
+        pb.compile(net, "bitmap", engine="openvino")
+    with pytest.raises(BadInputError, match="fp32 values only"):
+        pb.compile(net, "csr", engine="openvino", values="bf16")
+    assert ENGINES.get("openvino").formats == ("dense", "csr")
