@@ -18,7 +18,8 @@ CPUs with bf16 units (this one), which computes in bfloat16 without saying so: l
 with the bf16 tolerance and stored apart from fp32 rows. ``csr`` runs fp32 only.
 
 The model is traced (``openvino.convert_model``) on ``example_input`` or on the first input
-the callable gets; the batch dimension stays dynamic.
+the callable gets, and compiled with a static shape per input shape it is called with (the CPU
+plugin runs dynamic shapes with shape inference and reallocation on every call).
 """
 from __future__ import annotations
 
@@ -126,6 +127,8 @@ class OpenVinoModel:
         self.plan: dict[str, dict] = {}
         self.sparse_layers: list[str] = []
         self.compiled = self.request = None
+        self._converted = None
+        self._by_shape: dict[tuple, tuple] = {}
         self._layers: dict[int, tuple[Format, np.ndarray | None, int, int]] = {}
         self._work = self.source_model
         if plan != "dense":
@@ -215,28 +218,37 @@ class OpenVinoModel:
                 ConversionExtension(OP_TYPE, to_openvino)]
 
     def _build(self, example: torch.Tensor) -> None:
+        """Convert once (dynamic shapes), then compile for ``example``'s shape."""
         import openvino as ov
 
-        try:
-            with torch.no_grad():
-                ovm = ov.convert_model(self._work, example_input=example,
-                                       extension=self._extensions() or None)
-        except PrunebenchError:
-            raise
-        except ImportError as e:  # noqa: BLE001 - the converter's errors are many and varied
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise PrunebenchError(f"openvino cannot convert {type(self.source_model).__name__}: "
-                                  f"{msg}") from None
-        core = _core()
+        if self._converted is None:
+            try:
+                with torch.no_grad():
+                    self._converted = ov.convert_model(self._work, example_input=example[:1],
+                                                       extension=self._extensions() or None)
+            except PrunebenchError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the converter's errors are many and varied
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise PrunebenchError(f"openvino cannot convert {type(self.source_model).__name__}"
+                                      f": {msg}") from None
+        # a static shape per input shape: OpenVINO's CPU plugin runs a dynamic-shape graph with
+        # shape inference and reallocation on every call
+        shape = tuple(example.shape)
+        ovm = self._converted
+        ovm.reshape({ovm.inputs[0]: ov.PartialShape(list(shape))})
         config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1}
-        self.compiled = core.compile_model(ovm, "CPU", config)
+        self.compiled = _core().compile_model(ovm, "CPU", config)
         self.request = self.compiled.create_infer_request()
+        self._by_shape[shape] = (self.compiled, self.request)
         self._single = len(self.compiled.outputs) == 1
 
     def __call__(self, x: torch.Tensor):
-        if self.compiled is None:
-            self._build(x[:1])
+        shape = tuple(x.shape)
+        if shape not in self._by_shape:
+            self._build(x)
+        self.compiled, self.request = self._by_shape[shape]
         out = self.request.infer({0: x.detach().numpy()}, share_inputs=True)
         if self._single:
             return torch.from_numpy(out[0].copy())
