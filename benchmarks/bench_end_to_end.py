@@ -40,7 +40,8 @@ def layers_of(name: str, model: nn.Module):
         return [n for n, m in model.named_modules()
                 if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1]
     if name in ("minilm", "mlp-4096", "lee-charlstm"):
-        return "all"
+        from prunebench.pruning.targets import prunable_layers
+        return list(prunable_layers(model))         # every one (the CLI's --layers all)
     return None
 
 

@@ -90,71 +90,116 @@ static void spmv(const P* indptr, const I* idx, const float* data, const float* 
     });
 }
 
-// Column tiles [t0, t1) of Y = act(W @ X + bias[:, None]) for X [cols, n] row-major: 64
-// columns (four vectors) of one row at a time; a 64-column tile of X stays in cache while every
-// row reads it.
+// Column tiles of the product on a packed tile: the tile's 32 columns of every input row are
+// copied next to each other first (buf[c * 32 + j]), so each stored value reads one contiguous
+// 128-byte line from L1/L2 instead of 32 columns scattered over the whole input. Two
+// accumulators per output row (the tile's two vector halves), the value loop unrolled by two.
+constexpr int64_t TILE = 32;
+
 template <typename P, typename I>
-static void left_tiles(const P* __restrict indptr, const I* __restrict idx,
-                       const float* __restrict data, const float* __restrict bias,
-                       const float* __restrict X, float* __restrict Y, int64_t rows, int64_t n,
-                       int64_t t0, int64_t t1, int act) {
-    const int64_t T = 64;
+static void tile_rows(const P* __restrict indptr, const I* __restrict idx,
+                      const float* __restrict data, const float* __restrict bias,
+                      const float* __restrict buf, float* __restrict out, int64_t rows,
+                      int64_t out_stride, int act) {
+    for (int64_t r = 0; r < rows; ++r) {  // out[r * out_stride + j] for j < TILE
+        const P lo = indptr[r], hi = indptr[r + 1];
+        const v16 b0 = splat(bias ? bias[r] : 0.f);
+        v16 a0 = b0, a1 = b0, c0 = v16{}, c1 = v16{};
+        P k = lo;
+        for (; k + 1 < hi; k += 2) {
+            const float* x0 = buf + int64_t(idx[k]) * TILE;
+            const float* x1 = buf + int64_t(idx[k + 1]) * TILE;
+            const v16 v0 = splat(data[k]), v1 = splat(data[k + 1]);
+            a0 += v0 * load16(x0);
+            a1 += v0 * load16(x0 + 16);
+            c0 += v1 * load16(x1);
+            c1 += v1 * load16(x1 + 16);
+        }
+        if (k < hi) {
+            const float* x0 = buf + int64_t(idx[k]) * TILE;
+            const v16 v0 = splat(data[k]);
+            a0 += v0 * load16(x0);
+            a1 += v0 * load16(x0 + 16);
+        }
+        store16(out + r * out_stride, act16(a0 + c0, act));
+        store16(out + r * out_stride + 16, act16(a1 + c1, act));
+    }
+}
+
+// Tiles [t0, t1) of Y = act(W @ X + bias[:, None]) for X [cols, n] (channels first), Y [rows, n].
+template <typename P, typename I>
+static void left_tiles(const P* indptr, const I* idx, const float* data, const float* bias,
+                       const float* __restrict X, float* __restrict Y, int64_t rows,
+                       int64_t cols, int64_t n, int64_t t0, int64_t t1, int act) {
+    thread_local std::vector<float> buf, part;
+    buf.resize(size_t(cols * TILE));
     for (int64_t t = t0; t < t1; ++t) {
-        const int64_t p0 = t * T;
-        const int64_t w = std::min(T, n - p0);
-        for (int64_t r = 0; r < rows; ++r) {
-            const P lo = indptr[r], hi = indptr[r + 1];
-            const float bb = bias ? bias[r] : 0.f;
-            float* yr = Y + r * n + p0;
-            if (w == T) {
-                v16 a0 = splat(bb), a1 = a0, a2 = a0, a3 = a0;
-                for (P k = lo; k < hi; ++k) {
-                    const v16 v = splat(data[k]);
-                    const float* xr = X + int64_t(idx[k]) * n + p0;
-                    a0 += v * load16(xr);
-                    a1 += v * load16(xr + 16);
-                    a2 += v * load16(xr + 32);
-                    a3 += v * load16(xr + 48);
-                }
-                store16(yr, act16(a0, act));
-                store16(yr + 16, act16(a1, act));
-                store16(yr + 32, act16(a2, act));
-                store16(yr + 48, act16(a3, act));
+        const int64_t p0 = t * TILE, w = std::min(TILE, n - p0);
+        for (int64_t c = 0; c < cols; ++c) {
+            float* d = buf.data() + c * TILE;
+            const float* s = X + c * n + p0;
+            if (w == TILE) {
+                store16(d, load16(s));
+                store16(d + 16, load16(s + 16));
             } else {
-                float acc[64];
-                for (int64_t j = 0; j < w; ++j) acc[j] = bb;
-                for (P k = lo; k < hi; ++k) {
-                    const float v = data[k];
-                    const float* xr = X + int64_t(idx[k]) * n + p0;
-                    for (int64_t j = 0; j < w; ++j) acc[j] += v * xr[j];
-                }
-                for (int64_t j = 0; j < w; ++j) yr[j] = act1(acc[j], act);
+                for (int64_t j = 0; j < TILE; ++j) d[j] = j < w ? s[j] : 0.f;
+            }
+        }
+        if (w == TILE) {
+            tile_rows(indptr, idx, data, bias, buf.data(), Y + p0, rows, n, act);
+        } else {
+            part.resize(size_t(rows * TILE));
+            tile_rows(indptr, idx, data, bias, buf.data(), part.data(), rows, TILE, act);
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t j = 0; j < w; ++j) Y[r * n + p0 + j] = part[size_t(r * TILE + j)];
+        }
+    }
+}
+
+// Tiles [t0, t1) of Y = act(X @ W.T + bias) for X [n, cols] (rows, e.g. tokens), Y [n, rows]:
+// the same tile product, packing 32 input rows transposed and writing the tile back transposed.
+template <typename P, typename I>
+static void right_tiles(const P* indptr, const I* idx, const float* data, const float* bias,
+                        const float* __restrict X, float* __restrict Y, int64_t rows,
+                        int64_t cols, int64_t n, int64_t t0, int64_t t1, int act) {
+    thread_local std::vector<float> buf, part;
+    buf.resize(size_t(cols * TILE));
+    part.resize(size_t(rows * TILE));
+    for (int64_t t = t0; t < t1; ++t) {
+        const int64_t p0 = t * TILE, w = std::min(TILE, n - p0);
+        if (w < TILE) std::fill(buf.begin(), buf.end(), 0.f);
+        // transposes in 16-wide blocks, so the block being written stays in L1
+        for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+            const int64_t c1 = std::min(cols, c0 + 16);
+            for (int64_t j = 0; j < w; ++j) {
+                const float* s = X + (p0 + j) * cols;
+                for (int64_t c = c0; c < c1; ++c) buf[size_t(c * TILE + j)] = s[c];
+            }
+        }
+        tile_rows(indptr, idx, data, bias, buf.data(), part.data(), rows, TILE, act);
+        for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+            const int64_t r1 = std::min(rows, r0 + 16);
+            for (int64_t j = 0; j < w; ++j) {
+                float* d = Y + (p0 + j) * rows;
+                for (int64_t r = r0; r < r1; ++r) d[r] = part[size_t(r * TILE + j)];
             }
         }
     }
 }
 
-template <typename P, typename I>
-static void left(const P* indptr, const I* idx, const float* data, const float* bias,
-                 const float* X, float* Y, int64_t rows, int64_t n, int act) {
-    const int64_t tiles = (n + 63) / 64;
+template <bool Columns, typename P, typename I>
+static void tiled(const P* indptr, const I* idx, const float* data, const float* bias,
+                  const float* X, float* Y, int64_t rows, int64_t cols, int64_t n, int act) {
+    const int64_t tiles = (n + TILE - 1) / TILE;
     const int nthr = (indptr[rows] - indptr[0]) * n > 65536 && tiles > 1
                          ? int(std::min<int64_t>(tiles, parallel_get_max_threads())) : 1;
     ov::parallel_nt(nthr, [&](int i, int k) {
-        left_tiles(indptr, idx, data, bias, X, Y, rows, n, tiles * i / k, tiles * (i + 1) / k, act);
+        const int64_t t0 = tiles * i / k, t1 = tiles * (i + 1) / k;
+        if (Columns)
+            left_tiles(indptr, idx, data, bias, X, Y, rows, cols, n, t0, t1, act);
+        else
+            right_tiles(indptr, idx, data, bias, X, Y, rows, cols, n, t0, t1, act);
     });
-}
-
-// src [a, b] -> dst [b, a], in 32x32 blocks
-static void transpose(const float* src, float* dst, int64_t a, int64_t b) {
-    for (int64_t i0 = 0; i0 < a; i0 += 32) {
-        const int64_t i1 = std::min(a, i0 + 32);
-        for (int64_t j0 = 0; j0 < b; j0 += 32) {
-            const int64_t j1 = std::min(b, j0 + 32);
-            for (int64_t i = i0; i < i1; ++i)
-                for (int64_t j = j0; j < j1; ++j) dst[j * a + i] = src[i * b + j];
-        }
-    }
 }
 
 class SparseMatMul : public ov::op::Op {
@@ -201,7 +246,7 @@ public:
         const size_t axis = m_mode == 0 ? shape.size() - 1 : 1;
         const int64_t cols = int64_t(shape[axis]);
         shape[axis] = size_t(rows);
-        outputs[0].set_shape(shape);
+        if (outputs[0].get_shape() != shape) outputs[0].set_shape(shape);  // static: preallocated
         const float* X = x.data<const float>();
         float* Y = outputs[0].data<float>();
         const float* data = inputs[3].data<const float>();
@@ -244,21 +289,15 @@ private:
                 if (inner == 1)
                     spmv(indptr, idx, data, bias, X + n * cols, Y + n * rows, rows, act);
                 else
-                    left(indptr, idx, data, bias, X + n * cols * inner, Y + n * rows * inner, rows, inner, act);
+                    tiled<true>(indptr, idx, data, bias, X + n * cols * inner,
+                                Y + n * rows * inner, rows, cols, inner, act);
             }
             return;
         }
-        if (lead == 1) {
+        if (lead == 1)
             spmv(indptr, idx, data, bias, X, Y, rows, act);
-            return;
-        }
-        // rows of x: Y = X @ W.T as YT = W @ XT, transposing in and out
-        thread_local std::vector<float> XT, YT;
-        XT.resize(size_t(cols * lead));
-        YT.resize(size_t(rows * lead));
-        transpose(X, XT.data(), lead, cols);
-        left(indptr, idx, data, bias, XT.data(), YT.data(), rows, lead, act);
-        transpose(YT.data(), Y, rows, lead);
+        else
+            tiled<false>(indptr, idx, data, bias, X, Y, rows, cols, lead, act);
     }
 
     int64_t m_mode = 0;
