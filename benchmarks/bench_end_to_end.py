@@ -3,7 +3,8 @@ compiled graph).
 
 For each model: the unpruned model is timed on every dense engine (torch-dense, onnxruntime,
 openvino fp32) and the fastest is the reference. Then for each sparsity the pruned model runs on
-each candidate engine/format; every candidate is verified against the pruned PyTorch model
+each candidate engine/format (``auto``: the planner with its engine choice,
+``hosts=True``; the row's ``chosen`` says what it picked); every candidate is verified against the pruned PyTorch model
 (``pb.verify``) and timed side by side with the fastest dense engine in alternating blocks
 (``Timer.run_beside``), so ``speedup_vs_fastest_dense`` is a ratio from one run.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import warnings
 
 import torch
@@ -52,11 +54,16 @@ def inputs(name: str, data, n: int):
     return spec.example_input(1), spec.example_input(n, seed=1), None
 
 
-def timed(run, x, reference=None, min_time=1.0):
+def timed(run, x, reference=None, min_time=1.5):
     t = Timer(lambda: run(x), warmup=5, min_runs=20, min_time=min_time)
     if reference is None:
+        end = time.perf_counter() + 0.05       # settle: the previous engine's spinning threads
+        while time.perf_counter() < end:
+            run(x)
         return t.run().median * 1e3, None
-    mine, ref = t.run_beside(lambda: reference(x))
+    # 0.1 s blocks, each after 0.05 s untimed: ONNX Runtime's threads spin about 35 ms after
+    # its last call and doubled the time of the OpenVINO calls that followed
+    mine, ref = t.run_beside(lambda: reference(x), block_s=0.1, settle_s=0.05)
     return mine.median * 1e3, ref.median * 1e3
 
 
@@ -75,10 +82,14 @@ def bench_model(name: str, sparsities, threads: int, progress) -> list[dict]:
         layers = layers_of(name, model)
         kw = {"layers": layers} if layers else {}
         pruned = pb.prune(model, "magnitude", s, **kw).model
-        cands = list(SPARSE) + ([("native", "auto")] if name in SMALL else [])
+        cands = list(SPARSE) + [("auto", "auto")]
         for engine, fmt in cands:
-            if fmt == "auto":
-                run = pb.plan(pruned, x, threads=threads).compile(pruned)
+            chosen = f"{engine}/{fmt}"
+            if fmt == "auto":   # per-layer plan, then the engine choice (prunebench.hosts)
+                p = pb.plan(pruned, x, threads=threads, hosts=True)
+                run = p.compile(pruned)
+                chosen = (f"{p.engine}/planned" if p.host["format"] == "planned"
+                          else f"{p.host['engine']}/{p.host['format']}")
             else:
                 run = pb.compile(pruned, fmt, engine=engine, threads=threads, fallback="dense",
                                  example_input=x)
@@ -93,8 +104,8 @@ def bench_model(name: str, sparsities, threads: int, progress) -> list[dict]:
                          "values": "fp32", "ms": round(ms, 4), "fastest_dense_engine": best,
                          "fastest_dense_ms": round(ref_ms, 4),
                          "speedup_vs_fastest_dense": round(ref_ms / ms, 3), "verified": verified,
-                         "threads": threads, "batch": 1})
-            progress(f"  {name} {s:.0%} {engine}/{fmt}: {ms:.3f} ms vs {best} {ref_ms:.3f} ms "
+                         "threads": threads, "batch": 1, "chosen": chosen})
+            progress(f"  {name} {s:.0%} {chosen}: {ms:.3f} ms vs {best} {ref_ms:.3f} ms "
                      f"-> {ref_ms / ms:.2f}x{'' if verified else ' (NOT verified)'}")
     return rows
 

@@ -148,3 +148,27 @@ def test_beside_rejects_a_bad_block(fake_clock):
     fn, _ = scripted(fake_clock, [0.01] * 10)
     with pytest.raises(BadInputError, match="block_s"):
         Timer(fn, clock=fake_clock).run_beside(fn, block_s=float("nan"))
+
+
+def test_beside_settle_runs_untimed_first_and_hides_the_other_pools_spin(fake_clock):
+    """After the reference's block, the other runtime's threads spin for 3 ms and every call
+    of fn made then takes twice as long (ONNX Runtime's pool before OpenVINO calls, measured).
+    Without settling that spell sits in fn's samples; settling 5 ms untimed leaves it out."""
+    state = {"spin_until": -1.0}
+
+    def fn():
+        slow = 2.0 if fake_clock.t < state["spin_until"] else 1.0
+        fake_clock.advance(0.001 * slow)
+
+    def ref():
+        fake_clock.advance(0.001)
+        state["spin_until"] = fake_clock.t + 0.003
+
+    m, _ = Timer(fn, warmup=1, min_runs=20, min_time=0.0, clock=fake_clock).run_beside(
+        ref, block_s=0.005)
+    assert max(m.samples) == pytest.approx(0.002)          # polluted
+    m, r = Timer(fn, warmup=1, min_runs=20, min_time=0.0, clock=fake_clock).run_beside(
+        ref, block_s=0.005, settle_s=0.005)
+    assert m.samples == pytest.approx((0.001,) * m.n) and m.n >= 20
+    with pytest.raises(BadInputError):
+        Timer(fn, clock=fake_clock).run_beside(ref, settle_s=-1)

@@ -192,6 +192,8 @@ class Plan:
     measured_s: float = 0.0
     format_options: dict = field(default_factory=dict)
     verify: dict | None = None
+    #: the engine that runs the model, when :func:`plan` compared hosts (:mod:`prunebench.hosts`)
+    host: dict | None = None
 
     @property
     def planned_ms(self) -> float:
@@ -228,13 +230,16 @@ class Plan:
             "format_options": {k: list(v) if isinstance(v, tuple) else v
                                for k, v in self.format_options.items()},
             "cache_hits": self.cache_hits, "measured_s": self.measured_s,
-            "verify": self.verify, "layers": self.layers,
+            "verify": self.verify, "layers": self.layers, "host": self.host,
         }
 
     def compile(self, model: nn.Module):
         """``model`` (the pruned model planned for) compiled with this plan."""
         from . import engines
 
+        if self.host and self.host["format"] != "planned":   # a whole-graph engine won
+            return engines.compile(model, self.host["engine"], self.host["format"],
+                                   threads=self.threads, fallback="dense")
         if not self.formats:  # every layer dense: exactly what dense PyTorch runs
             return engines.compile(model, "torch-dense", "dense", threads=self.threads)
         return engines.compile(model, self.engine, self.formats, values=self.values,
@@ -318,7 +323,8 @@ def plan(model: nn.Module, example_input: torch.Tensor, *, objective: str = "lat
          engine: str = "native", values: str = "fp32", formats: tuple[str, ...] | None = None,
          cache: bool = True, progress: Callable[[str], None] | None = None,
          timer: Callable[..., dict[str, float]] | None = None,
-         verify_labels: torch.Tensor | None = None, **format_opts) -> Plan:
+         verify_labels: torch.Tensor | None = None, hosts: Any = False,
+         **format_opts) -> Plan:
     """Choose a storage format for every prunable layer of ``model`` by measuring.
 
     Parameters
@@ -336,6 +342,10 @@ def plan(model: nn.Module, example_input: torch.Tensor, *, objective: str = "lat
     timer : ``timer(fns, rounds=, label=) -> {key: ms}`` (default :func:`interleaved_ms`;
         tests inject timings through it). ``label`` is the layer name, or ``"model"``.
     verify_labels : labels of ``example_input`` (the verification then reports accuracy).
+    hosts : ``True`` (or a list of ``"engine/format"``) also times the planned model beside the
+        pruned model on whole-graph engines (ONNX Runtime, OpenVINO dense and with csr custom
+        operations) and keeps the fastest in ``Plan.host`` (:mod:`prunebench.hosts`); the
+        default keeps the per-layer plan on ``engine``.
     **format_opts : ``block``, ``n``, ``m``, ``slice_height``, as for :func:`compile`.
 
     The chosen model is verified against ``model`` on all of ``example_input`` (raises
@@ -350,11 +360,18 @@ def plan(model: nn.Module, example_input: torch.Tensor, *, objective: str = "lat
     """
     from .runtime.compile import encoding_memo
 
+    from .hosts import choose_host, parse_hosts
+
+    candidates = parse_hosts(hosts)
     with encoding_memo():  # each layer is encoded once per format, not once per compile
-        return _plan(model, example_input, objective=objective, budget_ms=budget_ms,
-                     batch=batch, threads=threads, engine=engine, values=values,
-                     formats=formats, cache=cache, progress=progress, timer=timer,
-                     verify_labels=verify_labels, **format_opts)
+        result = _plan(model, example_input, objective=objective, budget_ms=budget_ms,
+                       batch=batch, threads=threads, engine=engine, values=values,
+                       formats=formats, cache=cache, progress=progress, timer=timer,
+                       verify_labels=verify_labels, **format_opts)
+    if candidates:
+        x = example_input if batch is None else example_input[:batch]
+        choose_host(result, model, x, candidates, timer=timer, progress=progress)
+    return result
 
 
 def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine, values,

@@ -127,8 +127,8 @@ class Timer:
         return self._result(samples, batch, threads, label)
 
     def run_beside(self, reference: Callable[[], object], batch: int = 1,
-                   threads: int | None = None, label: str = "", block_s: float = BLOCK_S
-                   ) -> tuple["Measurement", "Measurement"]:
+                   threads: int | None = None, label: str = "", block_s: float = BLOCK_S,
+                   settle_s: float = 0.0) -> tuple["Measurement", "Measurement"]:
         """Time ``fn`` and ``reference`` side by side, in alternating blocks of about
         ``block_s`` seconds (fn's calls, then reference's, then fn's, ...): a slow or fast
         spell of a shared machine (they last from milliseconds to seconds) hits both alike, so
@@ -137,8 +137,13 @@ class Timer:
         is not kept: a block measures warm calls as :meth:`run` does. Warm-up and ``between``
         are those of :meth:`run`; it stops when both have ``min_runs`` samples and
         ``min_time`` has passed, or at ``max_runs`` of fn's samples or ``max_time``.
+
+        ``settle_s``: each block first runs its callable that long untimed. Thread pools spin
+        after their last call (ONNX Runtime's for about 35 ms here, doubling the time of the
+        OpenVINO calls that followed), so callables of different runtimes need it.
         Returns (fn's, reference's) measurements."""
         _check("block_s", block_s, 0)
+        _check("settle_s", settle_s, 0)
         for _ in range(self.warmup):
             self.fn()
             reference()
@@ -148,6 +153,9 @@ class Timer:
         while True:
             for call, samples in ((self.fn, mine), (reference, theirs)):
                 block: list[float] = []
+                settle_end = self.clock() + settle_s
+                while settle_s and self.clock() < settle_end:
+                    call()
                 block_start = self.clock()
                 while True:
                     took, t1 = self._time_one(call)
