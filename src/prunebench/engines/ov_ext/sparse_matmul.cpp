@@ -90,11 +90,12 @@ static void spmv(const P* indptr, const I* idx, const float* data, const float* 
     });
 }
 
-// Column tiles of the product on a packed tile: the tile's 32 columns of every input row are
-// copied next to each other first (buf[c * 32 + j]), so each stored value reads one contiguous
-// 128-byte line from L1/L2 instead of 32 columns scattered over the whole input. Two
-// accumulators per output row (the tile's two vector halves), the value loop unrolled by two.
-constexpr int64_t TILE = 32;
+// Column tiles of the product on a packed tile: the tile's 64 columns of every input row are
+// copied next to each other first (buf[c * 64 + j]), so each stored value reads four contiguous
+// vectors from L1/L2 instead of columns scattered over the whole input; one index and one value
+// load feed four FMAs into four independent accumulators. (Measured on one core, 1536x384 at
+// 30% and 128 columns: 32 GMAC/s with 64-column tiles, 29 with 32, 22 with 16.)
+constexpr int64_t TILE = 64;
 
 template <typename P, typename I>
 static void tile_rows(const P* __restrict indptr, const I* __restrict idx,
@@ -103,26 +104,20 @@ static void tile_rows(const P* __restrict indptr, const I* __restrict idx,
                       int64_t out_stride, int act) {
     for (int64_t r = 0; r < rows; ++r) {  // out[r * out_stride + j] for j < TILE
         const P lo = indptr[r], hi = indptr[r + 1];
-        const v16 b0 = splat(bias ? bias[r] : 0.f);
-        v16 a0 = b0, a1 = b0, c0 = v16{}, c1 = v16{};
-        P k = lo;
-        for (; k + 1 < hi; k += 2) {
-            const float* x0 = buf + int64_t(idx[k]) * TILE;
-            const float* x1 = buf + int64_t(idx[k + 1]) * TILE;
-            const v16 v0 = splat(data[k]), v1 = splat(data[k + 1]);
-            a0 += v0 * load16(x0);
-            a1 += v0 * load16(x0 + 16);
-            c0 += v1 * load16(x1);
-            c1 += v1 * load16(x1 + 16);
+        v16 a0 = splat(bias ? bias[r] : 0.f), a1 = a0, a2 = a0, a3 = a0;
+        for (P k = lo; k < hi; ++k) {
+            const v16 v = splat(data[k]);
+            const float* x = buf + int64_t(idx[k]) * TILE;
+            a0 += v * load16(x);
+            a1 += v * load16(x + 16);
+            a2 += v * load16(x + 32);
+            a3 += v * load16(x + 48);
         }
-        if (k < hi) {
-            const float* x0 = buf + int64_t(idx[k]) * TILE;
-            const v16 v0 = splat(data[k]);
-            a0 += v0 * load16(x0);
-            a1 += v0 * load16(x0 + 16);
-        }
-        store16(out + r * out_stride, act16(a0 + c0, act));
-        store16(out + r * out_stride + 16, act16(a1 + c1, act));
+        float* o = out + r * out_stride;
+        store16(o, act16(a0, act));
+        store16(o + 16, act16(a1, act));
+        store16(o + 32, act16(a2, act));
+        store16(o + 48, act16(a3, act));
     }
 }
 
@@ -139,8 +134,7 @@ static void left_tiles(const P* indptr, const I* idx, const float* data, const f
             float* d = buf.data() + c * TILE;
             const float* s = X + c * n + p0;
             if (w == TILE) {
-                store16(d, load16(s));
-                store16(d + 16, load16(s + 16));
+                for (int64_t j = 0; j < TILE; j += 16) store16(d + j, load16(s + j));
             } else {
                 for (int64_t j = 0; j < TILE; ++j) d[j] = j < w ? s[j] : 0.f;
             }
@@ -157,7 +151,7 @@ static void left_tiles(const P* indptr, const I* idx, const float* data, const f
 }
 
 // Tiles [t0, t1) of Y = act(X @ W.T + bias) for X [n, cols] (rows, e.g. tokens), Y [n, rows]:
-// the same tile product, packing 32 input rows transposed and writing the tile back transposed.
+// the same tile product, packing 64 input rows transposed and writing the tile back transposed.
 template <typename P, typename I>
 static void right_tiles(const P* indptr, const I* idx, const float* data, const float* bias,
                         const float* __restrict X, float* __restrict Y, int64_t rows,
