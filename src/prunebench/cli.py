@@ -877,6 +877,12 @@ def plan_cmd(
         output: Optional[str] = typer.Option(None, "-o", "--output",
                                              help="write the planned model file (the plan and "
                                                   "its timings go in its manifest)"),
+        hosts: Optional[str] = typer.Option(None, "--hosts",
+                                            help="'all' or ENGINE/FORMAT,...: also time the "
+                                                 "planned model beside these whole-graph "
+                                                 "engines and keep the fastest (all: "
+                                                 "onnxruntime/dense, openvino/dense, "
+                                                 "openvino/csr)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
     """Choose a storage format per pruned layer by measuring each candidate on this machine,
     then verify and time the planned model against dense and every single-format model."""
@@ -885,6 +891,9 @@ def plan_cmd(
     from .planner import _check_args
 
     _check_args(objective, budget_ms, batch, threads, engine, values)
+    from .hosts import parse_hosts
+
+    host_list = parse_hosts(True if hosts == "all" else hosts)
     is_file = Path(model).is_file()
     if not is_file:
         zoo.get_spec(model)
@@ -899,7 +908,8 @@ def plan_cmd(
     doc = plan_command(model, prune=run, objective=objective, budget_ms=budget_ms, batch=batch,
                        threads=threads, engine=engine, values=values, output=output,
                        cache=not no_cache, seed=seed, progress=not as_json,
-                       format_opts={"block": _parse_block(block), "n": n, "m": m})
+                       format_opts={"block": _parse_block(block), "n": n, "m": m},
+                       hosts=host_list)
     if as_json:
         _emit_json(doc)
         return

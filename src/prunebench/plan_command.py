@@ -11,7 +11,7 @@ from typing import Any, Callable
 def plan_command(model: str, *, prune: Callable[[], Any] | None, objective: str,
                  budget_ms: float | None, batch: int, threads: int, engine: str, values: str,
                  output: str | None, cache: bool, seed: int, progress: bool,
-                 format_opts: dict) -> dict:
+                 format_opts: dict, hosts: tuple = ()) -> dict:
     """Run the planner and return the JSON document of ``plan --json``.
 
     ``model`` is a zoo name (then ``prune()`` returns (dense net, data, PruneResult)) or a
@@ -46,7 +46,7 @@ def plan_command(model: str, *, prune: Callable[[], Any] | None, objective: str,
     y = data.y_test[:n] if data is not None and len(data.y_test) >= n else None
     p = plan(pruned, x, objective=objective, budget_ms=budget_ms, batch=batch,
              threads=threads, engine=engine, values=values, cache=cache, progress=say,
-             verify_labels=y, **format_opts)
+             verify_labels=y, hosts=hosts, **format_opts)
     doc = p.to_json()
     doc.update(model=zoo_name, source=source, latency_only=not spec.trained)
     if output is None:
@@ -114,6 +114,11 @@ def render(doc: dict, out) -> None:
               + (f" -> {doc['output']}" if doc.get("output") else "")
               + (f"; {doc['cache_hits']} timings from this machine's cache"
                  if doc["cache_hits"] else ""))
+    host = doc.get("host")
+    if host:
+        runs = ", ".join(f"{k} {v:.4g} ms" for k, v in host["times_ms"].items())
+        out.print(f"engine: {host['engine']} ({host['format']}), the fastest of {runs}"
+                  + "".join(f"; {k} unavailable: {why}" for k, why in host["unavailable"].items()))
     if doc["objective"] == "size" and doc["planned_ms"] > doc["budget_ms"]:
         out.print(f"[yellow]no plan meets the budget {doc['budget_ms']:.4g} ms; this is the "
                   "fastest one measured[/yellow]")

@@ -62,6 +62,8 @@ BAD = [
     (["plan", "digits-lenet300", "--method", "bogus"], "bogus"),
     (["plan", "digits-lenet300", "--sparsity", "1.5"], "1.5"),
     (["plan", "no-such-model"], "unknown model 'no-such-model'"),
+    (["plan", "digits-lenet300", "--hosts", "tensorrt"], "hosts: 'tensorrt'"),
+    (["plan", "digits-lenet300", "--hosts", "onnxruntime/csr"], "hosts: 'onnxruntime/csr'"),
 ]
 
 
