@@ -53,9 +53,11 @@ def _net():
     return _prune(net, 0.8)
 
 
-def test_cnn_with_bn_relu6_residual_and_stride_matches_pytorch():
+@pytest.mark.parametrize("size", [30, 7])
+def test_cnn_with_bn_relu6_residual_and_stride_matches_pytorch(size):
+    """30: 15x15 = 3 tiles of 64 positions and a partial one; 7: 4x4, one 16-wide tile."""
     net = _net()
-    x = torch.randn(2, 3, 30, 30)   # 15x15 = 3 tiles of 64 positions and a partial one
+    x = torch.randn(2, 3, size, size)
     run = pb.compile(net, "csr", engine="openvino", threads=1, fallback="dense", example_input=x)
     with torch.no_grad():
         ref = net(x)
@@ -74,7 +76,7 @@ def test_cnn_with_bn_relu6_residual_and_stride_matches_pytorch():
     pb.verify(run, net, x)
 
 
-@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("batch", [1, 2, 5, 20])   # 7 to 140 rows: 16- and 64-wide tiles
 def test_linear_layers_any_leading_dims(batch):
     torch.manual_seed(1)
     net = _prune(nn.Sequential(nn.Linear(64, 300), nn.ReLU(), nn.Linear(300, 33)), 0.9)
@@ -109,3 +111,16 @@ def test_bad_input_is_one_clear_error():
     with pytest.raises(BadInputError, match="fp32 values only"):
         pb.compile(net, "csr", engine="openvino", values="bf16")
     assert ENGINES.get("openvino").formats == ("dense", "csr")
+
+
+def test_batch_one_matvec_and_a_new_batch_size():
+    """Batch 1 runs the matrix-vector product; another batch size compiles its own shape."""
+    torch.manual_seed(3)
+    net = _prune(nn.Sequential(nn.Linear(500, 700), nn.ReLU(), nn.Linear(700, 20)), 0.7)
+    run = pb.compile(net, "csr", engine="openvino", threads=2)
+    for batch in (1, 3, 1):
+        x = torch.randn(batch, 500)
+        with torch.no_grad():
+            ref = net(x)
+        np.testing.assert_allclose(run(x).numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
+    assert run.op_counts()["Reference"] == 2

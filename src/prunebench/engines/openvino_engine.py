@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -223,7 +224,8 @@ class OpenVinoModel:
 
         if self._converted is None:
             try:
-                with torch.no_grad():
+                with torch.no_grad(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")     # the tracer's warnings: not the user's
                     self._converted = ov.convert_model(self._work, example_input=example[:1],
                                                        extension=self._extensions() or None)
             except PrunebenchError:

@@ -95,13 +95,28 @@ static void spmv(const P* indptr, const I* idx, const float* data, const float* 
 // vectors from L1/L2 instead of columns scattered over the whole input; one index and one value
 // load feed four FMAs into four independent accumulators. (Measured on one core, 1536x384 at
 // 30% and 128 columns: 32 GMAC/s with 64-column tiles, 29 with 32, 22 with 16.)
-constexpr int64_t TILE = 64;
 
-template <typename P, typename I>
+template <int64_t TILE, typename P, typename I>
 static void tile_rows(const P* __restrict indptr, const I* __restrict idx,
                       const float* __restrict data, const float* __restrict bias,
                       const float* __restrict buf, float* __restrict out, int64_t rows,
                       int64_t out_stride, int act) {
+    if (TILE == 16) {  // one vector a row: four accumulators over the values instead
+        for (int64_t r = 0; r < rows; ++r) {
+            const P lo = indptr[r], hi = indptr[r + 1];
+            v16 a0 = splat(bias ? bias[r] : 0.f), a1 = v16{}, a2 = v16{}, a3 = v16{};
+            P k = lo;
+            for (; k + 3 < hi; k += 4) {
+                a0 += splat(data[k]) * load16(buf + int64_t(idx[k]) * 16);
+                a1 += splat(data[k + 1]) * load16(buf + int64_t(idx[k + 1]) * 16);
+                a2 += splat(data[k + 2]) * load16(buf + int64_t(idx[k + 2]) * 16);
+                a3 += splat(data[k + 3]) * load16(buf + int64_t(idx[k + 3]) * 16);
+            }
+            for (; k < hi; ++k) a0 += splat(data[k]) * load16(buf + int64_t(idx[k]) * 16);
+            store16(out + r * out_stride, act16((a0 + a1) + (a2 + a3), act));
+        }
+        return;
+    }
     for (int64_t r = 0; r < rows; ++r) {  // out[r * out_stride + j] for j < TILE
         const P lo = indptr[r], hi = indptr[r + 1];
         v16 a0 = splat(bias ? bias[r] : 0.f), a1 = a0, a2 = a0, a3 = a0;
@@ -122,7 +137,7 @@ static void tile_rows(const P* __restrict indptr, const I* __restrict idx,
 }
 
 // Tiles [t0, t1) of Y = act(W @ X + bias[:, None]) for X [cols, n] (channels first), Y [rows, n].
-template <typename P, typename I>
+template <int64_t TILE, typename P, typename I>
 static void left_tiles(const P* indptr, const I* idx, const float* data, const float* bias,
                        const float* __restrict X, float* __restrict Y, int64_t rows,
                        int64_t cols, int64_t n, int64_t t0, int64_t t1, int act) {
@@ -140,10 +155,10 @@ static void left_tiles(const P* indptr, const I* idx, const float* data, const f
             }
         }
         if (w == TILE) {
-            tile_rows(indptr, idx, data, bias, buf.data(), Y + p0, rows, n, act);
+            tile_rows<TILE>(indptr, idx, data, bias, buf.data(), Y + p0, rows, n, act);
         } else {
             part.resize(size_t(rows * TILE));
-            tile_rows(indptr, idx, data, bias, buf.data(), part.data(), rows, TILE, act);
+            tile_rows<TILE>(indptr, idx, data, bias, buf.data(), part.data(), rows, TILE, act);
             for (int64_t r = 0; r < rows; ++r)
                 for (int64_t j = 0; j < w; ++j) Y[r * n + p0 + j] = part[size_t(r * TILE + j)];
         }
@@ -152,7 +167,7 @@ static void left_tiles(const P* indptr, const I* idx, const float* data, const f
 
 // Tiles [t0, t1) of Y = act(X @ W.T + bias) for X [n, cols] (rows, e.g. tokens), Y [n, rows]:
 // the same tile product, packing 64 input rows transposed and writing the tile back transposed.
-template <typename P, typename I>
+template <int64_t TILE, typename P, typename I>
 static void right_tiles(const P* indptr, const I* idx, const float* data, const float* bias,
                         const float* __restrict X, float* __restrict Y, int64_t rows,
                         int64_t cols, int64_t n, int64_t t0, int64_t t1, int act) {
@@ -170,7 +185,7 @@ static void right_tiles(const P* indptr, const I* idx, const float* data, const 
                 for (int64_t c = c0; c < c1; ++c) buf[size_t(c * TILE + j)] = s[c];
             }
         }
-        tile_rows(indptr, idx, data, bias, buf.data(), part.data(), rows, TILE, act);
+        tile_rows<TILE>(indptr, idx, data, bias, buf.data(), part.data(), rows, TILE, act);
         for (int64_t r0 = 0; r0 < rows; r0 += 16) {
             const int64_t r1 = std::min(rows, r0 + 16);
             for (int64_t j = 0; j < w; ++j) {
@@ -181,19 +196,30 @@ static void right_tiles(const P* indptr, const I* idx, const float* data, const 
     }
 }
 
-template <bool Columns, typename P, typename I>
-static void tiled(const P* indptr, const I* idx, const float* data, const float* bias,
-                  const float* X, float* Y, int64_t rows, int64_t cols, int64_t n, int act) {
+template <int64_t TILE, bool Columns, typename P, typename I>
+static void tiled_as(const P* indptr, const I* idx, const float* data, const float* bias,
+                     const float* X, float* Y, int64_t rows, int64_t cols, int64_t n, int act) {
     const int64_t tiles = (n + TILE - 1) / TILE;
     const int nthr = (indptr[rows] - indptr[0]) * n > 65536 && tiles > 1
                          ? int(std::min<int64_t>(tiles, parallel_get_max_threads())) : 1;
     ov::parallel_nt(nthr, [&](int i, int k) {
         const int64_t t0 = tiles * i / k, t1 = tiles * (i + 1) / k;
         if (Columns)
-            left_tiles(indptr, idx, data, bias, X, Y, rows, cols, n, t0, t1, act);
+            left_tiles<TILE>(indptr, idx, data, bias, X, Y, rows, cols, n, t0, t1, act);
         else
-            right_tiles(indptr, idx, data, bias, X, Y, rows, cols, n, t0, t1, act);
+            right_tiles<TILE>(indptr, idx, data, bias, X, Y, rows, cols, n, t0, t1, act);
     });
+}
+
+// 64-column tiles; 16 when there are at most 16 columns (a batch of 8 would waste 7/8 of a
+// 64-column tile)
+template <bool Columns, typename P, typename I>
+static void tiled(const P* indptr, const I* idx, const float* data, const float* bias,
+                  const float* X, float* Y, int64_t rows, int64_t cols, int64_t n, int act) {
+    if (n <= 16)
+        tiled_as<16, Columns>(indptr, idx, data, bias, X, Y, rows, cols, n, act);
+    else
+        tiled_as<64, Columns>(indptr, idx, data, bias, X, Y, rows, cols, n, act);
 }
 
 class SparseMatMul : public ov::op::Op {
