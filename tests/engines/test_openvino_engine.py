@@ -124,3 +124,13 @@ def test_batch_one_matvec_and_a_new_batch_size():
             ref = net(x)
         np.testing.assert_allclose(run(x).numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
     assert run.op_counts()["Reference"] == 2
+
+
+def test_missing_compiler_is_one_clear_error(tmp_path, monkeypatch):
+    from prunebench.engines.ov_ext import ExtensionBuildError, library
+
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))     # nothing built there yet
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-g++"))
+    with pytest.raises(ExtensionBuildError, match="Install g\\+\\+"):
+        library()
+    assert not list(tmp_path.rglob("*.so"))

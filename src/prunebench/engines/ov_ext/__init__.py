@@ -61,7 +61,12 @@ def library() -> Path:
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
     cmd = [cxx, *FLAGS, f"-I{include}", str(SOURCE), "-o", str(tmp), str(ov_lib[0]),
            str(tbb_lib[0]), f"-Wl,-rpath,{libs}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as e:
+        raise ExtensionBuildError(f"engine openvino needs a C++ compiler to build its sparse "
+                                  f"operation; {cxx}: {e.strerror}. Install g++ (apt-get install "
+                                  "g++) or set CXX") from None
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
         first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr[-300:])
