@@ -193,6 +193,8 @@ class OpenVinoModel:
             key, _, stride = module._pb_ov
             if stride:
                 x = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)]
+            # a fresh value: OpenVINO's PyTorch frontend crashed (SIGSEGV) converting an input
+            # that feeds both the operation and a residual add
             return target_op(x.clone(), torch.tensor(key, dtype=torch.int64))
 
         def to_openvino(ctx):
@@ -296,9 +298,6 @@ class OpenVinoEngine(Engine):
     formats = ("dense", "csr")
     values = ("fp32", "bf16")
     rnn = "OpenVINO's own GRU/LSTM sequence operations (dense)"
-
-    def supports(self, format: str) -> bool:
-        return format in self.formats
 
     def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
                 threads: int = 1, example_input: torch.Tensor | None = None,
