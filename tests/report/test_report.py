@@ -164,6 +164,10 @@ def test_speedups_are_side_by_side_ratios_when_rows_carry_their_reference(tmp_pa
         # 2x dense PyTorch beside it, though its 11 ms are more than the torch-dense job took
         s.add(row("dense", 0.0, "onnxruntime", "dense", 11.0, 22.0), fp)
         s.add(row("magnitude", 0.9, "native", "csr", 4.0, 8.0), fp)
+        # OpenVINO's lossy bf16 default, 4x dense PyTorch: never the fp32 rows' reference
+        bf16 = row("dense", 0.0, "openvino", "dense", 2.5, 10.0)
+        bf16.update(value_encoding="bf16", job_hash=bf16["job_hash"] + "-bf16")
+        s.add(bf16, fp)
         s.add(_latency_row("mlp-4096", "magnitude", 0.9, "scipy", "csr", 1, 5.0), fp)  # old row
     lat = D.latency_table(load(path)).set_index("pair")
     assert lat.loc["native / csr", "speedup"] == pytest.approx(2.0)
