@@ -280,6 +280,24 @@ def test_merge_two_machines(reference_db, tmp_path, capsys):
         assert len(g) == 2 and g.best_speedup.nunique() == 1
 
 
+def test_merge_and_dry_run_read_paths_with_question_marks_and_hashes(reference_db, tmp_path,
+                                                                       capsys):
+    """A ``?`` or ``#`` in a database path is part of the file name (it used to end the SQLite
+    URI: ``in?x.sqlite`` opened, or created, a database called ``in``)."""
+    from prunebench.cli import main
+    from prunebench.study.store import peek
+
+    n = sqlite3.connect(reference_db).execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    odd = tmp_path / "in?x#1.sqlite"
+    shutil.copy(reference_db, odd)
+    out = tmp_path / "out.sqlite"
+    assert main(["merge", str(out), str(odd), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"] == n
+    machine = sqlite3.connect(odd).execute("SELECT id FROM machines").fetchone()[0]
+    assert len(peek(odd, machine)[0]) > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in?x#1.sqlite", "out.sqlite"]
+
+
 @pytest.mark.parametrize("case", ["missing", "directory", "not-sqlite", "foreign", "out-is-input",
                                   "out-exists", "out-under-file"])
 def test_merge_bad_inputs_one_line_exit_2_nothing_written(reference_db, tmp_path, capsys, case):

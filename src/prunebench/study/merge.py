@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 from ..errors import BadInputError, StoreError
-from .store import APP_ID, COLUMNS, JSON_COLUMNS, SCHEMA_VERSION, SKIP_COLUMNS, Store
+from .store import (APP_ID, COLUMNS, JSON_COLUMNS, SCHEMA_VERSION, SKIP_COLUMNS, Store,
+                    readonly_uri)
 
 RESULT_COLUMNS = ("created", "machine_id") + COLUMNS + JSON_COLUMNS
 
@@ -42,7 +43,7 @@ def _open_input(path: str) -> tuple[sqlite3.Connection, int]:
         raise BadInputError(f"merge: input {path!r} is not a prunebench results database "
                             "(not an SQLite file)")
     try:
-        conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True, timeout=30)
+        conn = sqlite3.connect(readonly_uri(p), uri=True, timeout=30)
         tables = {r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type='table'")}
         meta = dict(conn.execute("SELECT key, value FROM meta")) if "meta" in tables else {}

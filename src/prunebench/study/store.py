@@ -306,6 +306,15 @@ class Store:
         self.close()
 
 
+def readonly_uri(path: str | Path) -> str:
+    """The SQLite URI that opens ``path`` read-only. The path is percent-quoted: unquoted, a
+    ``?`` or ``#`` in it ends the file name, and another file (``in`` for ``in?x.sqlite``) is
+    opened, or created."""
+    from urllib.parse import quote
+
+    return f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+
+
 def _check_header(p: Path) -> None:
     try:
         with open(p, "rb") as f:
@@ -392,7 +401,7 @@ def peek(path: str | Path, machine_id: str) -> tuple[dict[str, str], dict[tuple[
         raise BadInputError(f"database: {str(p)!r} is a directory, expected a file")
     _check_header(p)
     try:
-        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=30)
+        conn = sqlite3.connect(readonly_uri(p), uri=True, timeout=30)
     except sqlite3.DatabaseError as e:
         raise StoreError(f"database: {str(p)!r} cannot be read: {e}") from None
     try:
