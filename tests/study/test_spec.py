@@ -129,3 +129,10 @@ def test_study_command_writes_nothing_on_bad_input(tmp_path):
     file_out.write_text("x")
     with pytest.raises(BadInputError, match="--out: .* is a file"):
         study_command(str(p), out=str(file_out))
+
+
+def test_a_spec_that_is_not_utf8_is_one_clear_error(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("description: étude\nmodels: [digits-lenet300]\n".encode("latin-1"))
+    with pytest.raises(BadInputError, match=r"not UTF-8 text \(byte 0xe9 at offset 13\)"):
+        load_spec(path)

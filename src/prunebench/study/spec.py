@@ -176,7 +176,10 @@ def load_spec(spec: str | os.PathLike | dict | None = None) -> Spec:
     import yaml
 
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise BadInputError(f"spec {path}: not UTF-8 text (byte {e.object[e.start]:#04x} at "
+                            f"offset {e.start}); save the YAML file as UTF-8") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
