@@ -3,8 +3,9 @@
 :func:`prunebench.planner.plan` chooses a format per layer on one engine (``native``: sparse
 layers inside eager PyTorch). With ``hosts`` it then times that planned model beside the pruned
 model on each host engine in :data:`HOSTS` (ONNX Runtime and OpenVINO dense; OpenVINO with its
-csr layers as custom operations inside the compiled graph), every candidate verified first, in
-interleaved rounds (:func:`prunebench.planner.interleaved_ms`), and keeps the fastest. So a plan
+csr layers as custom operations inside the compiled graph), every candidate verified first and
+timed beside the planned model (:meth:`prunebench.measure.Timer.run_beside`, settled blocks:
+another runtime's threads spin after its calls), and keeps the fastest. So a plan
 is never slower than the fastest dense engine it was compared with: where no sparse layer
 pays, the answer is "run it dense on onnxruntime" (or whichever won), and
 ``Plan.host`` says so.
