@@ -172,3 +172,24 @@ def test_beside_settle_runs_untimed_first_and_hides_the_other_pools_spin(fake_cl
     assert m.samples == pytest.approx((0.001,) * m.n) and m.n >= 20
     with pytest.raises(BadInputError):
         Timer(fn, clock=fake_clock).run_beside(ref, settle_s=-1)
+
+
+def test_among_takes_each_reference_in_turn_and_waits_for_the_slowest(fake_clock):
+    """fn 1 ms, two references of 2 and 6 ms, blocks of 5 ms: rounds of f*5, a*3, b*1 (a 6 ms
+    call ends its block at once and is kept); it stops when every one holds min_runs."""
+    order = []
+
+    def make(tag, s):
+        def call():
+            order.append(tag)
+            fake_clock.advance(s)
+        return call
+
+    m, (a, b) = Timer(make("f", 0.001), warmup=1, min_runs=3, min_time=0.0,
+                      clock=fake_clock).run_among([make("a", 0.002), make("b", 0.006)],
+                                                  block_s=0.005, label="x")
+    assert order[:3] == ["f", "a", "b"]
+    assert "".join(order[3:]) == "fffffaaab" * 3
+    assert (m.n, a.n, b.n) == (12, 6, 3)
+    assert b.samples == pytest.approx((0.006,) * 3)
+    assert a.label == "x (reference 0)" and b.label == "x (reference 1)"

@@ -180,3 +180,39 @@ def test_speedups_are_side_by_side_ratios_when_rows_carry_their_reference(tmp_pa
     assert not lat.loc["scipy / csr", "side_by_side"]
     assert lat.loc["scipy / csr", "speedup"] == pytest.approx(10.0 / 5.0)
     assert lat.loc["scipy / csr", "speedup_best"] == pytest.approx(1.0)
+
+
+def test_headline_speedup_is_the_ratio_to_the_fastest_dense_engine_timed_in_the_job(tmp_path):
+    """A row timed beside the fastest dense engine (``extra.fastest_dense``) takes its speedup
+    over it from that one run: 3 ms beside ONNX Runtime's 4.5 ms is 1.5x, whatever the
+    ONNX Runtime dense job measured at another moment (5.5 ms there) or chained ratios say."""
+    from synthetic import _latency_row
+    from prunebench.measure import fingerprint
+    from prunebench.study.store import Store
+
+    def row(label, sp, engine, fmt, ms, ref_ms, fastest=None):
+        r = _latency_row("mlp-4096", label, sp, engine, fmt, 1, ms)
+        r["extra"]["reference"] = {"engine": "torch-dense", "model": "unpruned",
+                                   "p50_ms": ref_ms, "iqr_ms": 0.0, "runs": 5, "noisy": False}
+        if fastest:
+            r["extra"]["fastest_dense"] = {"engine": fastest[0], "model": "unpruned",
+                                           "p50_ms": fastest[1], "iqr_ms": 0.0, "runs": 5,
+                                           "noisy": False}
+        return r
+
+    path = tmp_path / "fastest.sqlite"
+    fp = fingerprint()
+    with Store(path) as s:
+        s.add(row("dense", 0.0, "torch-dense", "dense", 10.0, 10.0), fp)
+        s.add(row("dense", 0.0, "onnxruntime", "dense", 5.5, 10.0), fp)
+        s.add(row("magnitude", 0.9, "openvino", "csr", 3.0, 9.0, ("onnxruntime", 4.5)), fp)
+        s.add(row("magnitude", 0.9, "native", "csr", 4.0, 8.0), fp)  # no fastest beside it
+    lat = D.latency_table(load(path)).set_index("pair")
+    ov = lat.loc["openvino / csr"]
+    assert ov.fastest_beside and ov.best_dense == "onnxruntime"
+    assert ov.best_dense_ms == pytest.approx(4.5)
+    assert ov.speedup_best == pytest.approx(1.5)
+    assert ov.speedup == pytest.approx(3.0)
+    nat = lat.loc["native / csr"]  # chained: 2x torch over ORT's 10/5.5 x torch
+    assert not nat.fastest_beside
+    assert nat.speedup_best == pytest.approx(2.0 / (10.0 / 5.5))

@@ -90,6 +90,16 @@ def test_latency_rows_verified_then_timed(smoke_run):
         assert v["batch"] == r["batch"]
         assert len(r["samples"]) >= 3 and r["p50_ms"] == pytest.approx(
             1e3 * float(np.percentile(r["samples"], 50)))
+        # timed beside dense PyTorch and beside the fastest dense engine of the unpruned model
+        fast = r["extra"]["fastest_dense"]
+        assert fast["engine"] in {"torch-dense", "onnxruntime", "openvino"}
+        assert fast["runs"] >= 1 and 0 < fast["p50_ms"] <= 1.5 * r["extra"]["reference"]["p50_ms"]
+    # one choice per model, batch and threads: every row of a group names the same engine
+    groups: dict = {}
+    for r in ok:
+        groups.setdefault((r["model"], r["seed"], r["batch"], r["threads"]), set()).add(
+            r["extra"]["fastest_dense"]["engine"])
+    assert all(len(v) == 1 for v in groups.values())
     failed = _rows(out, kind="latency", status="failed")
     assert failed and {r["engine"] for r in failed} == {"test-broken"}
     for r in failed:  # 1% off: above the fp32 tolerance, stored with the reason, never timed

@@ -6,7 +6,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -142,16 +142,25 @@ class Timer:
         after their last call (ONNX Runtime's for about 35 ms here, doubling the time of the
         OpenVINO calls that followed), so callables of different runtimes need it.
         Returns (fn's, reference's) measurements."""
+        mine, (theirs,) = self.run_among([reference], batch=batch, threads=threads,
+                                         label=label, block_s=block_s, settle_s=settle_s)
+        return mine, theirs
+
+    def run_among(self, references: Sequence[Callable[[], object]], batch: int = 1,
+                  threads: int | None = None, label: str = "", block_s: float = BLOCK_S,
+                  settle_s: float = 0.0) -> tuple["Measurement", list["Measurement"]]:
+        """:meth:`run_beside` with several references: blocks of fn, then each reference in
+        turn, round after round. Returns (fn's measurement, [each reference's])."""
         _check("block_s", block_s, 0)
         _check("settle_s", settle_s, 0)
+        calls = [self.fn, *references]
         for _ in range(self.warmup):
-            self.fn()
-            reference()
-        mine: list[float] = []
-        theirs: list[float] = []
+            for call in calls:
+                call()
+        samples: list[list[float]] = [[] for _ in calls]
         start = self.clock()
         while True:
-            for call, samples in ((self.fn, mine), (reference, theirs)):
+            for call, kept in zip(calls, samples):
                 block: list[float] = []
                 settle_end = self.clock() + settle_s
                 while settle_s and self.clock() < settle_end:
@@ -162,14 +171,16 @@ class Timer:
                     block.append(took)
                     if t1 - block_start >= block_s:
                         break
-                samples.extend(block[1:] if len(block) > 1 else block)
+                kept.extend(block[1:] if len(block) > 1 else block)
             elapsed = self.clock() - start
-            enough = (len(mine) >= self.min_runs and len(theirs) >= self.min_runs
-                      and elapsed >= self.min_time)
-            if enough or len(mine) >= self.max_runs or elapsed >= self.max_time:
+            enough = all(len(k) >= self.min_runs for k in samples) and elapsed >= self.min_time
+            if enough or len(samples[0]) >= self.max_runs or elapsed >= self.max_time:
                 break
-        return (self._result(mine, batch, threads, label),
-                self._result(theirs, batch, threads, f"{label} (reference)" if label else ""))
+        names = ([" (reference)"] if len(references) == 1
+                 else [f" (reference {i})" for i in range(len(references))])
+        refs = [self._result(k, batch, threads, f"{label}{n}" if label else "")
+                for n, k in zip(names, samples[1:])]
+        return self._result(samples[0], batch, threads, label), refs
 
     def _time_one(self, call: Callable[[], object]) -> tuple[float, float]:
         """(seconds ``call`` took, the clock after it); ``between`` runs first, untimed."""

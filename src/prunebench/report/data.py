@@ -219,14 +219,17 @@ def latency_table(d: StudyData) -> pd.DataFrame:
 
     Rows timed beside their reference (``extra.reference``: the unpruned model on dense
     PyTorch, calls alternating with the row's own; ``side_by_side`` True) take ``speedup``
-    as the ratio of that one run, so drift of the machine between jobs cancels;
-    ``speedup_best`` is then ``speedup`` over the fastest dense engine's own side-by-side
-    speedup. Rows without one (databases of older versions) divide by the dense job's time."""
+    as the ratio of that one run, so drift of the machine between jobs cancels.
+    Rows timed beside the fastest dense engine too (``extra.fastest_dense``, chosen per model,
+    batch and threads when the job ran; ``fastest_beside`` True) take ``speedup_best`` as the
+    ratio of that same run; other rows divide ``speedup`` by the fastest dense engine's own
+    side-by-side speedup, and rows without any reference (databases of older versions) divide
+    by the dense job's time."""
     lat = d.latency.copy()
     if lat.empty:
         return lat.assign(speedup=[], baseline_ms=[], speedup_best=[], best_dense_ms=[],
                           best_dense=[], pair=[], format_used=[], reference_ms=[],
-                          side_by_side=[])
+                          side_by_side=[], fastest_beside=[])
     lat["reference_ms"] = [float(e["reference"]["p50_ms"])
                            if isinstance(e, dict) and isinstance(e.get("reference"), dict)
                            else np.nan for e in lat.extra]
@@ -247,12 +250,18 @@ def latency_table(d: StudyData) -> pd.DataFrame:
         best[(mid, model, batch, threads)] = (float(f.p50_ms), str(f.engine), float(rel.max()))
     key = list(zip(lat.machine_id, lat.model, lat.batch, lat.threads))
     lat["baseline_ms"] = [base.get(k, np.nan) for k in key]
-    lat["best_dense_ms"] = [best.get(k, (np.nan, "", np.nan))[0] for k in key]
-    lat["best_dense"] = [best.get(k, (np.nan, "", np.nan))[1] for k in key]
+    fastest = [e["fastest_dense"] if isinstance(e, dict)
+               and isinstance(e.get("fastest_dense"), dict) else None for e in lat.extra]
+    lat["fastest_beside"] = [f is not None for f in fastest]
+    lat["best_dense_ms"] = [float(f["p50_ms"]) if f else best.get(k, (np.nan, "", np.nan))[0]
+                            for f, k in zip(fastest, key)]
+    lat["best_dense"] = [str(f["engine"]) if f else best.get(k, (np.nan, "", np.nan))[1]
+                         for f, k in zip(fastest, key)]
     best_rel = np.array([best.get(k, (np.nan, "", np.nan))[2] for k in key], dtype=float)
     p50 = lat.p50_ms.astype(float)
     lat["speedup"] = np.where(lat.side_by_side, lat.reference_ms / p50, lat.baseline_ms / p50)
-    lat["speedup_best"] = lat.speedup / best_rel
+    lat["speedup_best"] = np.where(lat.fastest_beside, lat.best_dense_ms / p50,
+                                   lat.speedup / best_rel)
     lat["pair"] = lat.engine + " / " + lat.format + np.where(
         lat.value_encoding == "fp32", "", " " + lat.value_encoding.astype(str))
     lat["format_used"] = [f in ("dense", "auto") or not isinstance((e or {}).get("plan"), dict)

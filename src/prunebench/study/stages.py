@@ -341,30 +341,50 @@ def verify(fn: Callable, reference: nn.Module, x: torch.Tensor, y: torch.Tensor 
 
 
 def time_call(fn: Callable, reference: Callable, x: torch.Tensor, batch: int, threads: int,
-              measure: dict, label: str):
-    """(fn's, reference's) :class:`~prunebench.measure.Measurement` of ``fn(x)`` and
-    ``reference(x)`` (the unpruned model on dense PyTorch) timed side by side
-    (:meth:`~prunebench.measure.Timer.run_beside`), so that the speedups the report derives
-    are ratios of one run. The noisy-IQR warning is kept as the measurement's ``noisy`` flag
-    instead of printed mid-progress."""
+              measure: dict, label: str, fastest: Callable | None = None):
+    """(fn's, reference's, fastest's) :class:`~prunebench.measure.Measurement` of ``fn(x)``,
+    ``reference(x)`` (the unpruned model on dense PyTorch) and ``fastest(x)`` (the unpruned
+    model on the fastest dense engine, when it is not dense PyTorch; else None), timed side by
+    side (:meth:`~prunebench.measure.Timer.run_among`), so that the speedups the report
+    derives are ratios of one run. Blocks settle for :data:`SETTLE_S` when another runtime
+    takes part (its thread pool spins after its calls). The noisy-IQR warning is kept as the
+    measurement's ``noisy`` flag instead of printed mid-progress."""
     from ..measure import Timer
 
     torch.set_num_threads(threads)
+    refs = [reference] if fastest is None else [reference, fastest]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.inference_mode():
+            settle = 0.0 if fastest is None else SETTLE_S
+            # settling is not measuring: it does not eat the measurement's time budget
+            max_time = (max(measure["max_time"], measure["min_time"])
+                        + settle * len(refs + [fn]) * measure["min_runs"])
             timer = Timer(lambda: fn(x), warmup=measure["warmup"], min_runs=measure["min_runs"],
-                          min_time=measure["min_time"],
-                          max_time=max(measure["max_time"], measure["min_time"]))
-            return timer.run_beside(lambda: reference(x), batch=batch, threads=threads,
-                                    label=label)
+                          min_time=measure["min_time"], max_time=max_time)
+            m, ms = timer.run_among([(lambda r=r: r(x)) for r in refs], batch=batch,
+                                    threads=threads, label=label, settle_s=settle)
+    return m, ms[0], (ms[1] if fastest is not None else None)
 
 
-def beside(extra: dict, ref) -> dict:
-    """``extra`` with the side-by-side reference timing ``ref`` (a Measurement) added."""
+#: untimed seconds before each block when another runtime's thread pool takes part
+SETTLE_S = 0.04
+
+
+def beside(extra: dict, ref, fastest=None, fastest_engine: str | None = None) -> dict:
+    """``extra`` with the side-by-side reference timing ``ref`` (a Measurement: the unpruned
+    model on dense PyTorch) and ``fastest_dense`` (the unpruned model on the fastest dense
+    engine, ``fastest``; the reference itself when that is dense PyTorch) added."""
     lat = ref.latency_ms()
     extra["reference"] = {"engine": "torch-dense", "model": "unpruned", "p50_ms": lat["p50"],
                           "iqr_ms": lat["iqr"], "runs": ref.n, "noisy": ref.noisy}
+    if fastest is not None:
+        f = fastest.latency_ms()
+        extra["fastest_dense"] = {"engine": fastest_engine, "model": "unpruned",
+                                  "p50_ms": f["p50"], "iqr_ms": f["iqr"], "runs": fastest.n,
+                                  "noisy": fastest.noisy}
+    elif fastest_engine == "torch-dense":
+        extra["fastest_dense"] = dict(extra["reference"])
     return extra
 
 
