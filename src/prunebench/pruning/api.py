@@ -20,7 +20,7 @@ from .structured import ChannelPruner, check_channel_layers
 from .targets import (PrunableWeight, prunable_layers, prunable_weights, select_layers,
                       weights_of)
 from .validate import (check_block, check_calibration, check_int, check_nm, check_norm,
-                       check_rewind_state, check_sparsity)
+                       check_rewind_state, check_schedule_options, check_sparsity)
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,8 @@ def _example_input(example_input, calibration, data):
 
 def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
           scope: str = "layer", schedule: str = "oneshot", finetune: Any = None,
-          finetune_steps: int = 200, rounds: int = 3, block: tuple[int, int] = (4, 4),
-          n: int = 2, m: int = 4, norm: str = "l1", layers: list[str] | None = None,
+          finetune_steps: int = 200, rounds: int | None = None, block: tuple[int, int] = (4, 4),
+          n: int = 2, m: int = 4, norm: str = "l1", layers: list[str] | str | None = None,
           seed: int = 0, rewind_state: dict | None = None,
           calibration: tuple[torch.Tensor, torch.Tensor] | None = None,
           example_input: Any = None, progress: bool = False,
@@ -158,14 +158,16 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     finetune : a zoo Dataset to fine-tune on and to measure accuracy with; None prunes only.
     finetune_steps : fine-tuning steps after pruning (per round for ``iterative`` and
         ``rewind``, in total for ``gradual``).
-    rounds : pruning rounds of ``iterative`` and ``rewind``.
-    layers : module names to prune. None means every nn.Linear, nn.Conv1d/2d/3d and
-        nn.RNN/GRU/LSTM except the first and the last one in definition order (all of them when
-        that leaves none; ``channel`` never shrinks the last layer). Biases and normalisation
-        parameters are never pruned.
+    rounds : pruning rounds of ``iterative``, ``iterative-linear`` and ``rewind`` (default 3);
+        BadInputError with any other schedule.
+    layers : module names to prune, or ``"all"``. None means every nn.Linear, nn.Conv1d/2d/3d,
+        nn.RNN/GRU/LSTM and nn.MultiheadAttention except the first and the last one in
+        definition order (all of them when that leaves none; ``channel`` never shrinks the last
+        layer). Biases and normalisation parameters are never pruned. A Parameter tied between
+        modules is pruned once, with one mask.
     seed : seeds random scores, the calibration batch and fine-tuning.
-    rewind_state : state_dict to rewind to (required by ``rewind``), e.g. the init state from
-        ``prunebench.zoo.load(name, return_init=True)``.
+    rewind_state : state_dict to rewind to (required by ``rewind``, refused by the others), e.g.
+        the init state from ``prunebench.zoo.load(name, return_init=True)``.
     calibration : ``(x, y)`` batch for ``gradient``/``taylor`` scores; default
         ``train.calibration_batch(finetune, seed=seed)``.
     example_input : model input for MAC counting and channel tracing; default the first
@@ -187,7 +189,7 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     run = SCHEDULES.get(schedule)
     sparsity = check_sparsity(sparsity)
     finetune_steps = check_int("finetune_steps", finetune_steps, 0)
-    rounds = check_int("rounds", rounds, 1)
+    rounds = check_schedule_options(schedule, rounds, rewind_state)
     seed = check_int("seed", seed, 0)
     data = _check_dataset(finetune)
     if not isinstance(distill, bool):
