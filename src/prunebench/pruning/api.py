@@ -17,8 +17,8 @@ from .schedules import NEEDS_DATA, SCHEDULES, Plan
 from .scores import SCORES, ScoreContext
 from .select import SCOPES
 from .structured import ChannelPruner, check_channel_layers
-from .targets import (PrunableWeight, prunable_layers, prunable_weights, select_layers,
-                      weights_of)
+from .targets import (PrunableWeight, canonical_names, prunable_layers, prunable_weights,
+                      select_layers, weights_of)
 from .validate import (check_block, check_calibration, check_int, check_nm, check_norm,
                        check_rewind_state, check_schedule_options, check_sparsity)
 
@@ -269,8 +269,10 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     masks = dict(pruner.masks) if spec.granularity != "channel" else {}
     accounting = sparsity_report(working, example, reference=model)
     pruned_set = set(pruned_modules)
+    canonical = canonical_names(working)   # a tied weight's rows all name its one mask
     for row in accounting["layers"]:
-        row["pruned"] = (row["name"] in masks if masks else row["module"] in pruned_set)
+        row["pruned"] = (canonical.get(row["name"], row["name"]) in masks if masks
+                         else row["module"] in pruned_set)
     report = {
         "method": method, "score": spec.score, "granularity": spec.granularity,
         "scope": scope, "schedule": schedule,

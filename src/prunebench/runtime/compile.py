@@ -376,7 +376,7 @@ SPARSE_LAYERS = (SparseLinear, SparseConv, SparseRNN, SparseMultiheadAttention)
 
 
 @contextlib.contextmanager
-def _mha_fastpath(enabled: bool):
+def mha_fastpath(enabled: bool):
     """``torch.backends.mha``'s fast path set to ``enabled`` inside the block (restored)."""
     before = torch.backends.mha.get_fastpath_enabled()
     if before == enabled:
@@ -422,7 +422,7 @@ class CompiledModel(nn.Module):
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         self.backend.set_threads(self.threads)
-        with torch.inference_mode(), _mha_fastpath(not self.no_fastpath):
+        with torch.inference_mode(), mha_fastpath(not self.no_fastpath):
             return self.model(*args, **kwargs)
 
     def sparse_layers(self) -> list[str]:
