@@ -220,7 +220,8 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
         if example is None:
             raise BadInputError("method='channel' traces the model and needs example_input=, "
                                 "calibration= or finetune=")
-        pruned_modules = check_channel_layers(working, layer_names, explicit=layers is not None)
+        pruned_modules = check_channel_layers(working, layer_names,
+                                              explicit=isinstance(layers, (list, tuple)))
         skipped = {}
     else:
         shapes = {w.name: tuple(w.as_gates(w.tensor(working)).shape)
@@ -245,6 +246,13 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     evaluate_fn = _evaluator(data)
     accuracy_dense = evaluate_fn(working) if evaluate_fn else None
     pruner = make_pruner(working)
+    if spec.granularity == "channel":
+        skipped = dict(pruner.skipped)
+        if len(skipped) == len(pruned_modules):
+            name, why = next(iter(skipped.items()))
+            raise BadInputError(f"method='channel' can shrink none of the selected layers "
+                                f"({name}: {why}); pass other layers=")
+        pruned_modules = [n for n in pruned_modules if n not in skipped]
     teacher = None
     if distill and data is not None and finetune_steps > 0:
         teacher = copy.deepcopy(model).eval()
