@@ -133,7 +133,9 @@ class OrtModel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.session is None:
             self._build(x[:1])
-        xn = np.ascontiguousarray(x.detach().numpy(), dtype=np.float32)
+        # token ids stay integers; every other input runs as float32
+        xn = np.ascontiguousarray(x.detach().numpy(),
+                                  dtype=np.float32 if x.is_floating_point() else None)
         try:
             return torch.from_numpy(self.session.run(None, {self.input_name: xn})[0])
         except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own Fail types
