@@ -376,3 +376,14 @@ def test_transformers_models_built_offline(which):
         run = pb.compile(pruned, "csr", engine=engine)
         assert len(run.sparse_layers()) >= 12
         assert pb.verify(run, pruned, ids).ok
+
+
+@pytest.mark.parametrize("name", ["transformer-batch-first", "shared-weight-mlp"])
+def test_planner_takes_attention_and_tied_weights(name):
+    model, x = _build(name)
+    pruned = pb.prune(model, "magnitude", 0.8, layers="all", example_input=x).model
+    planned = pb.plan(pruned, x[:1], threads=1)
+    assert pb.verify(planned.compile(pruned), pruned, x).ok
+    # a plan keyed by the second user of a tied weight reaches the weight
+    if name == "shared-weight-mlp":
+        assert pb.compile(pruned, {"b": "csr"}).plan["a.weight"]["format"] == "csr"

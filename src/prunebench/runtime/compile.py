@@ -134,10 +134,11 @@ def _matrix_names(model: nn.Module, mname: str) -> list[str]:
 
 
 def _resolve_plan(plan: Any, matrices: dict, backend: Backend,
-                  aliases: dict[str, str] | None = None) -> dict[str, str]:
+                  aliases: dict[str, str] | None = None,
+                  by_module: dict[str, list[str]] | None = None) -> dict[str, str]:
     """{matrix: format} from a format name or a dict keyed by matrix, parameter (any name of a
-    tied one: ``aliases`` maps them to the first) or module."""
-    aliases = aliases or {}
+    tied one: ``aliases`` maps them to the first) or module (``by_module``: its matrices)."""
+    aliases, by_module = aliases or {}, by_module or {}
     def check_format(f: Any, where: str) -> str:
         if f == "dense":
             return f
@@ -158,7 +159,8 @@ def _resolve_plan(plan: Any, matrices: dict, backend: Backend,
     out = {name: "dense" for name in matrices}
     for key, f in plan.items():
         key = aliases.get(key, key) if isinstance(key, str) else key
-        hit = [n for n, (mod, param, _, _) in matrices.items() if key in (n, param, mod)]
+        hit = [n for n, (mod, param, _, _) in matrices.items() if key in (n, param, mod)] \
+            or by_module.get(key, [])          # the second user of a tied weight
         if not hit:
             raise BadInputError(f"plan: unknown layer {key!r}; layers: {', '.join(matrices)}")
         f = check_format(f, f"[{key!r}]")
@@ -254,7 +256,8 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
     matrices = _matrices(model)
     if not matrices:
         raise BadInputError(f"model {type(model).__name__} has no Linear, Conv or RNN layer")
-    wanted = _resolve_plan(plan, matrices, backend, canonical_names(model))
+    wanted = _resolve_plan(plan, matrices, backend, canonical_names(model),
+                           {m: _matrix_names(model, m) for m in prunable_layers(model)})
     params = dict(model.named_parameters())
     users = _users(model)
     out, encoded = {}, {}
