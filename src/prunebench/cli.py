@@ -445,7 +445,7 @@ def _check_batch_fits(model: str, batch: int) -> None:
 
 def _check_prune_options(model: Optional[str], method: str, sparsity: float, *,
                          scope: str = "layer", schedule: str = "oneshot",
-                         finetune_steps: int = 0, rounds: int = 1, block: str = "4x4",
+                         finetune_steps: int = 0, rounds: Optional[int] = None, block: str = "4x4",
                          n: int = 2, m: int = 4, norm: str = "l1",
                          layers: Optional[str] = None, seed: int = 0) -> None:
     """The pruning options of prune, pack and bench --method, judged by the validators
@@ -454,14 +454,15 @@ def _check_prune_options(model: Optional[str], method: str, sparsity: float, *,
     ``model`` None (a model file) skips that."""
     from . import zoo
     from .pruning import METHODS, SCHEDULES, SCOPES, select_layers
-    from .pruning.validate import check_int, check_nm, check_norm, check_sparsity
+    from .pruning.validate import (check_int, check_nm, check_norm, check_schedule_options,
+                                   check_sparsity)
 
     spec = METHODS.get(method)
     SCOPES.get(scope)
     SCHEDULES.get(schedule)
     check_sparsity(sparsity)
     check_int("finetune_steps", finetune_steps, 0)
-    check_int("rounds", rounds, 1)
+    check_schedule_options(schedule, rounds, None)
     check_int("seed", seed, 0)
     _parse_block(block)  # parsed for every method, as _run_prune does
     if spec.granularity in ("block", "channel"):  # what the granularity reads
@@ -516,18 +517,16 @@ def _add_task_metrics(res: dict, dense: bool) -> None:
 
 
 def _run_prune(model: str, method: str, sparsity: float, scope: str, schedule: str,
-               finetune_steps: int, rounds: int, block: str, n: int, m: int, norm: str,
+               finetune_steps: int, rounds: Optional[int], block: str, n: int, m: int, norm: str,
                layers: Optional[str], seed: int, progress: bool, distill: bool = False):
     """Load (train if needed) a zoo model and prune it; shared by prune, pack and bench."""
     from . import zoo
-    from .pruning import prune, prunable_layers
+    from .pruning import prune
 
     spec = zoo.get_spec(model)
     net, data, init = zoo.load(model, trained=spec.trained, seed=seed, progress=progress,
                                return_init=True)
     chosen = _parse_layers(layers)
-    if chosen == "all":
-        chosen = prunable_layers(net)
     example = spec.example_input(1, seed) if data is None else None
     result = prune(net, method, sparsity, scope=scope, schedule=schedule, finetune=data,
                    finetune_steps=finetune_steps if data is not None else 0, rounds=rounds,
@@ -555,7 +554,7 @@ def prune_cmd(
         schedule: str = typer.Option("oneshot", "--schedule", help=_PRUNE_HELP["schedule"]),
         finetune_steps: int = typer.Option(300, "--finetune-steps",
                                            help="fine-tuning steps (0: none)"),
-        rounds: int = typer.Option(3, "--rounds", help="rounds of iterative / rewind"),
+        rounds: Optional[int] = typer.Option(None, "--rounds", help="rounds of iterative / rewind (default 3)"),
         block: str = typer.Option("4x4", "--block", help="block shape for --method block"),
         n: int = typer.Option(2, "--n", help="N of N:M"),
         m: int = typer.Option(4, "--m", help="M of N:M"),
@@ -646,7 +645,7 @@ def pack(model: str = typer.Argument(..., help="zoo model name"),
          scope: str = typer.Option("layer", "--scope", help=_PRUNE_HELP["scope"]),
          schedule: str = typer.Option("oneshot", "--schedule", help=_PRUNE_HELP["schedule"]),
          finetune_steps: int = typer.Option(300, "--finetune-steps", help="fine-tuning steps"),
-         rounds: int = typer.Option(3, "--rounds", help="rounds of iterative / rewind"),
+         rounds: Optional[int] = typer.Option(None, "--rounds", help="rounds of iterative / rewind (default 3)"),
          block: str = typer.Option("4x4", "--block", help="block shape (method and bsr)"),
          n: int = typer.Option(2, "--n", help="N of N:M"),
          m: int = typer.Option(4, "--m", help="M of N:M"),
@@ -863,7 +862,7 @@ def plan_cmd(
         schedule: str = typer.Option("oneshot", "--schedule", help=_PRUNE_HELP["schedule"]),
         finetune_steps: int = typer.Option(300, "--finetune-steps",
                                            help="fine-tuning steps (0: none)"),
-        rounds: int = typer.Option(3, "--rounds", help="rounds of iterative / rewind"),
+        rounds: Optional[int] = typer.Option(None, "--rounds", help="rounds of iterative / rewind (default 3)"),
         block: str = typer.Option("4x4", "--block",
                                   help="block shape (block pruning and the bsr candidate)"),
         n: int = typer.Option(2, "--n", help="N of N:M (pruning and the nm candidate)"),

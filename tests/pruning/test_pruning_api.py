@@ -37,7 +37,11 @@ def test_registries_list_the_documented_names():
     (dict(layers=["fc9"]), "layers: 'fc9' is not a prunable module .* fc1, fc2"),
     (dict(layers=[]), "layers=.*non-empty"),
     (dict(layers="fc2"), "layers='fc2'"),
-    (dict(rounds=0), "rounds=0 should be an integer >= 1"),
+    (dict(schedule="iterative", rounds=0), "rounds=0 should be an integer >= 1"),
+    (dict(rounds=5), r"rounds=5 is not used by schedule='oneshot'; allowed only with schedule "
+                     "iterative, iterative-linear, rewind"),
+    (dict(schedule="iterative", rewind_state={}),
+     "rewind_state is not used by schedule='iterative'; allowed only with schedule rewind"),
     (dict(finetune_steps=-1), "finetune_steps=-1"),
     (dict(method="gradient"), "needs labelled data"),
     (dict(calibration=torch.zeros(3)), "calibration=Tensor should be a pair"),
@@ -46,6 +50,13 @@ def test_registries_list_the_documented_names():
 def test_bad_arguments_name_argument_value_and_allowed(mlp, kwargs, match):
     with pytest.raises(BadInputError, match=match):
         prune(mlp, **kwargs)
+
+
+def test_layers_all_prunes_first_and_last_layers_too(mlp):
+    default = prune(mlp, "magnitude", 0.5).report()["pruned_layers"]
+    everything = prune(mlp, "magnitude", 0.5, layers="all").report()["pruned_layers"]
+    assert everything == [n for n, m in mlp.named_modules() if isinstance(m, nn.Linear)]
+    assert len(everything) == len(default) + 2
 
 
 def test_model_without_prunable_layers():

@@ -99,7 +99,14 @@ def test_residual_block_default_prunes_only_the_inner_conv(resnet):
     assert m.conv2.out_channels == 16 and m.stem.out_channels == 16
     assert _params(resnet) - _params(m) == 8 * 16 * 9 + 2 * 8 + 16 * 8 * 9
     assert m(x).shape == (2, 10)
-    assert result.report()["sparsity_achieved"] == pytest.approx(8 / 32)
+    rep = result.report()
+    # conv2 is listed as skipped, with the layer it is tied to, and is not claimed as pruned;
+    # the achieved fraction is over the layers that could shrink (8 of conv1's 16 channels)
+    assert [row["name"] for row in rep["skipped"]] == ["conv2"]
+    assert "stem" in rep["skipped"][0]["reason"]
+    assert rep["pruned_layers"] == ["conv1"]
+    assert {row["module"]: row["pruned"] for row in rep["layers"]}["conv2"] is False
+    assert rep["sparsity_achieved"] == pytest.approx(8 / 16)
 
 
 def test_residual_group_is_pruned_together(resnet):

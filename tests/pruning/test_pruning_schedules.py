@@ -112,7 +112,8 @@ def test_rewind_needs_a_matching_state(trained, data):
 @pytest.mark.parametrize("schedule", ["gradual", "rewind"])
 def test_training_schedules_need_data(trained, schedule):
     with pytest.raises(BadInputError, match=f"schedule='{schedule}'.*finetune"):
-        prune(trained, schedule=schedule, rewind_state=trained.state_dict())
+        prune(trained, schedule=schedule,
+              rewind_state=trained.state_dict() if schedule == "rewind" else None)
 
 
 def test_accuracy_before_finetune_is_the_oneshot_damage(trained, data):

@@ -80,6 +80,7 @@ CASES = {
               ["prune", M, "--sparsity", "abc"], ["prune", M, "--scope", "galaxy"],
               ["prune", M, "--schedule", "sometimes"], ["prune", M, "--finetune-steps", "-1"],
               ["prune", M, "--schedule", "iterative", "--rounds", "0"],
+              ["prune", M, "--rounds", "5"],
               ["prune", M, "--method", "block", "--block", "0x4"],
               ["prune", M, "--method", "block", "--block", "abc"],
               ["prune", M, "--method", "nm", "--n", "5", "--m", "4"],

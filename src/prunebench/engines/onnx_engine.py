@@ -110,6 +110,7 @@ class OrtModel:
     def _build(self, example: torch.Tensor) -> None:
         import onnxruntime as ort
 
+        self.traced_shape = tuple(example.shape)
         data = export_onnx(self.source_model, example)
         self.dense_file_bytes = len(data)
         if self.sparse:
@@ -132,8 +133,17 @@ class OrtModel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.session is None:
             self._build(x[:1])
-        xn = np.ascontiguousarray(x.detach().numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run(None, {self.input_name: xn})[0])
+        # token ids stay integers; every other input runs as float32
+        xn = np.ascontiguousarray(x.detach().numpy(),
+                                  dtype=np.float32 if x.is_floating_point() else None)
+        try:
+            return torch.from_numpy(self.session.run(None, {self.input_name: xn})[0])
+        except Exception as e:  # noqa: BLE001 - ONNX Runtime raises its own Fail types
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PrunebenchError(
+                f"onnxruntime cannot run input shape {tuple(x.shape)} on the graph exported for "
+                f"{tuple(self.traced_shape)}: only dim 0 is dynamic (a batch-first model is "
+                f"needed; a sequence-first one bakes its batch size in): {msg[:200]}") from None
 
 
 class OnnxEngine(Engine):

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..errors import BadInputError, PrunebenchError
 from ..formats import Format
-from ..runtime.compile import Backend, check_threads, plan_model
+from ..runtime.compile import Backend, mha_fastpath, check_threads, plan_model
 from .base import ENGINES, Engine
 
 #: OpenVINO's INFERENCE_PRECISION_HINT per value type
@@ -59,8 +59,14 @@ class OpenVinoBackend(Backend):
 OPENVINO = OpenVinoBackend()
 
 
-def _why_not(module: nn.Module) -> str | None:
+def _why_not(model: nn.Module, name: str) -> str | None:
     """Why the custom operation cannot run this (pruned) module; None when it can."""
+    module = model.get_submodule(name)
+    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+    if isinstance(module, nn.Linear) and isinstance(parent, nn.MultiheadAttention) \
+            and name.endswith("out_proj"):
+        return ("out_proj of nn.MultiheadAttention: its fused forward reads the weight without "
+                "calling the module, so the sparse operation cannot take its place")
     if isinstance(module, nn.Linear):
         return None
     if isinstance(module, (nn.Conv1d, nn.Conv2d)):
@@ -145,7 +151,8 @@ class OpenVinoModel:
         for name, row in rows.items():
             if name not in encoded:
                 continue
-            problem = _why_not(work.get_submodule(row["module"]))
+            users = row.get("modules", [row["module"]])     # a tied weight: every user
+            problem = next((p for p in (_why_not(work, m) for m in users) if p), None)
             if problem:
                 if fallback == "error":
                     raise BadInputError(f"layer {name}: {problem}; cannot run format "
@@ -155,7 +162,7 @@ class OpenVinoModel:
                            reason=f"{problem}; runs OpenVINO's dense kernels (fallback)")
                 del encoded[name]
         self.plan = rows
-        sparse = {rows[n]["module"]: encoded[n] for n in encoded}
+        sparse = {m: encoded[n] for n in encoded for m in rows[n].get("modules", [rows[n]["module"]])}
         acts = _fuse_activation(work, set(sparse))
         for mname, fmt in sparse.items():
             module = work.get_submodule(mname)
@@ -226,7 +233,9 @@ class OpenVinoModel:
 
         if self._converted is None:
             try:
-                with torch.no_grad(), warnings.catch_warnings():
+                # PyTorch's fused encoder-layer fast path reads linear1.weight etc. without
+                # calling the modules: the sparse operations would be skipped
+                with torch.no_grad(), warnings.catch_warnings(), mha_fastpath(not self._layers):
                     warnings.simplefilter("ignore")     # the tracer's warnings: not the user's
                     self._converted = ov.convert_model(self._work, example_input=example[:1],
                                                        extension=self._extensions() or None)
@@ -236,6 +245,14 @@ class OpenVinoModel:
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise PrunebenchError(f"openvino cannot convert {type(self.source_model).__name__}"
                                       f": {msg}") from None
+            placed = sum(op.get_type_name() == "SparseMatMul"
+                         for op in self._converted.get_ordered_ops())
+            if placed != len(self._layers):
+                raise PrunebenchError(
+                    f"openvino: {len(self._layers) - placed} of the {len(self._layers)} sparse "
+                    f"layers ({', '.join(self.sparse_layers)}) are not called as modules by "
+                    f"{type(self.source_model).__name__}.forward, so the traced graph would run "
+                    "them dense; use fallback with a plan that keeps them dense")
         # a static shape per input shape: OpenVINO's CPU plugin runs a dynamic-shape graph with
         # shape inference and reallocation on every call
         shape = tuple(example.shape)

@@ -14,6 +14,11 @@ in ``forward`` are accounted for as they happen), then divided by the example's 
   ``time_steps * numel(W)`` dense and ``time_steps * nnz(W)`` nonzero for each ``weight_ih``,
   ``weight_hh`` (and ``weight_hr``), per layer and direction. Gate nonlinearities and the
   element-wise products are not MACs of a weight and are not counted.
+- MultiheadAttention: each query/key/value projection once per query/key/value token
+  (``tokens * numel`` dense, ``tokens * nnz`` nonzero, per gate of ``in_proj_weight``); its
+  ``out_proj`` once per query token, also when the module's fused forward reads the weight
+  without calling ``out_proj`` (no hook of its own fires then). The attention products
+  (``QK^T``, ``AV``) multiply activations, not weights, and are not counted.
 
 Only these layers' MACs are counted; pooling, activations, additions and normalisation are not.
 """
@@ -25,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .targets import RNN_TYPES, layer_kind, weights_of
+from .targets import ATTENTION_TYPES, RNN_TYPES, layer_kind, weights_of
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,13 @@ def _nnz(model: nn.Module, name: str, masks: dict[str, torch.Tensor] | None) -> 
     if masks is not None and name in masks:
         return int(masks[name].sum())
     return int(torch.count_nonzero(model.get_parameter(name).detach()))
+
+
+def _gate_nnz(model: nn.Module, w, masks: dict[str, torch.Tensor] | None) -> list[int]:
+    """Nonzeros of each gate of a weight (the mask's count where one is given)."""
+    t = masks[w.name] if masks is not None and w.name in masks else \
+        model.get_parameter(w.name).detach()
+    return [int(torch.count_nonzero(g)) for g in w.as_gates(t)]
 
 
 def _first_tensor(x: Any) -> torch.Tensor:
@@ -97,19 +109,24 @@ def count_macs(model: nn.Module, example_input: Any,
     >>> count_macs(m, torch.zeros(3, 8)).total
     40
     """
-    seen: dict[str, list[tuple[str, int]]] = {}
+    seen: dict[str, list[tuple[str, Any]]] = {}
 
     def hook(name):
-        def record(module, args, output):
+        def record(module, args, kwargs, output):
             if isinstance(module, RNN_TYPES):
                 seen.setdefault(name, []).append(("steps", _time_steps(module, args[0])))
+            elif isinstance(module, ATTENTION_TYPES):
+                qkv = list(args[:3]) + [kwargs[k] for k in ("query", "key", "value")[len(args):]
+                                        if k in kwargs]
+                seen.setdefault(name, []).append(
+                    ("tokens", [t.numel() // t.shape[-1] for t in qkv]))
             else:
                 out = output if isinstance(output, torch.Tensor) else _first_tensor(output)
                 seen.setdefault(name, []).append(("out", out.numel()))
         return record
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
-               if layer_kind(m) is not None]
+    handles = [m.register_forward_hook(hook(n), with_kwargs=True)
+               for n, m in model.named_modules() if layer_kind(m) is not None]
     was_training = model.training
     model.eval()
     try:
@@ -120,6 +137,12 @@ def count_macs(model: nn.Module, example_input: Any,
         for h in handles:
             h.remove()
     batch = int(_first_tensor(example_input).shape[0])
+    for name, calls in list(seen.items()):
+        # nn.MultiheadAttention's fused forward reads out_proj.weight without calling out_proj
+        out_proj = f"{name}.out_proj" if name else "out_proj"
+        if calls[0][0] == "tokens" and out_proj not in seen:
+            mod = model.get_submodule(out_proj)
+            seen[out_proj] = [("out", c[0] * mod.out_features) for _, c in calls]
 
     dense, nonzero = {}, {}
     for module_name, calls in seen.items():
@@ -129,7 +152,14 @@ def count_macs(model: nn.Module, example_input: Any,
             nnz = _nnz(model, w.name, masks)
             d = z = 0
             for _, count in calls:
-                if isinstance(module, RNN_TYPES):
+                if isinstance(module, ATTENTION_TYPES):
+                    gate_nnz = _gate_nnz(model, w, masks)
+                    which = w.name.rpartition(".")[2][0]          # q_proj_weight -> q
+                    tokens = count if w.gates == 3 else [count["qkv".index(which)]]
+                    rows = weight.numel() // w.gates
+                    d += sum(t * rows for t in tokens)
+                    z += sum(t * g for t, g in zip(tokens, gate_nnz))
+                elif isinstance(module, RNN_TYPES):
                     d += count * weight.numel()
                     z += count * nnz
                 else:

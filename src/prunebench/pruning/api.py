@@ -17,10 +17,10 @@ from .schedules import NEEDS_DATA, SCHEDULES, Plan
 from .scores import SCORES, ScoreContext
 from .select import SCOPES
 from .structured import ChannelPruner, check_channel_layers
-from .targets import (PrunableWeight, prunable_layers, prunable_weights, select_layers,
-                      weights_of)
+from .targets import (PrunableWeight, canonical_names, prunable_layers, prunable_weights,
+                      select_layers, weights_of)
 from .validate import (check_block, check_calibration, check_int, check_nm, check_norm,
-                       check_rewind_state, check_sparsity)
+                       check_rewind_state, check_schedule_options, check_sparsity)
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,8 @@ def _example_input(example_input, calibration, data):
 
 def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
           scope: str = "layer", schedule: str = "oneshot", finetune: Any = None,
-          finetune_steps: int = 200, rounds: int = 3, block: tuple[int, int] = (4, 4),
-          n: int = 2, m: int = 4, norm: str = "l1", layers: list[str] | None = None,
+          finetune_steps: int = 200, rounds: int | None = None, block: tuple[int, int] = (4, 4),
+          n: int = 2, m: int = 4, norm: str = "l1", layers: list[str] | str | None = None,
           seed: int = 0, rewind_state: dict | None = None,
           calibration: tuple[torch.Tensor, torch.Tensor] | None = None,
           example_input: Any = None, progress: bool = False,
@@ -158,14 +158,16 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     finetune : a zoo Dataset to fine-tune on and to measure accuracy with; None prunes only.
     finetune_steps : fine-tuning steps after pruning (per round for ``iterative`` and
         ``rewind``, in total for ``gradual``).
-    rounds : pruning rounds of ``iterative`` and ``rewind``.
-    layers : module names to prune. None means every nn.Linear, nn.Conv1d/2d/3d and
-        nn.RNN/GRU/LSTM except the first and the last one in definition order (all of them when
-        that leaves none; ``channel`` never shrinks the last layer). Biases and normalisation
-        parameters are never pruned.
+    rounds : pruning rounds of ``iterative``, ``iterative-linear`` and ``rewind`` (default 3);
+        BadInputError with any other schedule.
+    layers : module names to prune, or ``"all"``. None means every nn.Linear, nn.Conv1d/2d/3d,
+        nn.RNN/GRU/LSTM and nn.MultiheadAttention except the first and the last one in
+        definition order (all of them when that leaves none; ``channel`` never shrinks the last
+        layer). Biases and normalisation parameters are never pruned. A Parameter tied between
+        modules is pruned once, with one mask.
     seed : seeds random scores, the calibration batch and fine-tuning.
-    rewind_state : state_dict to rewind to (required by ``rewind``), e.g. the init state from
-        ``prunebench.zoo.load(name, return_init=True)``.
+    rewind_state : state_dict to rewind to (required by ``rewind``, refused by the others), e.g.
+        the init state from ``prunebench.zoo.load(name, return_init=True)``.
     calibration : ``(x, y)`` batch for ``gradient``/``taylor`` scores; default
         ``train.calibration_batch(finetune, seed=seed)``.
     example_input : model input for MAC counting and channel tracing; default the first
@@ -187,7 +189,7 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     run = SCHEDULES.get(schedule)
     sparsity = check_sparsity(sparsity)
     finetune_steps = check_int("finetune_steps", finetune_steps, 0)
-    rounds = check_int("rounds", rounds, 1)
+    rounds = check_schedule_options(schedule, rounds, rewind_state)
     seed = check_int("seed", seed, 0)
     data = _check_dataset(finetune)
     if not isinstance(distill, bool):
@@ -218,7 +220,8 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
         if example is None:
             raise BadInputError("method='channel' traces the model and needs example_input=, "
                                 "calibration= or finetune=")
-        pruned_modules = check_channel_layers(working, layer_names, explicit=layers is not None)
+        pruned_modules = check_channel_layers(working, layer_names,
+                                              explicit=isinstance(layers, (list, tuple)))
         skipped = {}
     else:
         shapes = {w.name: tuple(w.as_gates(w.tensor(working)).shape)
@@ -243,6 +246,13 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     evaluate_fn = _evaluator(data)
     accuracy_dense = evaluate_fn(working) if evaluate_fn else None
     pruner = make_pruner(working)
+    if spec.granularity == "channel":
+        skipped = dict(pruner.skipped)
+        if len(skipped) == len(pruned_modules):
+            name, why = next(iter(skipped.items()))
+            raise BadInputError(f"method='channel' can shrink none of the selected layers "
+                                f"({name}: {why}); pass other layers=")
+        pruned_modules = [n for n in pruned_modules if n not in skipped]
     teacher = None
     if distill and data is not None and finetune_steps > 0:
         teacher = copy.deepcopy(model).eval()
@@ -267,8 +277,10 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     masks = dict(pruner.masks) if spec.granularity != "channel" else {}
     accounting = sparsity_report(working, example, reference=model)
     pruned_set = set(pruned_modules)
+    canonical = canonical_names(working)   # a tied weight's rows all name its one mask
     for row in accounting["layers"]:
-        row["pruned"] = (row["name"] in masks if masks else row["module"] in pruned_set)
+        row["pruned"] = (canonical.get(row["name"], row["name"]) in masks if masks
+                         else row["module"] in pruned_set)
     report = {
         "method": method, "score": spec.score, "granularity": spec.granularity,
         "scope": scope, "schedule": schedule,

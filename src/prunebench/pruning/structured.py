@@ -93,27 +93,67 @@ class ChannelPruner:
 
     def __init__(self, model: nn.Module, layer_names: list[str], example_input: Any,
                  p: float, scope: str):
-        self.model, self.layer_names, self.example_input = model, layer_names, example_input
+        self.model, self.example_input = model, example_input
         self.p, self.scope = p, scope
         self.masks: dict[str, torch.Tensor] = {}  # removed weights leave nothing to mask
-        self.initial = {n: out_channels(model.get_submodule(n)) for n in layer_names}
+        #: {module: why its output channels cannot be removed}, for the report's ``skipped``
+        self.skipped = self._unshrinkable(layer_names)
+        self.layer_names = [n for n in layer_names if n not in self.skipped]
+        self.initial = {n: out_channels(model.get_submodule(n)) for n in self.layer_names}
 
-    def _groups(self):
+    def _graph(self):
         import torch_pruning as tp
 
-        chosen = set(self.layer_names)
-        ignored = [m for name, m in self.model.named_modules()
-                   if layer_kind(m) is not None and name not in chosen]
         was_training = self.model.training
         self.model.eval()
         try:
             # forward_fn: without one, torch-pruning traces inside a bare `except:` that
             # swallowed a Ctrl-C arriving during the trace (the study then ran on to the end)
-            graph = tp.DependencyGraph().build_dependency(
+            return tp.DependencyGraph().build_dependency(
                 self.model, example_inputs=self.example_input,
                 forward_fn=lambda model, x: model(x))
         finally:
             self.model.train(was_training)
+
+    def _unshrinkable(self, layer_names: list[str]) -> dict[str, str]:
+        """The selected layers no channel group can shrink, each with the reason."""
+        chosen = set(layer_names)
+        reasons = {n: f"{type(self.model.get_submodule(n)).__name__}: method='channel' removes "
+                      "output channels of Linear and Conv layers only"
+                   for n in layer_names
+                   if not isinstance(self.model.get_submodule(n), ROOT_TYPES)}
+        graph = self._graph()
+        names = {m: n for n, m in self.model.named_modules()}
+        seen = set()
+        for group in graph.get_all_groups(ignored_layers=[], root_module_types=ROOT_TYPES):
+            outs = [names[dep.target.module] for dep, _ in group
+                    if dep.target.module in names and layer_kind(dep.target.module) is not None
+                    and graph.is_out_channel_pruning_fn(dep.handler)]
+            seen.update(outs)
+            mine = [o for o in outs if o in chosen and o not in reasons]
+            grouped = [(names[dep.target.module], dep.target.module.groups) for dep, _ in group
+                       if _is_grouped(dep.target.module)]
+            others = [o for o in dict.fromkeys(outs) if o not in chosen]
+            if grouped:
+                why = (f"its output channels are coupled with grouped convolution {grouped[0][0]} "
+                       f"(groups={grouped[0][1]}), whose channel groups cannot be kept aligned")
+            elif others:
+                why = (f"its output channels are coupled (residual add, concatenation or shared "
+                       f"input) with {', '.join(others)}, which is not selected or is the model's "
+                       "last layer; select every layer of the group to shrink it")
+            else:
+                continue
+            reasons.update({o: why for o in mine})
+        for n in layer_names:
+            if n not in seen and n not in reasons:
+                reasons[n] = "torch-pruning found no output channels it can remove"
+        return {n: reasons[n] for n in layer_names if n in reasons}
+
+    def _groups(self):
+        chosen = set(self.layer_names)
+        ignored = [m for name, m in self.model.named_modules()
+                   if layer_kind(m) is not None and name not in chosen]
+        graph = self._graph()
         names = {m: n for n, m in self.model.named_modules()}
         groups = []
         for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=ROOT_TYPES):
@@ -171,9 +211,10 @@ class ChannelPruner:
         return 1.0 - after / before if before else 0.0
 
 
+def _is_grouped(m: nn.Module) -> bool:
+    """A grouped convolution that is not depthwise."""
+    return isinstance(m, CONV_TYPES) and 1 < m.groups < m.in_channels
+
+
 def _has_grouped_conv(group) -> bool:
-    for dep, _ in group:
-        m = dep.target.module
-        if isinstance(m, CONV_TYPES) and 1 < m.groups < m.in_channels:
-            return True
-    return False
+    return any(_is_grouped(dep.target.module) for dep, _ in group)

@@ -1,20 +1,26 @@
 """Which weights of a model may be pruned, and how each is seen as matrices.
 
-A prunable weight is the ``weight`` of an ``nn.Linear`` or ``nn.Conv1d/2d/3d``, or one of the
+A prunable weight is the ``weight`` of an ``nn.Linear`` or ``nn.Conv1d/2d/3d``, one of the
 weight matrices of an ``nn.RNN/GRU/LSTM`` (``weight_ih_l*``, ``weight_hh_l*``, ``weight_hr_l*``,
-with their ``_reverse`` twins). Biases and normalisation parameters are never pruned.
+with their ``_reverse`` twins), or the input projection of an ``nn.MultiheadAttention``
+(``in_proj_weight``, or ``q/k/v_proj_weight`` when key and value have their own sizes; its
+``out_proj`` is an ``nn.Linear`` of its own). Biases and normalisation parameters are never pruned.
+
+A Parameter used by several modules (tied weights) is one prunable weight, named after its
+first name in ``model.named_parameters()``: it gets one mask and one encoding.
 
 Every prunable weight is viewed as a stack of 2-D matrices ``[gates, rows, fan_in]``:
 
 - Linear ``[out, in]`` -> ``[1, out, in]``;
 - Conv ``[out, in/groups, *k]`` -> ``[1, out, in/groups * prod(k)]``;
 - RNN gate weights ``[G*H, in]`` -> ``[G, H, in]`` with G = 3 (GRU), 4 (LSTM), 1 (RNN), so each
-  gate is pruned as its own matrix and no block or N:M group straddles two gates.
+  gate is pruned as its own matrix and no block or N:M group straddles two gates;
+- attention ``in_proj_weight`` ``[3E, E]`` -> ``[3, E, E]``: query, key and value, one gate each.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -23,13 +29,15 @@ from ..errors import BadInputError
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 RNN_TYPES = (nn.RNN, nn.GRU, nn.LSTM)
-PRUNABLE_TYPES = (nn.Linear, *CONV_TYPES, *RNN_TYPES)
+ATTENTION_TYPES = (nn.MultiheadAttention,)
+PRUNABLE_TYPES = (nn.Linear, *CONV_TYPES, *RNN_TYPES, *ATTENTION_TYPES)
 _GATES = {nn.GRU: 3, nn.LSTM: 4, nn.RNN: 1}
 _RNN_WEIGHT = re.compile(r"weight_(ih|hh|hr)_l\d+(_reverse)?$")
 
 DEFAULT_LAYERS_DOC = (
-    "every nn.Linear, nn.Conv1d/2d/3d and nn.RNN/GRU/LSTM except the first and the last one "
-    "in definition order (model.named_modules()); all of them when that leaves none")
+    "every nn.Linear, nn.Conv1d/2d/3d, nn.RNN/GRU/LSTM and nn.MultiheadAttention except the "
+    "first and the last one in definition order (model.named_modules()); all of them when that "
+    "leaves none")
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,7 @@ class PrunableWeight:
 
     name: str          # "fc2.weight", "rnn.weight_hh_l0_reverse"
     module_name: str   # "fc2", "rnn"
-    kind: str          # "linear" | "conv" | "rnn"
+    kind: str          # "linear" | "conv" | "rnn" | "attention"
     gates: int         # matrices stacked along dim 0 (1 except GRU/LSTM gate weights)
 
     def tensor(self, model: nn.Module) -> torch.Tensor:
@@ -56,6 +64,8 @@ def layer_kind(module: nn.Module) -> str | None:
         return "conv"
     if isinstance(module, RNN_TYPES):
         return "rnn"
+    if isinstance(module, ATTENTION_TYPES):
+        return "attention"
     return None
 
 
@@ -71,6 +81,10 @@ def weights_of(model: nn.Module, module_name: str) -> list[PrunableWeight]:
     prefix = f"{module_name}." if module_name else ""
     if kind in ("linear", "conv"):
         return [PrunableWeight(prefix + "weight", module_name, kind, 1)]
+    if kind == "attention":
+        if module.in_proj_weight is not None:   # query, key and value stacked: one gate each
+            return [PrunableWeight(prefix + "in_proj_weight", module_name, kind, 3)]
+        return [PrunableWeight(f"{prefix}{p}_proj_weight", module_name, kind, 1) for p in "qkv"]
     gates = next(g for t, g in _GATES.items() if isinstance(module, t))
     out = []
     for pname, _ in module.named_parameters(recurse=False):
@@ -84,9 +98,10 @@ def weights_of(model: nn.Module, module_name: str) -> list[PrunableWeight]:
 def select_layers(model: nn.Module, layers: list[str] | tuple[str, ...] | None) -> list[str]:
     """Module names to prune, in definition order.
 
-    ``layers=None`` means every nn.Linear, nn.Conv1d/2d/3d and nn.RNN/GRU/LSTM except the first
-    and the last one in definition order (``model.named_modules()``); all of them when that
-    leaves none. A model without such modules raises BadInputError.
+    ``layers=None`` means every prunable module (see :data:`DEFAULT_LAYERS_DOC`) except the
+    first and the last one in definition order (``model.named_modules()``); all of them when
+    that leaves none. ``layers="all"`` means all of them. A model without such modules raises
+    BadInputError.
     """
     available = prunable_layers(model)
     if not available:
@@ -95,9 +110,11 @@ def select_layers(model: nn.Module, layers: list[str] | tuple[str, ...] | None) 
             "nn.Linear, nn.Conv1d/2d/3d, nn.RNN, nn.GRU, nn.LSTM")
     if layers is None:
         return available[1:-1] or available
+    if layers == "all":
+        return available
     if isinstance(layers, str) or not isinstance(layers, (list, tuple)) or not layers:
-        raise BadInputError(f"layers={layers!r} should be None or a non-empty list of module "
-                            f"names; prunable: {', '.join(available)}")
+        raise BadInputError(f"layers={layers!r} should be None, 'all' or a non-empty list of "
+                            f"module names; prunable: {', '.join(available)}")
     unknown = [name for name in layers if name not in available]
     if unknown:
         raise BadInputError(f"layers: {unknown[0]!r} is not a prunable module of "
@@ -106,5 +123,34 @@ def select_layers(model: nn.Module, layers: list[str] | tuple[str, ...] | None) 
     return [name for name in available if name in chosen]
 
 
+def canonical_names(model: nn.Module) -> dict[str, str]:
+    """{parameter name: the name ``model.named_parameters()`` gives that Parameter}: a tied
+    Parameter's other names map to its first one; untied names map to themselves."""
+    first: dict[int, str] = {}
+    out = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        out[name] = first.setdefault(id(p), name)
+    return out
+
+
+def tied_names(model: nn.Module) -> dict[str, list[str]]:
+    """{first name: [every name]} of the Parameters reachable under more than one name."""
+    groups: dict[str, list[str]] = {}
+    for name, first in canonical_names(model).items():
+        groups.setdefault(first, []).append(name)
+    return {k: v for k, v in groups.items() if len(v) > 1}
+
+
 def prunable_weights(model: nn.Module, layer_names: list[str]) -> list[PrunableWeight]:
-    return [w for name in layer_names for w in weights_of(model, name)]
+    """The prunable weights of ``layer_names``, each Parameter once: a weight tied between
+    modules is named after its first name in ``model.named_parameters()`` (one mask)."""
+    canonical = canonical_names(model)
+    out, seen = [], set()
+    for name in layer_names:
+        for w in weights_of(model, name):
+            first = canonical.get(w.name, w.name)
+            if first in seen:
+                continue
+            seen.add(first)
+            out.append(w if first == w.name else replace(w, name=first))
+    return out

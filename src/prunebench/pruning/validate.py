@@ -89,3 +89,22 @@ def check_rewind_state(state: Any, model_state: dict[str, torch.Tensor]) -> dict
             raise BadInputError(f"rewind_state[{key!r}] has shape {tuple(state[key].shape)}; "
                                 f"the model's is {tuple(value.shape)}")
     return state
+
+
+#: schedules that read ``rounds`` and ``rewind_state``
+ROUND_SCHEDULES = ("iterative", "iterative-linear", "rewind")
+REWIND_SCHEDULES = ("rewind",)
+
+
+def check_schedule_options(schedule: str, rounds: Any, rewind_state: Any) -> int:
+    """Refuse ``rounds``/``rewind_state`` given to a schedule that does not use them (they
+    would be ignored in silence); returns the rounds to run (default 3)."""
+    if rounds is not None:
+        if schedule not in ROUND_SCHEDULES:
+            raise BadInputError(f"rounds={rounds!r} is not used by schedule={schedule!r}; "
+                                f"allowed only with schedule {', '.join(ROUND_SCHEDULES)}")
+        rounds = check_int("rounds", rounds, 1)
+    if rewind_state is not None and schedule not in REWIND_SCHEDULES:
+        raise BadInputError(f"rewind_state is not used by schedule={schedule!r}; allowed "
+                            f"only with schedule {', '.join(REWIND_SCHEDULES)}")
+    return 3 if rounds is None else rounds

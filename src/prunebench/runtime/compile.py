@@ -12,8 +12,17 @@ Which layers run sparse
 -----------------------
 * A matrix without a single zero is *not pruned* and stays dense, whatever the plan says.
 * ``nn.Linear`` (any leading dimensions), ``nn.Conv1d``/``nn.Conv2d`` with ``groups=1`` and
-  zero padding, ``nn.GRU``/``nn.LSTM``/``nn.RNN`` can run any format of the backend.
-  Depthwise and grouped convolutions, ``nn.Conv3d`` and other padding modes cannot.
+  zero padding, ``nn.GRU``/``nn.LSTM``/``nn.RNN`` and the q/k/v projections of
+  ``nn.MultiheadAttention`` can run any format of the backend. Depthwise and grouped
+  convolutions, ``nn.Conv3d`` and other padding modes cannot.
+* An ``nn.MultiheadAttention`` with a sparse projection or ``out_proj`` becomes a
+  :class:`~prunebench.runtime.layers.SparseMultiheadAttention`, and PyTorch's fused attention
+  fast paths (``torch.backends.mha``), which read dense weights, are off while the compiled
+  model runs: it computes the slow path's function, which the fast path matches to float
+  rounding. (With ``src_key_padding_mask``, ``nn.TransformerEncoder``'s nested-tensor path
+  returns 0 at padded positions; the compiled model returns the slow path's values there.)
+* A Parameter tied between modules is one matrix (named after its first name in
+  ``named_parameters()``): encoded once, every module that uses it runs on that encoding.
 * A pruned matrix the requested format cannot hold (a layer type above, or ``nm`` on a
   matrix that is not N:M sparse) raises :class:`BadInputError` naming the layer, unless
   ``fallback="dense"`` (the "auto-dense" plan): then it stays dense and the plan says why.
@@ -38,9 +47,10 @@ from .. import kernels as K
 from ..errors import BadInputError
 from ..formats import FORMATS, Format, encode
 from ..formats.values import value_nbytes
-from ..pruning.targets import CONV_TYPES, RNN_TYPES, prunable_layers, weights_of
+from ..pruning.targets import (ATTENTION_TYPES, CONV_TYPES, RNN_TYPES, canonical_names,
+                               layer_kind, prunable_layers, weights_of)
 from .layers import (KERNEL_FORMATS, KERNEL_VALUES, DenseOp, KernelOp, MatrixOp, SparseConv,
-                     SparseLinear, SparseRNN, StackedOp)
+                     SparseLinear, SparseMultiheadAttention, SparseRNN, StackedOp)
 from .modelfile import _nm_violation
 
 VALUE_CHOICES = ("fp32", "fp16", "int8")
@@ -90,17 +100,45 @@ def check_threads(threads: Any, limit: int | None = None) -> int:
 
 
 def _matrices(model: nn.Module) -> dict[str, tuple[str, str, int, int]]:
-    """{matrix name: (module name, parameter name, gate, gates)} in definition order."""
+    """{matrix name: (module name, parameter name, gate, gates)} in definition order; a tied
+    Parameter is one matrix under its first name, with the first module that uses it."""
+    canonical = canonical_names(model)
     out = {}
     for mname in prunable_layers(model):
         for w in weights_of(model, mname):
+            pname = canonical.get(w.name, w.name)
             for g in range(w.gates):
-                out[w.name if w.gates == 1 else f"{w.name}[{g}]"] = (mname, w.name, g, w.gates)
+                out.setdefault(pname if w.gates == 1 else f"{pname}[{g}]",
+                               (mname, pname, g, w.gates))
     return out
 
 
-def _resolve_plan(plan: Any, matrices: dict, backend: Backend) -> dict[str, str]:
-    """{matrix: format} from a format name or a dict keyed by matrix, parameter or module."""
+def _users(model: nn.Module) -> dict[str, list[str]]:
+    """{parameter name (first name): modules whose prunable weight it is}."""
+    canonical = canonical_names(model)
+    out: dict[str, list[str]] = {}
+    for mname in prunable_layers(model):
+        for w in weights_of(model, mname):
+            out.setdefault(canonical.get(w.name, w.name), []).append(mname)
+    return out
+
+
+def _matrix_names(model: nn.Module, mname: str) -> list[str]:
+    """The matrix names (as :func:`_matrices` keys them) of one module's prunable weights."""
+    canonical = canonical_names(model)
+    out = []
+    for w in weights_of(model, mname):
+        pname = canonical.get(w.name, w.name)
+        out += [pname] if w.gates == 1 else [f"{pname}[{g}]" for g in range(w.gates)]
+    return out
+
+
+def _resolve_plan(plan: Any, matrices: dict, backend: Backend,
+                  aliases: dict[str, str] | None = None,
+                  by_module: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """{matrix: format} from a format name or a dict keyed by matrix, parameter (any name of a
+    tied one: ``aliases`` maps them to the first) or module (``by_module``: its matrices)."""
+    aliases, by_module = aliases or {}, by_module or {}
     def check_format(f: Any, where: str) -> str:
         if f == "dense":
             return f
@@ -120,7 +158,9 @@ def _resolve_plan(plan: Any, matrices: dict, backend: Backend) -> dict[str, str]
                             "{layer: format}")
     out = {name: "dense" for name in matrices}
     for key, f in plan.items():
-        hit = [n for n, (mod, param, _, _) in matrices.items() if key in (n, param, mod)]
+        key = aliases.get(key, key) if isinstance(key, str) else key
+        hit = [n for n, (mod, param, _, _) in matrices.items() if key in (n, param, mod)] \
+            or by_module.get(key, [])          # the second user of a tied weight
         if not hit:
             raise BadInputError(f"plan: unknown layer {key!r}; layers: {', '.join(matrices)}")
         f = check_format(f, f"[{key!r}]")
@@ -216,8 +256,10 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
     matrices = _matrices(model)
     if not matrices:
         raise BadInputError(f"model {type(model).__name__} has no Linear, Conv or RNN layer")
-    wanted = _resolve_plan(plan, matrices, backend)
+    wanted = _resolve_plan(plan, matrices, backend, canonical_names(model),
+                           {m: _matrix_names(model, m) for m in prunable_layers(model)})
     params = dict(model.named_parameters())
+    users = _users(model)
     out, encoded = {}, {}
     for name, (mname, pname, g, gates) in matrices.items():
         module = model.get_submodule(mname)
@@ -225,12 +267,13 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
         W = np.ascontiguousarray(t.reshape(gates, t.shape[0] // gates, -1)[g].float().numpy())
         want = wanted[name]
         sparsity = float((W == 0).mean())
-        kind = ("rnn" if isinstance(module, RNN_TYPES) else "linear"
-                if isinstance(module, nn.Linear) else "conv")
+        kind = layer_kind(module)
         row = {"module": mname, "kind": kind, "format": "dense", "requested": want,
                "reason": "requested", "shape": list(W.shape), "sparsity": sparsity,
                "values": "fp32", "bytes": _dense_bytes(W.shape, "fp32"),
                "dense_bytes": _dense_bytes(W.shape, values)}
+        if len(users[pname]) > 1:
+            row["modules"] = users[pname]          # tied: every one runs on this encoding
         out[name] = row
         if want == "dense":
             continue
@@ -238,7 +281,8 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
             row["reason"] = "not pruned (no zero weights); runs dense PyTorch"
             continue
         opts = _options(want, format_opts)
-        problem = _cannot(module)
+        problem = next((p for p in map(_cannot, map(model.get_submodule, users[pname])) if p),
+                       None)
         if problem is None and want == "nm":
             misfit = _nm_violation(W, opts["n"], opts["m"])
             problem = f"{misfit} for format nm" if misfit else None
@@ -271,16 +315,18 @@ def _np(t: torch.Tensor | None) -> np.ndarray | None:
     return None if t is None else np.ascontiguousarray(t.numpy(), dtype=np.float32)
 
 
-def _rnn_ops(work: nn.Module, mname: str, plan: dict, encoded: dict, backend: Backend,
-             threads: int, format_opts: dict, values: str) -> dict[str, MatrixOp]:
+def _rnn_ops(work: nn.Module, mname: str, matrix_names: list[str], plan: dict, encoded: dict,
+             backend: Backend, threads: int, format_opts: dict, values: str) -> dict[str, MatrixOp]:
     """{weight attribute: op} of one RNN module, with its gates' biases fused in."""
     module = work.get_submodule(mname)
     ops = {}
+    start = 0
     for w in weights_of(work, mname):
         attr = w.name.rpartition(".")[2]                         # weight_hh_l0_reverse
         P = getattr(module, attr).detach().float()
         bias = _bias(module, attr.replace("weight", "bias")) if not attr.startswith("weight_hr") else None
-        names = [w.name if w.gates == 1 else f"{w.name}[{g}]" for g in range(w.gates)]
+        names = matrix_names[start:start + w.gates]
+        start += w.gates
         fmts = {plan[n]["format"] for n in names}
         rows = P.shape[0] // w.gates
         if fmts == {"dense"}:
@@ -303,12 +349,47 @@ def _rnn_ops(work: nn.Module, mname: str, plan: dict, encoded: dict, backend: Ba
     return ops
 
 
+def _attention_ops(module: nn.MultiheadAttention, names: list[str], encoded: dict,
+                   backend: Backend, threads: int) -> dict[str, MatrixOp]:
+    """{"q": op, "k": op, "v": op} of one nn.MultiheadAttention, biases fused in."""
+    bias = _bias(module, "in_proj_bias")
+    E = module.embed_dim
+    if module.in_proj_weight is not None:
+        P = module.in_proj_weight.detach().float()
+        dense = [P[i * E:(i + 1) * E] for i in range(3)]
+    else:
+        dense = [getattr(module, f"{p}_proj_weight").detach().float() for p in "qkv"]
+    ops = {}
+    for i, (which, n) in enumerate(zip("qkv", names)):
+        b = None if bias is None else bias[i * E:(i + 1) * E]
+        ops[which] = (backend.make_op(encoded[n], _np(b), threads) if n in encoded
+                      else DenseOp(dense[i], b))
+    return ops
+
+
 def _replace(model: nn.Module, mname: str, new: nn.Module) -> nn.Module:
     if not mname:
         return new
     parent, _, child = mname.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, new)
     return model
+
+
+SPARSE_LAYERS = (SparseLinear, SparseConv, SparseRNN, SparseMultiheadAttention)
+
+
+@contextlib.contextmanager
+def mha_fastpath(enabled: bool):
+    """``torch.backends.mha``'s fast path set to ``enabled`` inside the block (restored)."""
+    before = torch.backends.mha.get_fastpath_enabled()
+    if before == enabled:
+        yield
+        return
+    torch.backends.mha.set_fastpath_enabled(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
 
 
 class CompiledModel(nn.Module):
@@ -333,18 +414,23 @@ class CompiledModel(nn.Module):
         self.values = values
         self.threads = threads
         self.threads_effective = backend.threads_effective(threads)
+        # PyTorch's fused transformer/attention paths read dense weights (linear1.weight,
+        # out_proj.weight) that sparse layers do not have
+        self.no_fastpath = any(isinstance(m, SPARSE_LAYERS) for m in model.modules()) and any(
+            isinstance(m, (nn.TransformerEncoder, nn.TransformerEncoderLayer,
+                           nn.TransformerDecoderLayer, *ATTENTION_TYPES))
+            for m in model.modules())
 
     def forward(self, *args, **kwargs):
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         self.backend.set_threads(self.threads)
-        with torch.inference_mode():
+        with torch.inference_mode(), mha_fastpath(not self.no_fastpath):
             return self.model(*args, **kwargs)
 
     def sparse_layers(self) -> list[str]:
         """Names of the modules that run on a sparse op."""
-        return [n for n, m in self.model.named_modules()
-                if isinstance(m, (SparseLinear, SparseConv, SparseRNN))]
+        return [n for n, m in self.model.named_modules() if isinstance(m, SPARSE_LAYERS)]
 
     def nbytes(self) -> dict[str, int]:
         """Bytes held in memory: ``ops`` (arrays of the sparse layers' operators, biases
@@ -353,7 +439,7 @@ class CompiledModel(nn.Module):
         for m in self.model.modules():
             if isinstance(m, (SparseLinear, SparseConv)):
                 ops += m.op.nbytes()
-            elif isinstance(m, SparseRNN):
+            elif isinstance(m, (SparseRNN, SparseMultiheadAttention)):
                 ops += sum(o.nbytes() for o in m.ops.values())
         tensors = list(self.model.parameters()) + list(self.model.buffers())
         dense = sum(t.numel() * t.element_size() for t in tensors)
@@ -407,18 +493,25 @@ def compile(model: nn.Module, plan: Any = "csr", *, values: str = "fp32", thread
     plan_rows, encoded = plan_model(model, plan, values=values, fallback=fallback,
                                     keep_smaller=keep_smaller, backend=backend, **format_opts)
     work = copy.deepcopy(model).eval()
-    sparse_modules = []
-    for name, row in plan_rows.items():
-        if row["format"] != "dense" and row["module"] not in sparse_modules:
-            sparse_modules.append(row["module"])
-    for mname in sparse_modules:
+    # matrix names before any module is replaced: a tied weight's first user may go first
+    names = {mname: _matrix_names(work, mname) for mname in prunable_layers(work)}
+    sparse = {mname for mname in names
+              if any(plan_rows[n]["format"] != "dense" for n in names[mname])}
+    # an attention module whose out_proj runs sparse cannot keep its fused forward, which
+    # reads out_proj.weight: it is replaced too (parents first, so out_proj is its child)
+    sparse |= {mname for mname, m in work.named_modules() if isinstance(m, ATTENTION_TYPES)
+               and (f"{mname}.out_proj" if mname else "out_proj") in sparse}
+    for mname in [n for n in names if n in sparse]:
         module = work.get_submodule(mname)
-        names = [n for n, r in plan_rows.items() if r["module"] == mname]
         if isinstance(module, RNN_TYPES):
-            ops = _rnn_ops(work, mname, plan_rows, encoded, backend, threads, format_opts, values)
+            ops = _rnn_ops(work, mname, names[mname], plan_rows, encoded, backend, threads,
+                           format_opts, values)
             new = SparseRNN(module, ops)
+        elif isinstance(module, ATTENTION_TYPES):
+            new = SparseMultiheadAttention(
+                module, _attention_ops(module, names[mname], encoded, backend, threads))
         else:
-            op = backend.make_op(encoded[names[0]], _np(_bias(module, "bias")), threads)
+            op = backend.make_op(encoded[names[mname][0]], _np(_bias(module, "bias")), threads)
             new = SparseLinear(op) if isinstance(module, nn.Linear) else SparseConv(op, module)
         work = _replace(work, mname, new)
     return CompiledModel(work, plan_rows, backend, values, threads)

@@ -442,3 +442,112 @@ class SparseRNN(nn.Module):
         fmts = sorted({o.format for o in self.ops.values()})
         return (f"{self.mode}, {self.input_size}, {self.hidden_size}, num_layers="
                 f"{self.num_layers}, bidirectional={self.bidirectional}, formats={fmts}")
+
+
+class SparseMultiheadAttention(nn.Module):
+    """``nn.MultiheadAttention`` whose query, key and value projections run on one
+    :class:`MatrixOp` each (the gates of ``in_proj_weight``, or ``q/k/v_proj_weight``), and
+    whose ``out_proj`` is a child module (``nn.Linear`` or :class:`SparseLinear`).
+
+    The forward is ``F.multi_head_attention_forward``'s in eval mode (dropout off): the same
+    call signature, masks (bool or float, ``key_padding_mask``, 2-D/3-D ``attn_mask``,
+    ``is_causal``), ``bias_k``/``bias_v``, ``add_zero_attn``, ``batch_first``, unbatched input,
+    and the attention weights when ``need_weights``. PyTorch's fused fast path reads the dense
+    weights; this module has none, so it never takes it.
+    """
+
+    def __init__(self, mha: nn.MultiheadAttention, ops: dict[str, MatrixOp]):
+        super().__init__()
+        for a in ("embed_dim", "kdim", "vdim", "num_heads", "head_dim", "batch_first",
+                  "add_zero_attn", "_qkv_same_embed_dim"):
+            setattr(self, a, getattr(mha, a))
+        self.ops = ops                              # {"q": op, "k": op, "v": op}
+        self.bias_k = None if mha.bias_k is None else nn.Parameter(mha.bias_k.detach().clone(), requires_grad=False)
+        self.bias_v = None if mha.bias_v is None else nn.Parameter(mha.bias_v.detach().clone(), requires_grad=False)
+        self.out_proj = mha.out_proj
+
+    def _project(self, which: str, x: torch.Tensor) -> torch.Tensor:
+        x = _as_f32(x, "SparseMultiheadAttention")
+        op = self.ops[which]
+        return op.linear(x.reshape(-1, op.shape[1])).reshape(*x.shape[:-1], op.shape[0])
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=True,
+                attn_mask=None, average_attn_weights=True, is_causal=False):
+        batched = query.dim() == 3
+        if self.batch_first and batched:
+            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        if not batched:
+            query, key, value = (t.unsqueeze(1) for t in (query, key, value))
+            if key_padding_mask is not None:
+                key_padding_mask = key_padding_mask.unsqueeze(0)
+        tgt_len, bsz, E = query.shape
+        H, hd = self.num_heads, self.head_dim
+        key_padding_mask = F._canonical_mask(
+            mask=key_padding_mask, mask_name="key_padding_mask",
+            other_type=F._none_or_dtype(attn_mask), other_name="attn_mask",
+            target_type=query.dtype)
+        if is_causal and attn_mask is None:
+            raise BadInputError("SparseMultiheadAttention: is_causal=True needs attn_mask, as "
+                                "in nn.MultiheadAttention")
+        if is_causal and key_padding_mask is None and not need_weights:
+            attn_mask = None                        # scaled_dot_product_attention's own mask
+        else:
+            attn_mask = F._canonical_mask(mask=attn_mask, mask_name="attn_mask", other_type=None,
+                                          other_name="", target_type=query.dtype,
+                                          check_other=False)
+            if key_padding_mask is not None:
+                is_causal = False
+        q = self._project("q", query)
+        k = self._project("k", key)
+        v = self._project("v", value)
+        if attn_mask is not None and attn_mask.dim() == 2:
+            attn_mask = attn_mask.unsqueeze(0)
+        if self.bias_k is not None:
+            k = torch.cat([k, self.bias_k.repeat(1, bsz, 1)])
+            v = torch.cat([v, self.bias_v.repeat(1, bsz, 1)])
+            attn_mask = None if attn_mask is None else F.pad(attn_mask, (0, 1))
+            key_padding_mask = None if key_padding_mask is None else F.pad(key_padding_mask, (0, 1))
+        q = q.reshape(tgt_len, bsz * H, hd).transpose(0, 1)
+        k = k.reshape(k.shape[0], bsz * H, hd).transpose(0, 1)
+        v = v.reshape(v.shape[0], bsz * H, hd).transpose(0, 1)
+        if self.add_zero_attn:
+            zeros = torch.zeros((bsz * H, 1, hd), dtype=k.dtype)
+            k, v = torch.cat([k, zeros], dim=1), torch.cat([v, zeros], dim=1)
+            attn_mask = None if attn_mask is None else F.pad(attn_mask, (0, 1))
+            key_padding_mask = None if key_padding_mask is None else F.pad(key_padding_mask, (0, 1))
+        src_len = k.shape[1]
+        if key_padding_mask is not None:
+            kpm = key_padding_mask.view(bsz, 1, 1, src_len).expand(-1, H, -1, -1)
+            kpm = kpm.reshape(bsz * H, 1, src_len)
+            attn_mask = kpm if attn_mask is None else attn_mask + kpm
+        if need_weights:
+            scaled = q * (1.0 / hd) ** 0.5
+            w = (torch.baddbmm(attn_mask, scaled, k.transpose(-2, -1)) if attn_mask is not None
+                 else torch.bmm(scaled, k.transpose(-2, -1)))
+            w = torch.softmax(w, dim=-1)
+            out = torch.bmm(w, v).transpose(0, 1).reshape(tgt_len * bsz, E)
+            w = w.view(bsz, H, tgt_len, src_len)
+            if average_attn_weights:
+                w = w.mean(dim=1)
+        else:
+            if attn_mask is not None:
+                attn_mask = (attn_mask.unsqueeze(0) if attn_mask.size(0) == 1 and attn_mask.dim() == 3
+                             else attn_mask.view(bsz, H, -1, src_len))
+            out = F.scaled_dot_product_attention(q.view(bsz, H, tgt_len, hd),
+                                                 k.view(bsz, H, src_len, hd),
+                                                 v.view(bsz, H, src_len, hd), attn_mask, 0.0,
+                                                 is_causal)
+            out = out.permute(2, 0, 1, 3).reshape(bsz * tgt_len, E)
+            w = None
+        out = self.out_proj(out).view(tgt_len, bsz, -1)
+        if not batched:
+            out = out.squeeze(1)
+            w = None if w is None else w.squeeze(0)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, w
+
+    def extra_repr(self) -> str:
+        fmts = sorted({o.format for o in self.ops.values()})
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, "
+                f"batch_first={self.batch_first}, formats={fmts}")

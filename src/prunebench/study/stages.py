@@ -66,6 +66,7 @@ def prune_job(job: Job, dense: nn.Module, data, init_state: dict | None) -> tupl
     from .. import zoo
     from ..errors import BadInputError
     from ..pruning import prune, sparsity_report
+    from ..pruning.validate import ROUND_SCHEDULES
     from ..train import evaluate
 
     spec = zoo.get_spec(job.model)
@@ -84,7 +85,8 @@ def prune_job(job: Job, dense: nn.Module, data, init_state: dict | None) -> tupl
         try:
             result = prune(dense, m.name, job.sparsity,
                            scope=m.scope, schedule=m.schedule, finetune=data,
-                           finetune_steps=job.key["finetune_steps"], rounds=m.rounds,
+                           finetune_steps=job.key["finetune_steps"],
+                           rounds=m.rounds if m.schedule in ROUND_SCHEDULES else None,
                            block=m.block, n=m.n, m=m.m, norm=m.norm,
                            layers=_layers_arg(dense, job.key["layers"], m.name), seed=job.seed,
                            rewind_state=init_state if m.schedule == "rewind" else None,

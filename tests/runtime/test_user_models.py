@@ -1,0 +1,389 @@
+"""Architectures the zoo does not have, through prune -> compile (every engine that takes the
+model) -> verify against the pruned dense model (issue 15).
+
+The reference is always PyTorch's own dense forward of the pruned model (under inference
+mode, so its fused attention fast paths run when PyTorch takes them); MACs are checked
+against hand counts."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import prunebench as pb
+from prunebench.errors import BadInputError, PrunebenchError
+
+SPARSE_ENGINES = ("native", "torch-sparse", "scipy")
+
+
+# ---------------------------------------------------------------- the architectures
+
+
+class Head(nn.Module):
+    """Sequence model -> the last step's features -> classes (RNNs return tuples)."""
+
+    def __init__(self, rnn: nn.Module, features: int, batch_first: bool = True):
+        super().__init__()
+        self.rnn, self.fc, self.batch_first = rnn, nn.Linear(features, 5), batch_first
+
+    def forward(self, x):
+        out = self.rnn(x)[0]
+        return self.fc(out[:, -1] if self.batch_first else out[-1])
+
+
+def transformer(batch_first: bool) -> nn.Module:
+    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=batch_first)
+    return nn.Sequential(nn.Linear(12, 32),
+                         nn.TransformerEncoder(layer, 2, enable_nested_tensor=False),
+                         nn.Linear(32, 5))
+
+
+def separable_cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.BatchNorm2d(16), nn.ReLU(),  # depthwise
+        nn.Conv2d(16, 32, 1), nn.BatchNorm2d(32), nn.ReLU(),                        # pointwise
+        nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.ReLU(),
+        nn.Conv2d(32, 24, 1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 5))
+
+
+class GroupedResidual(nn.Module):
+    """Grouped dilated convolution, BatchNorm and two residual adds."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.bn = nn.BatchNorm2d(16)
+        self.grouped = nn.Conv2d(16, 16, 3, padding=2, dilation=2, groups=4)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.inner = nn.Conv2d(16, 16, 1)
+        self.expand = nn.Conv2d(16, 24, 3, padding=1)
+        self.fc = nn.Linear(24, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.stem(x)))
+        x = x + torch.relu(self.bn2(self.grouped(x)))
+        x = torch.relu(self.inner(x)) + x
+        return self.fc(torch.relu(self.expand(x)).mean((2, 3)))
+
+
+class SharedMLP(nn.Module):
+    """``b`` reuses ``a``'s weight matrix (one Parameter, two modules, two biases)."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(10, 24)
+        self.a = nn.Linear(24, 24)
+        self.b = nn.Linear(24, 24)
+        self.b.weight = self.a.weight
+        self.out = nn.Linear(24, 5)
+
+    def forward(self, x):
+        h = torch.relu(self.inp(x))
+        h = torch.relu(self.a(h))
+        return self.out(torch.relu(self.b(h)) + h)
+
+
+class TiedDecoder(nn.Module):
+    """A causal decoder whose output projection is its input embedding (weight tying)."""
+
+    def __init__(self, vocab: int = 40, dim: int = 32, steps: int = 8):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.pos = nn.Parameter(torch.randn(steps, dim) * 0.1)
+        self.block = nn.TransformerEncoderLayer(dim, 4, 64, dropout=0.0, batch_first=True,
+                                                norm_first=True)
+        self.norm = nn.LayerNorm(dim)
+        self.lm_head = nn.Linear(dim, vocab, bias=False)
+        self.lm_head.weight = self.embed.weight
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(steps))
+
+    def forward(self, ids):
+        h = self.embed(ids) + self.pos[:ids.shape[1]]
+        n = ids.shape[1]
+        h = self.block(h, src_mask=self.mask[:n, :n], is_causal=True)
+        return self.lm_head(self.norm(h))
+
+
+def _inputs(kind: str, n: int = 3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return {"seq12": lambda: torch.randn(n, 7, 12, generator=g),
+            "seq12-first": lambda: torch.randn(7, n, 12, generator=g),
+            "img": lambda: torch.randn(n, 3, 10, 10, generator=g),
+            "seq6": lambda: torch.randn(n, 9, 6, generator=g),
+            "vec": lambda: torch.randn(n, 10, generator=g),
+            "ids": lambda: torch.randint(0, 40, (n, 8), generator=g)}[kind]()
+
+
+CASES = {
+    "transformer-batch-first": (lambda: transformer(True), "seq12"),
+    "transformer-seq-first": (lambda: transformer(False), "seq12-first"),
+    "separable-cnn": (separable_cnn, "img"),
+    "grouped-residual-cnn": (GroupedResidual, "img"),
+    "bigru-2-layer": (lambda: Head(nn.GRU(6, 10, 2, batch_first=True, bidirectional=True), 20),
+                      "seq6"),
+    "lstm-projections": (lambda: Head(nn.LSTM(6, 16, batch_first=True, proj_size=8), 8), "seq6"),
+    "shared-weight-mlp": (SharedMLP, "vec"),
+    "tied-decoder": (TiedDecoder, "ids"),
+}
+
+
+def _build(name: str):
+    torch.manual_seed(0)
+    make, kind = CASES[name]
+    model = make().eval()
+    for m in model.modules():           # non-trivial BatchNorm statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    return model, _inputs(kind)
+
+
+def _reference(model, *args):
+    """PyTorch's dense forward, under inference mode (its fused fast paths allowed)."""
+    with torch.inference_mode():
+        return model(*args)
+
+
+# ---------------------------------------------------------------- prune -> compile -> verify
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_pruned_user_model_runs_sparse_on_every_runtime_engine(name):
+    model, x = _build(name)
+    result = pb.prune(model, "magnitude", 0.7, layers="all", example_input=x)
+    pruned = result.model
+    rep = result.report()
+    assert rep["sparsity_achieved"] == pytest.approx(0.7, abs=0.01)
+    for row in rep["layers"]:       # every pruned layer's MACs are counted
+        assert row["pruned"] and row["macs"] > 0 and 0 < row["macs_nonzero"] < row["macs"], row
+    for engine in SPARSE_ENGINES:
+        run = pb.compile(pruned, "csr", engine=engine, fallback="dense")
+        sparse = [n for n, r in run.plan.items() if r["format"] == "csr"]
+        assert sparse, f"{engine}: nothing runs sparse"
+        assert run.sparse_layers()
+        v = pb.verify(run, pruned, x)
+        assert v.ok and v.rel_max < 1e-5, (engine, v)
+    if name in ("transformer-batch-first", "transformer-seq-first", "tied-decoder"):
+        # q, k and v of every attention layer run sparse
+        attn = [n for n, r in run.plan.items() if r["kind"] == "attention"]
+        assert attn and all(run.plan[n]["format"] == "csr" for n in attn)
+
+
+@pytest.mark.parametrize("name", ["transformer-batch-first", "transformer-seq-first",
+                                  "separable-cnn", "grouped-residual-cnn", "shared-weight-mlp"])
+def test_whole_graph_engines_run_or_refuse_in_one_line(name):
+    model, x = _build(name)
+    pruned = pb.prune(model, "magnitude", 0.7, layers="all", example_input=x).model
+    run = pb.compile(pruned, "csr", engine="openvino", example_input=x, fallback="dense")
+    assert pb.verify(run, pruned, x).ok
+    # every layer the plan runs sparse is a custom operation in OpenVINO's graph
+    assert run.op_counts().get("Reference", 0) >= 1
+    if name.startswith("transformer"):
+        # attention and its out_proj stay OpenVINO's (fused) dense kernels, with the reason
+        assert "MultiheadAttention" in run.plan["1.layers.0.self_attn.in_proj_weight[0]"]["reason"]
+        assert "out_proj" in run.plan["1.layers.0.self_attn.out_proj.weight"]["reason"]
+        with pytest.raises(BadInputError, match="in_proj_weight.*cannot run format 'csr' on "
+                                                "engine openvino"):
+            pb.compile(pruned, "csr", engine="openvino", example_input=x)
+    if name == "transformer-seq-first":
+        ort = pb.compile(pruned, "dense", engine="onnxruntime")
+        with pytest.raises(PrunebenchError, match=r"onnxruntime cannot run input shape "
+                                                  r"\(7, 3, 12\).*only dim 0 is dynamic"):
+            ort(x)
+    else:
+        ort = pb.compile(pruned, "coo", engine="onnxruntime", example_input=x)
+        assert pb.verify(ort, pruned, x).ok
+
+
+# ---------------------------------------------------------------- attention
+
+
+def test_attention_macs_are_counted_per_projection_and_token():
+    model, x = _build("transformer-batch-first")
+    rep = pb.prune(model, "magnitude", 0.5, layers="all", example_input=x).report()
+    rows = {r["name"]: r for r in rep["layers"]}
+    T, E = 7, 32                    # tokens per sample, embedding size
+    assert rows["1.layers.0.self_attn.in_proj_weight"]["macs"] == 3 * T * E * E
+    assert rows["1.layers.0.self_attn.out_proj.weight"]["macs"] == T * E * E
+    pruned_w = model.get_parameter("1.layers.0.self_attn.in_proj_weight")
+    assert pruned_w.shape == (3 * E, E)
+    # nonzero MACs: each of q, k, v keeps half its weights, applied once per token
+    assert rows["1.layers.0.self_attn.in_proj_weight"]["macs_nonzero"] == 3 * T * (E * E // 2)
+    assert rows["1.layers.0.self_attn.out_proj.weight"]["macs_nonzero"] == T * (E * E // 2)
+
+
+@pytest.mark.parametrize("kwargs,shapes", [
+    (dict(batch_first=True), [(2, 5, 16)] * 3),
+    (dict(), [(5, 2, 16), (6, 2, 16), (6, 2, 16)]),                        # cross-attention
+    (dict(kdim=10, vdim=6, batch_first=True), [(2, 5, 16), (2, 4, 10), (2, 4, 6)]),
+    (dict(add_bias_kv=True, add_zero_attn=True), [(5, 2, 16), (5, 2, 16), (5, 2, 16)]),
+    (dict(), [(5, 16), (4, 16), (4, 16)]),                                   # unbatched
+])
+@pytest.mark.parametrize("call", [dict(), dict(need_weights=False),
+                                  dict(average_attn_weights=False), "causal", "padding"])
+def test_sparse_attention_equals_multihead_attention(kwargs, shapes, call):
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 4, **kwargs).eval()
+    with torch.no_grad():
+        for p in mha.parameters():
+            if p.dim() == 2 and p.shape[0] >= 16:
+                p.mul_(torch.rand_like(p) > 0.6)
+    q, k, v = (torch.randn(s) for s in shapes)
+    batched = len(shapes[0]) == 3
+    S = k.shape[1] if kwargs.get("batch_first") else k.shape[0]
+    if call == "causal":
+        if q.shape != k.shape:
+            pytest.skip("a causal mask needs self-attention")
+        call = dict(attn_mask=nn.Transformer.generate_square_subsequent_mask(S),
+                    need_weights=False, is_causal=True)
+    elif call == "padding":
+        if not batched:
+            pytest.skip("unbatched input has no padding mask")
+        B = q.shape[0] if kwargs.get("batch_first") else q.shape[1]
+        pad = torch.zeros(B, S, dtype=torch.bool)
+        pad[0, -2:] = True
+        call = dict(key_padding_mask=pad)
+
+    class Call(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = mha
+
+        def forward(self, q, k, v):
+            return self.attn(q, k, v, **call)
+
+    net = Call()
+    run = pb.compile(net, "csr")
+    assert type(run.model.attn).__name__ == "SparseMultiheadAttention"
+    out, weights = run(q, k, v)
+    ref, ref_weights = _reference(net, q, k, v)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+    if ref_weights is None:
+        assert weights is None
+    else:
+        torch.testing.assert_close(weights, ref_weights, rtol=0, atol=1e-6)
+
+
+def test_only_out_proj_sparse_still_runs():
+    """A sparse out_proj alone takes its attention module off the fused path too."""
+    model, x = _build("transformer-batch-first")
+    pruned = pb.prune(model, "magnitude", 0.8, example_input=x,
+                      layers=["1.layers.0.self_attn.out_proj", "1.layers.1.linear1"]).model
+    run = pb.compile(pruned, "csr")
+    assert "1.layers.0.self_attn" in run.sparse_layers()
+    assert pb.verify(run, pruned, x).ok
+
+
+# ---------------------------------------------------------------- tied weights
+
+
+def test_tied_weight_gets_one_mask_and_one_encoding():
+    model, x = _build("shared-weight-mlp")
+    result = pb.prune(model, "random", 0.8, layers=["a", "b"], example_input=x)
+    w = result.model.a.weight
+    assert result.model.b.weight is w
+    zeros = float((w == 0).float().mean())
+    # one mask: the zeros are the requested fraction, not 1 - 0.2 * 0.2 = 0.96
+    assert list(result.masks) == ["a.weight"]
+    assert zeros == pytest.approx(0.8, abs=1 / w.numel())
+    assert result.report()["sparsity_achieved"] == pytest.approx(zeros)
+    rows = {r["name"]: r for r in result.report()["layers"]}
+    assert rows["a.weight"]["pruned"] and rows["b.weight"]["pruned"]
+
+    layers, plan = pb.encode(result.model, "csr")
+    assert "b.weight" not in plan and plan["a.weight"]["format"] == "csr"
+    for engine in SPARSE_ENGINES:
+        run = pb.compile(result.model, {"b.weight": "csr"}, engine=engine)
+        assert run.plan["a.weight"]["modules"] == ["a", "b"]
+        assert set(run.sparse_layers()) == {"a", "b"}
+        assert pb.verify(run, result.model, x).ok
+    run = pb.compile(result.model, "csr")
+    assert run.model.a.op.fmt is run.model.b.op.fmt     # one encoding, two biases
+
+
+def test_tied_embedding_and_output_projection():
+    model, ids = _build("tied-decoder")
+    result = pb.prune(model, "magnitude", 0.6, layers=["lm_head"], example_input=ids)
+    pruned = result.model
+    assert pruned.lm_head.weight is pruned.embed.weight
+    assert list(result.masks) == ["embed.weight"]
+    run = pb.compile(pruned, "csr")
+    assert run.sparse_layers() == ["lm_head"]
+    assert pb.verify(run, pruned, ids).ok
+
+
+# ---------------------------------------------------------------- channel pruning
+
+
+def test_channel_pruning_lists_layers_it_cannot_shrink():
+    model, x = _build("grouped-residual-cnn")
+    result = pb.prune(model, "channel", 0.5, layers="all", example_input=x)
+    rep = result.report()
+    skipped = {row["name"]: row["reason"] for row in rep["skipped"]}
+    # the stem, the grouped conv and the inner conv share channels through the residual adds
+    # and the grouped convolution; only `expand` can shrink (fc is the output layer)
+    assert set(skipped) == {"stem", "grouped", "inner"}
+    assert all("grouped convolution grouped (groups=4)" in why for why in skipped.values())
+    assert rep["pruned_layers"] == ["expand"]
+    assert result.model.expand.out_channels == 12 and result.model.fc.in_features == 12
+    assert {r["module"]: r["pruned"] for r in rep["layers"]} == {
+        "stem": False, "grouped": False, "inner": False, "expand": True, "fc": False}
+    assert rep["sparsity_achieved"] == pytest.approx(0.5)
+    assert pb.verify(pb.compile(result.model, "csr", fallback="dense"), result.model, x).ok
+    with pytest.raises(BadInputError, match="can shrink none of the selected layers.*stem"):
+        pb.prune(model, "channel", 0.5, layers=["stem"], example_input=x)
+
+
+# ---------------------------------------------------------------- Hugging Face models
+
+
+transformers = pytest.importorskip("transformers")
+
+
+class LastHidden(nn.Module):
+    def __init__(self, model, field):
+        super().__init__()
+        self.model, self.field = model, field
+
+    def forward(self, ids):
+        return getattr(self.model(input_ids=ids), self.field)
+
+
+@pytest.mark.parametrize("which", ["bert", "llama-tied"])
+def test_transformers_models_built_offline(which):
+    torch.manual_seed(0)
+    if which == "bert":
+        cfg = transformers.BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2,
+                                      num_attention_heads=4, intermediate_size=64,
+                                      max_position_embeddings=16)
+        net = LastHidden(transformers.BertModel(cfg), "last_hidden_state").eval()
+    else:
+        cfg = transformers.LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=64,
+                                       num_hidden_layers=2, num_attention_heads=4,
+                                       num_key_value_heads=2, max_position_embeddings=16,
+                                       tie_word_embeddings=True)
+        net = LastHidden(transformers.LlamaForCausalLM(cfg), "logits").eval()
+    ids = _inputs("ids")
+    result = pb.prune(net, "magnitude", 0.7, layers="all", example_input=ids)
+    pruned = result.model
+    assert all(r["macs"] for r in result.report()["layers"])
+    if which == "llama-tied":
+        assert pruned.model.lm_head.weight is pruned.model.model.embed_tokens.weight
+        assert "model.model.embed_tokens.weight" in result.masks
+    for engine in ("native", "torch-sparse"):
+        run = pb.compile(pruned, "csr", engine=engine)
+        assert len(run.sparse_layers()) >= 12
+        assert pb.verify(run, pruned, ids).ok
+
+
+@pytest.mark.parametrize("name", ["transformer-batch-first", "shared-weight-mlp"])
+def test_planner_takes_attention_and_tied_weights(name):
+    model, x = _build(name)
+    pruned = pb.prune(model, "magnitude", 0.8, layers="all", example_input=x).model
+    planned = pb.plan(pruned, x[:1], threads=1)
+    assert pb.verify(planned.compile(pruned), pruned, x).ok
+    # a plan keyed by the second user of a tied weight reaches the weight
+    if name == "shared-weight-mlp":
+        assert pb.compile(pruned, {"b": "csr"}).plan["a.weight"]["format"] == "csr"
