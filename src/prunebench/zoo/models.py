@@ -161,7 +161,21 @@ def build(name: str, seed: int = 0) -> nn.Module:
     """A fresh model with weights initialised from ``seed``."""
     spec = get_spec(name)
     torch.manual_seed(seed)
-    return spec.build().eval()
+    model = spec.build().eval()
+    model.prunebench_zoo_name = name  # what finetune_defaults() reads (copies keep it)
+    return model
+
+
+def finetune_defaults(model: nn.Module | str) -> tuple[float, int]:
+    """``(lr, batch_size)`` to fine-tune ``model`` (a zoo name, or a model built by the zoo)
+    with: its own training recipe; Adam's usual 1e-3 and 128 for anything else."""
+    from ..train import TRAIN_BATCH, TRAIN_LR
+
+    name = model if isinstance(model, str) else getattr(model, "prunebench_zoo_name", None)
+    spec = MODELS.get(name) if name in MODELS else None
+    if spec is None or spec.train is None:
+        return TRAIN_LR, TRAIN_BATCH
+    return spec.train.lr, spec.train.batch_size
 
 
 def _save_state(model: nn.Module, path) -> None:
