@@ -70,6 +70,10 @@ def _add(spec: ModelSpec) -> None:
 
 _add(ModelSpec("mnist1d-mlp", lambda: A.MLP1D(), "mnist1d", (40,),
                "MLP 40-100-100-10, residual around layer 2", TrainConfig(6000, 1e-2, 100)))
+# the width of the MNIST-1D lottery-ticket notebook (benchmarks/bench_tickets.py)
+_add(ModelSpec("mnist1d-mlp500", lambda: A.MLP([40, 500, 500, 10]), "mnist1d", (40,),
+               "MLP 40-500-500-10 (the MNIST-1D lottery-ticket notebook's width)",
+               TrainConfig(6000, 1e-2, 100)))
 _add(ModelSpec("mnist1d-cnn", lambda: A.CNN1D(), "mnist1d", (40,),
                "3 x Conv1d (25 ch, stride 2) + Linear", TrainConfig(6000, 1e-2, 100)))
 _add(ModelSpec("mnist1d-gru", lambda: A.RNN1D("gru", 32, True), "mnist1d", (40,),
