@@ -17,6 +17,11 @@ BAD = [
     (["--layers", "fc9"], "fc9"),
     (["--finetune-steps", "-1"], "finetune_steps"),
     (["--seed", "x"], "--seed"),
+    (["--finetune-lr", "0"], "--finetune-lr: got 0.0, expected a number in (0, 1]"),
+    (["--finetune-batch", "0"], "--finetune-batch: got 0, expected an integer >= 1"),
+    (["--finetune-epochs", "-2"], "--finetune-epochs: got -2.0"),
+    (["--finetune-schedule", "step"], "--finetune-schedule: got 'step', expected one of"),
+    (["--validation", "0.9"], "--validation: got 0.9, expected a fraction in [0, 0.5]"),
 ]
 
 

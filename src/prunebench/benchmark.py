@@ -10,6 +10,7 @@ from torch import nn
 from . import zoo
 from .errors import BadInputError
 from .measure import Timer, fingerprint, param_bytes, peak_rss_child, state_file_bytes
+from .recipe import FINETUNE_STEPS
 from .train import evaluate
 
 NOT_APPLICABLE = "n/a"
@@ -219,7 +220,8 @@ def peak_rss_pruned(model: nn.Module, name: str, engine: str, format: str, value
 
 
 def bench_pruned(target: str, *, method: str | None = None, sparsity: float = 0.9,
-                 scope: str = "layer", finetune_steps: int = 0, block: tuple[int, int] = (4, 4),
+                 scope: str = "layer", finetune_steps: int = FINETUNE_STEPS,
+                 finetune: dict | None = None, block: tuple[int, int] = (4, 4),
                  n: int = 2, m: int = 4, layers=None, format: str | None = None,
                  values: str = "fp32", engine: str | None = None, fallback: str = "error",
                  batch: int = 1, threads: int = 1, seed: int = 0, warmup: int = 3,
@@ -235,7 +237,8 @@ def bench_pruned(target: str, *, method: str | None = None, sparsity: float = 0.
     ``failed`` and the reason. Returns {"ok", "report" (the ``bench --json`` body), "row"
     (for :meth:`Store.add`), "machine", "measurement" (None when not timed)}.
 
-    ``layers`` is None (the pruning default), "all" or a list of module names.
+    ``layers`` is None (the pruning default), "all" or a list of module names; ``finetune``
+    holds ``prune()``'s other fine-tuning keywords (``finetune_lr``, ...).
     """
     from . import engines
     from .pruning import prunable_layers, prune
@@ -276,12 +279,12 @@ def bench_pruned(target: str, *, method: str | None = None, sparsity: float = 0.
         result = prune(model, method, sparsity, scope=scope, finetune=data,
                        finetune_steps=finetune_steps if data is not None else 0, block=block,
                        n=n, m=m, layers=chosen, seed=seed, example_input=example,
-                       progress=progress)
+                       progress=progress, **(finetune or {}))
         rep = result.report()
         model = result.model
         prune_info = {"method": method, "sparsity": rep["sparsity_achieved"], "scope": scope,
                       "sparsity_requested": rep["sparsity_requested"],
-                      "finetune_steps": rep["finetune_steps"]}
+                      "finetune_steps": rep["finetune_steps"], "finetune": rep["finetune"]}
     model.eval()
     torch.set_num_threads(threads)
 

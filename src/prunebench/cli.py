@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import BadInputError, PrunebenchError
+from .recipe import FINETUNE_STEPS, VALIDATION_FRACTION
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -42,6 +43,44 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+# fine-tuning options shared by prune, pack, plan and bench (prunebench.train.Finetune)
+_FT_STEPS_HELP = (f"most fine-tuning steps (default {FINETUNE_STEPS}; early stopping may use "
+                  "fewer; 0: none)")
+_FT_LR = typer.Option(None, "--finetune-lr",
+                      help="fine-tuning learning rate (default: the model's training recipe)")
+_FT_BATCH = typer.Option(None, "--finetune-batch",
+                         help="fine-tuning batch size (default: the model's training recipe)")
+_FT_EPOCHS = typer.Option(None, "--finetune-epochs",
+                          help="budget in passes over the fine-tuning data (replaces "
+                               "--finetune-steps)")
+_FT_SCHEDULE = typer.Option(None, "--finetune-schedule",
+                            help="constant | cosine (default constant; cosine with --distill)")
+_FT_NO_EARLY_STOP = typer.Option(False, "--no-early-stop",
+                                 help="train the whole budget (convergence is still judged)")
+_FT_VALIDATION = typer.Option(VALIDATION_FRACTION, "--validation",
+                              help="fraction of the training split held out to judge "
+                                   "convergence (0: none)")
+_FT_FLAGS = {"finetune_lr": "--finetune-lr", "finetune_batch": "--finetune-batch",
+             "finetune_epochs": "--finetune-epochs", "finetune_schedule": "--finetune-schedule",
+             "early_stop": "--no-early-stop", "validation": "--validation"}
+
+
+def _finetune_args(lr, batch, epochs, schedule, no_early_stop, validation) -> dict:
+    """``prune()``'s fine-tuning keywords from the CLI options, checked (one line naming the
+    flag on bad input)."""
+    from .train import Finetune
+
+    try:
+        Finetune(lr=lr, batch_size=batch, epochs=epochs, lr_schedule=schedule,
+                 early_stop=not no_early_stop, validation=validation).checked()
+    except BadInputError as e:
+        name, rest = str(e).split(":", 1)
+        raise BadInputError(f"{_FT_FLAGS.get(name, name)}:{rest}") from None
+    return {"finetune_lr": lr, "finetune_batch": batch, "finetune_epochs": epochs,
+            "finetune_schedule": schedule, "early_stop": not no_early_stop,
+            "validation": validation}
 
 
 @app.command()
@@ -109,8 +148,14 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
                                                     "taylor | block | nm | channel"),
           sparsity: float = typer.Option(0.9, "--sparsity", help="fraction removed, in [0, 1)"),
           scope: str = typer.Option("layer", "--scope", help="layer | global"),
-          finetune_steps: int = typer.Option(0, "--finetune-steps",
-                                             help="fine-tuning steps after pruning (default 0)"),
+          finetune_steps: int = typer.Option(FINETUNE_STEPS, "--finetune-steps",
+                                             help=_FT_STEPS_HELP),
+          finetune_lr: Optional[float] = _FT_LR,
+          finetune_batch: Optional[int] = _FT_BATCH,
+          finetune_epochs: Optional[float] = _FT_EPOCHS,
+          finetune_schedule: Optional[str] = _FT_SCHEDULE,
+          no_early_stop: bool = _FT_NO_EARLY_STOP,
+          validation: float = _FT_VALIDATION,
           layers: Optional[str] = typer.Option(None, "--layers",
                                                help="comma-separated modules, 'all' or 'default'"),
           block: str = typer.Option("4x4", "--block", help="block shape (method and bsr)"),
@@ -159,6 +204,8 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
             _check_prune_options(None if is_file else model, method, sparsity, scope=scope,
                                  finetune_steps=finetune_steps, block=block, n=n, m=m,
                                  layers=layers, seed=seed)
+    ft = _finetune_args(finetune_lr, finetune_batch, finetune_epochs, finetune_schedule,
+                        no_early_stop, validation)
     zoo_name = model
     if is_file:  # read (and refused when damaged or a pickle) before the database is touched
         from .runtime import load_model
@@ -174,8 +221,8 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
         res["ok"] = True
     else:
         res = bench_pruned(model, method=method, sparsity=sparsity, scope=scope,
-                           finetune_steps=finetune_steps, block=blk, n=n, m=m,
-                           layers=_parse_layers(layers), format=format, values=values,
+                           finetune_steps=finetune_steps, finetune=ft, block=blk, n=n,
+                           m=m, layers=_parse_layers(layers), format=format, values=values,
                            engine=engine, fallback=fallback, batch=batch, threads=threads,
                            seed=seed, warmup=warmup, min_runs=min_runs, min_time=min_time,
                            rss=not no_rss, progress=not as_json)
@@ -518,7 +565,8 @@ def _add_task_metrics(res: dict, dense: bool) -> None:
 
 def _run_prune(model: str, method: str, sparsity: float, scope: str, schedule: str,
                finetune_steps: int, rounds: Optional[int], block: str, n: int, m: int, norm: str,
-               layers: Optional[str], seed: int, progress: bool, distill: bool = False):
+               layers: Optional[str], seed: int, progress: bool, distill: bool = False,
+               finetune: Optional[dict] = None):
     """Load (train if needed) a zoo model and prune it; shared by prune, pack and bench."""
     from . import zoo
     from .pruning import prune
@@ -532,7 +580,8 @@ def _run_prune(model: str, method: str, sparsity: float, scope: str, schedule: s
                    finetune_steps=finetune_steps if data is not None else 0, rounds=rounds,
                    block=_parse_block(block), n=n, m=m, norm=norm, layers=chosen, seed=seed,
                    rewind_state=init if schedule == "rewind" else None,
-                   example_input=example, progress=progress, distill=distill)
+                   example_input=example, progress=progress, distill=distill,
+                   **(finetune or {}))
     return net, data, result
 
 
@@ -552,8 +601,14 @@ def prune_cmd(
         sparsity: float = typer.Option(0.9, "--sparsity", help="fraction removed, in [0, 1)"),
         scope: str = typer.Option("layer", "--scope", help=_PRUNE_HELP["scope"]),
         schedule: str = typer.Option("oneshot", "--schedule", help=_PRUNE_HELP["schedule"]),
-        finetune_steps: int = typer.Option(300, "--finetune-steps",
-                                           help="fine-tuning steps (0: none)"),
+        finetune_steps: int = typer.Option(FINETUNE_STEPS, "--finetune-steps",
+                                           help=_FT_STEPS_HELP),
+        finetune_lr: Optional[float] = _FT_LR,
+        finetune_batch: Optional[int] = _FT_BATCH,
+        finetune_epochs: Optional[float] = _FT_EPOCHS,
+        finetune_schedule: Optional[str] = _FT_SCHEDULE,
+        no_early_stop: bool = _FT_NO_EARLY_STOP,
+        validation: float = _FT_VALIDATION,
         rounds: Optional[int] = typer.Option(None, "--rounds", help="rounds of iterative / rewind (default 3)"),
         block: str = typer.Option("4x4", "--block", help="block shape for --method block"),
         n: int = typer.Option(2, "--n", help="N of N:M"),
@@ -578,10 +633,13 @@ def prune_cmd(
     _check_prune_options(model, method, sparsity, scope=scope, schedule=schedule,
                          finetune_steps=finetune_steps, rounds=rounds, block=block, n=n, m=m,
                          norm=norm, layers=layers, seed=seed)
+    ft = _finetune_args(finetune_lr, finetune_batch, finetune_epochs, finetune_schedule,
+                        no_early_stop, validation)
     if output:
         _check_output(output)
     net, _, result = _run_prune(model, method, sparsity, scope, schedule, finetune_steps,
-                              rounds, block, n, m, norm, layers, seed, not as_json, distill=distill)
+                              rounds, block, n, m, norm, layers, seed, not as_json, distill=distill,
+                              finetune=ft)
     rep = dict(result.report(), model=model, seed=seed)
     from .zoo import task_metrics
 
@@ -644,7 +702,14 @@ def pack(model: str = typer.Argument(..., help="zoo model name"),
                                                 help="lowrank: fraction of sum(s**2) to keep"),
          scope: str = typer.Option("layer", "--scope", help=_PRUNE_HELP["scope"]),
          schedule: str = typer.Option("oneshot", "--schedule", help=_PRUNE_HELP["schedule"]),
-         finetune_steps: int = typer.Option(300, "--finetune-steps", help="fine-tuning steps"),
+         finetune_steps: int = typer.Option(FINETUNE_STEPS, "--finetune-steps",
+                                            help=_FT_STEPS_HELP),
+         finetune_lr: Optional[float] = _FT_LR,
+         finetune_batch: Optional[int] = _FT_BATCH,
+         finetune_epochs: Optional[float] = _FT_EPOCHS,
+         finetune_schedule: Optional[str] = _FT_SCHEDULE,
+         no_early_stop: bool = _FT_NO_EARLY_STOP,
+         validation: float = _FT_VALIDATION,
          rounds: Optional[int] = typer.Option(None, "--rounds", help="rounds of iterative / rewind (default 3)"),
          block: str = typer.Option("4x4", "--block", help="block shape (method and bsr)"),
          n: int = typer.Option(2, "--n", help="N of N:M"),
@@ -673,9 +738,12 @@ def pack(model: str = typer.Argument(..., help="zoo model name"),
     _check_prune_options(model, method, sparsity, scope=scope, schedule=schedule,
                          finetune_steps=finetune_steps, rounds=rounds, block=block, n=n, m=m,
                          layers=layers, seed=seed)
+    ft = _finetune_args(finetune_lr, finetune_batch, finetune_epochs, finetune_schedule,
+                        no_early_stop, validation)
     _check_output(output)
     net, data, result = _run_prune(model, method, sparsity, scope, schedule, finetune_steps,
-                                   rounds, block, n, m, "l1", layers, seed, not as_json)
+                                   rounds, block, n, m, "l1", layers, seed, not as_json,
+                                   finetune=ft)
     rep = result.report()
     info = {k: rep[k] for k in ("method", "scope", "schedule")}
     info.update({k: round(rep[k], 6) for k in ("sparsity_requested", "sparsity_achieved")})
@@ -860,8 +928,14 @@ def plan_cmd(
         values: str = typer.Option("fp32", "--values", help="fp32 | fp16 | int8"),
         scope: str = typer.Option("layer", "--scope", help=_PRUNE_HELP["scope"]),
         schedule: str = typer.Option("oneshot", "--schedule", help=_PRUNE_HELP["schedule"]),
-        finetune_steps: int = typer.Option(300, "--finetune-steps",
-                                           help="fine-tuning steps (0: none)"),
+        finetune_steps: int = typer.Option(FINETUNE_STEPS, "--finetune-steps",
+                                           help=_FT_STEPS_HELP),
+        finetune_lr: Optional[float] = _FT_LR,
+        finetune_batch: Optional[int] = _FT_BATCH,
+        finetune_epochs: Optional[float] = _FT_EPOCHS,
+        finetune_schedule: Optional[str] = _FT_SCHEDULE,
+        no_early_stop: bool = _FT_NO_EARLY_STOP,
+        validation: float = _FT_VALIDATION,
         rounds: Optional[int] = typer.Option(None, "--rounds", help="rounds of iterative / rewind (default 3)"),
         block: str = typer.Option("4x4", "--block",
                                   help="block shape (block pruning and the bsr candidate)"),
@@ -899,11 +973,13 @@ def plan_cmd(
         _check_prune_options(model, method, sparsity, scope=scope, schedule=schedule,
                              finetune_steps=finetune_steps, rounds=rounds, block=block, n=n,
                              m=m, norm=norm, layers=layers, seed=seed)
+    ft = _finetune_args(finetune_lr, finetune_batch, finetune_epochs, finetune_schedule,
+                        no_early_stop, validation)
     if output:
         _check_output(output)
     run = None if is_file else (lambda: _run_prune(model, method, sparsity, scope, schedule,
                                                    finetune_steps, rounds, block, n, m, norm,
-                                                   layers, seed, not as_json))
+                                                   layers, seed, not as_json, finetune=ft))
     doc = plan_command(model, prune=run, objective=objective, budget_ms=budget_ms, batch=batch,
                        threads=threads, engine=engine, values=values, output=output,
                        cache=not no_cache, seed=seed, progress=not as_json,

@@ -1,6 +1,9 @@
 """Training, fine-tuning and evaluation loops (Adam + cross-entropy)."""
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Callable
 
 import torch
@@ -8,6 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .errors import BadInputError
+from .recipe import FINETUNE_STEPS, LR_SCHEDULES, PATIENCE, VALIDATION_FRACTION
 
 
 def _check_positive_int(name: str, value) -> None:
@@ -27,6 +31,160 @@ DISTILL_LR = 3e-3
 #: the noisy copy's noise, as a fraction of the batch's standard deviation
 DISTILL_NOISE = 0.3
 TRAIN_LR = 1e-3
+TRAIN_BATCH = 128
+
+
+
+@dataclass(frozen=True)
+class Finetune:
+    """How a pruned model is fine-tuned (see :func:`finetune`).
+
+    ``lr`` and ``batch_size`` None mean the model's own training recipe
+    (:func:`prunebench.zoo.finetune_defaults`); ``epochs`` (when given) sets the step budget to
+    that many passes over the fine-tuning examples; ``lr_schedule`` None is ``constant`` with
+    labels and ``cosine`` with distillation; ``validation`` is the held-out fraction of the
+    training split (0: none, then nothing is early-stopped and ``converged`` is None)."""
+
+    steps: int = FINETUNE_STEPS
+    lr: float | None = None
+    batch_size: int | None = None
+    epochs: float | None = None
+    lr_schedule: str | None = None
+    early_stop: bool = True
+    validation: float = VALIDATION_FRACTION
+
+    def checked(self) -> "Finetune":
+        from .pruning.validate import check_int
+
+        check_int("finetune_steps", self.steps, 0)
+        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(
+                self.lr, (int, float)) or not 0 < self.lr <= 1):
+            raise BadInputError(f"finetune_lr: got {self.lr!r}, expected a number in (0, 1]")
+        if self.batch_size is not None:
+            _check_positive_int("finetune_batch", self.batch_size)
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(
+                self.epochs, (int, float)) or not 0 < self.epochs <= 1000):
+            raise BadInputError(f"finetune_epochs: got {self.epochs!r}, expected a number in "
+                                "(0, 1000]")
+        if self.lr_schedule is not None and self.lr_schedule not in LR_SCHEDULES:
+            raise BadInputError(f"finetune_schedule: got {self.lr_schedule!r}, expected one "
+                                f"of {', '.join(LR_SCHEDULES)}")
+        if not isinstance(self.early_stop, bool):
+            raise BadInputError(f"early_stop: got {self.early_stop!r}, expected True or False")
+        if isinstance(self.validation, bool) or not isinstance(self.validation, (int, float)) \
+                or not 0 <= self.validation <= 0.5:
+            raise BadInputError(f"validation: got {self.validation!r}, expected a fraction in "
+                                "[0, 0.5]")
+        return self
+
+    def resolved(self, lr: float, batch_size: int, n_train: int, distill: bool) -> "Finetune":
+        """Every setting filled in: the recipe's ``lr``/``batch_size`` where None, the step
+        budget from ``epochs`` over ``n_train`` fine-tuning examples, the schedule."""
+        lr = self.lr if self.lr is not None else lr
+        batch = self.batch_size if self.batch_size is not None else batch_size
+        steps = self.steps
+        if self.epochs is not None:
+            steps = max(1, math.ceil(self.epochs * n_train / batch))
+        schedule = self.lr_schedule or ("cosine" if distill else "constant")
+        return replace(self, steps=steps, lr=float(lr), batch_size=batch, epochs=None,
+                       lr_schedule=schedule)
+
+    def key(self) -> dict:
+        """What changes a fine-tune's result, as plain data (for job hashes and reports)."""
+        return {"steps": self.steps, "lr": self.lr, "batch_size": self.batch_size,
+                "epochs": self.epochs, "lr_schedule": self.lr_schedule,
+                "early_stop": self.early_stop, "validation": self.validation}
+
+
+def split_validation(data, fraction: float = VALIDATION_FRACTION):
+    """``(fit_data, x_val, y_val)``: ``fraction`` of the training split held out (the same
+    examples on every call: a fixed permutation), the rest to train on. ``fraction`` 0 gives
+    the data unchanged and no validation set."""
+    n = len(data.y_train)
+    n_val = int(round(fraction * n))
+    if n_val == 0 or n_val >= n:
+        return data, None, None
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    val, keep = perm[:n_val], perm[n_val:]
+    fit_data = SimpleNamespace(x_train=data.x_train[keep], y_train=data.y_train[keep])
+    return fit_data, data.x_train[val], data.y_train[val]
+
+
+def finetune(model: nn.Module, data, recipe: Finetune, *, seed: int = 0,
+             after_step: Callable[[], None] | None = None, watch_from: int = 0,
+             progress: bool = False, description: str = "fine-tune",
+             teacher: nn.Module | None = None) -> dict:
+    """Fine-tune ``model`` in place with a resolved ``recipe`` (:meth:`Finetune.resolved`)
+    on the training split less its validation part, and say how it went.
+
+    Validation accuracy is evaluated every ``eval_every`` steps (a twentieth of the budget, at
+    least 5) from step ``watch_from`` on (``gradual`` passes the end of its ramp). Early
+    stopping stops once the best validation accuracy is ``PATIENCE`` evaluations old and
+    restores the weights of that evaluation.
+
+    Returns ``{"steps_run", "best_step", "converged", "train_accuracy", "val_accuracy",
+    "recipe"}``: ``converged`` is True when the validation accuracy reached its plateau (the
+    best was at least PATIENCE evaluations before the end), False when it was still improving
+    when the budget ran out, None without a validation split; ``train_accuracy`` is on the
+    examples trained on, both after the best weights are restored."""
+    fit_data, x_val, y_val = split_validation(data, recipe.validation)
+    monitor = None
+    if x_val is not None:
+        every = max(5, recipe.steps // 20)
+        monitor = _Plateau(model, x_val, y_val, every, PATIENCE, watch_from,
+                           stop=recipe.early_stop)
+    fit(model, fit_data, steps=recipe.steps, lr=recipe.lr, batch_size=recipe.batch_size,
+        seed=seed, after_step=after_step, progress=progress, description=description,
+        teacher=teacher, lr_schedule=recipe.lr_schedule, monitor=monitor)
+    out = {"steps_run": recipe.steps, "best_step": None, "converged": None,
+           "val_accuracy": None, "recipe": recipe.key()}
+    if monitor is not None:
+        out.update(monitor.summary())
+    out["train_accuracy"] = accuracy(model, fit_data.x_train, fit_data.y_train)
+    return out
+
+
+class _Plateau:
+    """Validation accuracy every ``every`` steps from ``start`` on; keeps the best weights
+    (a copy of the state dict) and says when the best is ``patience`` evaluations old."""
+
+    def __init__(self, model, x, y, every, patience, start=0, stop=True):
+        self.model, self.x, self.y = model, x, y
+        self.every, self.patience, self.start, self.stop = every, patience, start, stop
+        self.best, self.best_step, self.best_state = -1.0, None, None
+        self.since, self.step, self.stopped = 0, 0, False
+
+    def __call__(self, step: int) -> bool:
+        """After optimizer step ``step`` (1-based): True to stop training."""
+        self.step = step
+        if step < self.start or (step - self.start) % self.every:
+            return False
+        acc = accuracy(self.model, self.x, self.y)
+        self.model.train()
+        if acc > self.best:
+            self.best, self.best_step, self.since = acc, step, 0
+            self.best_state = {k: v.detach().clone()
+                               for k, v in self.model.state_dict().items()}
+        else:
+            self.since += 1
+        if self.stop and self.since >= self.patience:
+            self.stopped = True
+        return self.stopped
+
+    def finish(self, last_step: int) -> None:
+        """At the end: evaluate the last step too, then restore the best weights (early
+        stopping only: without it the model stays as trained)."""
+        if self.best_step != last_step and self.since < self.patience and \
+                last_step >= self.start and (last_step - self.start) % self.every:
+            self(last_step)
+        if self.stop and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+    def summary(self) -> dict:
+        converged = self.best_step is not None and self.since >= self.patience
+        return {"steps_run": self.step, "best_step": self.best_step,
+                "converged": bool(converged),
+                "val_accuracy": self.best if self.stop else accuracy(self.model, self.x, self.y)}
 
 
 def transfer_batch(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -47,7 +205,9 @@ def fit(model: nn.Module, data, *, steps: int, lr: float | None = None, batch_si
         seed: int = 0, weight_decay: float = 0.0,
         after_step: Callable[[], None] | None = None, progress: bool = False,
         description: str = "train", teacher: nn.Module | None = None,
-        temperature: float = DISTILL_TEMPERATURE, alpha: float = DISTILL_ALPHA) -> nn.Module:
+        temperature: float = DISTILL_TEMPERATURE, alpha: float = DISTILL_ALPHA,
+        lr_schedule: str | None = None, monitor: Callable[[int], bool] | None = None
+        ) -> nn.Module:
     """Train ``model`` in place on ``data`` for ``steps`` mini-batches (Adam, cross-entropy).
 
     ``after_step`` runs after every optimizer step; pruning uses it to keep pruned weights at
@@ -59,36 +219,46 @@ def fit(model: nn.Module, data, *, steps: int, lr: float | None = None, batch_si
     ``alpha * T^2 * KL(softmax(teacher / T) || softmax(model / T))`` over
     :func:`transfer_batch` of each labelled batch (the batch, a mixup of it and a noisy copy)
     ``+ (1 - alpha) * CE`` on the labelled batch, and the learning rate decays to zero on a
-    cosine; the teacher is only evaluated."""
+    cosine; the teacher is only evaluated.
+
+    ``lr_schedule`` (``constant`` or ``cosine``, to zero over ``steps``) defaults to cosine
+    with a teacher and constant without. ``monitor(step)`` runs after every step (after
+    ``after_step``); when it returns True training stops, and its ``finish(step)`` (if it has
+    one) runs at the end (:func:`finetune`'s early stopping)."""
     _check_positive_int("steps", steps)
     _check_positive_int("batch_size", batch_size)
     if lr is None:
         lr = TRAIN_LR if teacher is None else DISTILL_LR
+    if lr_schedule is None:
+        lr_schedule = "constant" if teacher is None else "cosine"
     # The zoo's training models are small: one thread is several times faster than two
     # (measured: GRU 47 vs 377 ms/step on the 2-core machine under load).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         return _fit(model, data, steps, lr, batch_size, seed, weight_decay, after_step,
-                    progress, description, teacher, temperature, alpha)
+                    progress, description, teacher, temperature, alpha, lr_schedule, monitor)
     finally:
         torch.set_num_threads(threads)
 
 
 def _fit(model, data, steps, lr, batch_size, seed, weight_decay, after_step, progress,
-         description, teacher=None, temperature=DISTILL_TEMPERATURE, alpha=DISTILL_ALPHA):
+         description, teacher=None, temperature=DISTILL_TEMPERATURE, alpha=DISTILL_ALPHA,
+         lr_schedule="constant", monitor=None):
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = None
     if teacher is not None:
         teacher.eval()
+    if lr_schedule == "cosine":
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     n = len(data.y_train)
     model.train()
     bar = _progress(progress, description, steps)
     perm, pos = torch.randperm(n, generator=g), 0
-    for _ in range(steps):
+    step = 0
+    for step in range(1, steps + 1):
         if pos + batch_size > n:
             perm, pos = torch.randperm(n, generator=g), 0
         idx = perm[pos:pos + batch_size]
@@ -112,7 +282,11 @@ def _fit(model, data, steps, lr, batch_size, seed, weight_decay, after_step, pro
         if after_step is not None:
             after_step()
         bar.advance(loss.item())
+        if monitor is not None and monitor(step):
+            break
     bar.close()
+    if hasattr(monitor, "finish"):
+        monitor.finish(step)
     model.eval()
     return model
 
@@ -126,8 +300,12 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.
 
 def evaluate(model: nn.Module, data) -> float:
     """Top-1 accuracy on the test split, in [0, 1]."""
-    logits = predict(model, data.x_test)
-    return float((logits.argmax(1) == data.y_test).float().mean())
+    return accuracy(model, data.x_test, data.y_test)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of ``model`` on ``(x, y)``, in [0, 1]."""
+    return float((predict(model, x).argmax(1) == y).float().mean())
 
 
 def calibration_batch(data, n: int = 256, seed: int = 0):

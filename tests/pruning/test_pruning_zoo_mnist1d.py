@@ -47,6 +47,11 @@ from prunebench.pruning import prune  # noqa: E402
 SEEDS = (0, 1, 2)
 
 
+# the fine-tuning these figures were measured with (before issue 16 took the recipe from the
+# model's training and held out a validation split): Adam 1e-3, batch 128, all 4000 examples
+RECIPE_OF_THE_FIGURES = {"finetune_lr": 1e-3, "finetune_batch": 128, "validation": 0.0}
+
+
 @pytest.fixture(scope="module")
 def runs():
     torch.set_num_threads(1)
@@ -56,10 +61,10 @@ def runs():
         for method, sparsity in (("magnitude", 0.9), ("random", 0.9), ("magnitude", 0.6)):
             out[seed, method, sparsity] = prune(
                 model, method, sparsity, scope="global", finetune=data, finetune_steps=200,
-                seed=seed).report()
+                seed=seed, **RECIPE_OF_THE_FIGURES).report()
         out[seed, "distill", 0.9] = prune(
             model, "magnitude", 0.9, scope="global", finetune=data, finetune_steps=3000,
-            seed=seed, distill=True).report()
+            seed=seed, distill=True, validation=0.0).report()
     return out
 
 

@@ -353,6 +353,7 @@ def test_pack_int8_is_lossy_and_says_so(capsys, tmp_path):
 
 
 TARGET = [LENET, "--sparsity", "0.97", "--schedule", "gradual", "--finetune-steps", "3000",
+          "--finetune-batch", "128", "--validation", "0",
           "--scope", "global", "--layers", "all", "--format", "rcsr", "--bits", "8", "--values", "int8"]
 
 

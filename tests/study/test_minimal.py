@@ -17,6 +17,12 @@ def test_minimal_study_and_report(tmp_path):
     assert summary["by_kind"]["latency"] == {"ok": 1, "failed": 0, "skipped": 3, "pending": 0}
     html = (tmp_path / "report.html").read_text()
     assert "<img " in html and "Table 3: latency crossover: no rows" in html
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        (tr, va, conv), = db.execute("select train_accuracy, val_accuracy, converged from "
+                                     "results where kind='prune' and sparsity > 0")
+    assert 0 < va <= 1 and 0 < tr <= 1 and conv in (0, 1)   # the fine-tune was judged
     md = (tmp_path / "report.md").read_text()
     assert "digits-lenet300: with fp32 values and magnitude pruning, the model file is smaller" \
         " than the dense fp32 file for csr from 90%" in md

@@ -136,3 +136,26 @@ def test_a_spec_that_is_not_utf8_is_one_clear_error(tmp_path):
     path.write_bytes("description: étude\nmodels: [digits-lenet300]\n".encode("latin-1"))
     with pytest.raises(BadInputError, match=r"not UTF-8 text \(byte 0xe9 at offset 13\)"):
         load_spec(path)
+
+
+def test_finetune_settings_are_checked_and_enter_the_prune_job_hash():
+    from prunebench.study.jobs import expand
+    from prunebench.study.spec import validate
+
+    base = {"models": ["digits-lenet300"], "methods": ["magnitude"], "sparsities": [0.5],
+            "engines": ["torch-dense"]}
+    with pytest.raises(BadInputError, match=r"finetune\.lr: got 5; expected a number in"):
+        validate(dict(base, finetune={"lr": 5}), source="t")
+    with pytest.raises(BadInputError, match=r"unknown key 'finetune.momentum'; allowed: lr,"):
+        validate(dict(base, finetune={"momentum": 0.9}), source="t")
+
+    def prune_key(**extra):
+        jobs = expand(validate(dict(base, **extra), source="t"))
+        return [j for j in jobs if j.kind == "prune" and j.method is not None][0].key
+
+    key = prune_key()
+    assert key["finetune_steps"] == 300            # the documented default
+    assert key["finetune"]["lr"] == 1e-3 and key["finetune"]["batch_size"] == 64  # its recipe
+    assert prune_key(finetune={"lr": 0.01})["finetune"]["lr"] == 0.01
+    per_model = prune_key(models=[{"name": "digits-lenet300", "finetune": {"batch": 32}}])
+    assert per_model["finetune"]["batch_size"] == 32

@@ -30,8 +30,29 @@ def test_schema1_database_is_migrated_with_its_rows(tmp_path):
         assert s.skipped_rows()[0]["spec"] == {"a": 1}
         assert s.forget(["h3"], fp["id"]) == 1 and s.skipped_rows() == []
     c = sqlite3.connect(path)
-    assert dict(c.execute("SELECT key, value FROM meta"))["schema_version"] == "2"
+    assert dict(c.execute("SELECT key, value FROM meta"))["schema_version"] == "3"
     c.close()
+
+
+def test_schema2_database_gains_the_finetune_columns(tmp_path):
+    """Schema 3: train/validation accuracy and convergence; old rows keep NULL there."""
+    path = tmp_path / "v2.sqlite"
+    c = sqlite3.connect(path)
+    c.executescript(S.SCHEMA + S.SCHEMA_V2)
+    c.executemany("INSERT INTO meta VALUES (?, ?)", [("app", "prunebench"),
+                                                     ("schema_version", "2")])
+    c.execute("INSERT INTO machines VALUES ('m1', '{}')")
+    c.execute("INSERT INTO results (job_hash, created, kind, status, model, machine_id, spec, "
+              "accuracy) VALUES ('h1', 'now', 'prune', 'ok', 'mnist1d-cnn', 'm1', '{}', 0.8)")
+    c.commit()
+    c.close()
+    with Store(path) as s:
+        s.add({"job_hash": "h2", "kind": "prune", "status": "ok", "model": "mnist1d-cnn",
+               "accuracy": 0.7, "train_accuracy": 0.9, "val_accuracy": 0.75, "converged": 0,
+               "spec": {}}, fingerprint())
+        old, new = s.rows()
+    assert (old["accuracy"], old["train_accuracy"], old["converged"]) == (0.8, None, None)
+    assert (new["train_accuracy"], new["val_accuracy"], new["converged"]) == (0.9, 0.75, 0)
 
 
 def test_ctrl_c_right_after_commit_stays_a_ctrl_c(tmp_path):

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import BadInputError
 from ..registry import Registry
+from ..train import DISTILL_LR, FINETUNE_STEPS, TRAIN_BATCH, VALIDATION_FRACTION, Finetune
 from .accounting import sparsity_report
 from .granularity import NM, Blocks, Granularity, Unstructured
 from .masks import apply_masks
@@ -92,7 +93,9 @@ class PruneResult:
 
     def report(self) -> dict:
         """JSON-able summary: settings, requested and achieved sparsity, accuracies (None
-        without a dataset), per-layer ``layers`` rows and ``totals`` (see
+        without a dataset), ``finetune`` (the last fine-tune: ``converged``,
+        ``train_accuracy``, ``val_accuracy``, ``steps_run``, ``best_step``, ``recipe``; None
+        without one), per-layer ``layers`` rows and ``totals`` (see
         :func:`~.accounting.sparsity_report`)."""
         return copy.deepcopy(self._report)
 
@@ -129,12 +132,16 @@ def _example_input(example_input, calibration, data):
 
 def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
           scope: str = "layer", schedule: str = "oneshot", finetune: Any = None,
-          finetune_steps: int = 200, rounds: int | None = None, block: tuple[int, int] = (4, 4),
+          finetune_steps: int = FINETUNE_STEPS, rounds: int | None = None,
+          block: tuple[int, int] = (4, 4),
           n: int = 2, m: int = 4, norm: str = "l1", layers: list[str] | str | None = None,
           seed: int = 0, rewind_state: dict | None = None,
           calibration: tuple[torch.Tensor, torch.Tensor] | None = None,
           example_input: Any = None, progress: bool = False,
-          distill: bool = False) -> PruneResult:
+          distill: bool = False, finetune_lr: float | None = None,
+          finetune_batch: int | None = None, finetune_epochs: float | None = None,
+          finetune_schedule: str | None = None, early_stop: bool = True,
+          validation: float = VALIDATION_FRACTION) -> PruneResult:
     """Prune a copy of ``model`` and report what it cost.
 
     Parameters
@@ -156,8 +163,22 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
         (Zhu & Gupta cubic ramp during fine-tuning) or ``rewind`` (lottery ticket); see
         :mod:`prunebench.pruning.schedules`.
     finetune : a zoo Dataset to fine-tune on and to measure accuracy with; None prunes only.
-    finetune_steps : fine-tuning steps after pruning (per round for ``iterative`` and
-        ``rewind``, in total for ``gradual``).
+    finetune_steps : the most fine-tuning steps after pruning (per round for ``iterative``
+        and ``rewind``, in total for ``gradual``); early stopping may use fewer.
+    finetune_lr, finetune_batch : Adam's learning rate and the batch size; None takes them
+        from the model's own training recipe when it is a zoo model
+        (:func:`prunebench.zoo.finetune_defaults`: the MNIST-1D models 1e-2 and 100), else
+        1e-3 and 128 (with ``distill``: 3e-3 and 128).
+    finetune_epochs : when given, the step budget is that many passes over the fine-tuning
+        examples instead of ``finetune_steps``.
+    finetune_schedule : ``constant`` or ``cosine`` (to zero over the budget); None is
+        ``constant``, ``cosine`` with ``distill``.
+    early_stop : stop once the validation accuracy has not improved for
+        ``train.PATIENCE`` evaluations and keep the best weights.
+    validation : fraction of the training split held out to judge convergence (never the test
+        split); 0 trains on all of it and nothing is judged. The report's ``finetune`` says
+        whether the fine-tune ``converged`` (reached its validation plateau), with train and
+        validation accuracy.
     rounds : pruning rounds of ``iterative``, ``iterative-linear`` and ``rewind`` (default 3);
         BadInputError with any other schedule.
     layers : module names to prune, or ``"all"``. None means every nn.Linear, nn.Conv1d/2d/3d,
@@ -189,6 +210,9 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     run = SCHEDULES.get(schedule)
     sparsity = check_sparsity(sparsity)
     finetune_steps = check_int("finetune_steps", finetune_steps, 0)
+    recipe = Finetune(steps=finetune_steps, lr=finetune_lr, batch_size=finetune_batch,
+                      epochs=finetune_epochs, lr_schedule=finetune_schedule,
+                      early_stop=early_stop, validation=validation).checked()
     rounds = check_schedule_options(schedule, rounds, rewind_state)
     seed = check_int("seed", seed, 0)
     data = _check_dataset(finetune)
@@ -198,6 +222,13 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     granularity = _granularity(spec.granularity, block, n, m, norm)
     if spec.granularity == "nm":
         sparsity = granularity.sparsity
+    if data is not None:
+        from ..zoo import finetune_defaults
+
+        lr0, batch0 = (DISTILL_LR, TRAIN_BATCH) if distill else finetune_defaults(model)
+        n_fit = len(data.y_train) - int(round(recipe.validation * len(data.y_train)))
+        recipe = recipe.resolved(lr0, batch0, n_fit, distill)
+        finetune_steps = recipe.steps
     if schedule in NEEDS_DATA and (data is None or finetune_steps == 0):
         raise BadInputError(f"schedule={schedule!r} trains while pruning; it needs "
                             "finetune=<Dataset> and finetune_steps >= 1")
@@ -260,7 +291,7 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
             p.requires_grad_(False)
     plan = Plan(model=working, data=data, steps=finetune_steps, rounds=rounds, seed=seed,
                 progress=progress, rewind_state=rewind_state, evaluate=evaluate_fn,
-                teacher=teacher)
+                teacher=teacher, recipe=recipe if data is not None else None)
     history = run(pruner, sparsity, plan)
 
     accuracy_before = None
@@ -295,6 +326,7 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
         "rounds": rounds if schedule in ("iterative", "iterative-linear", "rewind") else None,
         "finetune_steps": finetune_steps if data is not None else 0,
         "distill": teacher is not None,
+        "finetune": plan.last_finetune,
         "seed": seed,
         "accuracy_dense": accuracy_dense,
         "accuracy_pruned_before_finetune": accuracy_before,

@@ -156,11 +156,13 @@ def _cached(fn):
 @_cached
 def accuracy_table(d: StudyData) -> pd.DataFrame:
     """Mean/std over seeds of accuracy before and after fine-tuning, per model, method and
-    sparsity; the dense model (sparsity 0) appears under every method of its model."""
+    sparsity; the dense model (sparsity 0) appears under every method of its model.
+    ``unconverged`` counts the seeds whose fine-tune had not reached its validation plateau."""
     p = d.prune[~d.prune.latency_only] if len(d.prune) else d.prune
     if p.empty:
         return pd.DataFrame(columns=["model", "method_label", "sparsity", "acc_mean", "acc_std",
-                                     "before_mean", "before_std", "n", "achieved"])
+                                     "before_mean", "before_std", "n", "achieved",
+                                     "unconverged"])
     rows = []
     for (model, label, s), g in p.groupby(["model", "method_label", "sparsity"], sort=False):
         acc = g.accuracy.astype(float)
@@ -169,7 +171,8 @@ def accuracy_table(d: StudyData) -> pd.DataFrame:
                      "acc_mean": acc.mean(), "acc_std": _std(acc), "before_mean": before.mean(),
                      "before_std": _std(before), "n": len(g),
                      "achieved": g.sparsity_achieved.astype(float).mean(),
-                     "dense_mean": g.accuracy_dense.astype(float).mean()})
+                     "dense_mean": g.accuracy_dense.astype(float).mean(),
+                     "unconverged": _unconverged(g)})
     t = pd.DataFrame(rows)
     dense = t[t.method_label == "dense"]
     out = [t[t.method_label != "dense"]]
@@ -182,6 +185,15 @@ def accuracy_table(d: StudyData) -> pd.DataFrame:
         out.append(dense)
     return (pd.concat(out, ignore_index=True)
             .sort_values(["model", "method_label", "sparsity"]).reset_index(drop=True))
+
+
+def _unconverged(g: pd.DataFrame) -> int:
+    """Rows of ``g`` whose fine-tune was still improving on its validation split when its
+    step budget ran out (``converged`` 0; NULL = not fine-tuned or not judged)."""
+    if "converged" not in g:
+        return 0
+    c = pd.to_numeric(g.converged, errors="coerce")
+    return int((c == 0).sum())
 
 
 def _std(x: pd.Series) -> float:
@@ -548,7 +560,10 @@ def controls_table(d: StudyData, sparsity: float = 0.9) -> pd.DataFrame:
         a = acc[(acc.model == base) & (np.isclose(acc.sparsity, sparsity))]
         if a.empty:
             continue
-        best = a.loc[a.acc_mean.idxmax()]
+        # the best method among fine-tunes that converged; all of them flagged otherwise
+        settled = a[a.unconverged == 0]
+        best = (settled if len(settled) else a).loc[
+            (settled if len(settled) else a).acc_mean.idxmax()]
         params_c = _params(p[p.model == control])
         base_rows = p[(p.model == base) & (p.method_label == best.method_label)
                       & np.isclose(p.sparsity, sparsity)]
@@ -558,11 +573,12 @@ def controls_table(d: StudyData, sparsity: float = 0.9) -> pd.DataFrame:
                      "pruned_std": best.acc_std, "pruned_nonzero": nonzero,
                      "control_params": params_c, "control_mean": c.mean(),
                      "control_std": _std(c), "dense_mean": best.dense_mean,
-                     "difference": best.acc_mean - c.mean(), "n": len(c)})
+                     "difference": best.acc_mean - c.mean(), "n": len(c),
+                     "unconverged": int(best.unconverged)})
     return pd.DataFrame(rows, columns=["model", "control", "method_label", "sparsity",
                                        "pruned_mean", "pruned_std", "pruned_nonzero",
                                        "control_params", "control_mean", "control_std",
-                                       "dense_mean", "difference", "n"])
+                                       "dense_mean", "difference", "n", "unconverged"])
 
 
 def _params(rows: pd.DataFrame) -> int | None:

@@ -212,8 +212,22 @@ def size_findings(d: D.StudyData) -> list[Finding]:
 
 
 def accuracy_findings(d: D.StudyData) -> list[Finding]:
+    """Accuracy conclusions, drawn only from fine-tunes that reached their validation plateau;
+    the configurations that did not are listed instead of concluded from."""
     acc = D.accuracy_table(d)
     out = []
+    flagged = acc[acc.unconverged > 0] if len(acc) else acc
+    acc = acc[acc.unconverged == 0] if len(acc) else acc
+    for model in d.accuracy_models:
+        f = flagged[flagged.model == model]
+        if len(f):
+            where = ", ".join(f"{lab} at {pct(s)} ({int(u)}/{int(n)} seeds)" for lab, s, u, n in
+                              zip(f.method_label, f.sparsity, f.unconverged, f.n))
+            out.append(Finding(
+                f"{model}: {len(f)} pruned configuration(s) did not converge (validation "
+                f"accuracy still improving when the fine-tuning budget ran out): {where}; "
+                "they are left out of the accuracy conclusions: a longer fine-tune "
+                "(finetune_steps) would change them.", "accuracy"))
     for model in d.accuracy_models:
         a = acc[acc.model == model]
         if a.empty or a.sparsity.max() == 0:
@@ -266,7 +280,9 @@ def control_findings(d: D.StudyData) -> list[Finding]:
             f"reaches {pct1(r.pruned_mean)} ± {100 * r.pruned_std:.1f}; a dense model of matched "
             f"size trained the same way ({r.control}, {int(r.control_params or 0):,} params) "
             f"reaches {pct1(r.control_mean)} ± {100 * r.control_std:.1f} (n={int(r.n)}): "
-            f"{verdict} by {abs(100 * r.difference):.1f} points.", "controls"))
+            f"{verdict} by {abs(100 * r.difference):.1f} points"
+            + (f" (not conclusive: {int(r.unconverged)} of its fine-tunes did not converge)"
+               if r.unconverged else "") + ".", "controls"))
     return out
 
 

@@ -51,7 +51,7 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
         return doc
     show = (not as_json) if progress is None else progress
     # run_study checks the grid and the output folder before it writes anything
-    summary = run_study(s, outp, progress=show and sys.stderr.isatty(),
+    summary = run_study(s, outp, progress=show,
                         retry_failed=retry_failed, workers=workers, cluster=cluster)
     if as_json:
         _emit(summary)

@@ -354,6 +354,8 @@ class ClusterExecutor:
             if kind == "row":
                 if self.store.add(payload, fp) is not None:
                     self.stored += 1
+                if payload.get("status") == "failed":
+                    self.display.fail()
             else:
                 self.store.add_skipped([payload], fp)
         self.ran += result["ran"]

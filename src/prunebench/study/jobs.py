@@ -129,6 +129,24 @@ def _rnn_selected(name: str, layers: str) -> bool:
     return any(isinstance(net.get_submodule(n), RNN_TYPES) for n in chosen)
 
 
+def finetune_key(plan) -> dict:
+    """The fine-tuning recipe of ``plan``'s prune jobs with every default filled in (the
+    model's own learning rate and batch size): part of the job's hash, and what
+    ``stages.prune_job`` passes to ``prune()``."""
+    from .. import zoo
+    from ..train import Finetune
+
+    d = dict(plan.finetune)
+    lr, batch = zoo.finetune_defaults(plan.name)
+    f = Finetune(lr=d.get("lr", lr), batch_size=d.get("batch", batch), epochs=d.get("epochs"),
+                 lr_schedule=d.get("schedule", "constant"),
+                 early_stop=d.get("early_stop", True),
+                 validation=d.get("validation", Finetune.validation))
+    key = f.key()
+    del key["steps"]  # the job's finetune_steps
+    return key
+
+
 def expand(spec: Spec) -> list[Job]:
     """Every job of the study, in the order the runner runs them (grouped by pruned model)."""
     from ..engines import ENGINES
@@ -155,6 +173,8 @@ def expand(spec: Spec) -> list[Job]:
                         "method": method.key() if method else {"name": "dense"},
                         "sparsity": sparsity, "seed": seed, "finetune_steps": steps,
                         "layers": plan.layers}
+                if steps:
+                    pkey["finetune"] = finetune_key(plan)
                 pj = Job("prune", pkey, plan.name, seed, method, sparsity, plan=plan)
                 if method is not None and method.name == "channel":
                     if rnn is None:

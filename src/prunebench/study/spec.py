@@ -12,8 +12,8 @@ Keys (defaults in brackets)
 ``models``
     zoo names, or mappings ``{name: ..., <override>: ...}`` whose other keys replace the
     top-level ``methods`` (a list of method labels), ``sparsities``, ``seeds``, ``formats``,
-    ``values``, ``timed_values``, ``engines``, ``batches``, ``threads``, ``layers`` or
-    ``finetune_steps`` for that model only.
+    ``values``, ``timed_values``, ``engines``, ``batches``, ``threads``, ``layers``,
+    ``finetune_steps`` or ``finetune`` for that model only.
 ``methods``
     names, or mappings ``{name, scope [layer], schedule [oneshot], block [[4, 4]], n [2],
     m [4], rounds [3], norm [l1], time [true], formats [all]}``. ``time: false`` measures
@@ -24,8 +24,12 @@ Keys (defaults in brackets)
 ``seeds`` [[0]]: accuracy is measured for every seed; sizes and latencies on the first one
     (they depend on the sparsity pattern, not on which seed trained the weights). Latency-only
     models (random weights, no accuracy) use the first seed only.
-``finetune_steps`` [100]; ``layers`` [default]: ``default`` (every Linear/Conv/RNN but the first
-    and the last) or ``all``.
+``finetune_steps`` [300, ``train.FINETUNE_STEPS``]: the most fine-tuning steps of a pruned
+    model (early stopping may use fewer); ``finetune`` [{}]: ``{lr, batch, epochs, schedule
+    (constant|cosine), early_stop [true], validation [0.1]}``; ``lr`` and ``batch`` default to
+    the model's own training recipe, ``epochs`` replaces ``finetune_steps`` when given
+    (:class:`prunebench.train.Finetune`). ``layers`` [default]: ``default`` (every
+    Linear/Conv/RNN but the first and the last) or ``all``.
 ``formats`` [[dense, csr]], ``format_options`` [{}]: e.g. ``{bsr: {block: [4, 4]}}``.
     ``auto`` is the per-layer planner (:mod:`prunebench.planner`, latency objective) on the
     native engine: planned per pruned model, batch and thread count for latency jobs; at
@@ -56,17 +60,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInputError
+from ..recipe import FINETUNE_STEPS
 
 BUILTIN = ("default", "smoke", "full")
 MEASURE_DEFAULTS = {"warmup": 2, "min_runs": 5, "min_time": 0.1, "max_time": 2.0}
 METHOD_DEFAULTS = {"scope": "layer", "schedule": "oneshot", "block": [4, 4], "n": 2, "m": 4,
                    "rounds": 3, "norm": "l1", "time": True, "formats": None}
 TOP_KEYS = ("name", "description", "models", "methods", "sparsities", "seeds",
-            "finetune_steps", "layers", "formats", "format_options", "values", "timed_values",
-            "engines", "batches", "threads", "measure", "verify", "controls", "profile",
-            "hosts")
+            "finetune_steps", "finetune", "layers", "formats", "format_options", "values",
+            "timed_values", "engines", "batches", "threads", "measure", "verify", "controls",
+            "profile", "hosts")
 MODEL_OVERRIDES = ("methods", "sparsities", "seeds", "formats", "values", "timed_values",
-                   "engines", "batches", "threads", "layers", "finetune_steps")
+                   "engines", "batches", "threads", "layers", "finetune_steps", "finetune")
+FINETUNE_KEYS = ("lr", "batch", "epochs", "schedule", "early_stop", "validation")
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,8 @@ class ModelPlan:
     layers: str
     finetune_steps: int
     control_of: str | None = None
+    #: the spec's ``finetune`` settings as sorted (key, value) pairs (see :func:`_finetune`)
+    finetune: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -312,7 +320,9 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
                              lambda k, v: _method(c, k, v, reg), nonempty=False)
     top["sparsities"] = _sparsities(c, "sparsities", raw.get("sparsities", [0.5, 0.9]))
     top["seeds"] = c.list_("seeds", raw.get("seeds", [0]), lambda k, v: c.int_(k, v, 0))
-    top["finetune_steps"] = c.int_("finetune_steps", raw.get("finetune_steps", 100), 0)
+    top["finetune_steps"] = c.int_("finetune_steps",
+                                   raw.get("finetune_steps", FINETUNE_STEPS), 0)
+    top["finetune"] = _finetune(c, "finetune", raw.get("finetune", {}) or {})
     top["layers"] = c.choice("layers", raw.get("layers", "default"), ["default", "all"])
     top["formats"] = c.list_("formats", raw.get("formats", ["dense", "csr"]),
                              lambda k, v: c.choice(k, v, list(reg["formats"]) + ["auto"]))
@@ -370,9 +380,12 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
                 d[k] = c.choice(f"{key}.layers", v, ["default", "all"])
             elif k == "finetune_steps":
                 d[k] = c.int_(f"{key}.finetune_steps", v, 0)
+            elif k == "finetune":
+                d[k] = _finetune(c, f"{key}.finetune", v or {})
         plans.append(ModelPlan(mname, d["methods"], d["sparsities"], d["seeds"], d["formats"],
                                d["values"], d["timed_values"], d["engines"], d["batches"],
-                               d["threads"], d["layers"], d["finetune_steps"]))
+                               d["threads"], d["layers"], d["finetune_steps"],
+                               finetune=d["finetune"]))
 
     controls_raw = c.keys("controls", raw.get("controls", {}) or {}, ("matched", "quantized"))
     from . import controls as ctl
@@ -390,7 +403,7 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
             continue
         plans.append(ModelPlan(name_c, (), (), p.seeds, ("dense",), ("fp32",), ("fp32",),
                                p.engines, p.batches, p.threads, p.layers, p.finetune_steps,
-                               control_of=base))
+                               control_of=base, finetune=p.finetune))
     trained = [n for n in names if _trained(n)]
     quantized = c.list_("controls.quantized", controls_raw.get("quantized", []),
                         lambda k, v: c.choice(k, v, trained), nonempty=False)
@@ -473,6 +486,22 @@ def _profile(c: _Check, d: Any, labels: dict) -> dict | None:
     return {"method": method, "sparsity": sparsity, "batch": batch}
 
 
+def _finetune(c: "_Check", key: str, d: Any) -> tuple:
+    """A ``finetune`` mapping checked (the same rules as :class:`prunebench.train.Finetune`)
+    as sorted (key, value) pairs."""
+    from ..train import Finetune
+
+    c.keys(key, d, FINETUNE_KEYS)
+    names = {"lr": "lr", "batch": "batch_size", "epochs": "epochs", "schedule": "lr_schedule",
+             "early_stop": "early_stop", "validation": "validation"}
+    for k, v in d.items():
+        try:
+            Finetune(**{names[k]: v}).checked()
+        except BadInputError as e:  # "NAME: got V, expected WHAT": name the spec's key
+            c.fail(f"{key}.{k}", v, "expected" + str(e).split(", expected", 1)[-1])
+    return tuple(sorted(d.items()))
+
+
 def spec_summary(spec: Spec) -> dict:
     """JSON-able description of the grid (for ``--json`` and the report)."""
     return {"name": spec.name, "description": spec.description, "source": spec.source,
@@ -482,6 +511,7 @@ def spec_summary(spec: Spec) -> dict:
                         "timed_values": list(p.timed_values), "engines": list(p.engines),
                         "batches": list(p.batches), "threads": list(p.threads),
                         "layers": p.layers, "finetune_steps": p.finetune_steps,
+                        "finetune": dict(p.finetune),
                         "control_of": p.control_of} for p in spec.models],
             "measure": spec.measure, "verify": spec.verify,
             "quantized": list(spec.quantized), "profile": spec.profile, "hosts": spec.hosts}

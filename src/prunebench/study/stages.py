@@ -87,6 +87,7 @@ def prune_job(job: Job, dense: nn.Module, data, init_state: dict | None) -> tupl
                            scope=m.scope, schedule=m.schedule, finetune=data,
                            finetune_steps=job.key["finetune_steps"],
                            rounds=m.rounds if m.schedule in ROUND_SCHEDULES else None,
+                           **_finetune_args(job.key.get("finetune")),
                            block=m.block, n=m.n, m=m.m, norm=m.norm,
                            layers=_layers_arg(dense, job.key["layers"], m.name), seed=job.seed,
                            rewind_state=init_state if m.schedule == "rewind" else None,
@@ -118,12 +119,26 @@ def prune_job(job: Job, dense: nn.Module, data, init_state: dict | None) -> tupl
     }
     if metrics is not None:
         extra["metrics"] = metrics
+    ft = rep.get("finetune") or {}
+    if ft:
+        extra["finetune"] = {k: ft.get(k) for k in ("steps_run", "best_step", "recipe")}
     row = {"job_hash": job.hash, "kind": "prune", "status": "ok", "model": job.model,
+           "train_accuracy": ft.get("train_accuracy"), "val_accuracy": ft.get("val_accuracy"),
+           "converged": None if ft.get("converged") is None else int(ft["converged"]),
            "method": m.name if m else "dense", "scope": m.scope if m else None,
            "sparsity": job.sparsity, "seed": job.seed, "spec": job.key,
            "accuracy": rep["accuracy_pruned"], "param_bytes": param_bytes(model),
            "extra": extra}
     return model, row
+
+
+def _finetune_args(key: dict | None) -> dict:
+    """``prune()``'s fine-tuning arguments from a prune job's ``finetune`` key."""
+    if not key:
+        return {}
+    return {"finetune_lr": key["lr"], "finetune_batch": key["batch_size"],
+            "finetune_epochs": key["epochs"], "finetune_schedule": key["lr_schedule"],
+            "early_stop": key["early_stop"], "validation": key["validation"]}
 
 
 def mask_pictures(model: nn.Module, layers: list[dict], grid: int = MASK_GRID) -> list[dict]:

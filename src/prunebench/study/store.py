@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import BadInputError, StoreError
 
 APP_ID = "prunebench"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,13 +68,23 @@ CREATE TABLE IF NOT EXISTS skipped (
     PRIMARY KEY (job_hash, machine_id)
 );
 """
+# Schema 3 (issue 16): a fine-tuned result says how the fine-tune went: accuracy on the examples
+# it trained on, on the held-out validation part of the training split, and whether the
+# validation accuracy reached its plateau (1) or was still improving when the budget ran out
+# (0); NULL where nothing was fine-tuned or judged.
+SCHEMA_V3 = """
+ALTER TABLE results ADD COLUMN train_accuracy REAL;
+ALTER TABLE results ADD COLUMN val_accuracy REAL;
+ALTER TABLE results ADD COLUMN converged INTEGER;
+"""
+MIGRATIONS = {2: SCHEMA_V2, 3: SCHEMA_V3}
 SKIP_COLUMNS = ("job_hash", "stage", "kind", "model", "method", "sparsity", "format", "engine",
                 "batch", "seed", "reason", "spec")
 
 COLUMNS = ("job_hash", "kind", "status", "reason", "model", "method", "sparsity", "format",
            "engine", "batch", "threads", "seed", "code_version", "p50_ms", "p90_ms", "p99_ms",
            "mean_ms", "iqr_ms", "throughput", "param_bytes", "file_bytes", "peak_rss_bytes",
-           "accuracy", "value_encoding", "scope")
+           "accuracy", "value_encoding", "scope", "train_accuracy", "val_accuracy", "converged")
 JSON_COLUMNS = ("spec", "samples", "extra")
 
 
@@ -126,7 +136,7 @@ class Store:
             return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            for stmt in (SCHEMA + SCHEMA_V2).strip().split(";"):
+            for stmt in (SCHEMA + SCHEMA_V2 + SCHEMA_V3).strip().split(";"):
                 if stmt.strip():
                     self.conn.execute(stmt)
             self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
@@ -154,14 +164,17 @@ class Store:
         raise StoreError(f"database: cannot write {self.path!r}: {e}") from None
 
     def _migrate(self, version: int) -> None:
-        """Bring a schema-1 database to schema 2 in one transaction (its rows are kept)."""
+        """Bring an older database to the current schema in one transaction (its rows are
+        kept; the new columns are NULL in them)."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             now = dict(self.conn.execute("SELECT key, value FROM meta"))
-            if int(now.get("schema_version", 0)) < 2:  # another process may have migrated it
-                for stmt in SCHEMA_V2.strip().split(";"):
+            have = int(now.get("schema_version", 0))  # another process may have migrated it
+            for target in range(max(have, 1) + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[target].strip().split(";"):
                     if stmt.strip():
                         self.conn.execute(stmt)
+            if have < SCHEMA_VERSION:
                 self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
                                   (str(SCHEMA_VERSION),))
             self.conn.execute("COMMIT")

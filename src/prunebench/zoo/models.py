@@ -70,6 +70,10 @@ def _add(spec: ModelSpec) -> None:
 
 _add(ModelSpec("mnist1d-mlp", lambda: A.MLP1D(), "mnist1d", (40,),
                "MLP 40-100-100-10, residual around layer 2", TrainConfig(6000, 1e-2, 100)))
+# the width of the MNIST-1D lottery-ticket notebook (benchmarks/bench_tickets.py)
+_add(ModelSpec("mnist1d-mlp500", lambda: A.MLP([40, 500, 500, 10]), "mnist1d", (40,),
+               "MLP 40-500-500-10 (the MNIST-1D lottery-ticket notebook's width)",
+               TrainConfig(6000, 1e-2, 100)))
 _add(ModelSpec("mnist1d-cnn", lambda: A.CNN1D(), "mnist1d", (40,),
                "3 x Conv1d (25 ch, stride 2) + Linear", TrainConfig(6000, 1e-2, 100)))
 _add(ModelSpec("mnist1d-gru", lambda: A.RNN1D("gru", 32, True), "mnist1d", (40,),
@@ -161,7 +165,21 @@ def build(name: str, seed: int = 0) -> nn.Module:
     """A fresh model with weights initialised from ``seed``."""
     spec = get_spec(name)
     torch.manual_seed(seed)
-    return spec.build().eval()
+    model = spec.build().eval()
+    model.prunebench_zoo_name = name  # what finetune_defaults() reads (copies keep it)
+    return model
+
+
+def finetune_defaults(model: nn.Module | str) -> tuple[float, int]:
+    """``(lr, batch_size)`` to fine-tune ``model`` (a zoo name, or a model built by the zoo)
+    with: its own training recipe; Adam's usual 1e-3 and 128 for anything else."""
+    from ..train import TRAIN_BATCH, TRAIN_LR
+
+    name = model if isinstance(model, str) else getattr(model, "prunebench_zoo_name", None)
+    spec = MODELS.get(name) if name in MODELS else None
+    if spec is None or spec.train is None:
+        return TRAIN_LR, TRAIN_BATCH
+    return spec.train.lr, spec.train.batch_size
 
 
 def _save_state(model: nn.Module, path) -> None:
