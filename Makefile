@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,distributed,nlp]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,distributed,nlp,edge]'
 	$(PY) -m prunebench.engines.ov_ext   # builds the openvino engine's C++ sparse operation (g++)
 	touch $(STAMP)
 
