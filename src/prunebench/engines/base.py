@@ -28,6 +28,9 @@ class Engine(ABC):
 
     name: str = ""
     formats: tuple[str, ...] = ("dense",)
+    #: formats that are the engine's own file encodings, not prunebench formats (no entry in
+    #: :data:`prunebench.formats.FORMATS`), e.g. litert's ``tflite-sparse``
+    own_formats: tuple[str, ...] = ()
     values: tuple[str, ...] = ("fp32",)
     rnn: str = "PyTorch's own GRU/LSTM"
 
