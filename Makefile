@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(PY) -m prunebench study default
 
 test: $(STAMP) chromium
-	PRUNEBENCH_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+	PRUNEBENCH_REQUIRE_BROWSER=1 PRUNEBENCH_REQUIRE_LITERT=1 $(PY) -m pytest -q
 
 # The report tests open the HTML page in headless Chromium (Debian's package; needs root the
 # first time). Installed only when missing.

@@ -127,6 +127,7 @@ def check_engine_format(engine: str, format: str, values: str):
     if values not in eng.values:
         raise BadInputError(f"--values: engine {engine} runs {', '.join(eng.values)}; got "
                             f"{values!r}")
+    eng.check_available()
     return eng
 
 

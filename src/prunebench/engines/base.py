@@ -37,6 +37,10 @@ class Engine(ABC):
     def supports(self, format: str) -> bool:
         return format in self.formats
 
+    def check_available(self) -> None:
+        """Raise :class:`PrunebenchError` with one line naming what to install when the
+        engine's packages are missing here (checked before any model is loaded)."""
+
     def threads_effective(self, threads: int) -> int:
         """Threads the engine really computes with when asked for ``threads``."""
         return threads

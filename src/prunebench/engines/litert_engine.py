@@ -212,17 +212,21 @@ def sparse_tensors(data: bytes) -> list[dict]:
     model = fu.read_model_from_bytearray(bytearray(data))
     out = []
     for sg in model.subgraphs:
-        producers = {o: names.get(fu.get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex]))
+        consumers = {o: names.get(fu.get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex]))
                      for op in sg.operators for o in (op.inputs or [])}
         for i, t in enumerate(sg.tensors):
             if t.sparsity is None:
                 continue
             buf = model.buffers[t.buffer].data
+            last = t.sparsity.dimMetadata[-1]
             out.append({"index": i, "name": t.name.decode() if isinstance(t.name, bytes) else t.name,
                         "shape": [int(s) for s in t.shape],
                         "values": np.frombuffer(bytes(buf), dtype=np.float32) if buf is not None else None,
                         "dim_formats": [d.format for d in t.sparsity.dimMetadata],
-                        "consumer": producers.get(i)})
+                        "traversal_order": list(t.sparsity.traversalOrder),
+                        "segments": np.asarray(last.arraySegments.values) if last.arraySegments else None,
+                        "indices": np.asarray(last.arrayIndices.values) if last.arrayIndices else None,
+                        "consumer": consumers.get(i)})
     return out
 
 
@@ -312,6 +316,9 @@ class LiteRTEngine(Engine):
     own_formats = (SPARSE_FORMAT,)
     values = ("fp32",)
     rnn = "whatever litert-torch lowers GRU/LSTM to (dense)"
+
+    def check_available(self) -> None:
+        require()
 
     def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
                 threads: int = 1, example_input: torch.Tensor | None = None,
