@@ -105,6 +105,20 @@ def test_sparse_file_stores_the_pruned_filters_sparse(pruned):
         np.testing.assert_array_equal(_decode(t), w)
     assert sparse.file_bytes < dense.file_bytes == sparse.dense_file_bytes
     assert sum(r["sparse"] for r in sparse.plan.values()) == 2
+    # the README's evidence: on x86 with AVX, XNNPACK keeps dense inference for the sparse file
+    # (xnn_is_chw_compatible_config), so both files give bit-identical outputs; its sparse
+    # NCHW kernels would sum in another order
+    if " avx " in _cpu_flags():
+        xr = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+        assert torch.equal(dense(xr), sparse(xr))
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " " + next(line for line in f if line.startswith("flags")).split(":", 1)[1] + " "
+    except (OSError, StopIteration):
+        return ""
 
 
 def test_mobilenetv2_90_percent_1x1_sparse_file_verified():
