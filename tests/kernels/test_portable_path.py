@@ -22,6 +22,11 @@ KERNEL_TESTS = ["tests/kernels/test_products.py", "tests/kernels/test_left.py",
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "found by this test (issue 17): compiled for NUMBA_CPU_NAME=generic, LLVM aborts the child "
+    "(SIGABRT in llvmlite finalize_object, lowering a prange kernel's gufunc) about 400 tests "
+    "into test_products.py; the first ~400 pass. Remove the xfail once the kernel is found and "
+    "fixed"))
 @pytest.mark.skipif(GENERIC, reason="this is the generic run")
 @pytest.mark.skipif(not X86, reason="the generic target named here is x86-64's")
 def test_kernel_tests_pass_compiled_for_generic_x86_64(tmp_path):
