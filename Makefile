@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,distributed,nlp]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,distributed,nlp,edge]'
 	$(PY) -m prunebench.engines.ov_ext   # builds the openvino engine's C++ sparse operation (g++)
 	touch $(STAMP)
 
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(PY) -m prunebench study default
 
 test: $(STAMP) chromium
-	PRUNEBENCH_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+	PRUNEBENCH_REQUIRE_BROWSER=1 PRUNEBENCH_REQUIRE_LITERT=1 $(PY) -m pytest -q
 
 # The report tests open the HTML page in headless Chromium (Debian's package; needs root the
 # first time). Installed only when missing.

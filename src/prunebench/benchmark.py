@@ -111,7 +111,7 @@ def default_engine(format: str | None) -> str:
 def default_format(engine: str) -> str:
     """The format an engine runs when none is asked for: ``dense`` for torch-dense and
     onnxruntime, ``csr`` for the sparse engines."""
-    return "dense" if engine in ("torch-dense", "onnxruntime") else "csr"
+    return "dense" if engine in ("torch-dense", "onnxruntime", "litert") else "csr"
 
 
 def check_engine_format(engine: str, format: str, values: str):
@@ -120,7 +120,7 @@ def check_engine_format(engine: str, format: str, values: str):
     from .formats import FORMATS
 
     eng = ENGINES.get(engine)
-    if format != "dense":
+    if format != "dense" and format not in eng.own_formats:
         FORMATS.get(format)
     if not eng.supports(format):
         raise BadInputError(f"--format: engine {engine} cannot run format {format!r}; it runs: "
@@ -128,6 +128,7 @@ def check_engine_format(engine: str, format: str, values: str):
     if values not in eng.values:
         raise BadInputError(f"--values: engine {engine} runs {', '.join(eng.values)}; got "
                             f"{values!r}")
+    eng.check_available()
     return eng
 
 
@@ -163,13 +164,14 @@ def _load_target(target: str, seed: int, progress: bool):
 def _file_bytes(run, model: nn.Module, name: str, engine: str, format: str, values: str,
                 seed: int, opts: dict) -> int:
     """Bytes of the model file this configuration stores: the ONNX file for onnxruntime,
-    the dense state dict for torch-dense, else a prunebench model file in ``format``."""
+    the .tflite file for litert, the dense state dict for torch-dense, else a prunebench
+    model file in ``format``."""
     import os
     import tempfile
 
     from .runtime import save_model
 
-    if engine == "onnxruntime":
+    if engine in ("onnxruntime", "litert"):
         return int(run.file_bytes)
     if format == "dense":
         return state_file_bytes(model)
@@ -296,7 +298,8 @@ def bench_pruned(target: str, *, method: str | None = None, sparsity: float = 0.
 
     given = {"block": block, "n": n, "m": m, "slice_height": 32}
     opts = {k: v for k, v in given.items() if k in FORMAT_OPTIONS.get(format, {})}
-    run_opts = dict(opts, fallback=fallback) if engine not in ("torch-dense", "onnxruntime") else {}
+    run_opts = (dict(opts, fallback=fallback)
+                if engine not in ("torch-dense", "onnxruntime", "litert") else {})
     run = engines.compile(model, engine, format, values=values, threads=threads,
                           example_input=x[:1], **run_opts)
     v = verify(run, model, x_ver, y_ver, values=values, batch_size=batch, raise_on_fail=False)

@@ -167,7 +167,8 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
           values: str = typer.Option("fp32", "--values", help="fp32 | fp16 | int8"),
           engine: Optional[str] = typer.Option(None, "--engine",
                                                help="torch-dense | torch-sparse | scipy | "
-                                                    "onnxruntime | native | openvino (default: "
+                                                    "onnxruntime | native | openvino | litert "
+                                                    "(default: "
                                                     "torch-dense "
                                                     "for dense, else native)"),
           fallback: str = typer.Option("error", "--fallback",

@@ -9,11 +9,13 @@ scipy          csr, bsr, coo, csc                  fp32                 1 (singl
 onnxruntime    dense, coo (sparse initializers)    fp32                 intra_op_num_threads
 native         csr, bsr, bitmap, nm, ell           fp32, fp16, int8     numba
 openvino       dense, csr (custom op in the graph)  fp32, bf16 (dense)   INFERENCE_NUM_THREADS
+litert         dense, tflite-sparse (DENSIFY)      fp32                 num_threads (XNNPACK)
 =============  ==================================  ===================  ==================
 """
 from .base import ENGINES, Engine
 from . import torch_dense  # noqa: F401  (registers torch-dense)
-from . import native, onnx_engine, openvino_engine, scipy_engine, torch_sparse  # noqa: F401,E402  (register)
+from . import (litert_engine, native, onnx_engine, openvino_engine, scipy_engine,  # noqa: F401,E402
+               torch_sparse)  # (register)
 
 
 def compile(model, engine: str = "torch-dense", format="dense", *, values: str = "fp32",

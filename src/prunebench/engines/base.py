@@ -28,11 +28,18 @@ class Engine(ABC):
 
     name: str = ""
     formats: tuple[str, ...] = ("dense",)
+    #: formats that are the engine's own file encodings, not prunebench formats (no entry in
+    #: :data:`prunebench.formats.FORMATS`), e.g. litert's ``tflite-sparse``
+    own_formats: tuple[str, ...] = ()
     values: tuple[str, ...] = ("fp32",)
     rnn: str = "PyTorch's own GRU/LSTM"
 
     def supports(self, format: str) -> bool:
         return format in self.formats
+
+    def check_available(self) -> None:
+        """Raise :class:`PrunebenchError` with one line naming what to install when the
+        engine's packages are missing here (checked before any model is loaded)."""
 
     def threads_effective(self, threads: int) -> int:
         """Threads the engine really computes with when asked for ``threads``."""

@@ -13,7 +13,8 @@ from pathlib import Path
 
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
               "avx512_bf16", "amx_tile", "neon", "asimd", "sve")
-LIBRARIES = ("prunebench", "torch", "numpy", "scipy", "numba", "onnxruntime", "torch-pruning")
+LIBRARIES = ("prunebench", "torch", "numpy", "scipy", "numba", "onnxruntime", "torch-pruning",
+             "ai-edge-litert")
 
 
 def _cpuinfo() -> tuple[str, set[str]]:
