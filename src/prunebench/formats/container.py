@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,13 @@ def save_container(path: str | os.PathLike, layers: dict[str, Format], extra: di
     try:
         try:
             save_file(tensors, tmp, metadata={KEY: text})
+        except (OSError, MemoryError):  # a full disk is the machine's state, not bad input
+            raise
         except Exception as e:   # safetensors raises its own types for unsupported dtypes
+            os_error = re.search(r"\(os error (\d+)\)", str(e))
+            if os_error:  # its I/O errors too (disk full, quota): an OSError, not bad input
+                code = int(os_error.group(1))
+                raise OSError(code, os.strerror(code), str(path)) from None
             raise BadInputError(f"save_container: cannot write {path}: {e}") from None
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import BadInputError
+from ..errors import BadInputError, PrunebenchError
 
 
 def _emit(doc: dict) -> None:
@@ -66,6 +66,10 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
                   f"{len(c['machines'])} machine(s)"
                   + (f"; {summary['not_run']} job(s) did not run (run again to retry)"
                      if summary.get("not_run") else ""))
+    if summary.get("report_failed"):  # the rows are stored; a missing report is not success
+        raise PrunebenchError(f"{summary['report_error']}; every result is in "
+                              f"{summary['database']}: run `prunebench report "
+                              f"{summary['database']}` once there is space")
     return summary
 
 

@@ -284,6 +284,13 @@ class Store:
             raise
         return n
 
+    def environment_failures(self, machine_id: str, marker: str) -> set[str]:
+        """Job hashes of this machine's failed rows whose reason holds ``marker`` (a failure
+        of the machine, e.g. a full disk: a resume runs those jobs again)."""
+        return {h for (h,) in self.conn.execute(
+            "SELECT job_hash FROM results WHERE machine_id=? AND status='failed' "
+            "AND job_hash IS NOT NULL AND instr(reason, ?) > 0", (machine_id, marker))}
+
     def kind_timings(self) -> dict[tuple[str, str], float]:
         """Median seconds per job of each (kind, model), from ``extra.elapsed_s`` of stored
         rows: what a study's time estimate learns from earlier runs."""
