@@ -25,6 +25,7 @@ Every layer's values must equal the manifest's ``values``; the model is lossless
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,11 @@ def _changed_config(model: nn.Module, reference: nn.Module) -> dict[str, dict[st
         if diff:
             out[name] = diff
     return out
+
+
+def _elements(shapes: dict[str, tuple[int, ...]]) -> int:
+    """How many numbers tensors of these shapes hold (Python ints: no overflow)."""
+    return sum(math.prod(s) for s in shapes.values())
 
 
 def _expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -338,9 +344,14 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     except BadInputError as e:
         raise FormatError(f"{where}: manifest names an unknown model: {e}") from None
     model = _build(name)
+    limit = _elements(_expected_shapes(model))
     _check_modules(where, model, manifest.get("modules", {}), name)
     values = manifest["values"]
     shapes = _expected_shapes(model)
+    if _elements(shapes) > limit:  # before any tensor is decoded: a memory bomb stops here
+        raise FormatError(f"{where}: manifest 'modules' describe {_elements(shapes):,} "
+                          f"weights, more than the {limit:,} of zoo model {name} (pruning only "
+                          f"removes weights)")
     ref_state = model.state_dict()
     matrices = _weight_matrices(model)
 
