@@ -84,6 +84,7 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
             fleet = Fleet.connect(workers=workers, cluster=cluster, setup=worker_setup)
         with guard, Store(db) as store:
             lock = _lock_out_dir(out)  # after the database is known to be ours
+            store.check_rows()  # a damaged row: one line now, not after the study ran
             machine_ids = [fp["id"]] + [m for m in (fleet.machine_ids if fleet else [])
                                         if m != fp["id"]]
             if retry_failed:

@@ -76,6 +76,9 @@ COLUMNS = ("job_hash", "kind", "status", "reason", "model", "method", "sparsity"
            "mean_ms", "iqr_ms", "throughput", "param_bytes", "file_bytes", "peak_rss_bytes",
            "accuracy", "value_encoding", "scope")
 JSON_COLUMNS = ("spec", "samples", "extra")
+NUMERIC_COLUMNS = ("sparsity", "batch", "threads", "seed", "p50_ms", "p90_ms", "p99_ms",
+                   "mean_ms", "iqr_ms", "throughput", "param_bytes", "file_bytes",
+                   "peak_rss_bytes", "accuracy")
 
 
 class Store:
@@ -103,6 +106,7 @@ class Store:
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.conn.execute("PRAGMA foreign_keys = ON")
             self._init_schema()
+            check_pages(self.conn, self.path)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"database: {self.path!r} cannot be used: {e}") from None
 
@@ -116,7 +120,7 @@ class Store:
             meta = dict(self.conn.execute("SELECT key, value FROM meta"))
             if meta.get("app") != APP_ID:
                 raise StoreError(f"database: {self.path!r} is not a prunebench database")
-            version = int(meta.get("schema_version", 0))
+            version = schema_version(meta, self.path)
             if version > SCHEMA_VERSION:
                 raise StoreError(f"database: {self.path!r} has schema version "
                                  f"{meta['schema_version']}, newer than this prunebench "
@@ -201,16 +205,14 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------
     def rows(self, where: str = "", params: tuple = ()) -> list[dict]:
-        cur = self.conn.execute(f"SELECT * FROM results {where} ORDER BY id", params)
-        names = [d[0] for d in cur.description]
-        out = []
-        for r in cur:
-            d = dict(zip(names, r))
-            for c in JSON_COLUMNS:
-                if d[c] is not None:
-                    d[c] = json.loads(d[c])
-            out.append(d)
-        return out
+        """Result rows as dicts (JSON columns decoded); StoreError names the first damaged
+        row (a JSON column that does not parse, text in a numeric column)."""
+        try:
+            cur = self.conn.execute(f"SELECT * FROM results {where} ORDER BY id", params)
+            names = [d[0] for d in cur.description]
+            return [decode_row(dict(zip(names, r)), self.path) for r in cur]
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"database: {self.path!r} cannot be read (damaged?): {e}") from None
 
     def add_skipped(self, rows: list[dict], fingerprint: dict) -> int:
         """Record skipped jobs (keys of :data:`SKIP_COLUMNS`) in one transaction, replacing an
@@ -243,14 +245,19 @@ class Store:
         return len(values)
 
     def skipped_rows(self, where: str = "", params: tuple = ()) -> list[dict]:
-        cur = self.conn.execute(f"SELECT * FROM skipped {where} ORDER BY rowid", params)
-        names = [d[0] for d in cur.description]
-        out = []
-        for r in cur:
-            d = dict(zip(names, r))
-            d["spec"] = json.loads(d["spec"])
-            out.append(d)
-        return out
+        try:
+            cur = self.conn.execute(f"SELECT * FROM skipped {where} ORDER BY rowid", params)
+            names = [d[0] for d in cur.description]
+            return [decode_row(dict(zip(names, r)), self.path, "skipped")
+                    for r in cur]
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"database: {self.path!r} cannot be read (damaged?): {e}") from None
+
+    def check_rows(self) -> None:
+        """Read every row once: StoreError (one line) for the first damaged one, so a study
+        refuses a damaged database before it runs anything rather than after."""
+        self.rows()
+        self.skipped_rows()
 
     def job_status(self, machine_id: str) -> dict[str, str]:
         """{job_hash: 'ok' | 'failed' | 'skipped-static' | 'skipped-runtime'} of this machine's
@@ -311,6 +318,47 @@ class Store:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def schema_version(meta: dict, path: str) -> int:
+    """The ``schema_version`` of a database's meta table, or StoreError if it is not an
+    integer (a damaged or hand-edited database)."""
+    value = meta.get("schema_version", 0) or 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StoreError(f"database: {str(path)!r} has schema_version {value!r} in its meta "
+                         f"table, expected an integer (at most {SCHEMA_VERSION}); the database "
+                         "is damaged") from None
+
+
+def check_pages(conn: sqlite3.Connection, path: str) -> None:
+    """SQLite's ``quick_check`` of an open database: StoreError naming its first finding
+    when pages are damaged (reading them would fail later, after work was done)."""
+    found = [r[0] for r in conn.execute("PRAGMA quick_check(1)")]
+    if found != ["ok"]:
+        raise StoreError(f"database: {str(path)!r} is damaged (SQLite quick_check: "
+                         f"{' '.join(' '.join(map(str, found)).split())[:200]}); restore it from a copy or "
+                         "choose another path")
+
+
+def decode_row(d: dict, path: str, table: str = "results") -> dict:
+    """Row ``d`` of ``table`` with its JSON columns decoded, after checking that they parse
+    and that numeric columns hold numbers; StoreError naming the row and column if not."""
+    where = f"row {d.get('id', d.get('job_hash'))} of table {table}"
+    for c in (JSON_COLUMNS if table == "results" else ("spec",)):
+        if d.get(c) is not None:
+            try:
+                d[c] = json.loads(d[c])
+            except (TypeError, ValueError) as e:
+                raise StoreError(f"database: {str(path)!r} is damaged: {where}: column {c} is "
+                                 f"not valid JSON ({e})") from None
+    for c in NUMERIC_COLUMNS:
+        v = d.get(c)
+        if v is not None and (isinstance(v, (str, bytes)) or not isinstance(v, (int, float))):
+            raise StoreError(f"database: {str(path)!r} is damaged: {where}: column {c} holds "
+                             f"{v!r:.60}, expected a number")
+    return d
 
 
 def readonly_uri(path: str | Path) -> str:
@@ -417,6 +465,8 @@ def peek(path: str | Path, machine_id: str) -> tuple[dict[str, str], dict[tuple[
                 "app") != APP_ID:
             raise StoreError(f"database: {str(p)!r} was written by another program; "
                              "choose another path")
+        schema_version(dict(conn.execute("SELECT key, value FROM meta")), str(p))
+        check_pages(conn, str(p))
         status: dict[str, str] = {}
         if "skipped" in tables:
             status.update((h, "skipped-" + s) for h, s in conn.execute(
