@@ -90,6 +90,24 @@ def save_container(path: str | os.PathLike, layers: dict[str, Format], extra: di
             os.remove(tmp)
 
 
+# nesting of the JSON header: a layer's meta is 2-3 levels deep, a planner record 5; a deeper
+# header is crafted (tens of thousands of levels raise RecursionError in json or later)
+MAX_DEPTH = 32
+
+
+def _depth(obj: Any) -> int:
+    """How deeply lists and dicts nest in ``obj`` (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, (dict, list)):
+            deepest = max(deepest, d)
+            if d > MAX_DEPTH:
+                break
+            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return deepest
+
+
 def _header(path: Path, f: Any) -> dict[str, Any]:
     meta = f.metadata() or {}
     if KEY not in meta:
@@ -98,6 +116,11 @@ def _header(path: Path, f: Any) -> dict[str, Any]:
         header = json.loads(meta[KEY])
     except ValueError as e:
         raise FormatError(f"file {path}: the prunebench header is not valid JSON: {e}") from None
+    except RecursionError:
+        header = [[]] * (MAX_DEPTH + 1)  # deeper than allowed, as far as we know
+    if _depth(header) > MAX_DEPTH:
+        raise FormatError(f"file {path}: the prunebench header nests deeper than {MAX_DEPTH} "
+                          "levels")
     if not isinstance(header, dict) or header.get("version") != VERSION:
         got = header.get("version") if isinstance(header, dict) else header
         raise FormatError(f"file {path}: prunebench header version {got!r}, expected {VERSION}")
