@@ -80,6 +80,7 @@ def train(model: str = typer.Argument(..., help="zoo model name (see `prunebench
     from .train import evaluate
 
     spec = zoo.get_spec(model)
+    zoo.check_seed(seed)
     if not spec.trained:
         raise BadInputError(f"model: {model!r} is latency-only (no dataset); trainable: "
                             + ", ".join(n for n in zoo.MODELS if zoo.get_spec(n).trained))
@@ -148,6 +149,7 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
         zoo.get_spec(model)
     check_batch(batch)
     check_threads(threads)
+    zoo.check_seed(seed)
     _check_timing_options(warmup, min_runs, min_time)
     dense_only = (not is_file and method is None and format in (None, "dense")
                   and engine in (None, "torch-dense") and values == "fp32")
@@ -268,6 +270,9 @@ def kernels(shape: Optional[str] = typer.Option(None, "--shape",
         except ValueError:
             raise BadInputError(f"{arg}: got {text!r}, expected comma-separated integers") from None
 
+    from .zoo import check_seed
+
+    check_seed(seed)
     if pattern not in kb.PATTERNS:
         raise BadInputError(f"--pattern: got {pattern!r}; allowed: {', '.join(kb.PATTERNS)}")
     if cache not in kb.CACHES:
@@ -462,7 +467,7 @@ def _check_prune_options(model: Optional[str], method: str, sparsity: float, *,
     check_sparsity(sparsity)
     check_int("finetune_steps", finetune_steps, 0)
     check_int("rounds", rounds, 1)
-    check_int("seed", seed, 0)
+    zoo.check_seed(seed)
     _parse_block(block)  # parsed for every method, as _run_prune does
     if spec.granularity in ("block", "channel"):  # what the granularity reads
         check_norm(norm)
@@ -894,6 +899,7 @@ def plan_cmd(
     from .hosts import parse_hosts
 
     host_list = parse_hosts(True if hosts == "all" else hosts)
+    zoo.check_seed(seed)
     is_file = Path(model).is_file()
     if not is_file:
         zoo.get_spec(model)

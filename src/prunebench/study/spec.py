@@ -297,6 +297,8 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
     """Check every key of a parsed spec and return the :class:`Spec`."""
     import os as _os
 
+    from ..zoo import SEED_MAX
+
     c = _Check(source)
     reg = _registries()
     c.keys("", raw, TOP_KEYS, required=("models",))
@@ -311,7 +313,7 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
     top["methods"] = c.list_("methods", raw.get("methods", ["magnitude"]),
                              lambda k, v: _method(c, k, v, reg), nonempty=False)
     top["sparsities"] = _sparsities(c, "sparsities", raw.get("sparsities", [0.5, 0.9]))
-    top["seeds"] = c.list_("seeds", raw.get("seeds", [0]), lambda k, v: c.int_(k, v, 0))
+    top["seeds"] = c.list_("seeds", raw.get("seeds", [0]), lambda k, v: c.int_(k, v, 0, SEED_MAX))
     top["finetune_steps"] = c.int_("finetune_steps", raw.get("finetune_steps", 100), 0)
     top["layers"] = c.choice("layers", raw.get("layers", "default"), ["default", "all"])
     top["formats"] = c.list_("formats", raw.get("formats", ["dense", "csr"]),
@@ -355,7 +357,7 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
             elif k == "sparsities":
                 d[k] = _sparsities(c, f"{key}.sparsities", v)
             elif k == "seeds":
-                d[k] = c.list_(f"{key}.seeds", v, lambda kk, x: c.int_(kk, x, 0))
+                d[k] = c.list_(f"{key}.seeds", v, lambda kk, x: c.int_(kk, x, 0, SEED_MAX))
             elif k in ("formats",):
                 d[k] = c.list_(f"{key}.{k}", v, lambda kk, x: c.choice(kk, x, list(reg["formats"]) + ["auto"]))
             elif k in ("values", "timed_values"):
