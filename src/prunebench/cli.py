@@ -414,7 +414,7 @@ def _parse_layers(layers: Optional[str]):
 
 
 #: ``bench --min-time`` above this many seconds is a typo, not a measurement plan
-MAX_MIN_TIME = 3600.0
+MAX_MIN_TIME = 3600.0  # = measure.timer.MAX_TIMED_S (the spec's bound), kept import-free
 
 
 def _check_timing_options(warmup: int, min_runs: int, min_time: float) -> None:
@@ -431,21 +431,11 @@ def _check_timing_options(warmup: int, min_runs: int, min_time: float) -> None:
 def _check_batch_fits(model: str, batch: int) -> None:
     """``--batch``: the inputs of one call alone must fit in this machine's memory (a huge
     batch is refused here, not by a MemoryError after the model is loaded)."""
-    import math
-    import os
+    from .benchmark import batch_too_big
 
-    from . import zoo
-
-    shape = zoo.get_spec(model).input_shape
-    need = batch * math.prod(shape) * 4  # float32 inputs (spec.example_input, test splits)
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):  # not POSIX: leave it to the MemoryError safety net
-        return
-    if need > have:
-        raise BadInputError(f"--batch: got {batch}; {batch} inputs of shape "
-                            f"{'x'.join(map(str, shape))} take {need / 1e9:,.1f} GB, more than "
-                            f"this machine's {have / 1e9:,.1f} GB of memory")
+    too_big = batch_too_big(model, batch)
+    if too_big:
+        raise BadInputError(f"--batch: got {batch}; {too_big}")
 
 
 def _check_prune_options(model: Optional[str], method: str, sparsity: float, *,
@@ -815,6 +805,11 @@ def study(spec: Optional[str] = typer.Argument(None, help="YAML path or built-in
           cluster: Optional[str] = typer.Option(None, "--cluster",
                                                 help="run on the workers of a Dask scheduler "
                                                      "(tcp://host:8786)"),
+          yes: bool = typer.Option(False, "--yes", help="run even when estimated above "
+                                                         "--max-hours"),
+          max_hours: float = typer.Option(24.0, "--max-hours",
+                                          help="estimate above which --dry-run warns and the "
+                                               "run asks for --yes"),
           as_json: bool = typer.Option(False, "--json", help="print a JSON summary")) -> None:
     """Run a study: train, prune, encode, verify and measure a grid; store every row and
     write the report. Re-running skips what is stored."""
@@ -822,7 +817,7 @@ def study(spec: Optional[str] = typer.Argument(None, help="YAML path or built-in
 
     # study_command prints its own summary (JSON with --json)
     study_command(spec, out=out_dir, dry_run=dry_run, as_json=as_json, retry_failed=retry_failed,
-                  workers=workers, cluster=cluster)
+                  workers=workers, cluster=cluster, yes=yes, max_hours=max_hours)
 
 
 @app.command()

@@ -297,6 +297,7 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
     """Check every key of a parsed spec and return the :class:`Spec`."""
     import os as _os
 
+    from ..benchmark import batch_too_big
     from ..zoo import SEED_MAX
 
     c = _Check(source)
@@ -372,6 +373,10 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
                 d[k] = c.choice(f"{key}.layers", v, ["default", "all"])
             elif k == "finetune_steps":
                 d[k] = c.int_(f"{key}.finetune_steps", v, 0)
+        for b in d["batches"]:  # the check bench --batch makes: one call's inputs must fit
+            too_big = batch_too_big(mname, b)
+            if too_big:
+                c.fail(f"{key}.batches" if "batches" in entry else "batches", b, too_big)
         plans.append(ModelPlan(mname, d["methods"], d["sparsities"], d["seeds"], d["formats"],
                                d["values"], d["timed_values"], d["engines"], d["batches"],
                                d["threads"], d["layers"], d["finetune_steps"]))
@@ -445,12 +450,15 @@ def _format_options(c: _Check, d: Any, reg: dict) -> dict:
 
 
 def _measure(c: _Check, d: Any) -> dict:
+    from ..measure.timer import MAX_TIMED_S
+
     c.keys("measure", d, tuple(MEASURE_DEFAULTS))
     m = {**MEASURE_DEFAULTS, **d}
     m["warmup"] = c.int_("measure.warmup", m["warmup"], 0)
     m["min_runs"] = c.int_("measure.min_runs", m["min_runs"], 1)
-    m["min_time"] = c.num("measure.min_time", m["min_time"], 0.0)
-    m["max_time"] = c.num("measure.max_time", m["max_time"], 0.0, lo_open=True)
+    # at most an hour, as bench --min-time (inf and NaN refused: the Timer's own rule)
+    m["min_time"] = c.num("measure.min_time", m["min_time"], 0.0, MAX_TIMED_S)
+    m["max_time"] = c.num("measure.max_time", m["max_time"], 0.0, MAX_TIMED_S, lo_open=True)
     if m["max_time"] < m["min_time"]:
         c.fail("measure.max_time", m["max_time"], f"expected >= measure.min_time "
                                                   f"({m['min_time']})")
