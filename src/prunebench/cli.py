@@ -108,7 +108,9 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
           method: Optional[str] = typer.Option(None, "--method",
                                                help="prune first: random | magnitude | gradient | "
                                                     "taylor | block | nm | channel"),
-          sparsity: float = typer.Option(0.9, "--sparsity", help="fraction removed, in [0, 1)"),
+          sparsity: Optional[float] = typer.Option(None, "--sparsity",
+                                                   help="fraction removed, in [0, 1) (with "
+                                                        "--method; default 0.9)"),
           scope: str = typer.Option("layer", "--scope", help="layer | global"),
           finetune_steps: int = typer.Option(0, "--finetune-steps",
                                              help="fine-tuning steps after pruning (default 0)"),
@@ -146,7 +148,17 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
     # every option is checked before a model is loaded (or trained on a cold cache)
     is_file = model not in zoo.MODELS and os.path.isfile(model)
     if not is_file:
+        if model not in zoo.MODELS and (os.sep in model or os.path.exists(model)
+                                        or model.endswith((".pbz", ".pbm", ".safetensors"))):
+            what = "is a directory" if os.path.isdir(model) else "does not exist"
+            raise BadInputError(f"MODEL: model file {model!r} {what}; give a model file or a "
+                                f"zoo model ({', '.join(zoo.MODELS)})")
         zoo.get_spec(model)
+    if sparsity is not None and method is None:  # it would be ignored, and the row stored
+        raise BadInputError(f"--sparsity: got {sparsity:g} without --method; "
+                            + ("a model file is already pruned: drop --sparsity" if is_file
+                               else "give --method M to prune, or drop --sparsity"))
+    sparsity = 0.9 if sparsity is None else sparsity
     check_batch(batch)
     check_threads(threads)
     zoo.check_seed(seed)
@@ -766,6 +778,8 @@ def results(db: str = typer.Argument(DEFAULT_DB, help="results database"),
 
     if not Path(db).exists():
         raise BadInputError(f"database: {db!r} does not exist")
+    if Path(db).is_file() and Path(db).stat().st_size == 0:  # Store would write a schema
+        raise BadInputError(f"database: {db!r} is empty (0 bytes), not a results database")
     with Store(db) as store:
         rows = store.rows()
     if csv:

@@ -130,9 +130,23 @@ def _header(path: Path, f: Any) -> dict[str, Any]:
 
 
 def _looks_pickled(path: Path) -> bool:
+    """A torch.save zip, or a pickle of any protocol: 2+ open with PROTO (0x80, 2-5), 0 and 1
+    with an opcode such as MARK '(' or GLOBAL 'c', and every pickle ends with STOP '.'. A
+    safetensors file (even truncated) whose 8-byte header length starts with 0x80 has its
+    JSON header's '{' at byte 8: not a pickle."""
     with open(path, "rb") as f:
-        head = f.read(2)
-    return head[:1] == b"\x80" or head == b"PK"     # pickle protocol 2+ / torch.save zip
+        head = f.read(9)
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(size - 1, 0))
+        tail = f.read(1)
+    if head[:2] == b"PK":
+        return True
+    if head[8:9] == b"{":
+        return False
+    if head[:1] == b"\x80":
+        return head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    return len(head) > 1 and head[:1] in b"(cdl]}IJKNSVX" and tail == b"."
 
 
 def load_container(path: str | os.PathLike) -> tuple[dict[str, Format], dict[str, np.ndarray], dict[str, Any]]:

@@ -131,12 +131,14 @@ def _merge_into(tmp: Path, inputs: list[str], conns: list) -> dict:
         db = store.conn
         db.execute("BEGIN IMMEDIATE")
         try:
+            path = None
             for path, (src, version) in zip(inputs, conns):
                 per_input.append(_copy(db, path, src, version))
             db.execute("COMMIT")
-        except sqlite3.DatabaseError as e:
+        except sqlite3.DatabaseError as e:  # reading the input or writing the merge
             store._rollback()
-            raise StoreError(f"merge: cannot write {str(tmp)!r}: {e}") from None
+            raise StoreError(f"merge: copying input {path!r} failed (a damaged input, or "
+                             f"{str(tmp)!r} cannot be written): {e}") from None
         except BaseException:
             store._rollback()
             raise

@@ -442,7 +442,7 @@ def export_rows(rows: list[dict], path: str | Path, kind: str) -> None:
             tmp.unlink(missing_ok=True)
         except OSError:  # e.g. its folder is a regular file: there is nothing to remove
             pass
-        raise BadInputError(f"--{kind}: cannot write {str(p)!r}: {e.strerror}") from None
+        raise BadInputError(f"--{kind}: cannot write {str(p)!r}: {e.strerror or e}") from None
 
 
 def peek(path: str | Path, machine_id: str) -> tuple[dict[str, str], dict[tuple[str, str], float]]:
