@@ -79,6 +79,10 @@ def test_full_disk_job_is_failed_then_run_by_a_resume(tiny_spec, tiny_reference,
     assert kinds == {"size"}
     assert all(r.startswith(ENV_FAILURE) and "No space left on device" in r for r in reasons), \
         reasons
+    # the dry run counts them as to run, as the resume will
+    from prunebench.study.cli_commands import dry_run_summary
+
+    assert dry_run_summary(spec, out)["pending"] == len(size_hashes)
     # space back: the plain resume (no --retry-failed) runs them again
     monkeypatch.setattr(container, "save_file", real)
     summary = run_study(spec, out, progress=False, report=False)

@@ -107,7 +107,7 @@ def dry_run_summary(spec, out: Path) -> dict:
     from ..measure import fingerprint
     from .estimate import OVERHEAD_S, ROW_S, Estimator
     from .jobs import count_jobs
-    from .runner import DB_NAME, plan_jobs
+    from .runner import DB_NAME, ENV_FAILURE, plan_jobs
     from .store import peek
 
     db = out / DB_NAME
@@ -121,7 +121,7 @@ def dry_run_summary(spec, out: Path) -> dict:
                                   "and static skips are dropped",
                 "database": str(db)}
     jobs = plan_jobs(spec)
-    status, timings = peek(db, fingerprint()["id"])
+    status, timings = peek(db, fingerprint()["id"], retried=ENV_FAILURE)
     static = [j for j in jobs if j.skip]
     pending = [j for j in jobs if not j.skip
                and status.get(j.hash) not in ("ok", "failed", "skipped-runtime")]

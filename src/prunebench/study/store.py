@@ -445,10 +445,12 @@ def export_rows(rows: list[dict], path: str | Path, kind: str) -> None:
         raise BadInputError(f"--{kind}: cannot write {str(p)!r}: {e.strerror or e}") from None
 
 
-def peek(path: str | Path, machine_id: str) -> tuple[dict[str, str], dict[tuple[str, str], float]]:
+def peek(path: str | Path, machine_id: str, retried: str | None = None
+         ) -> tuple[dict[str, str], dict[tuple[str, str], float]]:
     """Job statuses and per-(kind, model) timings of a database, read without writing anything
     (no schema created or migrated): what ``study --dry-run`` needs. A missing file gives two
-    empty dicts; a file that is not a prunebench database raises StoreError."""
+    empty dicts; a file that is not a prunebench database raises StoreError. Failed rows
+    whose reason holds ``retried`` (failures a resume runs again) get status 'failed-retried'."""
     p = Path(path)
     if not p.exists() or p.stat().st_size == 0:
         return {}, {}
@@ -473,6 +475,10 @@ def peek(path: str | Path, machine_id: str) -> tuple[dict[str, str], dict[tuple[
                 "SELECT job_hash, stage FROM skipped WHERE machine_id=?", (machine_id,)))
         status.update(conn.execute("SELECT job_hash, status FROM results WHERE machine_id=? "
                                    "AND job_hash IS NOT NULL", (machine_id,)))
+        if retried:
+            status.update((h, "failed-retried") for (h,) in conn.execute(
+                "SELECT job_hash FROM results WHERE machine_id=? AND status='failed' AND "
+                "job_hash IS NOT NULL AND instr(reason, ?) > 0", (machine_id, retried)))
         return status, _median_timings(conn)
     except sqlite3.DatabaseError as e:
         raise StoreError(f"database: {str(p)!r} cannot be read: {e}") from None
