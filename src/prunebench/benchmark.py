@@ -33,6 +33,24 @@ def check_batch(batch) -> int:
     return batch
 
 
+def batch_too_big(model: str, batch: int) -> str | None:
+    """Why ``batch`` inputs of ``model`` cannot fit in this machine's memory, or None: what
+    ``bench --batch`` and a study spec's ``batches`` refuse before any model is loaded."""
+    import math
+    import os
+
+    shape = zoo.get_spec(model).input_shape
+    need = batch * math.prod(shape) * 4  # float32 inputs (spec.example_input, test splits)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # not POSIX: leave it to the MemoryError safety net
+        return None
+    if need <= have:
+        return None
+    return (f"{batch} inputs of {model} (shape {'x'.join(map(str, shape))}) take "
+            f"{need / 1e9:,.1f} GB, more than this machine's {have / 1e9:,.1f} GB of memory")
+
+
 def job_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 

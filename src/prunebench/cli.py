@@ -119,6 +119,7 @@ def train(model: str = typer.Argument(..., help="zoo model name (see `prunebench
     from .train import evaluate
 
     spec = zoo.get_spec(model)
+    zoo.check_seed(seed)
     if not spec.trained:
         raise BadInputError(f"model: {model!r} is latency-only (no dataset); trainable: "
                             + ", ".join(n for n in zoo.MODELS if zoo.get_spec(n).trained))
@@ -146,7 +147,9 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
           method: Optional[str] = typer.Option(None, "--method",
                                                help="prune first: random | magnitude | gradient | "
                                                     "taylor | block | nm | channel"),
-          sparsity: float = typer.Option(0.9, "--sparsity", help="fraction removed, in [0, 1)"),
+          sparsity: Optional[float] = typer.Option(None, "--sparsity",
+                                                   help="fraction removed, in [0, 1) (with "
+                                                        "--method; default 0.9)"),
           scope: str = typer.Option("layer", "--scope", help="layer | global"),
           finetune_steps: int = typer.Option(FINETUNE_STEPS, "--finetune-steps",
                                              help=_FT_STEPS_HELP),
@@ -191,9 +194,20 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
     # every option is checked before a model is loaded (or trained on a cold cache)
     is_file = model not in zoo.MODELS and os.path.isfile(model)
     if not is_file:
+        if model not in zoo.MODELS and (os.sep in model or os.path.exists(model)
+                                        or model.endswith((".pbz", ".pbm", ".safetensors"))):
+            what = "is a directory" if os.path.isdir(model) else "does not exist"
+            raise BadInputError(f"MODEL: model file {model!r} {what}; give a model file or a "
+                                f"zoo model ({', '.join(zoo.MODELS)})")
         zoo.get_spec(model)
+    if sparsity is not None and method is None:  # it would be ignored, and the row stored
+        raise BadInputError(f"--sparsity: got {sparsity:g} without --method; "
+                            + ("a model file is already pruned: drop --sparsity" if is_file
+                               else "give --method M to prune, or drop --sparsity"))
+    sparsity = 0.9 if sparsity is None else sparsity
     check_batch(batch)
     check_threads(threads)
+    zoo.check_seed(seed)
     _check_timing_options(warmup, min_runs, min_time)
     dense_only = (not is_file and method is None and format in (None, "dense")
                   and engine in (None, "torch-dense") and values == "fp32")
@@ -316,6 +330,9 @@ def kernels(shape: Optional[str] = typer.Option(None, "--shape",
         except ValueError:
             raise BadInputError(f"{arg}: got {text!r}, expected comma-separated integers") from None
 
+    from .zoo import check_seed
+
+    check_seed(seed)
     if pattern not in kb.PATTERNS:
         raise BadInputError(f"--pattern: got {pattern!r}; allowed: {', '.join(kb.PATTERNS)}")
     if cache not in kb.CACHES:
@@ -457,7 +474,7 @@ def _parse_layers(layers: Optional[str]):
 
 
 #: ``bench --min-time`` above this many seconds is a typo, not a measurement plan
-MAX_MIN_TIME = 3600.0
+MAX_MIN_TIME = 3600.0  # = measure.timer.MAX_TIMED_S (the spec's bound), kept import-free
 
 
 def _check_timing_options(warmup: int, min_runs: int, min_time: float) -> None:
@@ -474,21 +491,11 @@ def _check_timing_options(warmup: int, min_runs: int, min_time: float) -> None:
 def _check_batch_fits(model: str, batch: int) -> None:
     """``--batch``: the inputs of one call alone must fit in this machine's memory (a huge
     batch is refused here, not by a MemoryError after the model is loaded)."""
-    import math
-    import os
+    from .benchmark import batch_too_big
 
-    from . import zoo
-
-    shape = zoo.get_spec(model).input_shape
-    need = batch * math.prod(shape) * 4  # float32 inputs (spec.example_input, test splits)
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):  # not POSIX: leave it to the MemoryError safety net
-        return
-    if need > have:
-        raise BadInputError(f"--batch: got {batch}; {batch} inputs of shape "
-                            f"{'x'.join(map(str, shape))} take {need / 1e9:,.1f} GB, more than "
-                            f"this machine's {have / 1e9:,.1f} GB of memory")
+    too_big = batch_too_big(model, batch)
+    if too_big:
+        raise BadInputError(f"--batch: got {batch}; {too_big}")
 
 
 def _check_prune_options(model: Optional[str], method: str, sparsity: float, *,
@@ -511,7 +518,7 @@ def _check_prune_options(model: Optional[str], method: str, sparsity: float, *,
     check_sparsity(sparsity)
     check_int("finetune_steps", finetune_steps, 0)
     check_schedule_options(schedule, rounds, None)
-    check_int("seed", seed, 0)
+    zoo.check_seed(seed)
     _parse_block(block)  # parsed for every method, as _run_prune does
     if spec.granularity in ("block", "channel"):  # what the granularity reads
         check_norm(norm)
@@ -839,6 +846,8 @@ def results(db: str = typer.Argument(DEFAULT_DB, help="results database"),
 
     if not Path(db).exists():
         raise BadInputError(f"database: {db!r} does not exist")
+    if Path(db).is_file() and Path(db).stat().st_size == 0:  # Store would write a schema
+        raise BadInputError(f"database: {db!r} is empty (0 bytes), not a results database")
     with Store(db) as store:
         rows = store.rows()
     if csv:
@@ -878,6 +887,11 @@ def study(spec: Optional[str] = typer.Argument(None, help="YAML path or built-in
           cluster: Optional[str] = typer.Option(None, "--cluster",
                                                 help="run on the workers of a Dask scheduler "
                                                      "(tcp://host:8786)"),
+          yes: bool = typer.Option(False, "--yes", help="run even when estimated above "
+                                                         "--max-hours"),
+          max_hours: float = typer.Option(24.0, "--max-hours",
+                                          help="estimate above which --dry-run warns and the "
+                                               "run asks for --yes"),
           as_json: bool = typer.Option(False, "--json", help="print a JSON summary")) -> None:
     """Run a study: train, prune, encode, verify and measure a grid; store every row and
     write the report. Re-running skips what is stored."""
@@ -885,7 +899,7 @@ def study(spec: Optional[str] = typer.Argument(None, help="YAML path or built-in
 
     # study_command prints its own summary (JSON with --json)
     study_command(spec, out=out_dir, dry_run=dry_run, as_json=as_json, retry_failed=retry_failed,
-                  workers=workers, cluster=cluster)
+                  workers=workers, cluster=cluster, yes=yes, max_hours=max_hours)
 
 
 @app.command()
@@ -968,6 +982,7 @@ def plan_cmd(
     from .hosts import parse_hosts
 
     host_list = parse_hosts(True if hosts == "all" else hosts)
+    zoo.check_seed(seed)
     is_file = Path(model).is_file()
     if not is_file:
         zoo.get_spec(model)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,13 @@ def save_container(path: str | os.PathLike, layers: dict[str, Format], extra: di
     try:
         try:
             save_file(tensors, tmp, metadata={KEY: text})
+        except (OSError, MemoryError):  # a full disk is the machine's state, not bad input
+            raise
         except Exception as e:   # safetensors raises its own types for unsupported dtypes
+            os_error = re.search(r"\(os error (\d+)\)", str(e))
+            if os_error:  # its I/O errors too (disk full, quota): an OSError, not bad input
+                code = int(os_error.group(1))
+                raise OSError(code, os.strerror(code), str(path)) from None
             raise BadInputError(f"save_container: cannot write {path}: {e}") from None
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -81,6 +88,24 @@ def save_container(path: str | os.PathLike, layers: dict[str, Format], extra: di
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+# nesting of the JSON header: a layer's meta is 2-3 levels deep, a planner record 5; a deeper
+# header is crafted (tens of thousands of levels raise RecursionError in json or later)
+MAX_DEPTH = 32
+
+
+def _depth(obj: Any) -> int:
+    """How deeply lists and dicts nest in ``obj`` (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, (dict, list)):
+            deepest = max(deepest, d)
+            if d > MAX_DEPTH:
+                break
+            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return deepest
 
 
 def _header(path: Path, f: Any) -> dict[str, Any]:
@@ -91,6 +116,11 @@ def _header(path: Path, f: Any) -> dict[str, Any]:
         header = json.loads(meta[KEY])
     except ValueError as e:
         raise FormatError(f"file {path}: the prunebench header is not valid JSON: {e}") from None
+    except RecursionError:
+        header = [[]] * (MAX_DEPTH + 1)  # deeper than allowed, as far as we know
+    if _depth(header) > MAX_DEPTH:
+        raise FormatError(f"file {path}: the prunebench header nests deeper than {MAX_DEPTH} "
+                          "levels")
     if not isinstance(header, dict) or header.get("version") != VERSION:
         got = header.get("version") if isinstance(header, dict) else header
         raise FormatError(f"file {path}: prunebench header version {got!r}, expected {VERSION}")
@@ -100,9 +130,23 @@ def _header(path: Path, f: Any) -> dict[str, Any]:
 
 
 def _looks_pickled(path: Path) -> bool:
+    """A torch.save zip, or a pickle of any protocol: 2+ open with PROTO (0x80, 2-5), 0 and 1
+    with an opcode such as MARK '(' or GLOBAL 'c', and every pickle ends with STOP '.'. A
+    safetensors file (even truncated) whose 8-byte header length starts with 0x80 has its
+    JSON header's '{' at byte 8: not a pickle."""
     with open(path, "rb") as f:
-        head = f.read(2)
-    return head[:1] == b"\x80" or head == b"PK"     # pickle protocol 2+ / torch.save zip
+        head = f.read(9)
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(size - 1, 0))
+        tail = f.read(1)
+    if head[:2] == b"PK":
+        return True
+    if head[8:9] == b"{":
+        return False
+    if head[:1] == b"\x80":
+        return head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    return len(head) > 1 and head[:1] in b"(cdl]}IJKNSVX" and tail == b"."
 
 
 def load_container(path: str | os.PathLike) -> tuple[dict[str, Format], dict[str, np.ndarray], dict[str, Any]]:

@@ -82,6 +82,11 @@ def _check(name: str, value, minimum, kind=float):
         raise BadInputError(f"{name}: got {value!r}, expected {what} >= {minimum}")
 
 
+#: seconds of timed calls a caller may ask for (``bench --min-time``, a spec's ``measure``):
+#: more is a typo, not a measurement plan
+MAX_TIMED_S = 3600.0
+
+
 def check_timing(warmup, min_runs, min_time) -> None:
     """The stopping rules a caller passes to :class:`Timer`, checked before any work (the CLI
     calls it before a model is loaded): ``warmup`` >= 0 and ``min_runs`` >= 1 integers,

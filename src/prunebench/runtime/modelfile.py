@@ -25,6 +25,7 @@ Every layer's values must equal the manifest's ``values``; the model is lossless
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,11 @@ def _changed_config(model: nn.Module, reference: nn.Module) -> dict[str, dict[st
         if diff:
             out[name] = diff
     return out
+
+
+def _elements(shapes: dict[str, tuple[int, ...]]) -> int:
+    """How many numbers tensors of these shapes hold (Python ints: no overflow)."""
+    return sum(math.prod(s) for s in shapes.values())
 
 
 def _expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -316,7 +322,36 @@ def _manifest(where: str, manifest: Any) -> dict:
             raise FormatError(f"{where}: manifest {key!r} should be a dict")
     if not all(isinstance(v, str) for v in manifest.get("fallbacks", {}).values()):
         raise FormatError(f"{where}: manifest 'fallbacks' should map layers to reasons (strings)")
+    _check_provenance(where, manifest)
     return manifest
+
+
+def _check_provenance(where: str, manifest: dict) -> None:
+    """The manifest's pruning settings (``info.prune``, which ``bench FILE`` stores in the
+    results database) and planner records (shown by ``inspect``) have the types their
+    readers expect: a crafted file is refused here, not by an AttributeError or a bad row."""
+    prune = manifest.get("info", {}).get("prune", {})
+    if not isinstance(prune, dict):
+        raise FormatError(f"{where}: manifest info.prune should be a dict, got "
+                          f"{type(prune).__name__}")
+    for key in ("method", "scope", "schedule"):
+        v = prune.get(key)
+        if v is not None and (not isinstance(v, str) or len(v) > 64):
+            raise FormatError(f"{where}: manifest info.prune.{key} = {v!r:.60} should be a "
+                              "name (a string of at most 64 characters)")
+    for key in ("sparsity_achieved", "sparsity_requested"):
+        v = prune.get(key)
+        if v is not None and (type(v) not in (int, float) or not 0.0 <= v <= 1.0):
+            raise FormatError(f"{where}: manifest info.prune.{key} = {v!r:.60} should be a "
+                              "number in [0, 1]")
+    layers = manifest.get("planner", {}).get("layers", {})
+    if not isinstance(layers, dict):
+        raise FormatError(f"{where}: manifest planner.layers should be a dict")
+    for name, record in layers.items():
+        times = record.get("times_ms", {}) if isinstance(record, dict) else None
+        if not isinstance(times, dict) or not isinstance(record.get("reason", ""), str):
+            raise FormatError(f"{where}: manifest planner.layers[{name!r}] should be a dict "
+                              "with a 'reason' string and 'times_ms' {format: ms}")
 
 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
@@ -338,9 +373,14 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     except BadInputError as e:
         raise FormatError(f"{where}: manifest names an unknown model: {e}") from None
     model = _build(name)
+    limit = _elements(_expected_shapes(model))
     _check_modules(where, model, manifest.get("modules", {}), name)
     values = manifest["values"]
     shapes = _expected_shapes(model)
+    if _elements(shapes) > limit:  # before any tensor is decoded: a memory bomb stops here
+        raise FormatError(f"{where}: manifest 'modules' describe {_elements(shapes):,} "
+                          f"weights, more than the {limit:,} of zoo model {name} (pruning only "
+                          f"removes weights)")
     ref_state = model.state_dict()
     matrices = _weight_matrices(model)
 

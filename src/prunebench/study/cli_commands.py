@@ -8,7 +8,14 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import BadInputError
+from ..errors import BadInputError, PrunebenchError
+
+
+#: a grid of more jobs than this is counted by arithmetic (``count_jobs``), never expanded, by
+#: ``--dry-run`` (expanding costs ~15 us and ~1 KB per job: 1e8 jobs took 9 GB and minutes)
+EXPAND_LIMIT = 200_000
+#: ``--max-hours`` default: a study estimated longer warns in ``--dry-run`` and needs ``--yes``
+MAX_HOURS = 24.0
 
 
 def _emit(doc: dict) -> None:
@@ -18,7 +25,8 @@ def _emit(doc: dict) -> None:
 def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = False,
                   as_json: bool = False, retry_failed: bool = False,
                   progress: bool | None = None, workers: int | None = None,
-                  cluster: str | None = None) -> dict:
+                  cluster: str | None = None, yes: bool = False,
+                  max_hours: float = MAX_HOURS) -> dict:
     """``prunebench study [SPEC] [--out DIR] [--dry-run] [--json] [--retry-failed]
     [--workers N | --cluster ADDRESS]``.
 
@@ -28,7 +36,9 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
     ``OUT/report.html`` and ``OUT/report.md``; ``--json`` then prints the summary (jobs, done,
     skipped, failed, database, report, ...). ``--workers N`` runs the jobs on a local Dask
     cluster of N worker processes, ``--cluster ADDRESS`` on a running ``dask scheduler``'s
-    workers (see :mod:`prunebench.study.distributed`); ``--dry-run`` connects to neither."""
+    workers (see :mod:`prunebench.study.distributed`); ``--dry-run`` connects to neither.
+    A study estimated above ``--max-hours`` (default 24) warns in ``--dry-run`` and starts only
+    with ``--yes``."""
     from .runner import check_out_dir, run_study
     from .spec import load_spec
 
@@ -37,18 +47,37 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
     if workers is not None and cluster is not None:
         raise BadInputError(f"--cluster: got {cluster!r} together with --workers {workers}; "
                             "give one of them")
+    if isinstance(max_hours, bool) or not isinstance(max_hours, (int, float)) \
+            or not 0 < max_hours < float("inf"):
+        raise BadInputError(f"--max-hours: got {max_hours!r}; allowed: a number of hours > 0")
     if dry_run:
         check_out_dir(outp)  # refuse what the real run would refuse (it writes nothing)
         doc = dry_run_summary(s, outp)
+        doc["max_hours"] = max_hours
         if as_json:
             _emit(doc)
+        elif doc["pending"] is None:
+            kinds = ", ".join(f"{k} {v}" for k, v in doc["jobs_by_kind"].items() if v)
+            print(f"study {s.name}: {doc['jobs']:,} jobs ({kinds}; counted, too many to expand"
+                  f" and compare with {doc['database']}); estimated "
+                  f"{_duration(doc['estimated_s'])} ({doc['estimate_basis']})")
         else:
             kinds = ", ".join(f"{k} {v}" for k, v in doc["pending_by_kind"].items())
             print(f"study {s.name}: {doc['jobs']} jobs ({doc['skipped']} skipped by rule, "
                   f"{doc['stored']} already stored in {doc['database']}); "
                   f"{doc['pending']} to run ({kinds}); estimated {_minutes(doc['estimated_s'])}"
                   f" ({doc['estimate_basis']})")
+        if doc["estimated_s"] > max_hours * 3600:
+            print(f"prunebench: warning: study {s.name} is estimated at "
+                  f"{_duration(doc['estimated_s'])}, above --max-hours {max_hours:g}; the real "
+                  "run will ask for --yes", file=sys.stderr)
         return doc
+    if not yes:  # before anything is written (or a huge grid expanded)
+        est = dry_run_summary(s, outp)["estimated_s"]
+        if est > max_hours * 3600:
+            raise BadInputError(f"study {s.name}: estimated {_duration(est)}, above --max-hours "
+                                f"{max_hours:g}; add --yes to run it anyway, or shrink the grid "
+                                "(--dry-run shows the jobs)")
     show = (not as_json) if progress is None else progress
     # run_study checks the grid and the output folder before it writes anything
     summary = run_study(s, outp, progress=show,
@@ -66,19 +95,33 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
                   f"{len(c['machines'])} machine(s)"
                   + (f"; {summary['not_run']} job(s) did not run (run again to retry)"
                      if summary.get("not_run") else ""))
+    if summary.get("report_failed"):  # the rows are stored; a missing report is not success
+        raise PrunebenchError(f"{summary['report_error']}; every result is in "
+                              f"{summary['database']}: run `prunebench report "
+                              f"{summary['database']}` once there is space")
     return summary
 
 
 def dry_run_summary(spec, out: Path) -> dict:
     """Job counts and estimated seconds, reading (never writing) ``OUT/results.sqlite``."""
     from ..measure import fingerprint
-    from .estimate import Estimator
-    from .runner import DB_NAME, plan_jobs
+    from .estimate import OVERHEAD_S, ROW_S, Estimator
+    from .jobs import count_jobs
+    from .runner import DB_NAME, ENV_FAILURE, plan_jobs
     from .store import peek
 
-    jobs = plan_jobs(spec)
     db = out / DB_NAME
-    status, timings = peek(db, fingerprint()["id"])
+    counts = count_jobs(spec)
+    total = sum(counts.values())
+    if total > EXPAND_LIMIT:  # count, never materialise: per-kind overheads x counted jobs
+        return {"study": spec.name, "jobs": total, "jobs_by_kind": counts, "skipped": None,
+                "stored": None, "pending": None, "pending_by_kind": None,
+                "estimated_s": sum(n * (OVERHEAD_S[k] + ROW_S) for k, n in counts.items()),
+                "estimate_basis": "rough: each kind's fixed cost x its jobs, before duplicates "
+                                  "and static skips are dropped",
+                "database": str(db)}
+    jobs = plan_jobs(spec)
+    status, timings = peek(db, fingerprint()["id"], retried=ENV_FAILURE)
     static = [j for j in jobs if j.skip]
     pending = [j for j in jobs if not j.skip
                and status.get(j.hash) not in ("ok", "failed", "skipped-runtime")]
@@ -115,6 +158,14 @@ def report_command(db: str = "runs/results.sqlite", output: str | None = None,
         for f in paths["findings"]:
             print(f"- {f}")
     return doc
+
+
+def _duration(seconds: float) -> str:
+    """'12 min 03 s' below two hours, else hours (or days) with a unit a reader can take in."""
+    if seconds < 7200:
+        return _minutes(seconds)
+    hours = seconds / 3600
+    return f"{hours:,.1f} h" if hours < 48 else f"{hours / 24:,.0f} days"
 
 
 def _minutes(seconds: float) -> str:

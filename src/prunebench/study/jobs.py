@@ -249,6 +249,45 @@ def expand(spec: Spec) -> list[Job]:
     return jobs
 
 
+def count_jobs(spec: Spec) -> dict[str, int]:
+    """{kind: jobs} that :func:`expand` yields (before duplicates are dropped), counted by
+    arithmetic over the grid, without making a Job: what ``study --dry-run`` reports for a
+    grid too large to expand (``tests/study`` checks it equals ``len(expand(spec))``)."""
+    from .. import zoo
+
+    counts = {k: 0 for k in ("prune", "size", "latency", "profile", "quant", "quant-latency")}
+    prof = spec.profile
+    for plan in spec.models:
+        n_engines = len(resolve_engines(plan.engines))
+        trained = zoo.get_spec(plan.name).trained
+        seeds = plan.seeds if trained else plan.seeds[:1]
+        for i, _ in enumerate(seeds):
+            first = i == 0
+            for method in [None, *plan.methods]:
+                if method is None:
+                    sparsities = [0.0]
+                elif method.fixed_sparsity is not None:
+                    sparsities = [method.fixed_sparsity]
+                else:
+                    sparsities = list(plan.sparsities)
+                formats = [f for f in plan.formats
+                           if method is None or method.formats is None or f in method.formats]
+                n_size = len(formats if first else (["dense"] if trained else []))
+                timed = first and (method is None or method.time)
+                n_lat = (n_engines * len(formats) * len(plan.timed_values) * len(plan.batches)
+                         * len(plan.threads)) if timed else 0
+                counts["prune"] += len(sparsities)
+                counts["size"] += len(sparsities) * n_size * len(plan.values)
+                counts["latency"] += len(sparsities) * n_lat
+                if first and prof and method is not None and method.label == prof["method"]:
+                    hits = sum(abs(sp - prof["sparsity"]) < 1e-9 for sp in sparsities)
+                    counts["profile"] += hits * n_engines * len(formats)
+        if plan.name in spec.quantized:
+            counts["quant"] += len(plan.seeds)
+            counts["quant-latency"] += len(plan.batches) * len(plan.threads)
+    return counts
+
+
 def _dense_skip(fmt: str, method: Method | None) -> str | None:
     """Dense kernels multiply every weight, zero or not: a masked model's dense latency is the
     unpruned model's, which is measured. Channel pruning is the exception (it removes weights,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import BadInputError, StoreError
 from .store import (APP_ID, COLUMNS, JSON_COLUMNS, SCHEMA_VERSION, SKIP_COLUMNS, Store,
-                    readonly_uri)
+                    check_pages, decode_row, readonly_uri, schema_version)
 
 RESULT_COLUMNS = ("created", "machine_id") + COLUMNS + JSON_COLUMNS
 
@@ -47,13 +47,21 @@ def _open_input(path: str) -> tuple[sqlite3.Connection, int]:
         tables = {r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type='table'")}
         meta = dict(conn.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
+        check_pages(conn, path)
     except sqlite3.DatabaseError as e:
         raise BadInputError(f"merge: input {path!r} cannot be read: {e}") from None
+    except StoreError as e:
+        conn.close()
+        raise BadInputError(f"merge: input {e}") from None
     if meta.get("app") != APP_ID or not {"machines", "results"} <= tables:
         conn.close()
         raise BadInputError(f"merge: input {path!r} is not a prunebench results database "
                             f"(tables: {', '.join(sorted(tables)) or 'none'})")
-    version = int(meta.get("schema_version", 0) or 0)
+    try:
+        version = schema_version(meta, path)
+    except StoreError as e:
+        conn.close()
+        raise BadInputError(f"merge: input {e}") from None
     if version > SCHEMA_VERSION:
         conn.close()
         raise BadInputError(f"merge: input {path!r} has schema version {version}, newer than "
@@ -123,12 +131,14 @@ def _merge_into(tmp: Path, inputs: list[str], conns: list) -> dict:
         db = store.conn
         db.execute("BEGIN IMMEDIATE")
         try:
+            path = None
             for path, (src, version) in zip(inputs, conns):
                 per_input.append(_copy(db, path, src, version))
             db.execute("COMMIT")
-        except sqlite3.DatabaseError as e:
+        except sqlite3.DatabaseError as e:  # reading the input or writing the merge
             store._rollback()
-            raise StoreError(f"merge: cannot write {str(tmp)!r}: {e}") from None
+            raise StoreError(f"merge: copying input {path!r} failed (a damaged input, or "
+                             f"{str(tmp)!r} cannot be written): {e}") from None
         except BaseException:
             store._rollback()
             raise
@@ -147,6 +157,10 @@ def _copy(db: sqlite3.Connection, path: str, src: sqlite3.Connection, version: i
     for values in src.execute(f"SELECT {', '.join(cols)} FROM results ORDER BY id"):
         read += 1
         row = dict(zip(cols, values))
+        try:  # a damaged row is the input's fault, never copied into the merge
+            decode_row(dict(row), path)
+        except StoreError as e:
+            raise BadInputError(f"merge: input {e}") from None
         if row["job_hash"] is None:
             same = db.execute(
                 "SELECT 1 FROM results WHERE job_hash IS NULL AND machine_id=? AND created=? "

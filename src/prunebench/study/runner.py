@@ -85,6 +85,7 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
             fleet = Fleet.connect(workers=workers, cluster=cluster, setup=worker_setup)
         with guard, Store(db) as store:
             lock = _lock_out_dir(out)  # after the database is known to be ours
+            store.check_rows()  # a damaged row: one line now, not after the study ran
             machine_ids = [fp["id"]] + [m for m in (fleet.machine_ids if fleet else [])
                                         if m != fp["id"]]
             if retry_failed:
@@ -92,6 +93,9 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
                     earlier = store.job_status(mid)
                     again = [j.hash for j in jobs if earlier.get(j.hash) == "failed"]
                     store.forget(again, mid, results=True)
+            for mid in machine_ids:  # a full disk or no memory then: the job was never judged
+                env = store.environment_failures(mid, ENV_FAILURE)
+                store.forget([j.hash for j in jobs if j.hash in env], mid, results=True)
             status = store.job_status(fp["id"])
             stale = [j.hash for j in jobs
                      if j.skip is None and status.get(j.hash) == "skipped-static"]
@@ -138,8 +142,12 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
             paths = write_report(db, out / REPORT_NAME)
             summary["report"] = str(paths["html"])
             summary["report_markdown"] = str(paths["markdown"])
-        except (BadInputError, OSError) as e:  # e.g. disk full: the rows are all stored
+        except BadInputError as e:  # e.g. no study rows: nothing to report
             summary["report_error"] = str(e)
+        except OSError as e:  # e.g. disk full: the rows are all stored, the CLI exits 2
+            where = f"{e.filename}: " if e.filename else ""
+            summary["report_error"] = f"cannot write the report: {where}{e.strerror or e}"
+            summary["report_failed"] = True
         except KeyboardInterrupt:
             print(f"prunebench: interrupted while writing the report; every result is in {db} "
                   "and `prunebench report` writes the report from it", file=sys.stderr)
@@ -190,6 +198,19 @@ def _skip_record(job: Job, reason: str, stage: str) -> dict:
             "method": job.method_label, "sparsity": job.sparsity, "format": job.format,
             "engine": job.engine, "batch": job.batch, "seed": job.seed, "reason": reason,
             "spec": job.key}
+
+
+# The reason of a job that failed because of the machine, not of the job (a full disk, a disk
+# quota, no memory): a resume forgets such rows and runs the jobs again, and the rows of jobs
+# on a pruned model whose prune job failed so carry the prefix too (inside their reason).
+ENV_FAILURE = "environment, retried on resume: "
+
+
+def _reason(e: BaseException) -> str:
+    """The stored reason of a job that raised ``e``: marked with :data:`ENV_FAILURE` when
+    the machine, not the job, failed (OSError: ENOSPC, EDQUOT, EIO, ...; MemoryError)."""
+    env = isinstance(e, (OSError, MemoryError))
+    return (ENV_FAILURE if env else "") + _one_line(e)
 
 
 def _one_line(e: BaseException) -> str:
@@ -323,13 +344,16 @@ class _Executor:
         except (KeyboardInterrupt, SystemExit, StoreError):
             raise
         except Exception as e:  # noqa: BLE001 - stored as a failed row, the study goes on
-            reason = _one_line(e)
+            reason = _reason(e)
             if run_prune:
                 self._store(stages.failed_row(pj, reason, {"elapsed_s": time.perf_counter() - t0}))
                 self._end(pj)
             return "failed", f"its prune job failed: {reason}"
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        stages.cache_pruned(self.models_dir / f"{pj.hash}.pbm", model, pj)
+        try:  # the cache only saves re-pruning: a full disk must not fail the prune job
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+            stages.cache_pruned(self.models_dir / f"{pj.hash}.pbm", model, pj)
+        except OSError:
+            pass
         if run_prune:
             self._store(row)
             self._end(pj)
@@ -409,7 +433,7 @@ class _Executor:
             except (KeyboardInterrupt, SystemExit, StoreError):  # never a job's failure
                 raise
             except Exception as e:  # noqa: BLE001
-                self._store(stages.failed_row(j, _one_line(e),
+                self._store(stages.failed_row(j, _reason(e),
                                               {"elapsed_s": time.perf_counter() - t0}))
             self._end(j)
         compiled.clear()
@@ -429,7 +453,7 @@ class _Executor:
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as e:  # noqa: BLE001
-                compiled[key] = ("failed", f"compile: {_one_line(e)}", 0.0)
+                compiled[key] = ("failed", f"compile: {_reason(e)}", 0.0)
         state, value, seconds = compiled[key]
         if state == "skip":
             raise stages.Skip(value)
@@ -634,7 +658,7 @@ class _Executor:
         except stages.VerifyFailed as e:
             self._store(stages.failed_row(j, f"verification: {e}", {"verify": e.numbers}))
         except Exception as e:  # noqa: BLE001
-            self._store(stages.failed_row(j, _one_line(e),
+            self._store(stages.failed_row(j, _reason(e),
                                           {"elapsed_s": time.perf_counter() - t0}))
         self._end(j)
 

@@ -305,6 +305,9 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
     """Check every key of a parsed spec and return the :class:`Spec`."""
     import os as _os
 
+    from ..benchmark import batch_too_big
+    from ..zoo import SEED_MAX
+
     c = _Check(source)
     reg = _registries()
     c.keys("", raw, TOP_KEYS, required=("models",))
@@ -319,7 +322,7 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
     top["methods"] = c.list_("methods", raw.get("methods", ["magnitude"]),
                              lambda k, v: _method(c, k, v, reg), nonempty=False)
     top["sparsities"] = _sparsities(c, "sparsities", raw.get("sparsities", [0.5, 0.9]))
-    top["seeds"] = c.list_("seeds", raw.get("seeds", [0]), lambda k, v: c.int_(k, v, 0))
+    top["seeds"] = c.list_("seeds", raw.get("seeds", [0]), lambda k, v: c.int_(k, v, 0, SEED_MAX))
     top["finetune_steps"] = c.int_("finetune_steps",
                                    raw.get("finetune_steps", FINETUNE_STEPS), 0)
     top["finetune"] = _finetune(c, "finetune", raw.get("finetune", {}) or {})
@@ -365,7 +368,7 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
             elif k == "sparsities":
                 d[k] = _sparsities(c, f"{key}.sparsities", v)
             elif k == "seeds":
-                d[k] = c.list_(f"{key}.seeds", v, lambda kk, x: c.int_(kk, x, 0))
+                d[k] = c.list_(f"{key}.seeds", v, lambda kk, x: c.int_(kk, x, 0, SEED_MAX))
             elif k in ("formats",):
                 d[k] = c.list_(f"{key}.{k}", v, lambda kk, x: c.choice(kk, x, list(reg["formats"]) + ["auto"]))
             elif k in ("values", "timed_values"):
@@ -382,6 +385,10 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
                 d[k] = c.int_(f"{key}.finetune_steps", v, 0)
             elif k == "finetune":
                 d[k] = _finetune(c, f"{key}.finetune", v or {})
+        for b in d["batches"]:  # the check bench --batch makes: one call's inputs must fit
+            too_big = batch_too_big(mname, b)
+            if too_big:
+                c.fail(f"{key}.batches" if "batches" in entry else "batches", b, too_big)
         plans.append(ModelPlan(mname, d["methods"], d["sparsities"], d["seeds"], d["formats"],
                                d["values"], d["timed_values"], d["engines"], d["batches"],
                                d["threads"], d["layers"], d["finetune_steps"],
@@ -456,12 +463,15 @@ def _format_options(c: _Check, d: Any, reg: dict) -> dict:
 
 
 def _measure(c: _Check, d: Any) -> dict:
+    from ..measure.timer import MAX_TIMED_S
+
     c.keys("measure", d, tuple(MEASURE_DEFAULTS))
     m = {**MEASURE_DEFAULTS, **d}
     m["warmup"] = c.int_("measure.warmup", m["warmup"], 0)
     m["min_runs"] = c.int_("measure.min_runs", m["min_runs"], 1)
-    m["min_time"] = c.num("measure.min_time", m["min_time"], 0.0)
-    m["max_time"] = c.num("measure.max_time", m["max_time"], 0.0, lo_open=True)
+    # at most an hour, as bench --min-time (inf and NaN refused: the Timer's own rule)
+    m["min_time"] = c.num("measure.min_time", m["min_time"], 0.0, MAX_TIMED_S)
+    m["max_time"] = c.num("measure.max_time", m["max_time"], 0.0, MAX_TIMED_S, lo_open=True)
     if m["max_time"] < m["min_time"]:
         c.fail("measure.max_time", m["max_time"], f"expected >= measure.min_time "
                                                   f"({m['min_time']})")

@@ -86,6 +86,9 @@ COLUMNS = ("job_hash", "kind", "status", "reason", "model", "method", "sparsity"
            "mean_ms", "iqr_ms", "throughput", "param_bytes", "file_bytes", "peak_rss_bytes",
            "accuracy", "value_encoding", "scope", "train_accuracy", "val_accuracy", "converged")
 JSON_COLUMNS = ("spec", "samples", "extra")
+NUMERIC_COLUMNS = ("sparsity", "batch", "threads", "seed", "p50_ms", "p90_ms", "p99_ms",
+                   "mean_ms", "iqr_ms", "throughput", "param_bytes", "file_bytes",
+                   "peak_rss_bytes", "accuracy")
 
 
 class Store:
@@ -113,6 +116,7 @@ class Store:
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.conn.execute("PRAGMA foreign_keys = ON")
             self._init_schema()
+            check_pages(self.conn, self.path)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"database: {self.path!r} cannot be used: {e}") from None
 
@@ -126,7 +130,7 @@ class Store:
             meta = dict(self.conn.execute("SELECT key, value FROM meta"))
             if meta.get("app") != APP_ID:
                 raise StoreError(f"database: {self.path!r} is not a prunebench database")
-            version = int(meta.get("schema_version", 0))
+            version = schema_version(meta, self.path)
             if version > SCHEMA_VERSION:
                 raise StoreError(f"database: {self.path!r} has schema version "
                                  f"{meta['schema_version']}, newer than this prunebench "
@@ -214,16 +218,14 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------
     def rows(self, where: str = "", params: tuple = ()) -> list[dict]:
-        cur = self.conn.execute(f"SELECT * FROM results {where} ORDER BY id", params)
-        names = [d[0] for d in cur.description]
-        out = []
-        for r in cur:
-            d = dict(zip(names, r))
-            for c in JSON_COLUMNS:
-                if d[c] is not None:
-                    d[c] = json.loads(d[c])
-            out.append(d)
-        return out
+        """Result rows as dicts (JSON columns decoded); StoreError names the first damaged
+        row (a JSON column that does not parse, text in a numeric column)."""
+        try:
+            cur = self.conn.execute(f"SELECT * FROM results {where} ORDER BY id", params)
+            names = [d[0] for d in cur.description]
+            return [decode_row(dict(zip(names, r)), self.path) for r in cur]
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"database: {self.path!r} cannot be read (damaged?): {e}") from None
 
     def add_skipped(self, rows: list[dict], fingerprint: dict) -> int:
         """Record skipped jobs (keys of :data:`SKIP_COLUMNS`) in one transaction, replacing an
@@ -256,14 +258,19 @@ class Store:
         return len(values)
 
     def skipped_rows(self, where: str = "", params: tuple = ()) -> list[dict]:
-        cur = self.conn.execute(f"SELECT * FROM skipped {where} ORDER BY rowid", params)
-        names = [d[0] for d in cur.description]
-        out = []
-        for r in cur:
-            d = dict(zip(names, r))
-            d["spec"] = json.loads(d["spec"])
-            out.append(d)
-        return out
+        try:
+            cur = self.conn.execute(f"SELECT * FROM skipped {where} ORDER BY rowid", params)
+            names = [d[0] for d in cur.description]
+            return [decode_row(dict(zip(names, r)), self.path, "skipped")
+                    for r in cur]
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"database: {self.path!r} cannot be read (damaged?): {e}") from None
+
+    def check_rows(self) -> None:
+        """Read every row once: StoreError (one line) for the first damaged one, so a study
+        refuses a damaged database before it runs anything rather than after."""
+        self.rows()
+        self.skipped_rows()
 
     def job_status(self, machine_id: str) -> dict[str, str]:
         """{job_hash: 'ok' | 'failed' | 'skipped-static' | 'skipped-runtime'} of this machine's
@@ -297,6 +304,13 @@ class Store:
             raise
         return n
 
+    def environment_failures(self, machine_id: str, marker: str) -> set[str]:
+        """Job hashes of this machine's failed rows whose reason holds ``marker`` (a failure
+        of the machine, e.g. a full disk: a resume runs those jobs again)."""
+        return {h for (h,) in self.conn.execute(
+            "SELECT job_hash FROM results WHERE machine_id=? AND status='failed' "
+            "AND job_hash IS NOT NULL AND instr(reason, ?) > 0", (machine_id, marker))}
+
     def kind_timings(self) -> dict[tuple[str, str], float]:
         """Median seconds per job of each (kind, model), from ``extra.elapsed_s`` of stored
         rows: what a study's time estimate learns from earlier runs."""
@@ -317,6 +331,47 @@ class Store:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def schema_version(meta: dict, path: str) -> int:
+    """The ``schema_version`` of a database's meta table, or StoreError if it is not an
+    integer (a damaged or hand-edited database)."""
+    value = meta.get("schema_version", 0) or 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StoreError(f"database: {str(path)!r} has schema_version {value!r} in its meta "
+                         f"table, expected an integer (at most {SCHEMA_VERSION}); the database "
+                         "is damaged") from None
+
+
+def check_pages(conn: sqlite3.Connection, path: str) -> None:
+    """SQLite's ``quick_check`` of an open database: StoreError naming its first finding
+    when pages are damaged (reading them would fail later, after work was done)."""
+    found = [r[0] for r in conn.execute("PRAGMA quick_check(1)")]
+    if found != ["ok"]:
+        raise StoreError(f"database: {str(path)!r} is damaged (SQLite quick_check: "
+                         f"{' '.join(' '.join(map(str, found)).split())[:200]}); restore it from a copy or "
+                         "choose another path")
+
+
+def decode_row(d: dict, path: str, table: str = "results") -> dict:
+    """Row ``d`` of ``table`` with its JSON columns decoded, after checking that they parse
+    and that numeric columns hold numbers; StoreError naming the row and column if not."""
+    where = f"row {d.get('id', d.get('job_hash'))} of table {table}"
+    for c in (JSON_COLUMNS if table == "results" else ("spec",)):
+        if d.get(c) is not None:
+            try:
+                d[c] = json.loads(d[c])
+            except (TypeError, ValueError) as e:
+                raise StoreError(f"database: {str(path)!r} is damaged: {where}: column {c} is "
+                                 f"not valid JSON ({e})") from None
+    for c in NUMERIC_COLUMNS:
+        v = d.get(c)
+        if v is not None and (isinstance(v, (str, bytes)) or not isinstance(v, (int, float))):
+            raise StoreError(f"database: {str(path)!r} is damaged: {where}: column {c} holds "
+                             f"{v!r:.60}, expected a number")
+    return d
 
 
 def readonly_uri(path: str | Path) -> str:
@@ -400,13 +455,15 @@ def export_rows(rows: list[dict], path: str | Path, kind: str) -> None:
             tmp.unlink(missing_ok=True)
         except OSError:  # e.g. its folder is a regular file: there is nothing to remove
             pass
-        raise BadInputError(f"--{kind}: cannot write {str(p)!r}: {e.strerror}") from None
+        raise BadInputError(f"--{kind}: cannot write {str(p)!r}: {e.strerror or e}") from None
 
 
-def peek(path: str | Path, machine_id: str) -> tuple[dict[str, str], dict[tuple[str, str], float]]:
+def peek(path: str | Path, machine_id: str, retried: str | None = None
+         ) -> tuple[dict[str, str], dict[tuple[str, str], float]]:
     """Job statuses and per-(kind, model) timings of a database, read without writing anything
     (no schema created or migrated): what ``study --dry-run`` needs. A missing file gives two
-    empty dicts; a file that is not a prunebench database raises StoreError."""
+    empty dicts; a file that is not a prunebench database raises StoreError. Failed rows
+    whose reason holds ``retried`` (failures a resume runs again) get status 'failed-retried'."""
     p = Path(path)
     if not p.exists() or p.stat().st_size == 0:
         return {}, {}
@@ -423,12 +480,18 @@ def peek(path: str | Path, machine_id: str) -> tuple[dict[str, str], dict[tuple[
                 "app") != APP_ID:
             raise StoreError(f"database: {str(p)!r} was written by another program; "
                              "choose another path")
+        schema_version(dict(conn.execute("SELECT key, value FROM meta")), str(p))
+        check_pages(conn, str(p))
         status: dict[str, str] = {}
         if "skipped" in tables:
             status.update((h, "skipped-" + s) for h, s in conn.execute(
                 "SELECT job_hash, stage FROM skipped WHERE machine_id=?", (machine_id,)))
         status.update(conn.execute("SELECT job_hash, status FROM results WHERE machine_id=? "
                                    "AND job_hash IS NOT NULL", (machine_id,)))
+        if retried:
+            status.update((h, "failed-retried") for (h,) in conn.execute(
+                "SELECT job_hash FROM results WHERE machine_id=? AND status='failed' AND "
+                "job_hash IS NOT NULL AND instr(reason, ?) > 0", (machine_id, retried)))
         return status, _median_timings(conn)
     except sqlite3.DatabaseError as e:
         raise StoreError(f"database: {str(p)!r} cannot be read: {e}") from None

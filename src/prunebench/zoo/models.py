@@ -197,6 +197,18 @@ def _load_state(model: nn.Module, path) -> None:
     model.load_state_dict(load_file(str(path)))
 
 
+#: seeds everywhere (CLI --seed, a spec's seeds, the API): numpy's legacy seeding takes at most
+#: 2**32 - 1, torch's at most 2**64 - 1 and neither a negative one
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed, name: str = "--seed") -> int:
+    """``seed`` if it is an integer in [0, SEED_MAX]; BadInputError naming ``name`` if not."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise BadInputError(f"{name}: got {seed!r}; allowed: an integer in [0, {SEED_MAX}]")
+    return seed
+
+
 def load(name: str, trained: bool = True, seed: int = 0, progress: bool = False,
          return_init: bool = False):
     """Build a zoo model and its dataset.
@@ -218,8 +230,7 @@ def load(name: str, trained: bool = True, seed: int = 0, progress: bool = False,
     --------
     >>> model, data = load("mnist1d-cnn")          # doctest: +SKIP
     """
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise BadInputError(f"seed: got {seed!r}, expected an integer")
+    check_seed(seed, "seed")
     spec = get_spec(name)
     model = build(name, seed)
     init_state = ({k: v.clone() for k, v in model.state_dict().items()} if return_init
