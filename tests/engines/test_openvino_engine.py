@@ -134,3 +134,68 @@ def test_missing_compiler_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ExtensionBuildError, match="Install g\\+\\+"):
         library()
     assert not list(tmp_path.rglob("*.so"))
+
+
+@pytest.mark.parametrize("layers,batch_first,hx,unbatched", [
+    (1, True, True, False), (2, False, False, False), (2, True, True, True)])
+def test_unrolled_lstm_is_nn_lstm(layers, batch_first, hx, unbatched):
+    """The LSTM written as products and gates computes what nn.LSTM computes."""
+    from prunebench.engines.openvino_engine import UnrolledLSTM
+
+    torch.manual_seed(layers)
+    lstm = nn.LSTM(12, 20, num_layers=layers, batch_first=batch_first).eval()
+    x = torch.randn(5, 12) if unbatched else torch.randn(3, 5, 12)
+    state = None
+    if hx:
+        shape = (layers, 20) if unbatched else (layers, 3, 20)
+        state = (torch.randn(shape), torch.randn(shape))
+    with torch.no_grad():
+        want, (h, c) = lstm(x, state)
+        got, (h2, c2) = UnrolledLSTM(lstm)(x, state)
+    for a, b in ((got, want), (h2, h), (c2, c)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+class Step(nn.Module):
+    """One streaming step of an LSTM language model (as lee-charlstm): (x, h, c) in one tensor."""
+
+    def __init__(self, e=16, h=48, v=11):
+        super().__init__()
+        self.e, self.h = e, h
+        self.lstm = nn.LSTM(e, h, batch_first=True)
+        self.head = nn.Linear(h, v)
+
+    def forward(self, z):
+        e, H = self.e, self.h
+        x, h, c = z[:, None, :e], z[None, :, e:e + H], z[None, :, e + H:]
+        out, (h1, c1) = self.lstm(x, (h.contiguous(), c.contiguous()))
+        return torch.cat([self.head(out[:, 0]), h1[0], c1[0]], 1)
+
+
+def test_pruned_lstm_runs_its_matrices_as_sparse_operations():
+    """Both LSTM matrices and the head run as SparseMatMul: three operations in the graph,
+    outputs equal to the pruned PyTorch model (dense math)."""
+    torch.manual_seed(0)
+    net = Step().eval()
+    with torch.no_grad():
+        for p in (net.lstm.weight_ih_l0, net.lstm.weight_hh_l0, net.head.weight):
+            p.mul_(torch.rand(p.shape) >= 0.8)
+    z = torch.randn(2, 16 + 2 * 48)
+    run = pb.compile(net, "csr", engine="openvino", threads=2, example_input=z)
+    assert all(r["format"] == "csr" for r in run.plan.values())
+    with torch.no_grad():
+        np.testing.assert_allclose(run(z).numpy(), net(z).numpy(), rtol=1e-4, atol=1e-5)
+    assert run.op_counts()["Reference"] == 3
+    assert "RNNSeq" not in run.op_counts() and "LSTMSequence" not in run.op_counts()
+    # a matrix with a dense gate runs dense as a whole, and the plan says why
+    with torch.no_grad():
+        net.lstm.weight_hh_l0[:48].normal_()
+    run = pb.compile(net, "csr", engine="openvino", threads=2, fallback="dense", example_input=z)
+    hh = [r for n, r in run.plan.items() if n.startswith("lstm.weight_hh")]
+    assert {r["format"] for r in hh} == {"dense"}
+    assert any("gates run as one operation" in (r.get("reason") or "") for r in hh)
+    with torch.no_grad():
+        np.testing.assert_allclose(run(z).numpy(), net(z).numpy(), rtol=1e-4, atol=1e-5)
+    assert run.op_counts()["Reference"] == 2
+    with pytest.raises(BadInputError, match="four gates as one"):
+        pb.compile(net, "csr", engine="openvino", fallback="error", example_input=z)

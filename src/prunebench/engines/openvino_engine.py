@@ -10,8 +10,11 @@ Formats
     on its CSR arrays, *inside* the compiled graph: no trip through PyTorch or Python per
     layer, threads from OpenVINO's own pool. Before encoding, a BatchNorm that follows a
     convolution is folded into it, and a ReLU/ReLU6 that follows a sparse layer is fused into
-    the operation. Other pruned layers (3x3 and depthwise convolutions, RNNs) run OpenVINO's
-    dense kernels (``fallback="dense"``) or raise (``fallback="error"``).
+    the operation. A pruned ``nn.LSTM`` (unidirectional, no projection) is written out as its
+    products and gates (:class:`UnrolledLSTM`): each matrix whose four gates are all pruned
+    runs as one operation, the recurrent one once per step. Other pruned layers (3x3 and
+    depthwise convolutions, GRUs, bidirectional LSTMs) run OpenVINO's dense kernels
+    (``fallback="dense"``) or raise (``fallback="error"``).
 
 Values: ``fp32`` sets ``INFERENCE_PRECISION_HINT=f32``; ``bf16`` is OpenVINO's default on
 CPUs with bf16 units (this one), which computes in bfloat16 without saying so: lossy, verified
@@ -80,6 +83,11 @@ def _why_not(model: nn.Module, name: str) -> str | None:
     return f"{type(module).__name__}: the sparse operation runs Linear and 1x1 convolutions only"
 
 
+def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attr, new)
+
+
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every BatchNorm that directly follows a Conv in an ``nn.Sequential`` into the
     convolution (in place, eval mode): zeros of a pruned weight stay zeros."""
@@ -117,6 +125,69 @@ def _apply_act(y: torch.Tensor, act: int) -> torch.Tensor:
     return y if act == 0 else (torch.relu(y) if act == 1 else torch.clamp(y, 0, 6))
 
 
+class UnrolledLSTM(nn.Module):
+    """An ``nn.LSTM`` (unidirectional, no projection) written as its products and gates, so
+    that each layer's input and recurrent matrices are ``nn.Linear`` modules the sparse
+    operation can take the place of: ``ih`` (with both biases) once over all steps, ``hh`` once
+    per step (the trace unrolls the steps of the shape it is compiled for). Computes what
+    ``nn.LSTM`` computes in eval mode, gates in PyTorch's order (input, forget, cell, output)."""
+
+    def __init__(self, lstm: nn.LSTM):
+        super().__init__()
+        self.hidden, self.layers, self.batch_first = lstm.hidden_size, lstm.num_layers, lstm.batch_first
+        self.ih, self.hh = nn.ModuleList(), nn.ModuleList()
+        for k in range(lstm.num_layers):
+            w_ih, w_hh = getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}")
+            ih = nn.Linear(w_ih.shape[1], w_ih.shape[0], bias=lstm.bias)
+            hh = nn.Linear(w_hh.shape[1], w_hh.shape[0], bias=False)
+            with torch.no_grad():
+                ih.weight.copy_(w_ih)
+                hh.weight.copy_(w_hh)
+                if lstm.bias:
+                    ih.bias.copy_(getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}"))
+            self.ih.append(ih)
+            self.hh.append(hh)
+
+    def forward(self, x: torch.Tensor, hx=None):
+        unbatched = x.dim() == 2
+        if unbatched:
+            x = x.unsqueeze(0 if self.batch_first else 1)
+            hx = None if hx is None else (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
+        if not self.batch_first:
+            x = x.transpose(0, 1)
+        B, T = x.shape[0], x.shape[1]
+        if hx is None:
+            zero = x.new_zeros(self.layers, B, self.hidden)
+            hx = (zero, zero)
+        hs, cs = [], []
+        for k in range(self.layers):
+            h, c = hx[0][k], hx[1][k]
+            xs = self.ih[k](x)
+            outs = []
+            for t in range(T):
+                i, f, g, o = (xs[:, t] + self.hh[k](h)).chunk(4, 1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                outs.append(h)
+            x = torch.stack(outs, 1)
+            hs.append(h)
+            cs.append(c)
+        out = x if self.batch_first else x.transpose(0, 1)
+        h_n, c_n = torch.stack(hs), torch.stack(cs)
+        if unbatched:
+            out, h_n, c_n = out.squeeze(0 if self.batch_first else 1), h_n[:, 0], c_n[:, 0]
+        return out, (h_n, c_n)
+
+
+def _lstm_problem(module: nn.Module) -> str | None:
+    if not isinstance(module, nn.LSTM):
+        return None
+    if module.bidirectional or module.proj_size:
+        return ("a bidirectional LSTM or one with projections: the sparse operation runs "
+                "unidirectional LSTMs without projections only")
+    return None
+
+
 class OpenVinoModel:
     """The callable ``openvino`` compiles to: ``run(x) -> torch.Tensor``.
 
@@ -137,6 +208,7 @@ class OpenVinoModel:
         self._converted = None
         self._by_shape: dict[tuple, tuple] = {}
         self._layers: dict[int, tuple[Format, np.ndarray | None, int, int]] = {}
+        self._seen: set[int] = set()   # keys of the sparse layers the trace called
         self._work = self.source_model
         if plan != "dense":
             self._prepare(plan, fallback, keep_smaller)
@@ -148,8 +220,9 @@ class OpenVinoModel:
         work = fold_batchnorm(copy.deepcopy(self.source_model).eval())
         rows, encoded = plan_model(work, plan, values="fp32", fallback=fallback,
                                    keep_smaller=keep_smaller, backend=OPENVINO)
+        sparse_lstm = self._unroll_lstms(work, rows, encoded, fallback)
         for name, row in rows.items():
-            if name not in encoded:
+            if name not in encoded or name in sparse_lstm:
                 continue
             users = row.get("modules", [row["module"]])     # a tied weight: every user
             problem = next((p for p in (_why_not(work, m) for m in users) if p), None)
@@ -162,7 +235,9 @@ class OpenVinoModel:
                            reason=f"{problem}; runs OpenVINO's dense kernels (fallback)")
                 del encoded[name]
         self.plan = rows
-        sparse = {m: encoded[n] for n in encoded for m in rows[n].get("modules", [rows[n]["module"]])}
+        sparse = {m: encoded[n] for n in encoded if n not in sparse_lstm
+                  for m in rows[n].get("modules", [rows[n]["module"]])}
+        sparse.update(sparse_lstm.get("", {}))
         acts = _fuse_activation(work, set(sparse))
         for mname, fmt in sparse.items():
             module = work.get_submodule(mname)
@@ -174,6 +249,51 @@ class OpenVinoModel:
             self._layers[key] = (fmt, bias, mode, acts.get(mname, 0))
         self.sparse_layers = sorted(sparse)
         self._work = work
+
+    @staticmethod
+    def _unroll_lstms(work: nn.Module, rows: dict, encoded: dict, fallback: str) -> dict:
+        """Replace each ``nn.LSTM`` with a pruned matrix by an :class:`UnrolledLSTM` in
+        ``work``. A matrix's four gates run as one operation: when all four are encoded it is
+        encoded whole (csr) and runs sparse, else it runs dense and the plan says why.
+        Returns {gate row name: True for each row handled here, "": {module: Format}}."""
+        from ..formats import encode
+
+        handled: dict[str, Any] = {"": {}}
+        by_module: dict[str, list[str]] = {}
+        for name, row in rows.items():
+            if name in encoded and isinstance(work.get_submodule(row["module"]), nn.LSTM):
+                by_module.setdefault(row["module"], []).append(name)
+        for mname, names in by_module.items():
+            lstm = work.get_submodule(mname)
+            problem = _lstm_problem(lstm)
+            if problem:   # the generic loop below applies the fallback rules to its rows
+                continue
+            unrolled = UnrolledLSTM(lstm)
+            for k in range(lstm.num_layers):
+                for kind, lin in (("ih", unrolled.ih[k]), ("hh", unrolled.hh[k])):
+                    attr = f"weight_{kind}_l{k}"
+                    gate_rows = [n for n in rows if rows[n]["module"] == mname
+                                 and n.startswith(f"{mname}.{attr}[")]
+                    mine = [n for n in gate_rows if n in encoded]
+                    for n in mine:
+                        handled[n] = True
+                    if not mine:
+                        continue
+                    if len(mine) == len(gate_rows):
+                        W = np.ascontiguousarray(lin.weight.detach().float().numpy())
+                        handled[""][f"{mname}.{kind}.{k}"] = encode(W, "csr", values="fp32")
+                        continue
+                    if fallback == "error":
+                        raise BadInputError(
+                            f"layer {mname}.{attr}: the sparse operation runs an LSTM matrix's "
+                            "four gates as one; plan all of them csr (or fallback='dense')")
+                    for n in mine:
+                        del encoded[n]
+                        rows[n].update(format="dense", values="fp32", bytes=rows[n]["dense_bytes"],
+                                       reason="an LSTM matrix's gates run as one operation: "
+                                              "some gates of this one stay dense, so all do")
+            _set_module(work, mname, unrolled)
+        return handled
 
     # -------------------------------------------------------------- building
     def _extensions(self) -> list:
@@ -196,8 +316,11 @@ class OpenVinoModel:
                 y = y + (bias if mode == 0 else bias.reshape((-1,) + (1,) * (y.ndim - 2)))
             return _apply_act(torch.from_numpy(np.ascontiguousarray(y, np.float32)), act)
 
+        seen = self._seen
+
         def convert(module, target_op, x):
             key, _, stride = module._pb_ov
+            seen.add(key)
             if stride:
                 x = x[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)]
             # a fresh value: OpenVINO's PyTorch frontend crashed (SIGSEGV) converting an input
@@ -247,9 +370,11 @@ class OpenVinoModel:
                                       f": {msg}") from None
             placed = sum(op.get_type_name() == "SparseMatMul"
                          for op in self._converted.get_ordered_ops())
-            if placed != len(self._layers):
+            # a module called once per step (an LSTM's recurrent matrix) is placed once per call
+            if placed < len(self._layers) or len(self._seen) != len(self._layers):
+                missing = len(self._layers) - min(placed, len(self._seen))
                 raise PrunebenchError(
-                    f"openvino: {len(self._layers) - placed} of the {len(self._layers)} sparse "
+                    f"openvino: {missing} of the {len(self._layers)} sparse "
                     f"layers ({', '.join(self.sparse_layers)}) are not called as modules by "
                     f"{type(self.source_model).__name__}.forward, so the traced graph would run "
                     "them dense; use fallback with a plan that keeps them dense")
@@ -314,7 +439,8 @@ class OpenVinoEngine(Engine):
     name = "openvino"
     formats = ("dense", "csr")
     values = ("fp32", "bf16")
-    rnn = "OpenVINO's own GRU/LSTM sequence operations (dense)"
+    rnn = ("pruned LSTMs as their products (sparse operations) and gates; GRUs on OpenVINO's "
+           "own sequence operations (dense)")
 
     def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
                 threads: int = 1, example_input: torch.Tensor | None = None,
