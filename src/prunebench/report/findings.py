@@ -10,6 +10,7 @@ import pandas as pd
 from . import data as D
 
 TABLES = {
+    "decision": "Decision table: best storage per model and sparsity band",
     "accuracy": "Table 1: accuracy vs sparsity",
     "dense": "Table 2: dense engines",
     "crossover": "Table 3: latency crossover",

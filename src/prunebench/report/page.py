@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from . import conclusions as C
 from . import data as D
 from . import figures as F
 from .findings import TABLES, Finding
@@ -105,6 +106,8 @@ def _img(b64: str | None, alt: str, caption: str) -> str:
 
 
 def model_label(d: D.StudyData, model: str) -> str:
+    if model in C.task_models(d):
+        return f"{esc(model)} <span class='lo'>(pretrained: judged by task metrics)</span>"
     if d.latency_only(model):
         return f"{esc(model)} <span class='lo'>(latency-only: random weights, accuracy n/a)</span>"
     return esc(model)
@@ -164,8 +167,44 @@ def _skips_grouped(skipped: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str, int]:
+def decision_columns(d: D.StudyData) -> list[tuple[str, Callable]]:
+    """The decision table's columns (plain text; the HTML escapes them)."""
+    return [
+        ("model", lambda r: r.model), ("sparsity band", lambda r: r.band),
+        ("best at", lambda r: fmt_pct(r.sparsity)),
+        ("engine / format / values", lambda r: f"{r.engine} / {r.format} / {r['values']}"),
+        ("speedup vs fastest dense", lambda r: f"{r.speedup_best:.2f}x {r.best_dense}"
+         + ("" if r.beats else " (keep dense)")),
+        ("file vs dense", lambda r: "" if pd.isna(r.size_ratio) else f"{r.size_ratio:.2f}x"),
+        ("accuracy change", lambda r: C.accuracy_text(r))]
+
+
+def conclusions_html(d: D.StudyData, conclusions: list) -> list[str]:
+    """The Conclusions section: the question, the sentences, the decision table."""
+    parts = ["<h2 id='conclusions'>Conclusions</h2>",
+             f"<p><i>{esc(C.QUESTION)}</i></p><ol class='findings'>"]
+    for c in conclusions:
+        dep = "depends on the engine" if c.engine_dependent else "engine-independent"
+        parts.append(f"<li>{esc(c.text)} <a href='#table-{c.table}'>({esc(TABLES[c.table])})"
+                     f"</a> <span class='muted'>[{dep}]</span></li>")
+    if not conclusions:
+        parts.append("<li>Not enough rows to answer yet.</li>")
+    parts.append("</ol>")
+    dt = C.decision_table(d)
+    parts.append("<p>Per model and sparsity band, the engine/format/values with the highest "
+                 "speedup over the fastest dense engine (reference method, smallest batch), "
+                 "its file against the dense fp32 file, and the accuracy change against each "
+                 "seed's dense model (mean ± std over seeds; task metrics for task-judged "
+                 "models).</p>")
+    parts.append(_table(dt, [(h, lambda r, f=f: esc(f(r))) for h, f in decision_columns(d)],
+                        "decision", TABLES["decision"], left=4))
+    return parts
+
+
+def build_html(d: D.StudyData, findings: list[Finding], title: str,
+               conclusions: list | None = None) -> tuple[str, int]:
     """The page and the number of figures in it."""
+    conclusions = C.compute(d) if conclusions is None else conclusions
     parts: list[str] = []
     nfig = 0
 
@@ -180,7 +219,8 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str
     parts.append(f"<p class='muted'>Database <code>{esc(d.db)}</code>; generated "
                  f"{esc(time.strftime('%Y-%m-%d %H:%M:%S %z'))}; {len(machines)} machine(s). "
                  "Every number below is computed from the stored rows.</p>")
-    lo = [m for m in d.models if d.latency_only(m)]
+    parts.extend(conclusions_html(d, conclusions))
+    lo = [m for m in d.models if d.latency_only(m) and m not in C.task_models(d)]
     if lo:
         parts.append("<p>Latency-only models (random weights, no dataset; accuracy is n/a "
                      "everywhere): " + ", ".join(f"<span class='lo'>{esc(m)}</span>" for m in lo)
@@ -431,9 +471,27 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str
     return page, nfig
 
 
-def build_markdown(d: D.StudyData, findings: list[Finding], title: str, html_name: str) -> str:
+def build_markdown(d: D.StudyData, findings: list[Finding], title: str, html_name: str,
+                   conclusions: list | None = None) -> str:
     lines = [f"# {title}", "", f"Database `{d.db}`; full report with figures: `{html_name}`.", ""]
-    lo = [m for m in d.models if d.latency_only(m)]
+    conclusions = C.compute(d) if conclusions is None else conclusions
+    lines += ["## Conclusions", "", f"*{C.QUESTION}*", ""]
+    for i, c in enumerate(conclusions, 1):
+        dep = "depends on the engine" if c.engine_dependent else "engine-independent"
+        lines.append(f"{i}. {c.text} ({TABLES[c.table]}; {dep})")
+    lines.append("")
+    dt = C.decision_table(d)
+    lines += [f"### {TABLES['decision']}", ""]
+    if dt.empty:
+        lines += ["(no rows)", ""]
+    else:
+        cols = decision_columns(d)
+        lines.append("| " + " | ".join(h for h, _ in cols) + " |")
+        lines.append("|" + "|".join("---" for _ in cols) + "|")
+        for _, r in dt.iterrows():
+            lines.append("| " + " | ".join(str(f(r)).replace("|", "/") for _, f in cols) + " |")
+        lines.append("")
+    lo = [m for m in d.models if d.latency_only(m) and m not in C.task_models(d)]
     if lo:
         lines += [f"Latency-only models (random weights; accuracy n/a): {', '.join(lo)}.", ""]
     lines += ["## Findings", ""]

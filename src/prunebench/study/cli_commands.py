@@ -150,11 +150,14 @@ def report_command(db: str = "runs/results.sqlite", output: str | None = None,
     target = Path(output) if output else dbp.with_name("report.html")
     paths = write_report(dbp, target)
     doc = {"database": str(dbp), "report": str(paths["html"]),
-           "markdown": str(paths["markdown"]), "findings": paths["findings"]}
+           "markdown": str(paths["markdown"]), "conclusions": paths["conclusions"],
+           "findings": paths["findings"]}
     if as_json:
         _emit(doc)
     else:
         print(f"report: {paths['html']} (summary {paths['markdown']})")
+        for c in paths["conclusions"]:
+            print(f"* {c}")
         for f in paths["findings"]:
             print(f"- {f}")
     return doc
