@@ -21,14 +21,18 @@ __all__ = ["write_report", "load", "compute", "StudyData", "Finding", "data", "f
            "conclusions"]
 
 
-def write_report(db: str | os.PathLike, output: str | os.PathLike) -> dict:
+def write_report(db: str | os.PathLike, output: str | os.PathLike,
+                 figures: str | os.PathLike | None = None) -> dict:
     """Write ``output`` (HTML) and the Markdown summary beside it (same stem, ``.md``); both
     open with the Conclusions (:mod:`~prunebench.report.conclusions`).
 
     Both are written to temporary files in the target folder and renamed into place only when
     complete, so a report is never partial. Returns ``{"html", "markdown", "findings",
-    "conclusions", "figures"}``. BadInputError for a missing database, one without study
-    rows, or an output that is a directory or in a folder that does not exist."""
+    "conclusions", "figures"}``, and ``"exported"`` (paths) when ``figures`` names a folder
+    to write every figure (PDF, SVG) and table (CSV, LaTeX) into (see :mod:`.export`).
+    BadInputError for a missing database, one without study rows, or an output that is a
+    directory or in a folder that does not exist."""
+    from .export import check_dir, export
     from .page import build_html, build_markdown
 
     out = Path(output)
@@ -38,6 +42,8 @@ def write_report(db: str | os.PathLike, output: str | os.PathLike) -> dict:
         raise BadInputError(f"--output: folder {str(out.parent)!r} does not exist")
     if not os.access(out.parent, os.W_OK):
         raise BadInputError(f"--output: folder {str(out.parent)!r} is not writable")
+    if figures is not None:
+        check_dir(figures)
     d = load(db)
     found = compute(d)
     concl = conclusions.compute(d)
@@ -47,8 +53,11 @@ def write_report(db: str | os.PathLike, output: str | os.PathLike) -> dict:
     md = build_markdown(d, found, title, out.name, concl)
     _atomic_write(md_path, md)
     _atomic_write(out, page)
-    return {"html": out, "markdown": md_path, "findings": [f.text for f in found],
-            "conclusions": [c.text for c in concl], "figures": nfig}
+    res = {"html": out, "markdown": md_path, "findings": [f.text for f in found],
+           "conclusions": [c.text for c in concl], "figures": nfig}
+    if figures is not None:
+        res["exported"] = export(d, figures)
+    return res
 
 
 def _studies(d: StudyData) -> list[str]:

@@ -53,6 +53,10 @@ CHECK_SCRIPT = """
 """
 
 
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in str(name))
+
+
 def esc(x) -> str:
     return html.escape(str(x), quote=True)
 
@@ -276,10 +280,21 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str,
         b64 = F.latency(d, model)
         if b64:
             parts.append(f"<h3>{model_label(d, model)}</h3>")
+        short = F.latency_best(d, model)
+        full_id = f"fig-latency-full-{_slug(model)}"
+        fig(short, f"latency (best per engine) {model}", "Speedup over the fastest dense "
+            "engine: each engine's best format (reference method); dashed: the fastest dense "
+            "engine. Every pair: the full figure below.")
+        if short:
+            parts.append(f"<p class='muted'><a href='#{full_id}'>Full figure: every engine/"
+                         "format pair</a></p>")
+        parts.append(f"<details id='{full_id}'><summary>Full figure ({esc(model)}): every "
+                     "engine/format pair</summary>" if b64 else "")
         fig(b64, f"latency {model}", "Median latency (top) and speedup (bottom); solid lines: "
             "the reference unstructured method, dashed: others; dotted horizontal lines: the "
             "unpruned model on each dense engine. A sparse format at 0% runs dense where the "
             "engine falls back (no zeros to skip).")
+        parts.append("</details>" if b64 else "")
     if len(lat):
         show = lat.sort_values(["model", "method_label", "sparsity", "batch", "pair"])
         parts.append(f"<details><summary>{esc(TABLES['latency'])} ({len(show)} rows)</summary>")
@@ -329,8 +344,19 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str,
     parts.append("<h2 id='size'>Model size vs sparsity</h2>")
     st = D.size_table(d)
     for model in dict.fromkeys(st.model) if len(st) else []:
-        fig(F.size(d, model), f"size {model}", f"{model}: compressed model file relative to "
+        full = F.size(d, model)
+        full_id = f"fig-size-full-{_slug(model)}"
+        short = F.size_best(d, model)
+        fig(short, f"size (smallest per values) {model}", f"{model}: the smallest format per "
+            "value encoding against the dense fp32 file (dashed).")
+        if short and full:
+            parts.append(f"<p class='muted'><a href='#{full_id}'>Full figure: every format"
+                         "</a></p>")
+        parts.append(f"<details id='{full_id}'><summary>Full figure ({esc(model)}): every "
+                     "format</summary>" if full else "")
+        fig(full, f"size {model}", f"{model}: compressed model file relative to "
             "the dense fp32 file; | marks the interpolated break-even of each fp32 format.")
+        parts.append("</details>" if full else "")
     sx = D.size_crossover_table(d)
     parts.append(_table(sx, [
         ("model", lambda r: model_label(d, r.model)), ("method", lambda r: esc(r.method_label)),
