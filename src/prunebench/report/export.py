@@ -95,7 +95,7 @@ def tables(d: D.StudyData) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
                     ("quant", D.quant_table(d)), ("profile", D.profile_table(d)),
                     ("failures", d.failed[[c for c in fail_cols if c in d.failed]]),
                     ("latency", lat[[c for c in lat_cols if c in lat]]),
-                    ("tasks", D.task_metrics_table(d))):
+                    ("tasks", D.task_metrics_table(d)), ("dead-units", D.dead_units_table(d))):
         df = _plain(df.reset_index(drop=True))
         out[key] = (df, df)
     return out

@@ -22,6 +22,7 @@ TABLES = {
     "failures": "Table 9: failed and skipped jobs",
     "latency": "Table 10: every latency row",
     "tasks": "Table 11: task metrics (models judged by a task, not by accuracy)",
+    "dead-units": "Table 12: dead units beside accuracy",
 }
 
 

@@ -252,6 +252,23 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str,
                               ("seeds", lambda r: str(int(r.n)))]
                         + [(fmt_pct(c), lambda r, c=c: r[c]) for c in sp_cols],
                         "accuracy", TABLES["accuracy"], left=2))
+    du = D.dead_units_table(d)
+    if len(du):
+        parts.append("<p>Dead units: output neurons/channels of the pruned layers left with no "
+                     "incoming weight (they pass only their bias on), and inputs no weight of "
+                     "the layer reads any more; summed over pruned layers, mean over seeds.</p>")
+        parts.append(_table(du, [
+            ("model", lambda r: esc(r.model)), ("method", lambda r: esc(r.method_label)),
+            ("sparsity", lambda r: fmt_pct(r.sparsity)),
+            ("accuracy", lambda r: "n/a" if pd.isna(r.acc_mean) else
+             f"{fmt_pct(r.acc_mean)} ± {100 * r.acc_std:.1f}"),
+            ("dead outputs", lambda r: f"{r.dead_out:.3g} of {r.outputs:,} "
+                                       f"({fmt_pct(r.dead_out / r.outputs)})"),
+            ("unread inputs", lambda r: f"{r.dead_in:.3g} of {r.inputs:,} "
+                                        f"({fmt_pct(r.dead_in / r.inputs)})"),
+            ("most disconnected layer", lambda r: f"{esc(r.worst_layer)}: {r.worst_dead_out} of "
+                                                  f"{r.worst_outputs}"),
+            ("seeds", lambda r: str(int(r.n)))], "dead-units", TABLES["dead-units"], left=3))
     accv = D.accuracy_by_values(d)
     if len(accv) and accv.value_encoding.nunique() > 1:
         parts.append("<details><summary>Accuracy per value encoding (model loaded back from its "
