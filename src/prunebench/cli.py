@@ -917,11 +917,14 @@ def merge(output: str = typer.Argument(..., help="database to write (a new file)
 def report(db: str = typer.Argument(DEFAULT_DB, help="results database"),
            output: Optional[str] = typer.Option(None, "-o", "--output",
                                                 help="HTML file (default: next to the DB)"),
+           figures: Optional[str] = typer.Option(
+               None, "--figures", help="folder: every figure as PDF + SVG, every table as "
+                                       "CSV + LaTeX (booktabs)"),
            as_json: bool = typer.Option(False, "--json", help="print a JSON summary")) -> None:
     """Write the report (one self-contained HTML file + a Markdown summary) from a database."""
     from .study.cli_commands import report_command
 
-    report_command(db, output=output, as_json=as_json)  # prints its own summary
+    report_command(db, output=output, as_json=as_json, figures=figures)  # prints its summary
 
 
 @app.command(name="plan")

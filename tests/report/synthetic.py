@@ -106,3 +106,54 @@ def make_db(path) -> None:
                "model": "mlp-4096", "method": "magnitude", "sparsity": 0.9, "seed": 0,
                "format": "csr", "engine": "broken", "batch": 1, "spec": {},
                "extra": {"method_label": "magnitude"}}, fp)
+
+
+# ------------------------------------------------------------------ conclusions (issue 16.5)
+# digits-lenet300 at batch 1, timed beside dense PyTorch (2 ms) and the fastest dense engine,
+# ONNX Runtime (1 ms): (native csr ms, scipy csr ms) per sparsity
+LENET_CSR_MS = {0.5: (1.6, 2.0), 0.8: (1.1, 1.0), 0.9: (0.8, 1.0), 0.95: (0.5, 1.0)}
+MINILM_METRICS = {0.0: {"lee_spearman": 0.5, "polarity_accuracy": 0.8, "n_lee_pairs": 1225},
+                  0.9: {"lee_spearman": 0.4, "polarity_accuracy": 0.7, "n_lee_pairs": 1225}}
+
+
+def _beside(row, torch_ms, fastest=None):
+    row["extra"]["reference"] = {"engine": "torch-dense", "model": "unpruned",
+                                 "p50_ms": torch_ms, "iqr_ms": 0.0, "runs": 5, "noisy": False}
+    if fastest:
+        row["extra"]["fastest_dense"] = {"engine": fastest[0], "model": "unpruned",
+                                         "p50_ms": fastest[1], "iqr_ms": 0.0, "runs": 5,
+                                         "noisy": False}
+    return row
+
+
+def add_conclusion_rows(path) -> None:
+    """Latency rows for digits-lenet300 (native and scipy CSR beside ONNX Runtime), MiniLM
+    (task metrics, OpenVINO CSR) and one fine-tune that did not converge (digits-lenet300,
+    magnitude 95%, seed 2), on top of :func:`make_db`."""
+    import sqlite3
+
+    fp = fingerprint()
+    with Store(path) as s:
+        add = lambda row: s.add(row, fp)  # noqa: E731
+        add(_beside(_latency_row("digits-lenet300", "dense", 0.0, "torch-dense", "dense", 1,
+                                 2.0), 2.0))
+        add(_beside(_latency_row("digits-lenet300", "dense", 0.0, "onnxruntime", "dense", 1,
+                                 1.0), 2.0))
+        for sp, (native, scipy) in LENET_CSR_MS.items():
+            for engine, ms in (("native", native), ("scipy", scipy)):
+                add(_beside(_latency_row("digits-lenet300", "magnitude", sp, engine, "csr", 1,
+                                         ms), 2.0, ("onnxruntime", 1.0)))
+        for sp, met in MINILM_METRICS.items():
+            row = _prune_row("minilm", "dense" if sp == 0 else "magnitude", sp, 0, None,
+                             latency_only=True)
+            row["extra"]["metrics"] = met
+            add(row)
+        add(_beside(_latency_row("minilm", "dense", 0.0, "torch-dense", "dense", 1, 20.0),
+                    20.0))
+        add(_beside(_latency_row("minilm", "magnitude", 0.9, "openvino", "csr", 1, 8.0), 20.0,
+                    ("onnxruntime", 12.0)))
+    c = sqlite3.connect(path)
+    c.execute("UPDATE results SET converged = 0 WHERE kind = 'prune' AND model = "
+              "'digits-lenet300' AND method = 'magnitude' AND sparsity = 0.95 AND seed = 2")
+    c.commit()
+    c.close()

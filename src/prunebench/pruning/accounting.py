@@ -171,6 +171,25 @@ def count_macs(model: nn.Module, example_input: Any,
     return MacCount(dense, nonzero)
 
 
+def dead_units(weight: torch.Tensor, gates: int = 1) -> dict[str, int]:
+    """Units a pruned weight disconnects.
+
+    ``dead_out`` of ``outputs``: output neurons / channels with no incoming weight left (the
+    row of every gate is zero: the unit only passes its bias on). ``dead_in`` of ``inputs``:
+    input features / channels with no outgoing weight left in this layer (the unit feeding it
+    is never read by it). A weight is ``[out (x gates), in, *kernel]``; a mask works as well.
+
+    >>> w = torch.tensor([[0., 1., 0.], [0., 0., 0.]])
+    >>> dead_units(w)
+    {'dead_out': 1, 'outputs': 2, 'dead_in': 2, 'inputs': 3}
+    """
+    alive = weight.detach() != 0
+    rows = alive.reshape(gates, alive.shape[0] // gates, -1).any(dim=2).any(dim=0)
+    cols = alive.transpose(0, 1).reshape(alive.shape[1], -1).any(dim=1)
+    return {"dead_out": int((~rows).sum()), "outputs": int(rows.numel()),
+            "dead_in": int((~cols).sum()), "inputs": int(cols.numel())}
+
+
 def sparsity_report(model: nn.Module, example_input: Any = None,
                     masks: dict[str, torch.Tensor] | None = None,
                     reference: nn.Module | None = None) -> dict:
@@ -189,10 +208,10 @@ def sparsity_report(model: nn.Module, example_input: Any = None,
     Returns
     -------
     ``{"layers": [{name, module, kind, shape, params, nonzero, sparsity, macs,
-    macs_nonzero}], "totals": {params, nonzero, sparsity, macs, macs_nonzero,
-    theoretical_speedup}}``. Layer rows cover prunable weights only; ``totals.params`` and
-    ``totals.nonzero`` count every parameter (biases and norms too), while MAC totals are sums
-    over the layer rows.
+    macs_nonzero, dead_out, outputs, dead_in, inputs}], "totals": {params, nonzero, sparsity,
+    macs, macs_nonzero, theoretical_speedup}}`` (dead units: :func:`dead_units`). Layer rows
+    cover prunable weights only; ``totals.params`` and ``totals.nonzero`` count every parameter
+    (biases and norms too), while MAC totals are sums over the layer rows.
     """
     dense_model = reference if reference is not None else model
     macs = macs_dense = None
@@ -211,6 +230,9 @@ def sparsity_report(model: nn.Module, example_input: Any = None,
             except AttributeError:  # the whole layer was removed
                 now = None
             nnz = _nnz(model, w.name, masks) if now is not None else 0
+            kept = (masks[w.name] if masks is not None and w.name in masks else now) \
+                if now is not None and now.dim() >= 2 else None
+            dead = dead_units(kept, w.gates) if kept is not None else {}
             layers.append({
                 "name": w.name, "module": module_name, "kind": w.kind,
                 "shape": list(now.shape) if now is not None else [0],
@@ -218,6 +240,7 @@ def sparsity_report(model: nn.Module, example_input: Any = None,
                 "sparsity": 1.0 - nnz / params if params else 0.0,
                 "macs": macs_dense.dense.get(w.name) if macs_dense else None,
                 "macs_nonzero": macs.nonzero.get(w.name, 0) if macs else None,
+                **dead,
             })
 
     total_params = sum(p.numel() for p in dense_model.parameters())

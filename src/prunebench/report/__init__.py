@@ -13,20 +13,26 @@ import tempfile
 from pathlib import Path
 
 from ..errors import BadInputError
-from . import data, findings
+from . import conclusions, data, findings
 from .data import StudyData, load
 from .findings import Finding, compute
 
-__all__ = ["write_report", "load", "compute", "StudyData", "Finding", "data", "findings"]
+__all__ = ["write_report", "load", "compute", "StudyData", "Finding", "data", "findings",
+           "conclusions"]
 
 
-def write_report(db: str | os.PathLike, output: str | os.PathLike) -> dict:
-    """Write ``output`` (HTML) and the Markdown summary beside it (same stem, ``.md``).
+def write_report(db: str | os.PathLike, output: str | os.PathLike,
+                 figures: str | os.PathLike | None = None) -> dict:
+    """Write ``output`` (HTML) and the Markdown summary beside it (same stem, ``.md``); both
+    open with the Conclusions (:mod:`~prunebench.report.conclusions`).
 
     Both are written to temporary files in the target folder and renamed into place only when
     complete, so a report is never partial. Returns ``{"html", "markdown", "findings",
-    "figures"}``. BadInputError for a missing database, one without study rows, or an output
-    that is a directory or in a folder that does not exist."""
+    "conclusions", "figures"}``, and ``"exported"`` (paths) when ``figures`` names a folder
+    to write every figure (PDF, SVG) and table (CSV, LaTeX) into (see :mod:`.export`).
+    BadInputError for a missing database, one without study rows, or an output that is a
+    directory or in a folder that does not exist."""
+    from .export import check_dir, export
     from .page import build_html, build_markdown
 
     out = Path(output)
@@ -36,16 +42,22 @@ def write_report(db: str | os.PathLike, output: str | os.PathLike) -> dict:
         raise BadInputError(f"--output: folder {str(out.parent)!r} does not exist")
     if not os.access(out.parent, os.W_OK):
         raise BadInputError(f"--output: folder {str(out.parent)!r} is not writable")
+    if figures is not None:
+        check_dir(figures)
     d = load(db)
     found = compute(d)
+    concl = conclusions.compute(d)
     title = "prunebench report: " + ", ".join(_studies(d)) if _studies(d) else "prunebench report"
-    page, nfig = build_html(d, found, title)
+    page, nfig = build_html(d, found, title, concl)
     md_path = out.with_suffix(".md")
-    md = build_markdown(d, found, title, out.name)
+    md = build_markdown(d, found, title, out.name, concl)
     _atomic_write(md_path, md)
     _atomic_write(out, page)
-    return {"html": out, "markdown": md_path, "findings": [f.text for f in found],
-            "figures": nfig}
+    res = {"html": out, "markdown": md_path, "findings": [f.text for f in found],
+           "conclusions": [c.text for c in concl], "figures": nfig}
+    if figures is not None:
+        res["exported"] = export(d, figures)
+    return res
 
 
 def _studies(d: StudyData) -> list[str]:

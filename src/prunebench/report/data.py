@@ -677,3 +677,40 @@ def theoretical_speedup(d: StudyData, model: str, label: str, sparsity: float) -
     vals = [t.get("theoretical_speedup") for t in p.totals if isinstance(t, dict)]
     vals = [v for v in vals if v]
     return float(np.mean(vals)) if vals else None
+
+
+@_cached
+def dead_units_table(d: StudyData) -> pd.DataFrame:
+    """Per model, method and sparsity: units the pruned layers disconnect (``dead_out``:
+    outputs with no incoming weight; ``dead_in``: inputs with no outgoing weight, see
+    :func:`prunebench.pruning.accounting.dead_units`), summed over pruned layers and averaged
+    over seeds, beside the accuracy; ``worst_layer`` is the layer with the largest share of dead
+    outputs (first seed). Rows of older databases without the counts are left out."""
+    cols = ["model", "method_label", "sparsity", "dead_out", "outputs", "dead_in", "inputs",
+            "worst_layer", "worst_dead_out", "worst_outputs", "acc_mean", "acc_std", "n"]
+    p = d.prune[d.prune.method_label != "dense"] if len(d.prune) else d.prune
+    rows = []
+    for (model, label, s), g in (p.groupby(["model", "method_label", "sparsity"], sort=False)
+                                 if len(p) else []):
+        per_seed, worst = [], None
+        for _, r in g.sort_values("seed").iterrows():
+            lays = [lay for lay in (r.layers or []) if lay.get("pruned", True)
+                    and lay.get("outputs") is not None]
+            if not lays:
+                continue
+            per_seed.append([sum(lay[k] for lay in lays)
+                             for k in ("dead_out", "outputs", "dead_in", "inputs")])
+            if worst is None:
+                worst = max(lays, key=lambda lay: lay["dead_out"] / lay["outputs"])
+        if not per_seed:
+            continue
+        m = np.mean(per_seed, axis=0)
+        acc = g.accuracy.astype(float)
+        rows.append({"model": model, "method_label": label, "sparsity": float(s),
+                     "dead_out": float(m[0]), "outputs": int(m[1]), "dead_in": float(m[2]),
+                     "inputs": int(m[3]), "worst_layer": worst["name"],
+                     "worst_dead_out": int(worst["dead_out"]),
+                     "worst_outputs": int(worst["outputs"]),
+                     "acc_mean": acc.mean(), "acc_std": _std(acc), "n": len(per_seed)})
+    return (pd.DataFrame(rows, columns=cols).sort_values(["model", "sparsity", "method_label"])
+            .reset_index(drop=True))

@@ -25,7 +25,9 @@ def _plt():
     return plt
 
 
-def _png(fig) -> str:
+def _png(fig) -> str | None:
+    if fig is None:
+        return None
     plt = _plt()
     buf = io.BytesIO()
     # no bbox_inches="tight": it lays every figure out twice (half of the report's time);
@@ -64,7 +66,7 @@ def _lw(key) -> float:
     return 2.2 if _is_auto(key) else 1.0
 
 
-def accuracy(d: D.StudyData) -> str | None:
+def accuracy_fig(d: D.StudyData):
     """Accuracy vs sparsity per method (mean ± std over seeds), after fine-tuning (solid) and
     before (dashed), with the matched dense control and the int8 control as markers."""
     acc = D.accuracy_table(d)
@@ -78,12 +80,15 @@ def accuracy(d: D.StudyData) -> str | None:
     q = D.quant_table(d)
     for ax, model in zip(axes, models):
         a = acc[acc.model == model]
+        names = []
         for label, g in a.groupby("method_label"):
             g = g.sort_values("sparsity")
             ax.errorbar(100 * g.sparsity, 100 * g.acc_mean, yerr=100 * g.acc_std, marker="o",
-                        ms=3, lw=1.2, capsize=2, color=col[label], label=label)
+                        ms=3, lw=1.2, capsize=2, color=col[label])
             ax.plot(100 * g.sparsity, 100 * g.before_mean, ls="--", lw=0.8, color=col[label],
                     alpha=0.7)
+            names.append((100 * float(g.sparsity.iloc[-1]), 100 * float(g.acc_mean.iloc[-1]),
+                          label, col[label]))
         for _, r in ctl[ctl.model == model].iterrows():
             ax.errorbar([100 * r.sparsity], [100 * r.control_mean], yerr=[100 * r.control_std],
                         marker="*", ms=9, color="black", ls="none",
@@ -95,14 +100,16 @@ def accuracy(d: D.StudyData) -> str | None:
         ax.set_xlabel("sparsity (%)")
         ax.set_ylabel("top-1 accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower left")
+        _direct_labels(ax, names)
+        if ax.get_legend_handles_labels()[0]:   # the controls' markers
+            ax.legend(loc="lower left")
     fig.suptitle("Accuracy vs sparsity: solid = after fine-tuning (mean ± std), dashed = "
                  "before fine-tuning")
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.86, wspace=0.3, hspace=0.45)
-    return _png(fig)
+    return fig
 
 
-def latency(d: D.StudyData, model: str) -> str | None:
+def latency_fig(d: D.StudyData, model: str):
     """Per batch size (columns): median latency and speedup over dense PyTorch vs sparsity for
     the reference unstructured method, then one row of speedups per other timed method (e.g.
     block pruning), one line per engine/format pair; dotted horizontal lines are the unpruned
@@ -161,10 +168,10 @@ def latency(d: D.StudyData, model: str) -> str | None:
     fig.suptitle(f"{model}{only}")
     fig.subplots_adjust(left=0.08, right=right - 0.02, bottom=0.06, top=1 - 0.35 / nrows,
                         wspace=0.35, hspace=0.55)
-    return _png(fig)
+    return fig
 
 
-def size(d: D.StudyData, model: str) -> str | None:
+def size_fig(d: D.StudyData, model: str):
     """File size relative to the dense fp32 file vs sparsity, per format (solid fp32, dashed
     fp16, dotted int8), for the reference method; break-even points marked."""
     s = D.size_table(d)
@@ -201,10 +208,10 @@ def size(d: D.StudyData, model: str) -> str | None:
                  fontsize=8)
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    return _png(fig)
+    return fig
 
 
-def pareto(d: D.StudyData, model: str) -> str | None:
+def pareto_fig(d: D.StudyData, model: str):
     """Accuracy vs batch-1 latency and vs file size; the Pareto front in red."""
     plt = _plt()
     pts_l = D.pareto_points(d, model, "latency")
@@ -232,10 +239,10 @@ def pareto(d: D.StudyData, model: str) -> str | None:
         ax.legend(loc="lower right")
     fig.suptitle(f"{model}: accuracy vs latency and vs size (up and left is better)")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.88, wspace=0.25)
-    return _png(fig)
+    return fig
 
 
-def sparsity_bars(d: D.StudyData, model: str, sparsity: float) -> str | None:
+def sparsity_bars_fig(d: D.StudyData, model: str, sparsity: float):
     """Per-layer sparsity of each method at ``sparsity`` (first seed)."""
     p = d.prune[(d.prune.model == model) & np.isclose(d.prune.sparsity.astype(float), sparsity)]
     if p.empty:
@@ -261,10 +268,10 @@ def sparsity_bars(d: D.StudyData, model: str, sparsity: float) -> str | None:
     ax.set_title(f"{model}: per-layer sparsity at {100 * sparsity:.0f}% requested")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.grid(alpha=0.3, axis="y")
-    return _png(fig)
+    return fig
 
 
-def masks(d: D.StudyData, model: str, sparsity: float) -> str | None:
+def masks_fig(d: D.StudyData, model: str, sparsity: float):
     """Nonzero density of each pruned layer (white = all pruned), one row per method (the
     eight largest layers of models with more)."""
     rows = [(label, m) for (mod, label, s), m in d.masks.items()
@@ -300,10 +307,10 @@ def masks(d: D.StudyData, model: str, sparsity: float) -> str | None:
                  f"(rows x fan-in, downsampled; black = dense)", fontsize=8)
     fig.subplots_adjust(left=0.12, right=0.98, bottom=0.03, top=0.8, wspace=0.15,
                         hspace=0.5)
-    return _png(fig)
+    return fig
 
 
-def profile(d: D.StudyData, model: str) -> str | None:
+def profile_fig(d: D.StudyData, model: str):
     """Per-layer time of the profiled pruned model on each engine/format (stacked bars)."""
     p = D.profile_table(d)
     p = p[p.model == model] if len(p) else p
@@ -335,4 +342,185 @@ def profile(d: D.StudyData, model: str) -> str | None:
     ax.set_title(f"{model}: time per layer at {100 * r.sparsity:.0f}% {r.method_label}, "
                  f"batch {int(r.batch)}")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=6)
-    return _png(fig)
+    return fig
+
+
+# ------------------------------------------------------------------------------ short figures
+# A thesis figure holds a few lines with their names beside them: the best pair of each engine
+# (or the smallest format per value encoding) and the reference; the full figures keep the rest.
+
+#: a y range up to this max/min ratio is drawn on a linear axis (from 0), a wider one on log
+LINEAR_UP_TO = 10.0
+
+
+def axis_scale(values) -> str:
+    """"linear" when the positive ``values`` span at most :data:`LINEAR_UP_TO`x, else "log"."""
+    v = [float(x) for x in values if x is not None and np.isfinite(x) and x > 0]
+    return "linear" if not v or max(v) / min(v) <= LINEAR_UP_TO else "log"
+
+
+def _set_scale(ax, values) -> None:
+    if axis_scale(values) == "log":
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(0, 1.12 * max(float(x) for x in values))
+
+
+def _direct_labels(ax, items: list[tuple[float, float, str, object]], gap: float = 0.07) -> None:
+    """Write each (x, y, text, colour) at the right of its line's last point, pushed apart
+    vertically (in axes fractions) so that no two overlap; call after the y scale is set."""
+    from matplotlib.transforms import blended_transform_factory
+
+    if not items:
+        return
+    lo, hi = ax.get_ylim()
+    log = ax.get_yscale() == "log"
+    frac = [((math.log(y) - math.log(lo)) / (math.log(hi) - math.log(lo)) if log else
+             (y - lo) / (hi - lo)) for _, y, _, _ in items]
+    order = sorted(range(len(items)), key=lambda i: frac[i])
+    placed: list[float] = []
+    for i in order:
+        f = frac[i] if not placed else max(frac[i], placed[-1] + gap)
+        placed.append(f)
+    top = placed[-1]
+    if top > 0.97:  # shift the stack down when it runs out of the axes
+        placed = [p - (top - 0.97) for p in placed]
+    xmax = max(x for x, _, _, _ in items)
+    x0, x1 = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if x0 <= t <= max(x1, xmax)]
+    ax.set_xlim(x0, max(x1, xmax + 0.5 * (xmax - x0)))
+    ax.set_xticks(ticks)   # no ticks over the labels' room (sparsity above 100%)
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    for i, f in zip(order, placed):
+        x, y, text, color = items[i]
+        ax.annotate(text, xy=(x, y), xytext=(x + 0.03 * (xmax - x0), f), textcoords=trans,
+                    fontsize=6.5, color=color, va="center",
+                    arrowprops={"arrowstyle": "-", "color": color, "lw": 0.4})
+
+
+def latency_best_fig(d: D.StudyData, model: str):
+    """Speedup over the fastest dense engine vs sparsity (reference method), one line per
+    engine (its best format, by peak speedup), per batch; the dashed line at 1 is the fastest
+    dense engine itself. The full figure (:func:`latency_fig`) has every pair."""
+    lat = D.latency_table(d)
+    lat = lat[lat.model == model] if len(lat) else lat
+    if lat.empty:
+        return None
+    lat = lat[(lat.threads == lat.threads.min()) & lat.speedup_best.notna()]
+    ref = D.reference_method([m for m in lat.method_label.unique() if m != "dense"])
+    g = lat[(lat.method_label == ref) & lat.format_used & (lat.format != "dense")]
+    if ref is None or g.empty:
+        return None
+    batches = sorted(g.batch.unique())
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(batches), figsize=(4.6 * len(batches) + 0.4, 3.2),
+                             squeeze=False)
+    col = _colors(sorted(g.pair.unique()))
+    for ax, b in zip(axes[0], batches):
+        h = g[g.batch == b]
+        peak = h.groupby("pair").speedup_best.max()
+        per_engine: dict[str, str] = {}
+        for pair, v in peak.items():
+            e = pair.split(" / ")[0]
+            if e not in per_engine or v > peak[per_engine[e]]:
+                per_engine[e] = pair
+        ys, labels = [1.0], []
+        for e, pair in sorted(per_engine.items()):
+            c = h[h.pair == pair].sort_values("sparsity")
+            ax.plot(100 * c.sparsity, c.speedup_best, marker="o", ms=3, lw=1.4, color=col[pair])
+            ys += list(c.speedup_best)
+            labels.append((100 * float(c.sparsity.iloc[-1]), float(c.speedup_best.iloc[-1]),
+                           pair, col[pair]))
+        dense = h.best_dense.mode().iloc[0]
+        ax.axhline(1.0, color="black", lw=0.9, ls="--")
+        _set_scale(ax, ys)
+        labels.append((100 * float(h.sparsity.max()), 1.0, f"dense: {dense}", "black"))
+        _direct_labels(ax, labels)
+        ax.set_title(f"batch {b}", fontsize=8)
+        ax.set_xlabel("sparsity (%)")
+        ax.set_ylabel("speedup over the fastest dense engine (x)")
+        ax.grid(alpha=0.3, which="both")
+    only = " (latency-only: random weights)" if d.latency_only(model) else ""
+    fig.suptitle(f"{model}{only}: best format per engine, {ref} pruning", fontsize=9)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.84, wspace=0.3)
+    return fig
+
+
+def size_best_fig(d: D.StudyData, model: str):
+    """File size / dense fp32 file vs sparsity (reference method): per value encoding the
+    format that is smallest at the highest sparsity, and the dense fp32 file (1). The full
+    figure (:func:`size_fig`) has every format."""
+    s = D.size_table(d)
+    s = s[s.model == model] if len(s) else s
+    if s.empty:
+        return None
+    ref = D.reference_method(s.method_label.unique())
+    g = s[(s.method_label == ref) & (s.format != "dense") & s.ratio.notna()]
+    if ref is None or g.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 3.2))
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.15, top=0.88)
+    top = g[g.sparsity == g.sparsity.max()]
+    chosen = [top[top.value_encoding == v].sort_values("ratio").iloc[0]
+              for v in sorted(top.value_encoding.unique())]
+    col = _colors([f"{r.format} {r.value_encoding}" for r in chosen])
+    ys, labels = [1.0], []
+    for r in chosen:
+        c = g[(g.format == r.format) & (g.value_encoding == r.value_encoding)].sort_values(
+            "sparsity")
+        key = f"{r.format} {r.value_encoding}"
+        ax.plot(100 * c.sparsity, c.ratio, marker="o", ms=3, lw=1.4, color=col[key])
+        ys += list(c.ratio)
+        labels.append((100 * float(c.sparsity.iloc[-1]), float(c.ratio.iloc[-1]), key,
+                       col[key]))
+    ax.axhline(1.0, color="black", lw=0.9, ls="--")
+    _set_scale(ax, ys)
+    labels.append((100 * float(g.sparsity.max()), 1.0, "dense fp32", "black"))
+    _direct_labels(ax, labels)
+    ax.set_xlabel("sparsity (%)")
+    ax.set_ylabel("file bytes / dense fp32 file")
+    ax.set_title(f"{model}: smallest format per value encoding ({ref} pruning)", fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+# ------------------------------------------------------------------------------ PNG for the page
+
+
+def accuracy(d: D.StudyData) -> str | None:
+    return _png(accuracy_fig(d))
+
+
+def latency(d: D.StudyData, model: str) -> str | None:
+    """The full latency figure (every engine/format pair); :func:`latency_best` is the short
+    one."""
+    return _png(latency_fig(d, model))
+
+
+def latency_best(d: D.StudyData, model: str) -> str | None:
+    return _png(latency_best_fig(d, model))
+
+
+def size(d: D.StudyData, model: str) -> str | None:
+    return _png(size_fig(d, model))
+
+
+def size_best(d: D.StudyData, model: str) -> str | None:
+    return _png(size_best_fig(d, model))
+
+
+def pareto(d: D.StudyData, model: str) -> str | None:
+    return _png(pareto_fig(d, model))
+
+
+def sparsity_bars(d: D.StudyData, model: str, sparsity: float) -> str | None:
+    return _png(sparsity_bars_fig(d, model, sparsity))
+
+
+def masks(d: D.StudyData, model: str, sparsity: float) -> str | None:
+    return _png(masks_fig(d, model, sparsity))
+
+
+def profile(d: D.StudyData, model: str) -> str | None:
+    return _png(profile_fig(d, model))

@@ -10,6 +10,7 @@ import pandas as pd
 from . import data as D
 
 TABLES = {
+    "decision": "Decision table: best storage per model and sparsity band",
     "accuracy": "Table 1: accuracy vs sparsity",
     "dense": "Table 2: dense engines",
     "crossover": "Table 3: latency crossover",
@@ -21,6 +22,7 @@ TABLES = {
     "failures": "Table 9: failed and skipped jobs",
     "latency": "Table 10: every latency row",
     "tasks": "Table 11: task metrics (models judged by a task, not by accuracy)",
+    "dead-units": "Table 12: dead units beside accuracy",
 }
 
 

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from . import conclusions as C
 from . import data as D
 from . import figures as F
 from .findings import TABLES, Finding
@@ -50,6 +51,10 @@ CHECK_SCRIPT = """
 })();
 </script>
 """
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in str(name))
 
 
 def esc(x) -> str:
@@ -105,6 +110,8 @@ def _img(b64: str | None, alt: str, caption: str) -> str:
 
 
 def model_label(d: D.StudyData, model: str) -> str:
+    if model in C.task_models(d):
+        return f"{esc(model)} <span class='lo'>(pretrained: judged by task metrics)</span>"
     if d.latency_only(model):
         return f"{esc(model)} <span class='lo'>(latency-only: random weights, accuracy n/a)</span>"
     return esc(model)
@@ -164,8 +171,44 @@ def _skips_grouped(skipped: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str, int]:
+def decision_columns(d: D.StudyData) -> list[tuple[str, Callable]]:
+    """The decision table's columns (plain text; the HTML escapes them)."""
+    return [
+        ("model", lambda r: r.model), ("sparsity band", lambda r: r.band),
+        ("best at", lambda r: fmt_pct(r.sparsity)),
+        ("engine / format / values", lambda r: f"{r.engine} / {r.format} / {r['values']}"),
+        ("speedup vs fastest dense", lambda r: f"{r.speedup_best:.2f}x {r.best_dense}"
+         + ("" if r.beats else " (keep dense)")),
+        ("file vs dense", lambda r: "" if pd.isna(r.size_ratio) else f"{r.size_ratio:.2f}x"),
+        ("accuracy change", lambda r: C.accuracy_text(r))]
+
+
+def conclusions_html(d: D.StudyData, conclusions: list) -> list[str]:
+    """The Conclusions section: the question, the sentences, the decision table."""
+    parts = ["<h2 id='conclusions'>Conclusions</h2>",
+             f"<p><i>{esc(C.QUESTION)}</i></p><ol class='findings'>"]
+    for c in conclusions:
+        dep = "depends on the engine" if c.engine_dependent else "engine-independent"
+        parts.append(f"<li>{esc(c.text)} <a href='#table-{c.table}'>({esc(TABLES[c.table])})"
+                     f"</a> <span class='muted'>[{dep}]</span></li>")
+    if not conclusions:
+        parts.append("<li>Not enough rows to answer yet.</li>")
+    parts.append("</ol>")
+    dt = C.decision_table(d)
+    parts.append("<p>Per model and sparsity band, the engine/format/values with the highest "
+                 "speedup over the fastest dense engine (reference method, smallest batch), "
+                 "its file against the dense fp32 file, and the accuracy change against each "
+                 "seed's dense model (mean ± std over seeds; task metrics for task-judged "
+                 "models).</p>")
+    parts.append(_table(dt, [(h, lambda r, f=f: esc(f(r))) for h, f in decision_columns(d)],
+                        "decision", TABLES["decision"], left=4))
+    return parts
+
+
+def build_html(d: D.StudyData, findings: list[Finding], title: str,
+               conclusions: list | None = None) -> tuple[str, int]:
     """The page and the number of figures in it."""
+    conclusions = C.compute(d) if conclusions is None else conclusions
     parts: list[str] = []
     nfig = 0
 
@@ -180,7 +223,8 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str
     parts.append(f"<p class='muted'>Database <code>{esc(d.db)}</code>; generated "
                  f"{esc(time.strftime('%Y-%m-%d %H:%M:%S %z'))}; {len(machines)} machine(s). "
                  "Every number below is computed from the stored rows.</p>")
-    lo = [m for m in d.models if d.latency_only(m)]
+    parts.extend(conclusions_html(d, conclusions))
+    lo = [m for m in d.models if d.latency_only(m) and m not in C.task_models(d)]
     if lo:
         parts.append("<p>Latency-only models (random weights, no dataset; accuracy is n/a "
                      "everywhere): " + ", ".join(f"<span class='lo'>{esc(m)}</span>" for m in lo)
@@ -208,6 +252,23 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str
                               ("seeds", lambda r: str(int(r.n)))]
                         + [(fmt_pct(c), lambda r, c=c: r[c]) for c in sp_cols],
                         "accuracy", TABLES["accuracy"], left=2))
+    du = D.dead_units_table(d)
+    if len(du):
+        parts.append("<p>Dead units: output neurons/channels of the pruned layers left with no "
+                     "incoming weight (they pass only their bias on), and inputs no weight of "
+                     "the layer reads any more; summed over pruned layers, mean over seeds.</p>")
+        parts.append(_table(du, [
+            ("model", lambda r: esc(r.model)), ("method", lambda r: esc(r.method_label)),
+            ("sparsity", lambda r: fmt_pct(r.sparsity)),
+            ("accuracy", lambda r: "n/a" if pd.isna(r.acc_mean) else
+             f"{fmt_pct(r.acc_mean)} ± {100 * r.acc_std:.1f}"),
+            ("dead outputs", lambda r: f"{r.dead_out:.3g} of {r.outputs:,} "
+                                       f"({fmt_pct(r.dead_out / r.outputs)})"),
+            ("unread inputs", lambda r: f"{r.dead_in:.3g} of {r.inputs:,} "
+                                        f"({fmt_pct(r.dead_in / r.inputs)})"),
+            ("most disconnected layer", lambda r: f"{esc(r.worst_layer)}: {r.worst_dead_out} of "
+                                                  f"{r.worst_outputs}"),
+            ("seeds", lambda r: str(int(r.n)))], "dead-units", TABLES["dead-units"], left=3))
     accv = D.accuracy_by_values(d)
     if len(accv) and accv.value_encoding.nunique() > 1:
         parts.append("<details><summary>Accuracy per value encoding (model loaded back from its "
@@ -236,10 +297,21 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str
         b64 = F.latency(d, model)
         if b64:
             parts.append(f"<h3>{model_label(d, model)}</h3>")
+        short = F.latency_best(d, model)
+        full_id = f"fig-latency-full-{_slug(model)}"
+        fig(short, f"latency (best per engine) {model}", "Speedup over the fastest dense "
+            "engine: each engine's best format (reference method); dashed: the fastest dense "
+            "engine. Every pair: the full figure below.")
+        if short:
+            parts.append(f"<p class='muted'><a href='#{full_id}'>Full figure: every engine/"
+                         "format pair</a></p>")
+        parts.append(f"<details id='{full_id}'><summary>Full figure ({esc(model)}): every "
+                     "engine/format pair</summary>" if b64 else "")
         fig(b64, f"latency {model}", "Median latency (top) and speedup (bottom); solid lines: "
             "the reference unstructured method, dashed: others; dotted horizontal lines: the "
             "unpruned model on each dense engine. A sparse format at 0% runs dense where the "
             "engine falls back (no zeros to skip).")
+        parts.append("</details>" if b64 else "")
     if len(lat):
         show = lat.sort_values(["model", "method_label", "sparsity", "batch", "pair"])
         parts.append(f"<details><summary>{esc(TABLES['latency'])} ({len(show)} rows)</summary>")
@@ -289,8 +361,19 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str
     parts.append("<h2 id='size'>Model size vs sparsity</h2>")
     st = D.size_table(d)
     for model in dict.fromkeys(st.model) if len(st) else []:
-        fig(F.size(d, model), f"size {model}", f"{model}: compressed model file relative to "
+        full = F.size(d, model)
+        full_id = f"fig-size-full-{_slug(model)}"
+        short = F.size_best(d, model)
+        fig(short, f"size (smallest per values) {model}", f"{model}: the smallest format per "
+            "value encoding against the dense fp32 file (dashed).")
+        if short and full:
+            parts.append(f"<p class='muted'><a href='#{full_id}'>Full figure: every format"
+                         "</a></p>")
+        parts.append(f"<details id='{full_id}'><summary>Full figure ({esc(model)}): every "
+                     "format</summary>" if full else "")
+        fig(full, f"size {model}", f"{model}: compressed model file relative to "
             "the dense fp32 file; | marks the interpolated break-even of each fp32 format.")
+        parts.append("</details>" if full else "")
     sx = D.size_crossover_table(d)
     parts.append(_table(sx, [
         ("model", lambda r: model_label(d, r.model)), ("method", lambda r: esc(r.method_label)),
@@ -431,9 +514,27 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str) -> tuple[str
     return page, nfig
 
 
-def build_markdown(d: D.StudyData, findings: list[Finding], title: str, html_name: str) -> str:
+def build_markdown(d: D.StudyData, findings: list[Finding], title: str, html_name: str,
+                   conclusions: list | None = None) -> str:
     lines = [f"# {title}", "", f"Database `{d.db}`; full report with figures: `{html_name}`.", ""]
-    lo = [m for m in d.models if d.latency_only(m)]
+    conclusions = C.compute(d) if conclusions is None else conclusions
+    lines += ["## Conclusions", "", f"*{C.QUESTION}*", ""]
+    for i, c in enumerate(conclusions, 1):
+        dep = "depends on the engine" if c.engine_dependent else "engine-independent"
+        lines.append(f"{i}. {c.text} ({TABLES[c.table]}; {dep})")
+    lines.append("")
+    dt = C.decision_table(d)
+    lines += [f"### {TABLES['decision']}", ""]
+    if dt.empty:
+        lines += ["(no rows)", ""]
+    else:
+        cols = decision_columns(d)
+        lines.append("| " + " | ".join(h for h, _ in cols) + " |")
+        lines.append("|" + "|".join("---" for _ in cols) + "|")
+        for _, r in dt.iterrows():
+            lines.append("| " + " | ".join(str(f(r)).replace("|", "/") for _, f in cols) + " |")
+        lines.append("")
+    lo = [m for m in d.models if d.latency_only(m) and m not in C.task_models(d)]
     if lo:
         lines += [f"Latency-only models (random weights; accuracy n/a): {', '.join(lo)}.", ""]
     lines += ["## Findings", ""]

@@ -138,23 +138,33 @@ def dry_run_summary(spec, out: Path) -> dict:
 
 
 def report_command(db: str = "runs/results.sqlite", output: str | None = None,
-                   as_json: bool = False) -> dict:
-    """``prunebench report [DB] [-o FILE.html] [--json]``: write the HTML report (and a
-    Markdown summary beside it, same name with .md) from a results database. The default
-    output is ``report.html`` next to the database."""
+                   as_json: bool = False, figures: str | None = None) -> dict:
+    """``prunebench report [DB] [-o FILE.html] [--figures DIR] [--json]``: write the HTML
+    report (and a Markdown summary beside it, same name with .md) from a results database.
+    The default output is ``report.html`` next to the database. ``--figures DIR`` also writes
+    every figure as PDF and SVG and every table as CSV and LaTeX into DIR."""
     from ..report import write_report
 
     dbp = Path(db)
     if not dbp.exists():
         raise BadInputError(f"database: {db!r} does not exist")
     target = Path(output) if output else dbp.with_name("report.html")
-    paths = write_report(dbp, target)
+    paths = write_report(dbp, target, figures=figures)
     doc = {"database": str(dbp), "report": str(paths["html"]),
-           "markdown": str(paths["markdown"]), "findings": paths["findings"]}
+           "markdown": str(paths["markdown"]), "conclusions": paths["conclusions"],
+           "findings": paths["findings"]}
+    if "exported" in paths:
+        doc["exported"] = {k: [str(p) for p in v] for k, v in paths["exported"].items()}
     if as_json:
         _emit(doc)
     else:
         print(f"report: {paths['html']} (summary {paths['markdown']})")
+        if "exported" in paths:
+            ex = paths["exported"]
+            print(f"figures: {len(ex['figures']) // 2} (PDF + SVG), tables: "
+                  f"{len(ex['tables']) // 2} (CSV + LaTeX) in {figures}")
+        for c in paths["conclusions"]:
+            print(f"* {c}")
         for f in paths["findings"]:
             print(f"- {f}")
     return doc
