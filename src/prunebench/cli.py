@@ -761,6 +761,10 @@ def pack(model: str = typer.Argument(..., help="zoo model name"),
     loaded, _ = load_model(output)
     # what the file gives back, measured against the pruned model in memory
     before, after = result.model.state_dict(), loaded.state_dict()
+    if getattr(loaded, "prunebench_graph", False):  # a user model's graph file: no state dict
+        from .runtime.graphfile import graph_weights
+
+        before, after = graph_weights(result.model, loaded)
     bit_identical = all(before[k].dtype == after[k].dtype and before[k].shape == after[k].shape
                         and torch.equal(before[k].view(-1).view(torch.uint8),
                                         after[k].view(-1).view(torch.uint8)) for k in before)
@@ -1017,6 +1021,9 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.formatwarning = _one_line_warning
     try:
+        from .usermodel import rewrite_argv   # --model module:factory, .onnx / graph files
+
+        argv = rewrite_argv(sys.argv[1:] if argv is None else argv)
         rv = app(args=argv, prog_name="prunebench", standalone_mode=False)
         # typer >= 0.2x turns Ctrl-C into Exit(130) itself and, outside standalone mode,
         # *returns* 130 instead of raising: without this the interrupted command exited 0
