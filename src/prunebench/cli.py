@@ -761,17 +761,18 @@ def pack(model: str = typer.Argument(..., help="zoo model name"),
     loaded, _ = load_model(output)
     # what the file gives back, measured against the pruned model in memory
     before, after = result.model.state_dict(), loaded.state_dict()
-    if getattr(loaded, "prunebench_graph", False):  # a user model's graph file: no state dict
+    reference = result.model
+    if getattr(loaded, "prunebench_graph", False):  # a user model's graph file: its initializers
         from .runtime.graphfile import graph_weights
 
-        before, after = graph_weights(result.model, loaded)
+        before, after, reference = graph_weights(result.model, loaded)
     bit_identical = all(before[k].dtype == after[k].dtype and before[k].shape == after[k].shape
                         and torch.equal(before[k].view(-1).view(torch.uint8),
                                         after[k].view(-1).view(torch.uint8)) for k in before)
     weight_error = max(float((before[k].double() - after[k].double()).abs().max())
                        if before[k].numel() else 0.0 for k in before)
     x = data.x_test if data is not None else zoo.get_spec(model).example_input(4, seed)
-    output_error = float((predict(result.model, x) - predict(loaded, x)).abs().max())
+    output_error = float((predict(reference, x) - predict(loaded, x)).abs().max())
     lossless = values == "fp32" and all(p["lossless"] for p in plan.values())
     # lossless layouts may turn -0.0 into 0.0, so the check is on values, not bit patterns
     if lossless and not (weight_error == 0 and output_error == 0):

@@ -392,9 +392,10 @@ def load_onnx_file(path: str, input_shape=None) -> GraphModel:
     return GraphModel(proto.SerializeToString(), input_shape, dtype, name=os.path.basename(path))
 
 
-def graph_weights(model: nn.Module, graph: GraphModel) -> tuple[dict, dict]:
-    """({initializer: tensor} of ``model`` exported as the graph was, the same of ``graph``):
-    what ``pack`` compares to tell whether a graph file gave the weights back."""
+def graph_weights(model: nn.Module, graph: GraphModel) -> tuple[dict, dict, GraphModel]:
+    """({initializer: tensor} of ``model`` exported as the graph was, the same of ``graph``,
+    ``model``'s own graph on ONNX Runtime): what ``pack`` compares to tell whether a graph
+    file gave the weights and the outputs back (PyTorch and ONNX Runtime round differently)."""
     import onnx
     from onnx import numpy_helper
 
@@ -404,5 +405,6 @@ def graph_weights(model: nn.Module, graph: GraphModel) -> tuple[dict, dict]:
         return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy())
                 for t in onnx.load_from_string(data).graph.initializer}
 
-    x = graph.example_input(1)
-    return inits(export_onnx(model.eval(), x)), inits(graph.onnx_bytes)
+    data = export_onnx(model.eval(), graph.example_input(1))
+    return (inits(data), inits(graph.onnx_bytes),
+            GraphModel(data, graph.input_shape, graph.input_dtype, name=graph.name))
