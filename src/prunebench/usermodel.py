@@ -199,8 +199,10 @@ def register(rec: dict, check: bool = True) -> str:
         dataset = f"npz:{rec['data']}"
         if dataset not in DATASETS:
             x_te, y_te = _tensor(arrays["x_test"]), _tensor(arrays["y_test"])
-            x_tr = _tensor(arrays["x_train"]) if "x_train" in arrays else x_te[:0]
-            y_tr = _tensor(arrays["y_train"]) if "y_train" in arrays else y_te[:0]
+            # without a training split the CLI forces --finetune-steps 0 (rewrite_argv): the
+            # test split stands in only so that code sizing batches by it has rows
+            x_tr = _tensor(arrays["x_train"]) if "x_train" in arrays else x_te
+            y_tr = _tensor(arrays["y_train"]) if "y_train" in arrays else y_te
             classes = int(max(y_te.max(), y_tr.max() if len(y_tr) else 0)) + 1
             data = Dataset(dataset, x_tr, y_tr, x_te, y_te, classes)
             DATASETS.add(dataset, lambda seed=0, _d=data: _d)
