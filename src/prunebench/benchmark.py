@@ -230,9 +230,12 @@ def peak_rss_pruned(model: nn.Module, name: str, engine: str, format: str, value
     from .measure.memory import run_rss_child
     from .runtime import save_model
 
+    if getattr(model, "prunebench_graph", False):  # an ONNX graph: no PyTorch state to save
+        return None
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "m.pbz")
-        save_model(path, model, zoo_name=name, seed=seed, format="dense")
+        # a zoo-kind file even for a user model: the child registers it from the environment
+        save_model(path, model, zoo_name=name, seed=seed, format="dense", graph=False)
         code = ("import sys; from prunebench.benchmark import _rss_child_main; "
                 "_rss_child_main(sys.argv[1:])")
         return run_rss_child(["-c", code, path, engine, format, values, str(batch),

@@ -761,13 +761,18 @@ def pack(model: str = typer.Argument(..., help="zoo model name"),
     loaded, _ = load_model(output)
     # what the file gives back, measured against the pruned model in memory
     before, after = result.model.state_dict(), loaded.state_dict()
+    reference = result.model
+    if getattr(loaded, "prunebench_graph", False):  # a user model's graph file: its initializers
+        from .runtime.graphfile import graph_weights
+
+        before, after, reference = graph_weights(result.model, loaded)
     bit_identical = all(before[k].dtype == after[k].dtype and before[k].shape == after[k].shape
                         and torch.equal(before[k].view(-1).view(torch.uint8),
                                         after[k].view(-1).view(torch.uint8)) for k in before)
     weight_error = max(float((before[k].double() - after[k].double()).abs().max())
                        if before[k].numel() else 0.0 for k in before)
     x = data.x_test if data is not None else zoo.get_spec(model).example_input(4, seed)
-    output_error = float((predict(result.model, x) - predict(loaded, x)).abs().max())
+    output_error = float((predict(reference, x) - predict(loaded, x)).abs().max())
     lossless = values == "fp32" and all(p["lossless"] for p in plan.values())
     # lossless layouts may turn -0.0 into 0.0, so the check is on values, not bit patterns
     if lossless and not (weight_error == 0 and output_error == 0):
@@ -1020,6 +1025,9 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.formatwarning = _one_line_warning
     try:
+        from .usermodel import rewrite_argv   # --model module:factory, .onnx / graph files
+
+        argv = rewrite_argv(sys.argv[1:] if argv is None else argv)
         rv = app(args=argv, prog_name="prunebench", standalone_mode=False)
         # typer >= 0.2x turns Ctrl-C into Exit(130) itself and, outside standalone mode,
         # *returns* 130 instead of raising: without this the interrupted command exited 0

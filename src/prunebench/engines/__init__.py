@@ -25,6 +25,9 @@ def compile(model, engine: str = "torch-dense", format="dense", *, values: str =
     from ..errors import BadInputError
 
     eng = ENGINES.get(engine)
+    if getattr(model, "prunebench_graph", False) and engine != "onnxruntime":
+        raise BadInputError(f"engine {engine!r} cannot run {model.name} (an ONNX graph loaded "
+                            "from a graph or .onnx file); it runs on: onnxruntime")
     if isinstance(format, str) and not eng.supports(format):
         raise BadInputError(f"engine {engine!r} cannot run format {format!r}; it runs: "
                             + ", ".join(eng.formats))

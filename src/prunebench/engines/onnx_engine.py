@@ -146,6 +146,27 @@ class OrtModel:
                 f"needed; a sequence-first one bakes its batch size in): {msg[:200]}") from None
 
 
+class GraphRun:
+    """What ``onnxruntime`` compiles a :class:`~prunebench.runtime.graphfile.GraphModel` to:
+    its own graph (no export) on a session with ``threads`` threads."""
+
+    def __init__(self, graph, sparse: bool, threads: int, keep_smaller: bool = True):
+        self.graph = graph.with_threads(threads)
+        self.threads_effective = threads
+        self.dense_file_bytes = len(graph.onnx_bytes)
+        self.plan: dict[str, dict] = {}
+        self.onnx_bytes = graph.onnx_bytes
+        if sparse:
+            self.onnx_bytes, rows = sparsify_initializers(graph.onnx_bytes, keep_smaller)
+            self.plan = {r["name"]: r for r in rows}
+        self.file_bytes = len(self.onnx_bytes)
+        self.note = ("sparse initializers are densified by ONNX Runtime at load: run time and "
+                     "memory are dense" if sparse else "")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.graph(x)
+
+
 class OnnxEngine(Engine):
     name = "onnxruntime"
     formats = ("dense", "coo")
@@ -163,6 +184,8 @@ class OnnxEngine(Engine):
         if values not in self.values:
             raise BadInputError(f"engine onnxruntime runs fp32 values; got values={values!r}")
         threads = check_threads(threads)
+        if getattr(model, "prunebench_graph", False):  # already a graph: run it as it is
+            return GraphRun(model, format == "coo", threads, keep_smaller)
         return OrtModel(model, format == "coo", threads, keep_smaller, example_input)
 
 

@@ -3,6 +3,10 @@ storage format, everything else stored dense, in one safetensors container
 (:mod:`prunebench.formats.container`). Loading never unpickles anything: it rebuilds the zoo
 architecture, checks every tensor against it and fills it in.
 
+A model that is not in the zoo is stored as a *graph file* instead (manifest ``"kind":
+"graph"``): its ONNX graph plus its weights in our formats, loaded without the user's class
+(:mod:`prunebench.runtime.graphfile`). Files without ``kind`` are zoo files, as before.
+
 What the file holds
 -------------------
 * one container layer per prunable weight matrix, named after its parameter
@@ -226,12 +230,18 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
     return layers, plan
 
 
-def save_model(path: str | os.PathLike, model: nn.Module, *, zoo_name: str, seed: int = 0,
-               format: str | dict[str, str] = "csr", values: str = "fp32", index_dtype=None,
-               keep_smaller: bool = True, info: dict | None = None, planner: dict | None = None,
-               **format_opts) -> dict:
+def save_model(path: str | os.PathLike, model: nn.Module, *, zoo_name: str | None = None,
+               seed: int = 0, format: str | dict[str, str] = "csr", values: str = "fp32",
+               index_dtype=None, keep_smaller: bool = True, info: dict | None = None,
+               planner: dict | None = None, example_input: torch.Tensor | None = None,
+               graph: bool | None = None, **format_opts) -> dict:
     """Write ``model`` (the zoo architecture ``zoo_name``, possibly pruned or channel-pruned)
     to ``path``; see the module docstring for what the file holds.
+
+    Without ``zoo_name`` (or with the name of a model registered from the user's code,
+    ``--model module:factory``), or with ``graph=True``, the file is a graph file: the model
+    is exported to ONNX on ``example_input`` (required unless the registered model has one)
+    and loads without its Python class (:func:`prunebench.runtime.graphfile.save_graph_model`).
 
     Tensors that are not prunable weight matrices (biases, norms) are stored dense: fp32, or
     fp16 when ``values`` is already lossy (a value beyond fp16's range raises BadInputError).
@@ -246,6 +256,25 @@ def save_model(path: str | os.PathLike, model: nn.Module, *, zoo_name: str, seed
         raise BadInputError(f"-o: {str(path)!r} is a directory, expected a file path")
     if not path.parent.exists():
         raise BadInputError(f"-o: folder {str(path.parent)!r} does not exist")
+    from ..usermodel import is_user_model
+
+    if graph is None:
+        graph = zoo_name is None or is_user_model(zoo_name)
+    if graph:
+        from .graphfile import save_graph_model
+
+        if example_input is None and zoo_name is not None:
+            from .. import zoo
+
+            example_input = zoo.get_spec(zoo_name).example_input(1, seed)
+        if example_input is None:
+            raise BadInputError("save_model: a model that is not in the zoo is stored as its "
+                                "ONNX graph; give example_input= (one batch of its input)")
+        if planner:
+            info = dict(info or {}, planner=planner)
+        return save_graph_model(path, model, example_input, name=zoo_name or type(model).__name__,
+                                format=format, values=values, index_dtype=index_dtype,
+                                keep_smaller=keep_smaller, info=info, **format_opts)
     reference = _build(zoo_name)
     state = model.state_dict()
     if list(state) != list(reference.state_dict()):
@@ -310,6 +339,9 @@ def _check_modules(where: str, model: nn.Module, modules: Any, zoo_name: str) ->
 
 
 def _manifest(where: str, manifest: Any) -> dict:
+    if isinstance(manifest, dict) and manifest.get("kind", "zoo") not in ("zoo", "graph"):
+        raise FormatError(f"{where}: manifest kind={str(manifest.get('kind'))[:40]!r}, "
+                          "expected 'zoo' (absent) or 'graph'")
     if not isinstance(manifest, dict) or manifest.get("prunebench_model_file") != FILE_VERSION:
         got = manifest.get("prunebench_model_file") if isinstance(manifest, dict) else None
         raise FormatError(f"{where}: manifest prunebench_model_file={got!r}, expected "
@@ -354,9 +386,12 @@ def _check_provenance(where: str, manifest: dict) -> None:
                               "with a 'reason' string and 'times_ms' {format: ms}")
 
 
-def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
+def load_model(path: str | os.PathLike, *, max_elements: int | None = None
+               ) -> tuple[nn.Module, dict]:
     """Rebuild the model stored in ``path`` (no pickle) and return (model in eval mode,
-    manifest).
+    manifest). A graph file gives a :class:`prunebench.runtime.graphfile.GraphModel` (its
+    ONNX graph on ONNX Runtime), which may decode at most ``max_elements`` weights (default
+    ``graphfile.MAX_ELEMENTS``).
 
     Every array is validated by the container loader; here every tensor is checked against
     the architecture (names, shapes, dtypes, value encoding), and finally the model must run
@@ -367,6 +402,11 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     where = f"file {path}"
     layers, extra, manifest = load_container(path)
     manifest = _manifest(where, manifest)
+    if manifest.get("kind") == "graph":
+        from .graphfile import MAX_ELEMENTS, load_graph_model
+
+        return load_graph_model(where, layers, extra, manifest,
+                                MAX_ELEMENTS if max_elements is None else max_elements), manifest
     name = manifest.get("model")
     try:
         spec = zoo.get_spec(name)
@@ -483,6 +523,8 @@ def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
     info = inspect_container(path)
     man = info["manifest"]
     fallbacks = man.get("fallbacks", {})
+    if man.get("kind") == "graph":
+        return _inspect_graph(info, man, fallbacks)
     params = dict(model.named_parameters())
     planned = man.get("planner", {}).get("layers", {})
     planned = planned if isinstance(planned, dict) else {}
@@ -497,5 +539,27 @@ def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
     info["model"], info["values"] = man["model"], man["values"]
     info["lossless"] = man["values"] == "fp32" and all(v["lossless"] for v in info["layers"].values())
     info["dense_file_bytes"] = state_file_bytes(_build(man["model"]))
+    info["compression_ratio"] = info["dense_file_bytes"] / info["file_bytes"]
+    return info
+
+
+def _inspect_graph(info: dict, man: dict, fallbacks: dict) -> dict:
+    """:func:`inspect_model` for a graph file: layers are the graph's weight initializers;
+    the dense file is every initializer in fp32 plus the graph."""
+    entries = man["graph"]["initializers"]
+    for name, dims, dtype, lname in entries:
+        if lname is not None:
+            lay = info["layers"][lname]
+            lay["why"] = fallbacks.get(lname, "requested")
+            lay["initializer"] = name
+    dense = sum(math.prod(d) * (4 if t == "float32" else np.dtype(t).itemsize)
+                for _, d, t, _ in entries)
+    info["model"], info["values"] = man["model"], man["values"]
+    info["kind"] = "graph"
+    info["lossless"] = man["values"] == "fp32" and all(v["lossless"] for v in info["layers"].values())
+    lossy = man["values"] != "fp32"
+    stored = sum(math.prod(d) * (2 if t == "float32" and lossy else np.dtype(t).itemsize)
+                 for _, d, t, lname in entries if lname is None)
+    info["dense_file_bytes"] = dense + int(info["extra_bytes"]) - stored  # + the graph itself
     info["compression_ratio"] = info["dense_file_bytes"] / info["file_bytes"]
     return info

@@ -139,6 +139,10 @@ _add(ModelSpec("lee-charlstm", _build_charlstm, None, (1 + 2 * 1024,),
 
 
 def get_spec(name: str) -> ModelSpec:
+    if isinstance(name, str) and name not in MODELS:  # a user model of the parent process
+        from ..usermodel import register_from_env
+
+        register_from_env(name)
     return MODELS.get(name)
 
 

@@ -33,4 +33,10 @@ def task_metrics(name: str, model: nn.Module, dense_model: nn.Module | None = No
         from . import charlstm
 
         return charlstm.task_metrics(model, dense_model)
+    from ..usermodel import is_user_model
+
+    if is_user_model(name):   # --model module:factory: fidelity to the dense model
+        from ..usermodel import task_metrics as fidelity
+
+        return fidelity(name, model, dense_model)
     return None
