@@ -20,14 +20,16 @@ file, the .onnx file, or for ours-best the prunebench model file (``file_format`
     python benchmarks/bench_edge.py --json
     python benchmarks/bench_edge.py --sparsity 0.9 --min-time 0.2 --ours openvino/csr --json
 
-Batch 1, fp32, ``--threads`` (default 1). ``profile`` is ``default`` (the machine as it comes);
-the edge profile (128-bit SIMD code generation) is not built yet.
+Batch 1, fp32, ``--threads`` (default 1). ``--profile edge`` runs the whole comparison again in
+a child process in the edge profile (1 thread, 128-bit SIMD code; see
+``prunebench.measure.profile``); every row's ``profile`` says which profile timed it.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +41,7 @@ from torch import nn
 
 import prunebench as pb
 from prunebench.measure import Timer, state_file_bytes
+from prunebench.measure.profile import PROFILES, current_profile, in_profile, profile_env
 
 KINDS = ("litert-dense", "litert-sparse", "ours-best", "ort-dense")
 
@@ -112,7 +115,7 @@ def bench(sparsities, threads: int, ours: str, min_time: float, progress) -> lis
             _run, fbytes, ffmt, chosen = built[kind]
             ms, ref_ms = timed[kind]
             rows.append({"model": "mobilenetv2", "sparsity": s, "kind": kind,
-                         "profile": "default", "ms": round(ms, 4), "file_bytes": int(fbytes),
+                         "profile": current_profile(), "ms": round(ms, 4), "file_bytes": int(fbytes),
                          "verified": verified[kind], "file_format": ffmt, "chosen": chosen,
                          "litert_dense_ms": round(ref_ms, 4),
                          "vs_litert_dense": round(ref_ms / ms, 3), "threads": threads,
@@ -130,8 +133,19 @@ def main(argv=None) -> int:
                     help="auto (planner with hosts) or ENGINE/FORMAT, e.g. openvino/csr")
     ap.add_argument("--min-time", type=float, default=1.5,
                     help="seconds each pairing runs at least")
+    ap.add_argument("--profile", choices=PROFILES, default="default",
+                    help="default, or edge: 1 thread and 128-bit SIMD code (a child process)")
     ap.add_argument("--json", action="store_true", help="print the rows as one JSON list")
     args = ap.parse_args(argv)
+    if args.profile == "edge" and args.threads != 1:
+        print(f"bench_edge: --threads: got {args.threads} with --profile edge; the edge profile "
+              "runs on 1 thread", file=sys.stderr)
+        return 2
+    if args.profile != current_profile() or (args.profile == "edge" and not in_profile("edge")):
+        # numba and torch read the profile's variables when they load: run again in a child
+        rest = sys.argv[1:] if argv is None else list(argv)
+        return subprocess.run([sys.executable, os.path.abspath(__file__), *rest],
+                              env=profile_env(args.profile)).returncode
     warnings.simplefilter("ignore")
     from prunebench.engines.litert_engine import missing_packages, INSTALL
 

@@ -99,7 +99,7 @@ def bench_dense(name: str, *, batch: int = 1, threads: int = 1, seed: int = 0,
         "throughput": m.throughput, "param_bytes": pbytes, "file_bytes": fbytes,
         "peak_rss_bytes": rss_bytes,
         "accuracy": accuracy if accuracy is not None else NOT_APPLICABLE,
-        "machine": fp,
+        "profile": fp["profile"], "machine": fp,
     }
     row = {
         "kind": "bench", "status": "ok", "model": name, "method": "dense", "sparsity": 0.0,
@@ -349,7 +349,7 @@ def bench_pruned(target: str, *, method: str | None = None, sparsity: float = 0.
               "threads_effective": threads_eff, "seed": seed, "engine": engine,
               "format": format, "values": values, "method": prune_info["method"],
               "sparsity": prune_info["sparsity"], "verification": verification,
-              "machine": fp}
+              "profile": fp["profile"], "machine": fp}
     if manifest is not None:
         report["file"] = target
     if getattr(run, "note", ""):

@@ -179,6 +179,9 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
                                             "serve fails, or stays dense"),
           db: str = typer.Option(DEFAULT_DB, "--db", help="results database (SQLite)"),
           no_rss: bool = typer.Option(False, "--no-rss", help="skip the peak-RSS child process"),
+          profile: str = typer.Option("default", "--profile",
+                                      help="default | edge (1 thread, 128-bit SIMD code: a proxy "
+                                           "for a Cortex-A board; runs in a child process)"),
           as_json: bool = typer.Option(False, "--json", help="print one JSON document")) -> None:
     """Benchmark a model: as is (dense PyTorch), or pruned (--method) / packed (a model file)
     and compiled for an engine and format (--engine, --format, --values), verified against
@@ -207,6 +210,7 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
     sparsity = 0.9 if sparsity is None else sparsity
     check_batch(batch)
     check_threads(threads)
+    _check_profile_threads(profile, threads)
     zoo.check_seed(seed)
     _check_timing_options(warmup, min_runs, min_time)
     dense_only = (not is_file and method is None and format in (None, "dense")
@@ -229,6 +233,7 @@ def bench(model: str = typer.Argument(..., help="zoo model name, or a model file
     _check_batch_fits(zoo_name, batch)
     # validated now, but opened (created) only to store the row: bad input writes nothing
     check_database(db)
+    _run_in_profile(profile)
     if dense_only:
         res = bench_dense(model, batch=batch, threads=threads, seed=seed, warmup=warmup,
                           min_runs=min_runs, min_time=min_time, rss=not no_rss,
@@ -901,7 +906,14 @@ def study(spec: Optional[str] = typer.Argument(None, help="YAML path or built-in
     """Run a study: train, prune, encode, verify and measure a grid; store every row and
     write the report. Re-running skips what is stored."""
     from .study.cli_commands import study_command
+    from .study.spec import load_spec
 
+    run_profile = load_spec(spec).run_profile
+    if run_profile != "default" and cluster is not None:
+        raise BadInputError(f"--cluster: got {cluster!r} with run_profile {run_profile}; the "
+                            "profile is set in processes prunebench starts: run it locally "
+                            "(with or without --workers)")
+    _run_in_profile(run_profile)
     # study_command prints its own summary (JSON with --json)
     study_command(spec, out=out_dir, dry_run=dry_run, as_json=as_json, retry_failed=retry_failed,
                   workers=workers, cluster=cluster, yes=yes, max_hours=max_hours)
@@ -1019,9 +1031,36 @@ def _one_line_warning(message, category, filename, lineno, line=None):
     return f"prunebench: warning: {message}\n"
 
 
+def _check_profile_threads(profile: str, threads: int) -> None:
+    from .measure.profile import PROFILES
+
+    if profile not in PROFILES:
+        raise BadInputError(f"--profile: got {profile!r}; allowed: {', '.join(PROFILES)}")
+    if profile == "edge" and threads != 1:
+        raise BadInputError(f"--threads: got {threads} with --profile edge; the edge profile "
+                            "runs on 1 thread")
+
+
+def _run_in_profile(profile: str) -> None:
+    """Run this command again in a child process in ``profile`` unless this process already
+    runs in it (numba and torch read the profile's variables when they load); exit with the
+    child's status."""
+    from .measure.profile import run_in_profile
+
+    rc = run_in_profile(profile, _ARGV)
+    if rc is not None:
+        raise typer.Exit(rc)
+
+
+_ARGV: list[str] = []  # this invocation's arguments (main sets them), for _run_in_profile
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning expected errors into one line and exit 2."""
     import warnings
+
+    global _ARGV
+    _ARGV = list(sys.argv[1:] if argv is None else argv)
 
     warnings.formatwarning = _one_line_warning
     try:

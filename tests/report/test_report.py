@@ -216,3 +216,45 @@ def test_headline_speedup_is_the_ratio_to_the_fastest_dense_engine_timed_in_the_
     nat = lat.loc["native / csr"]  # chained: 2x torch over ORT's 10/5.5 x torch
     assert not nat.fastest_beside
     assert nat.speedup_best == pytest.approx(2.0 / (10.0 / 5.5))
+
+
+def test_profiles_of_one_machine_are_compared(tmp_path):
+    """Issue 17: the same latency grid in the default and the edge profile of one machine (two
+    machine ids, one host_id) gives one row per configuration with edge / default; the edge
+    rows are another machine to the crossover tables, so each profile has its own baseline."""
+    from synthetic import _latency_row
+
+    from prunebench.measure import fingerprint
+    from prunebench.study.store import Store
+
+    here = fingerprint()
+    edge = dict(here, id="e" * 16, profile="edge")
+    path = tmp_path / "results.sqlite"
+    make_db(path)  # default-profile rows of mlp-4096 (torch-dense 10 ms, native/csr per CSR_MS)
+    with Store(path) as s:
+        for sp, ms in ((0.0, 40.0), (0.9, 8.0)):
+            label = "dense" if sp == 0 else "magnitude"
+            s.add(_latency_row("mlp-4096", label, sp, "torch-dense", "dense", 1, 25.0), edge)
+            s.add(_latency_row("mlp-4096", label, sp, "native", "csr", 1, ms * 3), edge)
+        two = dict(_latency_row("mlp-4096", "magnitude", 0.9, "native", "csr", 1, 4.0),
+                   threads=2, job_hash="t2")
+        s.add(two, here)  # 2 threads in the default profile only: no pair
+    d = load(path)
+    pt = D.run_profile_table(d)
+    assert len(pt) == 4 and set(pt.threads) == {1}
+    csr90 = pt[(pt.engine == "native") & (pt.sparsity == 0.9)].iloc[0]
+    assert (csr90.default_ms, csr90.edge_ms, csr90.edge_vs_default) == (8.0, 24.0, 3.0)
+    dense = pt[pt.engine == "torch-dense"]
+    assert list(dense.edge_vs_default) == [2.5, 2.5]
+    assert set(pt.hostname) == {here["hostname"]}
+    mt = D.machine_table(d)
+    assert f"{here['hostname']} (edge profile)" in set(mt.hostname)
+    out = tmp_path / "report.html"
+    write_report(path, out)
+    html = out.read_text()
+    assert "Run profiles compared on one machine" in html and "3x" in html
+    assert f"(edge profile of {here['host_id']})" in html
+
+
+def test_no_profile_table_from_one_profile(db):
+    assert D.run_profile_table(load(db)).empty

@@ -30,7 +30,7 @@ def test_schema1_database_is_migrated_with_its_rows(tmp_path):
         assert s.skipped_rows()[0]["spec"] == {"a": 1}
         assert s.forget(["h3"], fp["id"]) == 1 and s.skipped_rows() == []
     c = sqlite3.connect(path)
-    assert dict(c.execute("SELECT key, value FROM meta"))["schema_version"] == "3"
+    assert dict(c.execute("SELECT key, value FROM meta"))["schema_version"] == str(S.SCHEMA_VERSION)
     c.close()
 
 
@@ -83,3 +83,22 @@ def test_ctrl_c_right_after_commit_stays_a_ctrl_c(tmp_path):
                   fp)
         s.conn = real
         assert s.job_status(fp["id"]) == {"h1": "ok"}
+
+
+def test_schema3_database_gains_the_profile_column(tmp_path):
+    """Schema 4: a result's run profile; rows from before ran in the default profile."""
+    path = tmp_path / "v3.sqlite"
+    c = sqlite3.connect(path)
+    c.executescript(S.SCHEMA + S.SCHEMA_V2 + S.SCHEMA_V3)
+    c.executemany("INSERT INTO meta VALUES (?, ?)", [("app", "prunebench"),
+                                                     ("schema_version", "3")])
+    c.execute("INSERT INTO machines VALUES ('m1', '{}')")
+    c.execute("INSERT INTO results (job_hash, created, kind, status, model, machine_id, spec) "
+              "VALUES ('h1', 'now', 'bench', 'ok', 'mnist1d-mlp', 'm1', '{}')")
+    c.commit()
+    c.close()
+    fp = dict(fingerprint(), id="m2", profile="edge")
+    with Store(path) as s:
+        s.add({"job_hash": "h2", "kind": "bench", "status": "ok", "model": "m", "spec": {}}, fp)
+        old, new = s.rows()
+    assert (old["profile"], new["profile"]) == ("default", "edge")

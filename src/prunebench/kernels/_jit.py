@@ -17,7 +17,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 from llvmlite import ir
 
-from ._simd import gather_axpy
+from ._simd import gather_axpy, half_bits_to_float
 
 #: options of serial helpers
 JIT = dict(fastmath=True, cache=True, nogil=True)
@@ -37,7 +37,8 @@ BATCH_PASS = 64
 def as_f32(typingctx, v):
     """float32 value of one stored weight: float32, int8, or float16 passed as its uint16 bits.
 
-    numba has no float16 type; the LLVM ``half`` conversion compiles to ``vcvtph2ps``.
+    numba has no float16 type; the LLVM ``half`` conversion compiles to ``vcvtph2ps``, or to
+    integer operations where the target has no F16C (:func:`._simd.half_bits_to_float`).
     """
     if v == types.float32:
         def codegen(context, builder, sig, args):
@@ -47,7 +48,7 @@ def as_f32(typingctx, v):
             return builder.sitofp(args[0], ir.FloatType())
     elif v == types.uint16:
         def codegen(context, builder, sig, args):
-            return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+            return half_bits_to_float(builder, args[0])
     else:
         return None
     return types.float32(v), codegen

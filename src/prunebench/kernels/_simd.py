@@ -22,6 +22,8 @@ when this module or ``_jit.py`` changes.
 """
 from __future__ import annotations
 
+import functools
+
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -87,16 +89,68 @@ def _declare(builder, name, ret, args):
     return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, args), name)
 
 
+@functools.lru_cache(maxsize=None)
+def half_is_native() -> bool:
+    """Whether numba's target converts float16 to float32 in hardware (x86 F16C, AArch64).
+
+    Without it (``NUMBA_CPU_NAME=generic``, or any x86 target below AVX) LLVM lowers
+    ``fpext half`` to a call of compiler-rt's ``__extendhfsf2``, a symbol numba's JIT cannot
+    resolve: the process dies while finalising the kernel. LLVM is asked directly, with the
+    triple, CPU and features numba compiles for.
+    """
+    import llvmlite.binding as llvm
+    from numba.core.registry import cpu_target
+
+    triple, cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    probe = llvm.parse_assembly(
+        f'target triple = "{triple}"\n'
+        "define float @h(i16 %x) {\n  %h = bitcast i16 %x to half\n"
+        "  %f = fpext half %h to float\n  ret float %f\n}\n")
+    tm = llvm.Target.from_triple(triple).create_target_machine(cpu=cpu, features=features)
+    asm = tm.emit_assembly(probe)
+    return not any(call in asm for call in ("__extendhfsf2", "__gnu_h2f_ieee", "call", "jmp"))
+
+
+def half_bits_to_float(builder, bits, native=None):
+    """float16 bits (an i16 or a vector of them) as float32 values.
+
+    ``fpext half`` where the target converts in hardware; otherwise the same conversion in
+    integer operations that any SIMD width vectorises (Giesen's branch-free half_to_float:
+    rebias the exponent, fix up inf/NaN, renormalise subnormals with one float subtraction).
+    Equal to NumPy's conversion for every bit pattern (the hardware path quiets signalling
+    NaNs). ``native`` forces a path (tests); by default :func:`half_is_native` decides.
+    """
+    vec = isinstance(bits.type, ir.VectorType)
+    n = bits.type.count if vec else None
+
+    def ty(elem):
+        return ir.VectorType(elem, n) if vec else elem
+
+    if half_is_native() if native is None else native:
+        return builder.fpext(builder.bitcast(bits, ty(ir.HalfType())), ty(_F32))
+
+    def c(v):
+        return ir.Constant(ty(_I32), [v] * n if vec else v)
+
+    h = builder.zext(bits, ty(_I32))
+    o = builder.shl(builder.and_(h, c(0x7FFF)), c(13))  # exponent and mantissa, in place
+    exp = builder.and_(o, c(0x0F800000))
+    o = builder.add(o, c(0x38000000))  # rebias: (127 - 15) << 23
+    o = builder.select(builder.icmp_unsigned("==", exp, c(0x0F800000)), builder.add(o, c(0x38000000)), o)
+    # subnormal: give it the implicit bit, then subtract 2**-14 as a float
+    sub = builder.fsub(builder.bitcast(builder.add(o, c(0x00800000)), ty(_F32)), builder.bitcast(c(0x38800000), ty(_F32)))
+    o = builder.select(builder.icmp_unsigned("==", exp, c(0)), builder.bitcast(sub, ty(_I32)), o)
+    o = builder.or_(o, builder.shl(builder.and_(h, c(0x8000)), c(16)))
+    return builder.bitcast(o, ty(_F32))
+
+
 def _to_float(builder, value, elem):
     """Convert a scalar or vector of stored values to float32 lanes."""
     if elem == _F32:
         return value
-    if isinstance(value.type, ir.VectorType):
-        half, f32 = ir.VectorType(ir.HalfType(), value.type.count), ir.VectorType(_F32, value.type.count)
-    else:
-        half, f32 = ir.HalfType(), _F32
     if elem == _I16:  # float16 bits
-        return builder.fpext(builder.bitcast(value, half), f32)
+        return half_bits_to_float(builder, value)
+    f32 = ir.VectorType(_F32, value.type.count) if isinstance(value.type, ir.VectorType) else _F32
     return builder.sitofp(value, f32)
 
 
@@ -179,7 +233,7 @@ def expand_dot(typingctx, mask, moff, nbytes, data, doff, xp):
         mty = ir.VectorType(_I1, 16)
         expand = _declare(builder, f"llvm.masked.expandload.v16{suffix}", vty, [ir.PointerType(), mty, vty])
         ctpop = _declare(builder, "llvm.ctpop.i16", _I16, [_I16])
-        fma = _declare(builder, "llvm.fma.v16f32", _V16F, [_V16F, _V16F, _V16F])
+        fma = _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F])
         zero = ir.Constant(_V16F, None)
 
         def chunk(bits16, q, col, acc):
@@ -280,7 +334,7 @@ def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
         tptr = builder.gep(tarr.data, [col0_v])
         optr = _data_ptr(context, builder, signature.args[5], out_v, col0_v)
         n = context.make_array(signature.args[0])(context, builder, vals_v).nitems
-        fma = _declare(builder, "llvm.fma.v16f32", _V16F, [_V16F, _V16F, _V16F])
+        fma = _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F])
         zero = ir.Constant(_V16F, None)
         fn = builder.function
         done = fn.append_basic_block("axpy.done")
@@ -442,7 +496,7 @@ def ell_rows(typingctx, vals, cols, start, stride, width, nlanes, x, out):
         optr = _data_ptr(context, builder, signature.args[7], args[7])
         vty = ir.VectorType(elem, 16)
         cty = ir.VectorType(ir.IntType(signature.args[1].dtype.bitwidth), 16)
-        fma = _declare(builder, "llvm.fma.v16f32", _V16F, [_V16F, _V16F, _V16F])
+        fma = _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F])
         fn = builder.function
         done = fn.append_basic_block("ell.done")
         nchunks = builder.lshr(builder.add(nl_v, _c64(15)), _c64(4))
@@ -524,7 +578,7 @@ def bsr_block_row(typingctx, flat, indices, k0, k1, C, RC, colpat, xp, out):
         ity = ir.IntType(signature.args[1].dtype.bitwidth)
         vty = ir.VectorType(elem, 16)
         i32v = ir.VectorType(_I32, 16)
-        fma = _declare(builder, "llvm.fma.v16f32", _V16F, [_V16F, _V16F, _V16F])
+        fma = _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F])
         c32 = _splat(builder, builder.trunc(c_v, _I32))
         fn = builder.function
         done = fn.append_basic_block("bsr.done")

@@ -11,6 +11,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from .profile import PROFILE_KEYS, current_profile
+
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
               "avx512_bf16", "amx_tile", "neon", "asimd", "sve")
 LIBRARIES = ("prunebench", "torch", "numpy", "scipy", "numba", "onnxruntime", "torch-pruning",
@@ -67,7 +69,8 @@ def git_commit() -> str:
 
 @functools.lru_cache(maxsize=1)
 def fingerprint() -> dict:
-    """A JSON-able description of this machine; ``id`` hashes the parts that affect speed."""
+    """A JSON-able description of this machine; ``id`` hashes the parts that affect speed and
+    the run profile (:mod:`.profile`; ``host_id`` the same without it)."""
     model, flags = _cpuinfo()
     fp = {
         "cpu": model,
@@ -81,8 +84,16 @@ def fingerprint() -> dict:
         "libraries": {lib: _version(lib) for lib in LIBRARIES},
         "git_commit": git_commit(),
         "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OMP_NUM_THREADS",
-                                            "MKL_NUM_THREADS") if k in os.environ},
+                                            "MKL_NUM_THREADS", *PROFILE_KEYS) if k in os.environ},
+        "profile": current_profile(),
     }
     ident = {k: fp[k] for k in ("cpu", "arch", "cores", "simd", "memory_bytes", "os", "hostname")}
-    fp["id"] = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    fp["host_id"] = _digest(ident)
+    # a profile is a different machine to the store (its rows never collide with the default
+    # profile's); host_id ties the profiles of one machine together for the report
+    fp["id"] = fp["host_id"] if fp["profile"] == "default" else _digest(dict(ident, profile=fp["profile"]))
     return fp
+
+
+def _digest(ident: dict) -> str:
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]

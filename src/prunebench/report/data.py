@@ -348,10 +348,45 @@ def machine_table(d: StudyData) -> pd.DataFrame:
     for mid, g in lat.groupby("machine_id", sort=True):
         one = dataclasses.replace(d, latency=g.copy(), cache={})
         x = crossover_table(one)
-        host = (d.machines.get(mid) or {}).get("hostname") or mid
+        fp = d.machines.get(mid) or {}
+        host = fp.get("hostname") or mid
+        if fp.get("profile", "default") != "default":  # one machine, another run profile
+            host = f"{host} ({fp['profile']} profile)"
         parts.append(x.assign(machine_id=mid, hostname=host))
     return (pd.concat(parts, ignore_index=True)
             .sort_values(["model", "batch", "pair", "hostname"]).reset_index(drop=True))
+
+
+RUN_PROFILE_KEYS = ["host_id", "model", "method_label", "sparsity", "format", "engine",
+                "value_encoding", "batch", "threads"]
+
+
+@_cached
+def run_profile_table(d: StudyData) -> pd.DataFrame:
+    """Each latency configuration measured in both run profiles on one machine (the
+    fingerprint's ``host_id``): median ms in ``default`` and ``edge`` and their ratio (how much
+    slower the edge proxy runs it). Pairs form at equal thread counts, so at 1 thread. Empty
+    when no machine has rows of both profiles."""
+    cols = ["hostname", *RUN_PROFILE_KEYS[1:], "default_ms", "edge_ms", "edge_vs_default"]
+    lat = d.latency
+    if lat.empty or "profile" not in lat or "machine_id" not in lat:
+        return pd.DataFrame(columns=cols)
+    fps = {mid: d.machines.get(mid) or {} for mid in lat.machine_id.unique()}
+    lat = lat.assign(profile=lat.profile.fillna("default"),
+                     host_id=[fps[m].get("host_id") or m for m in lat.machine_id],
+                     method_label=lat.method_label.fillna(""),
+                     value_encoding=lat.value_encoding.fillna(""))
+    if not {"default", "edge"} <= set(lat.profile):
+        return pd.DataFrame(columns=cols)
+    pv = lat.pivot_table(index=RUN_PROFILE_KEYS, columns="profile", values="p50_ms", aggfunc="median")
+    pv = pv.dropna(subset=["default", "edge"]).reset_index()
+    if pv.empty:
+        return pd.DataFrame(columns=cols)
+    names = {fp.get("host_id") or m: fp.get("hostname") or m for m, fp in fps.items()}
+    out = pv.assign(hostname=[names.get(h, h) for h in pv.host_id], default_ms=pv["default"],
+                    edge_ms=pv["edge"], edge_vs_default=pv["edge"] / pv["default"])
+    return out[cols].sort_values(["hostname", "model", "batch", "engine", "format",
+                                  "sparsity"]).reset_index(drop=True)
 
 
 @_cached

@@ -497,9 +497,23 @@ def build_html(d: D.StudyData, findings: list[Finding], title: str,
             ("best speedup", lambda r: f"{fmt_num(r.best_speedup)} at {fmt_pct(r.best_at)}")],
             None, "Machines compared: crossover and best speedup over the machine's own "
             "fastest dense run", left=4))
+    pt = D.run_profile_table(d)
+    if len(pt):  # one machine measured in both run profiles
+        parts.append(_table(pt, [
+            ("machine", lambda r: esc(r.hostname)), ("model", lambda r: model_label(d, r.model)),
+            ("method", lambda r: esc(r.method_label)), ("sparsity", lambda r: fmt_pct(r.sparsity)),
+            ("engine / format", lambda r: esc(f"{r.engine}/{r.format}")),
+            ("values", lambda r: esc(r.value_encoding)), ("batch", lambda r: str(int(r.batch))),
+            ("default ms", lambda r: fmt_num(r.default_ms)), ("edge ms", lambda r: fmt_num(r.edge_ms)),
+            ("edge / default", lambda r: f"{fmt_num(r.edge_vs_default)}x")],
+            None, "Run profiles compared on one machine: default vs edge (1 thread, 128-bit "
+            "SIMD code; a proxy for a Cortex-A class board, not a measurement of one)", left=5))
     for mid, fp in machines.items():
         libs = ", ".join(f"{k} {v}" for k, v in (fp.get("libraries") or {}).items() if v)
-        parts.append(f"<h3>machine {esc(mid)}</h3><ul>"
+        prof = fp.get("profile", "default")
+        parts.append(f"<h3>machine {esc(mid)}"
+                     + (f" ({esc(prof)} profile of {esc(fp.get('host_id'))})" if prof != "default" else "")
+                     + "</h3><ul>"
                      f"<li>CPU: {esc(fp.get('cpu'))} ({esc(fp.get('arch'))}, {esc(fp.get('cores'))}"
                      f" cores; SIMD: {esc(' '.join(fp.get('simd') or []))})</li>"
                      f"<li>memory: {fmt_num((fp.get('memory_bytes') or 0) / 2**30)} GiB; OS: "

@@ -527,7 +527,8 @@ class _Executor:
         rows stored inside it."""
         from .distributed import timing_lock
 
-        with timing_lock(self.fp["id"]) as held:
+        # per physical machine: the edge run profile is another machine id on the same cores
+        with timing_lock(self.fp.get("host_id", self.fp["id"])) as held:
             self._held = held
             try:
                 yield held

@@ -47,6 +47,10 @@ Keys (defaults in brackets)
     sparsity; ``quantized`` [[]] models run with int8 dynamic quantization.
 ``profile``: ``{method, scope [layer], sparsity [0.9], batch [1]}`` or null: per-layer time
     breakdown of that pruned model on every engine/format pair.
+``run_profile`` [default]: ``default`` (the machine as it comes) or ``edge`` (1 thread and
+    128-bit SIMD code, a proxy for a Cortex-A class board; :mod:`prunebench.measure.profile`):
+    the study runs in a child process with the profile's variables and its rows carry it.
+    ``edge`` needs ``threads: [1]``. (``profile`` is the per-layer breakdown below.)
 ``hosts`` [one]: on a Dask cluster (``study --workers/--cluster``), ``one`` runs every job
     once on any worker; ``all`` runs the timed jobs (latency, profile, quant-latency) on every
     distinct machine of the cluster, so each device measures the same grid. The local runner
@@ -69,7 +73,7 @@ METHOD_DEFAULTS = {"scope": "layer", "schedule": "oneshot", "block": [4, 4], "n"
 TOP_KEYS = ("name", "description", "models", "methods", "sparsities", "seeds",
             "finetune_steps", "finetune", "layers", "formats", "format_options", "values",
             "timed_values", "engines", "batches", "threads", "measure", "verify", "controls",
-            "profile", "hosts")
+            "profile", "hosts", "run_profile")
 MODEL_OVERRIDES = ("methods", "sparsities", "seeds", "formats", "values", "timed_values",
                    "engines", "batches", "threads", "layers", "finetune_steps", "finetune")
 FINETUNE_KEYS = ("lr", "batch", "epochs", "schedule", "early_stop", "validation")
@@ -153,6 +157,7 @@ class Spec:
     profile: dict | None = None
     raw: dict = field(default_factory=dict, repr=False)
     hosts: str = "one"
+    run_profile: str = "default"
 
 
 # ------------------------------------------------------------------------------ loading
@@ -416,8 +421,16 @@ def validate(raw: dict, source: str = "<spec>") -> Spec:
                         lambda k, v: c.choice(k, v, trained), nonempty=False)
     profile = _profile(c, raw.get("profile"), labels)
     hosts = c.choice("hosts", raw.get("hosts", "one"), ["one", "all"])
+    from ..measure.profile import PROFILES
+
+    run_profile = c.choice("run_profile", raw.get("run_profile", "default"), list(PROFILES))
+    if run_profile == "edge":
+        for p in plans:
+            if p.threads != (1,):
+                c.fail("threads", list(p.threads), f"run_profile edge runs on 1 thread "
+                                                    f"(model {p.name}): use threads: [1]")
     return Spec(name, description, source, tuple(plans), format_options, measure, verify,
-                quantized, profile, raw, hosts)
+                quantized, profile, raw, hosts, run_profile)
 
 
 def _trained(name: str) -> bool:
@@ -524,4 +537,5 @@ def spec_summary(spec: Spec) -> dict:
                         "finetune": dict(p.finetune),
                         "control_of": p.control_of} for p in spec.models],
             "measure": spec.measure, "verify": spec.verify,
-            "quantized": list(spec.quantized), "profile": spec.profile, "hosts": spec.hosts}
+            "quantized": list(spec.quantized), "profile": spec.profile, "hosts": spec.hosts,
+            "run_profile": spec.run_profile}

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import BadInputError, StoreError
 
 APP_ID = "prunebench"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,14 +77,21 @@ ALTER TABLE results ADD COLUMN train_accuracy REAL;
 ALTER TABLE results ADD COLUMN val_accuracy REAL;
 ALTER TABLE results ADD COLUMN converged INTEGER;
 """
-MIGRATIONS = {2: SCHEMA_V2, 3: SCHEMA_V3}
+# Schema 4 (issue 17): the run profile of a result (``default``, or ``edge``: one thread and
+# 128-bit SIMD code, see measure/profile.py); every earlier row ran in the default profile.
+SCHEMA_V4 = """
+ALTER TABLE results ADD COLUMN profile TEXT;
+UPDATE results SET profile = 'default' WHERE profile IS NULL;
+"""
+MIGRATIONS = {2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4}
 SKIP_COLUMNS = ("job_hash", "stage", "kind", "model", "method", "sparsity", "format", "engine",
                 "batch", "seed", "reason", "spec")
 
 COLUMNS = ("job_hash", "kind", "status", "reason", "model", "method", "sparsity", "format",
            "engine", "batch", "threads", "seed", "code_version", "p50_ms", "p90_ms", "p99_ms",
            "mean_ms", "iqr_ms", "throughput", "param_bytes", "file_bytes", "peak_rss_bytes",
-           "accuracy", "value_encoding", "scope", "train_accuracy", "val_accuracy", "converged")
+           "accuracy", "value_encoding", "scope", "train_accuracy", "val_accuracy", "converged",
+           "profile")
 JSON_COLUMNS = ("spec", "samples", "extra")
 NUMERIC_COLUMNS = ("sparsity", "batch", "threads", "seed", "p50_ms", "p90_ms", "p99_ms",
                    "mean_ms", "iqr_ms", "throughput", "param_bytes", "file_bytes",
@@ -140,7 +147,7 @@ class Store:
             return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            for stmt in (SCHEMA + SCHEMA_V2 + SCHEMA_V3).strip().split(";"):
+            for stmt in (SCHEMA + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4).strip().split(";"):
                 if stmt.strip():
                     self.conn.execute(stmt)
             self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
@@ -199,6 +206,7 @@ class Store:
         if values["spec"] is None:
             raise ValueError("a result needs a spec")
         values["machine_id"] = fingerprint["id"]
+        values["profile"] = values["profile"] or fingerprint.get("profile", "default")
         values["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         cols = list(values)
         self.conn.execute("BEGIN IMMEDIATE")
