@@ -43,6 +43,7 @@ from .base import ENGINES, Engine
 #: OpenVINO's INFERENCE_PRECISION_HINT per value type
 PRECISION = {"fp32": "f32", "bf16": "bf16"}
 OP_TYPE = "prunebench.SparseMatMul"
+DW_OP_TYPE = "prunebench.DepthwiseConv"
 _ACTS = {nn.ReLU: 1, nn.ReLU6: 2}
 _KEYS = itertools.count()
 
@@ -88,6 +89,28 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, attr, new)
 
 
+def _planar_depthwise(module: nn.Module) -> bool:
+    """A depthwise 3x3 convolution (padding 1, stride 1 or 2) the ``DepthwiseConv`` operation
+    runs."""
+    return (isinstance(module, nn.Conv2d) and module.groups == module.in_channels
+            == module.out_channels and module.kernel_size == (3, 3) and module.padding == (1, 1)
+            and module.stride in ((1, 1), (2, 2)) and module.dilation == (1, 1)
+            and module.padding_mode == "zeros")
+
+
+class PlanarDepthwise(nn.Module):
+    """A depthwise 3x3 convolution the trace hands to the ``DepthwiseConv`` operation (its own
+    module type: OpenVINO's frontend takes one extension per module type)."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.weight, self.bias = conv.weight, conv.bias
+        self.stride, self.groups = conv.stride, conv.groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(x, self.weight, self.bias, self.stride, 1, 1, self.groups)
+
+
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every BatchNorm that directly follows a Conv in an ``nn.Sequential`` into the
     convolution (in place, eval mode): zeros of a pruned weight stay zeros."""
@@ -105,13 +128,15 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def _fuse_activation(model: nn.Module, sparse: set[str]) -> dict[str, int]:
-    """{module name: act code} for sparse layers followed by a ReLU/ReLU6 in a Sequential; the
-    activation is replaced by Identity (the operation applies it)."""
+    """{module name: act code} for sparse layers followed by a ReLU/ReLU6 in a Sequential
+    (Identities between them, e.g. a folded BatchNorm, skipped); the activation is replaced by
+    Identity (the operation applies it)."""
     acts = {}
     for pname, seq in model.named_modules():
         if not isinstance(seq, nn.Sequential):
             continue
-        names = list(seq._modules)
+        # the next module that is not an Identity (a BatchNorm folded away leaves one)
+        names = [n for n in seq._modules if not isinstance(seq._modules[n], nn.Identity)]
         for a, b in zip(names, names[1:]):
             full = f"{pname}.{a}" if pname else a
             code = _ACTS.get(type(seq._modules[b]))
@@ -197,7 +222,8 @@ class OpenVinoModel:
     """
 
     def __init__(self, model: nn.Module, plan: Any, values: str, threads: int,
-                 fallback: str, keep_smaller: bool, example_input: torch.Tensor | None):
+                 fallback: str, keep_smaller: bool, example_input: torch.Tensor | None,
+                 depthwise: str = "planar"):
         self.source_model = model.eval()
         self.values, self.threads = values, threads
         self.threads_effective = threads
@@ -209,6 +235,8 @@ class OpenVinoModel:
         self._by_shape: dict[tuple, tuple] = {}
         self._layers: dict[int, tuple[Format, np.ndarray | None, int, int]] = {}
         self._seen: set[int] = set()   # keys of the sparse layers the trace called
+        self._dw: dict[int, tuple[np.ndarray, np.ndarray, int, int]] = {}
+        self.depthwise = depthwise
         self._work = self.source_model
         if plan != "dense":
             self._prepare(plan, fallback, keep_smaller)
@@ -238,7 +266,21 @@ class OpenVinoModel:
         sparse = {m: encoded[n] for n in encoded if n not in sparse_lstm
                   for m in rows[n].get("modules", [rows[n]["module"]])}
         sparse.update(sparse_lstm.get("", {}))
-        acts = _fuse_activation(work, set(sparse))
+        # depthwise 3x3 convolutions beside sparse layers: on OpenVINO's kernels they run in
+        # its blocked layout, and each sparse operation next to one then pays two Reorders
+        dws = [n for n, m in work.named_modules() if _planar_depthwise(m)] \
+            if sparse and self.depthwise == "planar" else []
+        acts = _fuse_activation(work, set(sparse) | set(dws))
+        for mname in dws:
+            module = work.get_submodule(mname)
+            key = next(_KEYS)
+            w = module.weight.detach().float().numpy().reshape(module.out_channels, 9).copy()
+            b = (np.zeros(0, np.float32) if module.bias is None
+                 else module.bias.detach().float().numpy().copy())
+            self._dw[key] = (w, b, module.stride[0], acts.get(mname, 0))
+            planar = PlanarDepthwise(module)
+            planar._pb_dw = key
+            _set_module(work, mname, planar)
         for mname, fmt in sparse.items():
             module = work.get_submodule(mname)
             key = next(_KEYS)
@@ -304,7 +346,26 @@ class OpenVinoModel:
         if not self._layers:
             return []
         factory = _node_factory(str(library()))
-        layers = self._layers
+        layers, dws = self._layers, self._dw
+
+        def dw_evaluate(module, x, key):
+            w, b, stride, act = dws[int(key)]
+            y = torch.nn.functional.conv2d(x, torch.from_numpy(w).reshape(-1, 1, 3, 3),
+                                           torch.from_numpy(b) if b.size else None,
+                                           stride=stride, padding=1, groups=w.shape[0])
+            return _apply_act(y, act)
+
+        def dw_convert(module, target_op, x):
+            return target_op(x.clone(), torch.tensor(module._pb_dw, dtype=torch.int64))
+
+        def dw_to_openvino(ctx):
+            import openvino as ov
+
+            w, b, stride, act = dws[int(ctx.get_values_from_const_input(1))]
+            consts = [ov.op.Constant(np.ascontiguousarray(a, np.float32)).output(0) for a in (w, b)]
+            node = factory.create("DepthwiseConv", [ctx.get_input(0), *consts],
+                                  {"stride": stride, "act": act})
+            return node.outputs()
 
         def evaluate(module, x, key):
             # the output for the trace, in NumPy: the tracer must not see the parameters
@@ -348,7 +409,10 @@ class OpenVinoModel:
                                 condition=is_ours),
                 ModuleExtension(nn.Conv2d, OP_TYPE, evaluate=evaluate, convert=convert,
                                 condition=is_ours),
-                ConversionExtension(OP_TYPE, to_openvino)]
+                ModuleExtension(PlanarDepthwise, DW_OP_TYPE, evaluate=dw_evaluate,
+                                convert=dw_convert),
+                ConversionExtension(OP_TYPE, to_openvino),
+                ConversionExtension(DW_OP_TYPE, dw_to_openvino)]
 
     def _build(self, example: torch.Tensor) -> None:
         """Convert once (dynamic shapes), then compile for ``example``'s shape."""
@@ -444,7 +508,8 @@ class OpenVinoEngine(Engine):
 
     def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
                 threads: int = 1, example_input: torch.Tensor | None = None,
-                fallback: str = "error", keep_smaller: bool = True, **options):
+                fallback: str = "error", keep_smaller: bool = True,
+                depthwise: str = "planar", **options):
         try:
             import openvino  # noqa: F401
         except ImportError:
@@ -457,8 +522,11 @@ class OpenVinoEngine(Engine):
             raise BadInputError(f"engine openvino runs sparse formats with fp32 values only; "
                                 f"got format {format!r} with values {values!r}")
         threads = check_threads(threads)
+        if depthwise not in ("planar", "openvino"):
+            raise BadInputError(f"depthwise={depthwise!r} should be 'planar' (prunebench's "
+                                "DepthwiseConv beside sparse layers) or 'openvino' (its own)")
         return OpenVinoModel(model, format, values, threads, fallback, keep_smaller,
-                             example_input)
+                             example_input, depthwise)
 
 
 ENGINES.add("openvino", OpenVinoEngine())

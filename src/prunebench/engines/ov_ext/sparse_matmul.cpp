@@ -99,30 +99,32 @@ static void spmv(const P* indptr, const I* idx, const float* data, const float* 
 template <int64_t TILE, typename P, typename I>
 static void tile_rows(const P* __restrict indptr, const I* __restrict idx,
                       const float* __restrict data, const float* __restrict bias,
-                      const float* __restrict buf, float* __restrict out, int64_t rows,
-                      int64_t out_stride, int act) {
+                      const float* __restrict buf, int64_t in_stride, float* __restrict out,
+                      int64_t rows, int64_t out_stride, int act) {
+    // out[r * out_stride + j] = act(sum_k data[k] * buf[idx[k] * in_stride + j] + bias[r]),
+    // j < TILE: input row c's TILE columns start at buf + c * in_stride
     if (TILE == 16) {  // one vector a row: four accumulators over the values instead
         for (int64_t r = 0; r < rows; ++r) {
             const P lo = indptr[r], hi = indptr[r + 1];
             v16 a0 = splat(bias ? bias[r] : 0.f), a1 = v16{}, a2 = v16{}, a3 = v16{};
             P k = lo;
             for (; k + 3 < hi; k += 4) {
-                a0 += splat(data[k]) * load16(buf + int64_t(idx[k]) * 16);
-                a1 += splat(data[k + 1]) * load16(buf + int64_t(idx[k + 1]) * 16);
-                a2 += splat(data[k + 2]) * load16(buf + int64_t(idx[k + 2]) * 16);
-                a3 += splat(data[k + 3]) * load16(buf + int64_t(idx[k + 3]) * 16);
+                a0 += splat(data[k]) * load16(buf + int64_t(idx[k]) * in_stride);
+                a1 += splat(data[k + 1]) * load16(buf + int64_t(idx[k + 1]) * in_stride);
+                a2 += splat(data[k + 2]) * load16(buf + int64_t(idx[k + 2]) * in_stride);
+                a3 += splat(data[k + 3]) * load16(buf + int64_t(idx[k + 3]) * in_stride);
             }
-            for (; k < hi; ++k) a0 += splat(data[k]) * load16(buf + int64_t(idx[k]) * 16);
+            for (; k < hi; ++k) a0 += splat(data[k]) * load16(buf + int64_t(idx[k]) * in_stride);
             store16(out + r * out_stride, act16((a0 + a1) + (a2 + a3), act));
         }
         return;
     }
-    for (int64_t r = 0; r < rows; ++r) {  // out[r * out_stride + j] for j < TILE
+    for (int64_t r = 0; r < rows; ++r) {
         const P lo = indptr[r], hi = indptr[r + 1];
         v16 a0 = splat(bias ? bias[r] : 0.f), a1 = a0, a2 = a0, a3 = a0;
         for (P k = lo; k < hi; ++k) {
             const v16 v = splat(data[k]);
-            const float* x = buf + int64_t(idx[k]) * TILE;
+            const float* x = buf + int64_t(idx[k]) * in_stride;
             a0 += v * load16(x);
             a1 += v * load16(x + 16);
             a2 += v * load16(x + 32);
@@ -136,33 +138,44 @@ static void tile_rows(const P* __restrict indptr, const I* __restrict idx,
     }
 }
 
-// Tiles [t0, t1) of Y = act(W @ X + bias[:, None]) for X [cols, n] (channels first), Y [rows, n].
+// The column tiles of an n-column product: full TILE-wide tiles, then the rest as one partial
+// TILE-wide tile when more than half of it is used, else as 16-wide tiles (a 4-column rest of
+// 196 no longer costs a whole 64-wide tile).
+struct Tiles {
+    int64_t n, full, rest16, wide_rest;
+    Tiles(int64_t n_, int64_t tile) : n(n_) {
+        full = n / tile;
+        const int64_t r = n - full * tile;
+        wide_rest = (tile > 16 && r * 2 > tile) ? 1 : 0;
+        rest16 = wide_rest ? 0 : (r + 15) / 16;
+    }
+    int64_t count() const { return full + wide_rest + rest16; }
+};
+
+// Y[r0:r1, p0:p0+w] = act(W[r0:r1] @ X[:, p0:p0+w] + bias) for X [cols, n] (channels first), Y
+// [rows, n]. A full tile reads X in place (its rows are contiguous); a partial one is packed,
+// zero-padded, first.
 template <int64_t TILE, typename P, typename I>
-static void left_tiles(const P* indptr, const I* idx, const float* data, const float* bias,
-                       const float* __restrict X, float* __restrict Y, int64_t rows,
-                       int64_t cols, int64_t n, int64_t t0, int64_t t1, int act) {
+static void left_tile(const P* indptr, const I* idx, const float* data, const float* bias,
+                      const float* __restrict X, float* __restrict Y, int64_t cols, int64_t n,
+                      int64_t p0, int64_t w, int64_t r0, int64_t r1, int act) {
+    const P* ip = indptr + r0;
+    const float* b = bias ? bias + r0 : nullptr;
+    if (w == TILE) {
+        tile_rows<TILE>(ip, idx, data, b, X + p0, n, Y + r0 * n + p0, r1 - r0, n, act);
+        return;
+    }
     thread_local std::vector<float> buf, part;
     buf.resize(size_t(cols * TILE));
-    for (int64_t t = t0; t < t1; ++t) {
-        const int64_t p0 = t * TILE, w = std::min(TILE, n - p0);
-        for (int64_t c = 0; c < cols; ++c) {
-            float* d = buf.data() + c * TILE;
-            const float* s = X + c * n + p0;
-            if (w == TILE) {
-                for (int64_t j = 0; j < TILE; j += 16) store16(d + j, load16(s + j));
-            } else {
-                for (int64_t j = 0; j < TILE; ++j) d[j] = j < w ? s[j] : 0.f;
-            }
-        }
-        if (w == TILE) {
-            tile_rows<TILE>(indptr, idx, data, bias, buf.data(), Y + p0, rows, n, act);
-        } else {
-            part.resize(size_t(rows * TILE));
-            tile_rows<TILE>(indptr, idx, data, bias, buf.data(), part.data(), rows, TILE, act);
-            for (int64_t r = 0; r < rows; ++r)
-                for (int64_t j = 0; j < w; ++j) Y[r * n + p0 + j] = part[size_t(r * TILE + j)];
-        }
+    part.resize(size_t((r1 - r0) * TILE));
+    for (int64_t c = 0; c < cols; ++c) {
+        float* d = buf.data() + c * TILE;
+        const float* s = X + c * n + p0;
+        for (int64_t j = 0; j < TILE; ++j) d[j] = j < w ? s[j] : 0.f;
     }
+    tile_rows<TILE>(ip, idx, data, b, buf.data(), TILE, part.data(), r1 - r0, TILE, act);
+    for (int64_t r = r0; r < r1; ++r)
+        for (int64_t j = 0; j < w; ++j) Y[r * n + p0 + j] = part[size_t((r - r0) * TILE + j)];
 }
 
 // Tiles [t0, t1) of Y = act(X @ W.T + bias) for X [n, cols] (rows, e.g. tokens), Y [n, rows]:
@@ -185,7 +198,7 @@ static void right_tiles(const P* indptr, const I* idx, const float* data, const 
                 for (int64_t c = c0; c < c1; ++c) buf[size_t(c * TILE + j)] = s[c];
             }
         }
-        tile_rows<TILE>(indptr, idx, data, bias, buf.data(), part.data(), rows, TILE, act);
+        tile_rows<TILE>(indptr, idx, data, bias, buf.data(), TILE, part.data(), rows, TILE, act);
         for (int64_t r0 = 0; r0 < rows; r0 += 16) {
             const int64_t r1 = std::min(rows, r0 + 16);
             for (int64_t j = 0; j < w; ++j) {
@@ -196,18 +209,50 @@ static void right_tiles(const P* indptr, const I* idx, const float* data, const 
     }
 }
 
-template <int64_t TILE, bool Columns, typename P, typename I>
-static void tiled_as(const P* indptr, const I* idx, const float* data, const float* bias,
-                     const float* X, float* Y, int64_t rows, int64_t cols, int64_t n, int act) {
+// Channels first: work items are (tile, row part). When the tiles do not divide evenly among
+// the threads (a 7x7 map is one tile), each tile's rows are split among them too.
+template <typename P, typename I>
+static void left_tiled(const P* indptr, const I* idx, const float* data, const float* bias,
+                       const float* X, float* Y, int64_t rows, int64_t cols, int64_t n, int act) {
+    const int64_t TILE = n <= 16 ? 16 : 64;
+    const Tiles tl(n, TILE);
+    const int64_t tiles = tl.count();
+    const int maxthr = parallel_get_max_threads();
+    const int nthr = (indptr[rows] - indptr[0]) * n > 65536 ? maxthr : 1;
+    const int64_t parts = (nthr > 1 && tiles % nthr != 0) ? nthr : 1;
+    const int64_t items = tiles * parts;
+    ov::parallel_nt(int(std::min<int64_t>(items, nthr)), [&](int i, int k) {
+        const int64_t a = items * i / k, b = items * (i + 1) / k;
+        for (int64_t it = a; it < b; ++it) {
+            const int64_t t = it / parts, q = it % parts;
+            const int64_t r0 = split(indptr, rows, int(q), int(parts));
+            const int64_t r1 = split(indptr, rows, int(q + 1), int(parts));
+            if (r0 >= r1) continue;
+            if (t < tl.full + tl.wide_rest) {
+                const int64_t p0 = t * TILE, w = std::min(TILE, n - p0);
+                if (TILE == 64)
+                    left_tile<64>(indptr, idx, data, bias, X, Y, cols, n, p0, w, r0, r1, act);
+                else
+                    left_tile<16>(indptr, idx, data, bias, X, Y, cols, n, p0, w, r0, r1, act);
+            } else {
+                const int64_t p0 = tl.full * TILE + (t - tl.full) * 16;
+                const int64_t w = std::min<int64_t>(16, n - p0);
+                left_tile<16>(indptr, idx, data, bias, X, Y, cols, n, p0, w, r0, r1, act);
+            }
+        }
+    });
+}
+
+template <int64_t TILE, typename P, typename I>
+static void right_tiled_as(const P* indptr, const I* idx, const float* data, const float* bias,
+                           const float* X, float* Y, int64_t rows, int64_t cols, int64_t n,
+                           int act) {
     const int64_t tiles = (n + TILE - 1) / TILE;
     const int nthr = (indptr[rows] - indptr[0]) * n > 65536 && tiles > 1
                          ? int(std::min<int64_t>(tiles, parallel_get_max_threads())) : 1;
     ov::parallel_nt(nthr, [&](int i, int k) {
         const int64_t t0 = tiles * i / k, t1 = tiles * (i + 1) / k;
-        if (Columns)
-            left_tiles<TILE>(indptr, idx, data, bias, X, Y, rows, cols, n, t0, t1, act);
-        else
-            right_tiles<TILE>(indptr, idx, data, bias, X, Y, rows, cols, n, t0, t1, act);
+        right_tiles<TILE>(indptr, idx, data, bias, X, Y, rows, cols, n, t0, t1, act);
     });
 }
 
@@ -216,10 +261,12 @@ static void tiled_as(const P* indptr, const I* idx, const float* data, const flo
 template <bool Columns, typename P, typename I>
 static void tiled(const P* indptr, const I* idx, const float* data, const float* bias,
                   const float* X, float* Y, int64_t rows, int64_t cols, int64_t n, int act) {
-    if (n <= 16)
-        tiled_as<16, Columns>(indptr, idx, data, bias, X, Y, rows, cols, n, act);
+    if (Columns)
+        left_tiled(indptr, idx, data, bias, X, Y, rows, cols, n, act);
+    else if (n <= 16)
+        right_tiled_as<16>(indptr, idx, data, bias, X, Y, rows, cols, n, act);
     else
-        tiled_as<64, Columns>(indptr, idx, data, bias, X, Y, rows, cols, n, act);
+        right_tiled_as<64>(indptr, idx, data, bias, X, Y, rows, cols, n, act);
 }
 
 class SparseMatMul : public ov::op::Op {
@@ -324,8 +371,164 @@ private:
     int64_t m_act = 0;
 };
 
+
+// DepthwiseConv(x, w, bias): a 3x3 depthwise convolution (padding 1, stride 1 or 2) on the
+// planar NCHW layout, with `act` fused as in SparseMatMul. It exists so that the sparse 1x1
+// convolutions around a depthwise one (MobileNetV2's blocks) stay in one layout: OpenVINO's
+// own depthwise kernel runs blocked (nChw16c), and every SparseMatMul beside it then costs two
+// layout conversions (Reorder).  x [N, C, H, W], w [C, 9] (row-major 3x3), bias [C] or empty.
+
+// One channel, straight from the input plane: each output row starts at the bias and adds
+// three input rows, each as three shifted, vectorizable products over the interior columns,
+// the border columns (zero padding) apart.
+static void dw_plane(const float* __restrict in, float* __restrict out, const float* __restrict w,
+                     float b, int64_t H, int64_t W, int64_t stride, int act) {
+    const int64_t Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1;
+    for (int64_t yo = 0; yo < Ho; ++yo) {
+        float* __restrict o = out + yo * Wo;
+        for (int64_t x = 0; x < Wo; ++x) o[x] = b;
+        for (int64_t i = 0; i < 3; ++i) {
+            const int64_t yy = yo * stride + i - 1;
+            if (yy < 0 || yy >= H) continue;
+            const float* __restrict r = in + yy * W;
+            const float w0 = w[3 * i], w1 = w[3 * i + 1], w2 = w[3 * i + 2];
+            o[0] += w1 * r[0] + (W > 1 ? w2 * r[1] : 0.f);
+            if (stride == 1) {
+#pragma omp simd
+                for (int64_t x = 1; x < W - 1; ++x) o[x] += w0 * r[x - 1] + w1 * r[x] + w2 * r[x + 1];
+                if (W > 1) o[W - 1] += w0 * r[W - 2] + w1 * r[W - 1];
+            } else {
+                const int64_t xe = W / 2;   // x < xe: columns 2x - 1 .. 2x + 1 all inside
+#pragma omp simd
+                for (int64_t x = 1; x < xe; ++x)
+                    o[x] += w0 * r[2 * x - 1] + w1 * r[2 * x] + w2 * r[2 * x + 1];
+                for (int64_t x = std::max<int64_t>(xe, 1); x < Wo; ++x)
+                    o[x] += w0 * r[2 * x - 1] + w1 * r[2 * x] + (2 * x + 1 < W ? w2 * r[2 * x + 1] : 0.f);
+            }
+        }
+        if (act) {
+#pragma omp simd
+            for (int64_t x = 0; x < Wo; ++x) o[x] = act1(o[x], act);
+        }
+    }
+}
+
+// Stride 1, one channel as one flat vector of H * W positions: the plane is copied between
+// W + 1 zeros on each side, so the three input rows of every tap are one contiguous read at a
+// fixed offset (rows above the first and below the last read zeros), and the column that wraps
+// into the next row is cancelled by the masks mL (0 at x = 0) and mR (0 at x = W - 1). One loop
+// over all positions, whatever the width: a 7x7 map is four vectors, not seven short rows.
+static void dw_plane_flat(const float* __restrict in, float* __restrict out,
+                          const float* __restrict w, float b, int64_t H, int64_t W, int act,
+                          float* __restrict buf, const float* __restrict mL,
+                          const float* __restrict mR) {
+    const int64_t HW = H * W, off = W + 1;
+    std::memset(buf, 0, size_t(off) * sizeof(float));
+    std::memcpy(buf + off, in, size_t(HW) * sizeof(float));
+    std::memset(buf + off + HW, 0, size_t(off) * sizeof(float));
+    std::memset(buf + off + HW + off, 0, 16 * sizeof(float));   // the last vector's tail
+    const float* __restrict q = buf + off;
+    const v16 w0 = splat(w[0]), w1 = splat(w[1]), w2 = splat(w[2]), w3 = splat(w[3]),
+              w4 = splat(w[4]), w5 = splat(w[5]), w6 = splat(w[6]), w7 = splat(w[7]),
+              w8 = splat(w[8]), vb = splat(b);
+    int64_t p = 0;
+    for (; p < HW; p += 16) {
+        const float* c = q + p;
+        const v16 mid = w1 * load16(c - W) + w4 * load16(c) + w7 * load16(c + W);
+        const v16 left = w0 * load16(c - W - 1) + w3 * load16(c - 1) + w6 * load16(c + W - 1);
+        const v16 right = w2 * load16(c - W + 1) + w5 * load16(c + 1) + w8 * load16(c + W + 1);
+        const v16 v = act16(vb + mid + load16(mL + p) * left + load16(mR + p) * right, act);
+        if (p + 16 <= HW) {
+            store16(out + p, v);
+        } else {
+            float tail[16];
+            store16(tail, v);
+            std::memcpy(out + p, tail, size_t(HW - p) * sizeof(float));
+        }
+    }
+}
+
+class DepthwiseConv : public ov::op::Op {
+public:
+    OPENVINO_OP("DepthwiseConv", "prunebench");
+
+    DepthwiseConv() = default;
+    DepthwiseConv(const ov::OutputVector& args, int64_t stride, int64_t act)
+        : Op(args), m_stride(stride), m_act(act) {
+        constructor_validate_and_infer_types();
+    }
+
+    void validate_and_infer_types() override {
+        NODE_VALIDATION_CHECK(this, get_input_size() == 3, "DepthwiseConv takes 3 inputs (x, w, bias)");
+        NODE_VALIDATION_CHECK(this, m_stride == 1 || m_stride == 2, "stride must be 1 or 2");
+        ov::PartialShape out = get_input_partial_shape(0);
+        if (out.rank().is_static()) {
+            NODE_VALIDATION_CHECK(this, out.size() == 4, "DepthwiseConv takes x [N, C, H, W]");
+            for (size_t i = 2; i < 4; ++i)
+                if (out[i].is_static()) out[i] = (out[i].get_length() - 1) / m_stride + 1;
+                else out[i] = ov::Dimension::dynamic();
+        }
+        set_output_type(0, ov::element::f32, out);
+    }
+
+    std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& new_args) const override {
+        return std::make_shared<DepthwiseConv>(new_args, m_stride, m_act);
+    }
+
+    bool visit_attributes(ov::AttributeVisitor& visitor) override {
+        visitor.on_attribute("stride", m_stride);
+        visitor.on_attribute("act", m_act);
+        return true;
+    }
+
+    bool has_evaluate() const override { return true; }
+
+    bool evaluate(ov::TensorVector& outputs, const ov::TensorVector& inputs) const override {
+        const ov::Shape in = inputs[0].get_shape();
+        const int64_t N = int64_t(in[0]), C = int64_t(in[1]), H = int64_t(in[2]), W = int64_t(in[3]);
+        const int64_t Ho = (H - 1) / m_stride + 1, Wo = (W - 1) / m_stride + 1;
+        const ov::Shape shape{in[0], in[1], size_t(Ho), size_t(Wo)};
+        if (outputs[0].get_shape() != shape) outputs[0].set_shape(shape);
+        const float* X = inputs[0].data<const float>();
+        const float* w = inputs[1].data<const float>();
+        const float* bias = inputs[2].get_size() ? inputs[2].data<const float>() : nullptr;
+        float* Y = outputs[0].data<float>();
+        const int64_t planes = N * C, stride = m_stride;
+        const int act = int(m_act);
+        const int nthr = planes * H * W > 16384 ? parallel_get_max_threads() : 1;
+        std::vector<float> mL, mR;   // column masks of the flat stride-1 kernel
+        if (stride == 1) {
+            mL.assign(size_t(H * W + 16), 0.f);   // + 16: the last vector reads past H * W
+            mR.assign(size_t(H * W + 16), 0.f);
+            for (int64_t p = 0; p < H * W; ++p) {
+                mL[size_t(p)] = p % W != 0 ? 1.f : 0.f;
+                mR[size_t(p)] = p % W != W - 1 ? 1.f : 0.f;
+            }
+        }
+        ov::parallel_nt(nthr, [&](int i, int k) {
+            thread_local std::vector<float> buf;
+            if (stride == 1) buf.resize(size_t(H * W + 2 * (W + 1) + 16));
+            for (int64_t pl = planes * i / k; pl < planes * (i + 1) / k; ++pl) {
+                const int64_t c = pl % C;
+                const float b = bias ? bias[c] : 0.f;
+                if (stride == 1)
+                    dw_plane_flat(X + pl * H * W, Y + pl * H * W, w + c * 9, b, H, W, act,
+                                  buf.data(), mL.data(), mR.data());
+                else
+                    dw_plane(X + pl * H * W, Y + pl * Ho * Wo, w + c * 9, b, H, W, stride, act);
+            }
+        });
+        return true;
+    }
+
+private:
+    int64_t m_stride = 1;
+    int64_t m_act = 0;
+};
+
 }  // namespace prunebench
 
 OPENVINO_CREATE_EXTENSIONS(std::vector<ov::Extension::Ptr>({
     std::make_shared<ov::OpExtension<prunebench::SparseMatMul>>(),
+    std::make_shared<ov::OpExtension<prunebench::DepthwiseConv>>(),
 }));
