@@ -255,7 +255,6 @@ def _as_other_machine(src: Path, dst: Path, mid: str, hostname: str, keep: int |
 def test_merge_two_machines(reference_db, tmp_path, capsys):
     from prunebench.cli import main
     from prunebench.report import data as D
-    from prunebench.study.merge import merge_databases
 
     n = sqlite3.connect(reference_db).execute("SELECT COUNT(*) FROM results").fetchone()[0]
     a = tmp_path / "a.sqlite"
