@@ -1,4 +1,4 @@
-# prunebench: `make demo` runs the main job, `make test` the test suite, `make bench` benchmarks/.
+# prunebench: `make demo` runs the main job, `make test` ruff and the test suite, `make bench` benchmarks/.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(PY) -m prunebench study default
 
 test: $(STAMP) chromium
+	$(PY) -m ruff check src tests
 	PRUNEBENCH_REQUIRE_BROWSER=1 PRUNEBENCH_REQUIRE_LITERT=1 $(PY) -m pytest -q
 
 # The report tests open the HTML page in headless Chromium (Debian's package; needs root the

@@ -54,12 +54,12 @@ def test_prune_json_accounting(capsys, tmp_path):
     assert doc["sparsity_requested"] == 0.8
     assert abs(doc["sparsity_achieved"] - 0.8) < 0.005
     sizes = {"layers.0.weight": 64 * 300, "layers.1.weight": 300 * 100, "layers.2.weight": 1000}
-    assert {l["name"]: l["params"] for l in doc["layers"]} == sizes
-    nonzero = sum(l["nonzero"] for l in doc["layers"])
+    assert {layer["name"]: layer["params"] for layer in doc["layers"]} == sizes
+    nonzero = sum(layer["nonzero"] for layer in doc["layers"])
     assert nonzero == round(0.2 * sum(sizes.values()))
     # Linear MACs per sample equal the weight count; nonzero MACs the nonzero count
-    assert all(l["macs"] == l["params"] and l["macs_nonzero"] == l["nonzero"]
-               for l in doc["layers"])
+    assert all(layer["macs"] == layer["params"] and layer["macs_nonzero"] == layer["nonzero"]
+               for layer in doc["layers"])
     # the pruned model file loads back to the same accuracy
     from prunebench.runtime import load_model
     from prunebench.train import evaluate

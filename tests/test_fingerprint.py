@@ -9,7 +9,8 @@ def test_fingerprint_describes_this_machine():
     assert fp["cores"] == os.cpu_count()
     assert fp["arch"] == platform.machine()
     assert fp["python"] == platform.python_version()
-    import torch, numpy
+    import numpy
+    import torch
 
     assert fp["libraries"]["torch"] == torch.__version__
     assert fp["libraries"]["numpy"] == numpy.__version__

@@ -32,7 +32,6 @@ kernel and runtime sources, so planning the same model again measures nothing
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math

@@ -255,7 +255,6 @@ def _as_other_machine(src: Path, dst: Path, mid: str, hostname: str, keep: int |
 def test_merge_two_machines(reference_db, tmp_path, capsys):
     from prunebench.cli import main
     from prunebench.report import data as D
-    from prunebench.study.merge import merge_databases
 
     n = sqlite3.connect(reference_db).execute("SELECT COUNT(*) FROM results").fetchone()[0]
     a = tmp_path / "a.sqlite"
@@ -360,7 +359,9 @@ def test_hosts_all_plans_the_timed_jobs_per_machine(spec_path, reference_db, tmp
 
     from prunebench.measure import fingerprint
     from prunebench.study.distributed import ClusterExecutor
-    from prunebench.study.runner import _Display, _InterruptGuard, plan_jobs
+    from prunebench.study.display import Display
+    from prunebench.study.interrupt import InterruptGuard
+    from prunebench.study.runner import plan_jobs
     from prunebench.study.spec import load_spec
     from prunebench.study.store import Store
 
@@ -376,8 +377,8 @@ def test_hosts_all_plans_the_timed_jobs_per_machine(spec_path, reference_db, tmp
     db = tmp_path / "results.sqlite"
     shutil.copy(reference_db, db)
     with Store(db) as store:
-        ex = ClusterExecutor(TwoMachines(), spec, store, here, tmp_path, _Display(False), None,
-                             jobs, _InterruptGuard())
+        ex = ClusterExecutor(TwoMachines(), spec, store, here, tmp_path, Display(False), None,
+                             jobs, InterruptGuard())
         tasks = ex.plan()
         timed = {j.hash for j in jobs if j.kind in ("latency", "profile", "quant-latency")
                  and j.skip is None}
@@ -387,5 +388,5 @@ def test_hosts_all_plans_the_timed_jobs_per_machine(spec_path, reference_db, tmp
         assert all(t["state"] is None for t in tasks)  # pruned fine: load or prune again
         assert set(ex.status()) == set(job_table(reference_db)) - timed  # pending on "board"
         one = ClusterExecutor(TwoMachines(), dataclasses.replace(spec, hosts="one"), store,
-                              here, tmp_path, _Display(False), None, jobs, _InterruptGuard())
+                              here, tmp_path, Display(False), None, jobs, InterruptGuard())
         assert one.plan() == []

@@ -210,7 +210,7 @@ def test_bad_matrices_and_options_are_refused_naming_the_argument(case):
     with pytest.raises(BadInputError, match="unknown option.* frobnicate"):
         case.encode(good, frobnicate=1)
     if case.index_limits:
-        with pytest.raises(BadInputError, 
+        with pytest.raises(BadInputError,
                            match="index_dtype='int64' is not allowed; allowed: None, uint8, uint16, int32"):
             case.encode(good, index_dtype="int64")
     else:

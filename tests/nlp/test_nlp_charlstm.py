@@ -40,7 +40,7 @@ def test_zoo_entry_shape():
 
 def test_corpus_split_and_unigram_baseline(corpus):
     train, test = corpus
-    raw = "\n".join(l.strip() for l in C._read_background().splitlines() if l.strip())
+    raw = "\n".join(line.strip() for line in C._read_background().splitlines() if line.strip())
     assert len(train) + len(test) == len(raw)
     assert len(test) == len(raw) - int(len(raw) * 0.9)
     # independent: Counter over the characters, add-one smoothing over the vocabulary

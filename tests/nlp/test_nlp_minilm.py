@@ -2,7 +2,6 @@
 its task metrics against independent computations; pruned and compiled through the runtime."""
 import json
 import math
-import os
 
 import numpy as np
 import pytest

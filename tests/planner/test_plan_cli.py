@@ -3,7 +3,6 @@ the manifest as ``inspect`` shows it, and one clear line + exit 2 for bad input.
 import json
 
 import pytest
-import torch
 
 from prunebench import zoo
 from prunebench.cli import main

@@ -298,7 +298,7 @@ def test_layer_with_a_few_stray_zeros_is_not_encoded(monkeypatch):
     monkeypatch.setattr(rc, "_encode", lambda *a, **k: encoded.append(a[2]) or real(*a, **k))
     p = plan(net, torch.randn(1, 64), timer=lambda fns, **kw: {k: 1.0 for k in fns},
              cache=False)
-    lay = next(l for l in p.layers if l["name"] == "2")
+    lay = next(layer for layer in p.layers if layer["name"] == "2")
     assert lay["format"] == "dense" and "too few" in lay["reason"]
     assert list(lay["times_ms"]) == [] and encoded == []
 

@@ -74,8 +74,8 @@ def test_dry_run_of_a_1e8_job_grid_counts_in_seconds(tmp_path):
     doc = json.loads(out)
     assert doc["jobs"] == n and doc["pending"] is None
     assert doc["estimated_s"] > 24 * 3600
-    assert err.strip().splitlines() == [l for l in err.strip().splitlines()
-                                        if l.startswith("prunebench: warning:")]
+    assert err.strip().splitlines() == [line for line in err.strip().splitlines()
+                                        if line.startswith("prunebench: warning:")]
     assert "above --max-hours 24" in err and "--yes" in err
     assert peak - base < 100 * 2**20, f"{(peak - base) / 2**20:.0f} MiB above the baseline"
     assert not (tmp_path / "runs").exists()

@@ -4,7 +4,6 @@ outputs equal dense NumPy math on the pruned weights. Crafted files are refused 
 large allocation."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -8,7 +8,6 @@ same weights; for fp16/int8 values the reference module holds the *decoded* weig
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

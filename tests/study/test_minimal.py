@@ -43,7 +43,7 @@ def test_local_timing_waits_for_another_process_holding_the_machine_lock(tmp_pat
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time\n"
-         "from prunebench.study.distributed import timing_lock\n"
+         "from prunebench.study.locks import timing_lock\n"
          f"with timing_lock({machine!r}):\n"
          "    print('held', flush=True)\n"
          "    time.sleep(2.0)\n"],

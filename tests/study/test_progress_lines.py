@@ -3,7 +3,7 @@ import io
 import subprocess
 import sys
 
-from prunebench.study.runner import _Display
+from prunebench.study.display import Display
 
 
 class FakeClock:
@@ -16,7 +16,7 @@ class FakeClock:
 
 def test_lines_every_n_jobs_with_failures_and_time_left():
     out, clock = io.StringIO(), FakeClock()
-    d = _Display(True, stream=out, clock=clock)
+    d = Display(True, stream=out, clock=clock)
     d.start(40, 400.0)  # 40 jobs estimated at 10 s each; a line every 40/20 = 2 jobs
     for i in range(10):
         clock.t += 5.0  # each job takes half its estimate
@@ -35,7 +35,7 @@ def test_lines_every_n_jobs_with_failures_and_time_left():
 
 def test_a_line_per_minute_when_jobs_are_slow():
     out, clock = io.StringIO(), FakeClock()
-    d = _Display(True, stream=out, clock=clock, every_jobs=1000)
+    d = Display(True, stream=out, clock=clock, every_jobs=1000)
     d.start(3, 90.0)
     for seconds in (30.0, 40.0, 20.0):  # the second job crosses the minute, the third not
         clock.t += seconds
@@ -49,7 +49,7 @@ def test_a_line_per_minute_when_jobs_are_slow():
 
 def test_disabled_display_prints_nothing():
     out = io.StringIO()
-    d = _Display(False, stream=out)
+    d = Display(False, stream=out)
     d.start(5, 10.0)
     d.fail()
     d.advance(2.0)

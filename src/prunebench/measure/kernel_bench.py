@@ -254,7 +254,6 @@ class _OrtMatMul:
     """ONNX Runtime running one MatMul by the dense initializer W.T."""
 
     def __init__(self, W: np.ndarray, threads: int):
-        import onnx
         import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
 

@@ -31,7 +31,7 @@ stored values x batch, waking a second thread costs more than it saves (PyTorch'
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch

@@ -10,7 +10,7 @@ Who does what
   worker's machine fingerprint (``results`` is unique per job hash and machine, so a row that
   arrives twice is stored once).
 * One task per pruned model (a prune job and the pending size/latency/profile jobs on its
-  model) runs :meth:`.runner._Executor.run_group`, the local runner's own code, in the worker.
+  model) runs :meth:`.executor.Executor.run_group`, the local runner's own code, in the worker.
   A worker on the driver's machine reads and writes the pruned-model cache ``OUT/models``;
   a worker elsewhere keeps its own cache under its temporary folder. A worker trains a dense
   model (or loads its cached checkpoint) under a per-machine lock on that model, so two
@@ -40,19 +40,20 @@ all`` a timed job counts per machine.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import BadInputError
+from .display import Display
+from .executor import Executor, one_line, skip_record, with_lock
+from .interrupt import InterruptGuard
 from .jobs import Job
-from .runner import _Display, _Executor, _InterruptGuard, _one_line, _skip_record, _with_lock
+from .locks import host_lock
 from .spec import Spec
 
 try:
@@ -110,7 +111,7 @@ class Fleet:
                 except (OSError, TimeoutError, ValueError, TypeError) as e:
                     raise BadInputError(
                         f"--cluster: cannot reach a Dask scheduler at {cluster!r} within "
-                        f"{CONNECT_TIMEOUT_S:g} s ({_one_line(e)}); start one with `dask "
+                        f"{CONNECT_TIMEOUT_S:g} s ({one_line(e)}); start one with `dask "
                         "scheduler` and check the address") from None
                 try:
                     client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
@@ -134,7 +135,7 @@ class Fleet:
                 fps = client.run(worker_fingerprint)
             except Exception as e:  # noqa: BLE001 - e.g. a worker without prunebench
                 raise BadInputError(f"--cluster: a worker cannot run prunebench "
-                                    f"({_one_line(e)}); install prunebench on every worker "
+                                    f"({one_line(e)}); install prunebench on every worker "
                                     "machine") from None
         except BaseException:
             with contextlib.suppress(Exception):
@@ -161,8 +162,8 @@ class Fleet:
     def machine_ids(self) -> list[str]:
         return list(self.machines)
 
-    def executor(self, spec: Spec, store, fp: dict, out: Path, display: _Display, est,
-                 jobs: list[Job], guard: _InterruptGuard) -> "ClusterExecutor":
+    def executor(self, spec: Spec, store, fp: dict, out: Path, display: Display, est,
+                 jobs: list[Job], guard: InterruptGuard) -> "ClusterExecutor":
         return ClusterExecutor(self, spec, store, fp, out, display, est, jobs, guard)
 
     def summary(self) -> dict:
@@ -191,7 +192,7 @@ def _check_address(address: str) -> None:
         parse_host_port(loc)
     except (ValueError, TypeError) as e:
         raise BadInputError(f"--cluster: got {address!r}; expected a scheduler address such "
-                            f"as tcp://host:8786 ({_one_line(e)})") from None
+                            f"as tcp://host:8786 ({one_line(e)})") from None
 
 
 class _Setup(WorkerPlugin):
@@ -217,7 +218,7 @@ class ClusterExecutor:
     """Plans the tasks, submits them, and stores what comes back (the driver's side)."""
 
     def __init__(self, fleet: Fleet, spec: Spec, store, fp: dict, out: Path,
-                 display: _Display, est, jobs: list[Job], guard: _InterruptGuard):
+                 display: Display, est, jobs: list[Job], guard: InterruptGuard):
         self.fleet, self.spec, self.store, self.fp = fleet, spec, store, fp
         self.out = Path(out).resolve()
         self.display, self.est, self.jobs, self.guard = display, est, jobs, guard
@@ -253,7 +254,7 @@ class ClusterExecutor:
         return merged
 
     def _stored_prune(self, pj: Job, st: dict[str, dict[str, str]]) -> tuple[str, str] | None:
-        """As :meth:`_Executor._stored_prune`, over every machine taking part."""
+        """As :meth:`Executor._stored_prune`, over every machine taking part."""
         for m in self.participants:
             s = st[m].get(pj.hash)
             if s == "failed":
@@ -369,7 +370,7 @@ class ClusterExecutor:
             err = e
         self.not_run += len(t["jobs"])
         print(f"prunebench: warning: {len(t['jobs'])} job(s) of {t['jobs'][0].describe()!r} "
-              f"did not run ({_one_line(err)}); run the same command again to retry them",
+              f"did not run ({one_line(err)}); run the same command again to retry them",
               file=sys.stderr)
 
 
@@ -439,15 +440,15 @@ class _NoEstimate:
         return 0.0
 
 
-class _WorkerExecutor(_Executor):
+class _WorkerExecutor(Executor):
     """The local runner's executor with the database replaced by a list of records (timed
     jobs hold the machine's timing lock as in the local runner)."""
 
     def __init__(self, spec: Spec, fp: dict, base: Path, prune_state, pj: Job | None):
-        display = _Display(False)
+        display = Display(False)
         display.start(0, 0.0)
         super().__init__(spec, None, fp, base, display, _NoEstimate(),
-                         [pj] if pj is not None else [], _InterruptGuard())
+                         [pj] if pj is not None else [], InterruptGuard())
         self.work = base / ".work" / f"worker-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.records: list[tuple[str, dict]] = []
         self._prune_state = prune_state
@@ -455,11 +456,11 @@ class _WorkerExecutor(_Executor):
 
     def _store(self, row: dict) -> None:
         row.setdefault("code_version", self.fp.get("git_commit"))
-        self.records.append(("row", _with_lock(row, self._held)))
+        self.records.append(("row", with_lock(row, self._held)))
         self.stored += 1
 
     def _skip(self, job: Job, reason: str) -> None:
-        self.records.append(("skip", _skip_record(job, reason, "runtime")))
+        self.records.append(("skip", skip_record(job, reason, "runtime")))
 
     def _stored_prune(self, pj: Job) -> tuple[str, str] | None:
         return self._prune_state
@@ -470,26 +471,3 @@ class _WorkerExecutor(_Executor):
         # one trainer per model and machine: another worker waits, then loads the checkpoint
         with host_lock(f"train-{model}-{seed}"):
             return super().dense(model, seed)
-
-
-def timing_lock(machine_id: str):
-    """Hold this machine's timing lock (blocking); yields {acquired, waited_s, pid}."""
-    return host_lock(f"timing-{machine_id}")
-
-
-@contextlib.contextmanager
-def host_lock(name: str):
-    """An exclusive ``flock`` on ``$TMPDIR/prunebench-NAME.lock`` (blocking), shared by every
-    process of this machine and dropped by the kernel when its holder dies."""
-    path = Path(tempfile.gettempdir()) / f"prunebench-{name}.lock"
-    t0 = time.time()
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # read-only: another user's file works
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        t1 = time.time()
-        try:
-            yield {"acquired": t1, "waited_s": t1 - t0, "pid": os.getpid()}
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)

@@ -14,7 +14,7 @@ from ..errors import BadInputError
 from ..registry import Registry
 from . import architectures as A
 from .cache import cache_dir
-from .datasets import Dataset, load_dataset
+from .datasets import load_dataset
 
 MODELS: Registry = Registry("model")
 
