@@ -206,7 +206,7 @@ def test_pruned_lstm_runs_its_matrices_as_sparse_operations():
         pb.compile(net, "csr", engine="openvino", fallback="error", example_input=z)
 
 
-@pytest.mark.parametrize("h,w,stride,act", [(7, 7, 1, 2), (8, 5, 2, 1), (9, 12, 2, 2),
+@pytest.mark.parametrize("h,w,stride,act", [(7, 7, 1, 2), (8, 5, 2, 1), (9, 12, 2, 2), (5, 33, 1, 2), (4, 50, 2, 1),
                                             (1, 3, 1, 0), (30, 33, 2, 0)])
 def test_planar_depthwise_is_conv2d(h, w, stride, act):
     """DepthwiseConv (padding 1, stride 1/2, fused activation) against F.conv2d: odd and even

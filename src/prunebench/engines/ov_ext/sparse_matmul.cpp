@@ -496,8 +496,11 @@ public:
         const int64_t planes = N * C, stride = m_stride;
         const int act = int(m_act);
         const int nthr = planes * H * W > 16384 ? parallel_get_max_threads() : 1;
-        std::vector<float> mL, mR;   // column masks of the flat stride-1 kernel
-        if (stride == 1) {
+        // stride 1, and stride 2 on small maps (computed at stride 1, every other row and
+        // column kept: short rows cost more than the 4x products), run the flat kernel
+        const bool flat = stride == 1 || H * W <= 1024;
+        std::vector<float> mL, mR;   // column masks of the flat kernel
+        if (flat) {
             mL.assign(size_t(H * W + 16), 0.f);   // + 16: the last vector reads past H * W
             mR.assign(size_t(H * W + 16), 0.f);
             for (int64_t p = 0; p < H * W; ++p) {
@@ -506,15 +509,22 @@ public:
             }
         }
         ov::parallel_nt(nthr, [&](int i, int k) {
-            thread_local std::vector<float> buf;
-            if (stride == 1) buf.resize(size_t(H * W + 2 * (W + 1) + 16));
+            thread_local std::vector<float> buf, full;
+            if (flat) buf.resize(size_t(H * W + 2 * (W + 1) + 16));
+            if (flat && stride == 2) full.resize(size_t(H * W));
             for (int64_t pl = planes * i / k; pl < planes * (i + 1) / k; ++pl) {
                 const int64_t c = pl % C;
                 const float b = bias ? bias[c] : 0.f;
-                if (stride == 1)
+                if (stride == 1) {
                     dw_plane_flat(X + pl * H * W, Y + pl * H * W, w + c * 9, b, H, W, act,
                                   buf.data(), mL.data(), mR.data());
-                else
+                } else if (flat) {
+                    dw_plane_flat(X + pl * H * W, full.data(), w + c * 9, b, H, W, act,
+                                  buf.data(), mL.data(), mR.data());
+                    float* o = Y + pl * Ho * Wo;
+                    for (int64_t y = 0; y < Ho; ++y)
+                        for (int64_t x = 0; x < Wo; ++x) o[y * Wo + x] = full[size_t(2 * y * W + 2 * x)];
+                } else
                     dw_plane(X + pl * H * W, Y + pl * Ho * Wo, w + c * 9, b, H, W, stride, act);
             }
         });
