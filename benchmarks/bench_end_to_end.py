@@ -91,8 +91,17 @@ def bench_model(name: str, sparsities, threads: int, progress) -> list[dict]:
                 chosen = (f"{p.engine}/planned" if p.host["format"] == "planned"
                           else f"{p.host['engine']}/{p.host['format']}")
             else:
-                run = pb.compile(pruned, fmt, engine=engine, threads=threads, fallback="dense",
-                                 example_input=x)
+                try:
+                    run = pb.compile(pruned, fmt, engine=engine, threads=threads,
+                                     fallback="dense", example_input=x)
+                except pb.errors.PrunebenchError as e:   # a row that says why, not a crash
+                    progress(f"  {name} {s} {engine}/{fmt} cannot compile: {e}")
+                    rows.append({"model": name, "sparsity": s, "engine": engine, "format": fmt,
+                                 "values": "fp32", "ms": None, "fastest_dense_engine": best,
+                                 "fastest_dense_ms": None, "speedup_vs_fastest_dense": None,
+                                 "verified": False, "threads": threads, "batch": 1,
+                                 "chosen": chosen, "error": str(e)})
+                    continue
             try:
                 pb.verify(run, pruned, xs, ys)
                 verified = True
@@ -127,6 +136,10 @@ def main(argv=None) -> int:
         print(json.dumps(rows, indent=1))
     else:
         for r in rows:
+            if r["ms"] is None:
+                print(f"{r['model']:16s} {r['sparsity']:.2f} {r['engine']:9s} {r['format']:5s} "
+                      f"error: {r['error']}")
+                continue
             print(f"{r['model']:16s} {r['sparsity']:.2f} {r['engine']:9s} {r['format']:5s} "
                   f"{r['ms']:9.3f} ms  {r['fastest_dense_engine']:12s} {r['fastest_dense_ms']:9.3f} "
                   f"ms  {r['speedup_vs_fastest_dense']:5.2f}x  verified={r['verified']}")

@@ -164,14 +164,14 @@ def test_unrolled_lstm_is_nn_lstm(layers, batch_first, hx, unbatched):
 class Step(nn.Module):
     """One streaming step of an LSTM language model (as lee-charlstm): (x, h, c) in one tensor."""
 
-    def __init__(self, e=16, h=48, v=11):
+    def __init__(self, e=16, h=128, v=11):
         super().__init__()
         self.e, self.h = e, h
         self.lstm = nn.LSTM(e, h, batch_first=True)
         self.head = nn.Linear(h, v)
 
     def forward(self, z):
-        e, H = self.e, self.h
+        e, H = self.e, self.lstm.hidden_size     # a forward that reads the LSTM's attributes
         x, h, c = z[:, None, :e], z[None, :, e:e + H], z[None, :, e + H:]
         out, (h1, c1) = self.lstm(x, (h.contiguous(), c.contiguous()))
         return torch.cat([self.head(out[:, 0]), h1[0], c1[0]], 1)
@@ -185,7 +185,7 @@ def test_pruned_lstm_runs_its_matrices_as_sparse_operations():
     with torch.no_grad():
         for p in (net.lstm.weight_ih_l0, net.lstm.weight_hh_l0, net.head.weight):
             p.mul_(torch.rand(p.shape) >= 0.8)
-    z = torch.randn(2, 16 + 2 * 48)
+    z = torch.randn(2, 16 + 2 * 128)
     run = pb.compile(net, "csr", engine="openvino", threads=2, example_input=z)
     assert all(r["format"] == "csr" for r in run.plan.values())
     with torch.no_grad():
@@ -194,7 +194,7 @@ def test_pruned_lstm_runs_its_matrices_as_sparse_operations():
     assert "RNNSeq" not in run.op_counts() and "LSTMSequence" not in run.op_counts()
     # a matrix with a dense gate runs dense as a whole, and the plan says why
     with torch.no_grad():
-        net.lstm.weight_hh_l0[:48].normal_()
+        net.lstm.weight_hh_l0[:128].normal_()
     run = pb.compile(net, "csr", engine="openvino", threads=2, fallback="dense", example_input=z)
     hh = [r for n, r in run.plan.items() if n.startswith("lstm.weight_hh")]
     assert {r["format"] for r in hh} == {"dense"}
@@ -204,6 +204,17 @@ def test_pruned_lstm_runs_its_matrices_as_sparse_operations():
     assert run.op_counts()["Reference"] == 2
     with pytest.raises(BadInputError, match="four gates as one"):
         pb.compile(net, "csr", engine="openvino", fallback="error", example_input=z)
+    # a small LSTM stays on OpenVINO's own sequence operation, and the plan says why
+    torch.manual_seed(1)
+    small = _prune(Step(h=32), 0.0)
+    with torch.no_grad():
+        small.lstm.weight_hh_l0.mul_(torch.rand(small.lstm.weight_hh_l0.shape) >= 0.8)
+    zs = torch.randn(2, 16 + 2 * 32)
+    run = pb.compile(small, "csr", engine="openvino", threads=2, fallback="dense", example_input=zs)
+    hh = [r for n, r in run.plan.items() if n.startswith("lstm.weight_hh")]
+    assert {r["format"] for r in hh} == {"dense"} and "small LSTM" in hh[0]["reason"]
+    with torch.no_grad():
+        np.testing.assert_allclose(run(zs).numpy(), small(zs).numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("h,w,stride,act", [(7, 7, 1, 2), (8, 5, 2, 1), (9, 12, 2, 2), (5, 33, 1, 2), (4, 50, 2, 1),
