@@ -238,3 +238,17 @@ def test_planar_depthwise_is_conv2d(h, w, stride, act):
     assert run.op_counts()["Reference"] == 3
     with pytest.raises(BadInputError, match="depthwise="):
         pb.compile(net, "csr", engine="openvino", depthwise="blocked")
+
+
+@pytest.mark.parametrize("cols,rows,sparsity", [(200, 300, 0.5), (1000, 64, 0.9),
+                                                 (70000, 24, 0.9), (64, 512, 0.9)])
+def test_matvec_every_index_width_long_and_short_rows(cols, rows, sparsity):
+    """Batch 1: uint8 (200 columns), uint16 and int32 (70000) indices, rows of ~100 values
+    (the gather kernel, its masked tail) and of ~6 (the scalar one)."""
+    torch.manual_seed(cols)
+    net = _prune(nn.Sequential(nn.Linear(cols, rows), nn.ReLU()), sparsity)
+    x = torch.randn(1, cols)
+    run = pb.compile(net, "csr", engine="openvino", threads=2, example_input=x)
+    with torch.no_grad():
+        np.testing.assert_allclose(run(x).numpy(), net(x).numpy(), rtol=1e-4, atol=1e-4)
+    assert run.op_counts()["Reference"] == 1
