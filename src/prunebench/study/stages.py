@@ -374,7 +374,8 @@ def time_call(fn: Callable, reference: Callable, x: torch.Tensor, batch: int, th
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with torch.inference_mode():
-            settle = 0.0 if fastest is None else SETTLE_S
+            # one thread: no pool that spins (ONNX Runtime's intra-op pool has no workers)
+            settle = 0.0 if fastest is None or threads <= 1 else SETTLE_S
             # settling is not measuring: it does not eat the measurement's time budget
             max_time = (max(measure["max_time"], measure["min_time"])
                         + settle * len(refs + [fn]) * measure["min_runs"])
