@@ -48,6 +48,7 @@ def _json_default(o):
 # fine-tuning options shared by prune, pack, plan and bench (prunebench.train.Finetune)
 _FT_STEPS_HELP = (f"most fine-tuning steps (default {FINETUNE_STEPS}; early stopping may use "
                   "fewer; 0: none)")
+_ROUNDS = typer.Option(None, "--rounds", help="rounds of iterative / rewind (default 3)")
 _FT_LR = typer.Option(None, "--finetune-lr",
                       help="fine-tuning learning rate (default: the model's training recipe)")
 _FT_BATCH = typer.Option(None, "--finetune-batch",
@@ -622,7 +623,7 @@ def prune_cmd(
         finetune_schedule: Optional[str] = _FT_SCHEDULE,
         no_early_stop: bool = _FT_NO_EARLY_STOP,
         validation: float = _FT_VALIDATION,
-        rounds: Optional[int] = typer.Option(None, "--rounds", help="rounds of iterative / rewind (default 3)"),
+        rounds: Optional[int] = _ROUNDS,
         block: str = typer.Option("4x4", "--block", help="block shape for --method block"),
         n: int = typer.Option(2, "--n", help="N of N:M"),
         m: int = typer.Option(4, "--m", help="M of N:M"),
@@ -723,7 +724,7 @@ def pack(model: str = typer.Argument(..., help="zoo model name"),
          finetune_schedule: Optional[str] = _FT_SCHEDULE,
          no_early_stop: bool = _FT_NO_EARLY_STOP,
          validation: float = _FT_VALIDATION,
-         rounds: Optional[int] = typer.Option(None, "--rounds", help="rounds of iterative / rewind (default 3)"),
+         rounds: Optional[int] = _ROUNDS,
          block: str = typer.Option("4x4", "--block", help="block shape (method and bsr)"),
          n: int = typer.Option(2, "--n", help="N of N:M"),
          m: int = typer.Option(4, "--m", help="M of N:M"),
@@ -971,7 +972,7 @@ def plan_cmd(
         finetune_schedule: Optional[str] = _FT_SCHEDULE,
         no_early_stop: bool = _FT_NO_EARLY_STOP,
         validation: float = _FT_VALIDATION,
-        rounds: Optional[int] = typer.Option(None, "--rounds", help="rounds of iterative / rewind (default 3)"),
+        rounds: Optional[int] = _ROUNDS,
         block: str = typer.Option("4x4", "--block",
                                   help="block shape (block pruning and the bsr candidate)"),
         n: int = typer.Option(2, "--n", help="N of N:M (pruning and the nm candidate)"),
