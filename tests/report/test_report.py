@@ -147,15 +147,12 @@ def test_speedups_are_side_by_side_ratios_when_rows_carry_their_reference(tmp_pa
     """Rows timed beside the dense baseline: the speedup is the ratio of that one run, not the
     ratio to the dense job's time taken at another moment (here the machine was 25% faster
     during the csr job: 4 ms beside a baseline of 8 ms is 2x, not 10/4 = 2.5x)."""
-    from synthetic import _latency_row
+    from synthetic import _beside, _latency_row
     from prunebench.measure import fingerprint
     from prunebench.study.store import Store
 
     def row(label, sp, engine, fmt, ms, ref_ms):
-        r = _latency_row("mlp-4096", label, sp, engine, fmt, 1, ms)
-        r["extra"]["reference"] = {"engine": "torch-dense", "model": "unpruned",
-                                   "p50_ms": ref_ms, "iqr_ms": 0.0, "runs": 5, "noisy": False}
-        return r
+        return _beside(_latency_row("mlp-4096", label, sp, engine, fmt, 1, ms), ref_ms)
 
     path = tmp_path / "beside.sqlite"
     fp = fingerprint()
@@ -186,19 +183,12 @@ def test_headline_speedup_is_the_ratio_to_the_fastest_dense_engine_timed_in_the_
     """A row timed beside the fastest dense engine (``extra.fastest_dense``) takes its speedup
     over it from that one run: 3 ms beside ONNX Runtime's 4.5 ms is 1.5x, whatever the
     ONNX Runtime dense job measured at another moment (5.5 ms there) or chained ratios say."""
-    from synthetic import _latency_row
+    from synthetic import _beside, _latency_row
     from prunebench.measure import fingerprint
     from prunebench.study.store import Store
 
     def row(label, sp, engine, fmt, ms, ref_ms, fastest=None):
-        r = _latency_row("mlp-4096", label, sp, engine, fmt, 1, ms)
-        r["extra"]["reference"] = {"engine": "torch-dense", "model": "unpruned",
-                                   "p50_ms": ref_ms, "iqr_ms": 0.0, "runs": 5, "noisy": False}
-        if fastest:
-            r["extra"]["fastest_dense"] = {"engine": fastest[0], "model": "unpruned",
-                                           "p50_ms": fastest[1], "iqr_ms": 0.0, "runs": 5,
-                                           "noisy": False}
-        return r
+        return _beside(_latency_row("mlp-4096", label, sp, engine, fmt, 1, ms), ref_ms, fastest)
 
     path = tmp_path / "fastest.sqlite"
     fp = fingerprint()

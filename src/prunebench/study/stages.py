@@ -390,18 +390,20 @@ def time_call(fn: Callable, reference: Callable, x: torch.Tensor, batch: int, th
 SETTLE_S = 0.04
 
 
+def _timing(engine: str, m) -> dict:
+    """The stored record of a side-by-side timing of the unpruned model on ``engine``."""
+    lat = m.latency_ms()
+    return {"engine": engine, "model": "unpruned", "p50_ms": lat["p50"], "iqr_ms": lat["iqr"],
+            "runs": m.n, "noisy": m.noisy}
+
+
 def beside(extra: dict, ref, fastest=None, fastest_engine: str | None = None) -> dict:
     """``extra`` with the side-by-side reference timing ``ref`` (a Measurement: the unpruned
     model on dense PyTorch) and ``fastest_dense`` (the unpruned model on the fastest dense
     engine, ``fastest``; the reference itself when that is dense PyTorch) added."""
-    lat = ref.latency_ms()
-    extra["reference"] = {"engine": "torch-dense", "model": "unpruned", "p50_ms": lat["p50"],
-                          "iqr_ms": lat["iqr"], "runs": ref.n, "noisy": ref.noisy}
+    extra["reference"] = _timing("torch-dense", ref)
     if fastest is not None:
-        f = fastest.latency_ms()
-        extra["fastest_dense"] = {"engine": fastest_engine, "model": "unpruned",
-                                  "p50_ms": f["p50"], "iqr_ms": f["iqr"], "runs": fastest.n,
-                                  "noisy": fastest.noisy}
+        extra["fastest_dense"] = _timing(fastest_engine, fastest)
     elif fastest_engine == "torch-dense":
         extra["fastest_dense"] = dict(extra["reference"])
     return extra
