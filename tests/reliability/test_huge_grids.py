@@ -6,11 +6,13 @@ nothing), warns above ``--max-hours`` (default 24 h); the real run refuses above
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peak_rss import run_with_peak  # noqa: E402
 
 from prunebench.cli import main
 
@@ -41,33 +43,13 @@ def _huge_spec(path) -> int:
     return sum(count_jobs(load_spec(str(path))).values())
 
 
-def _peak_run(args: list[str], timeout: float) -> tuple[int, int, str, str, float]:
-    """(peak RSS bytes, exit status, stdout, stderr, seconds) of ``python -m ARGS``; the child
-    reports its own ru_maxrss after the command."""
-    code = ("import resource, runpy, sys\n"
-            f"sys.argv = {args!r}\n"
-            "rc = 0\n"
-            "try:\n"
-            "    runpy.run_module(sys.argv[0], run_name='__main__')\n"
-            "except SystemExit as e:\n"
-            "    rc = e.code if isinstance(e.code, int) else 1\n"
-            "sys.stdout.write('\\nPEAK %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-            "sys.exit(rc)\n")
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=timeout)
-    seconds = time.perf_counter() - t0
-    out, _, peak = proc.stdout.rpartition("PEAK")
-    return int(peak) * 1024, proc.returncode, out, proc.stderr, seconds
-
-
 def test_dry_run_of_a_1e8_job_grid_counts_in_seconds(tmp_path):
     spec = tmp_path / "huge.yaml"
     n = _huge_spec(spec)
     assert n > 10**8
-    base, rc, _, _, _ = _peak_run(["prunebench", "models"], 120)
+    base, rc, _, _, _ = run_with_peak(["prunebench", "models"], 120)
     assert rc == 0
-    peak, rc, out, err, seconds = _peak_run(
+    peak, rc, out, err, seconds = run_with_peak(
         ["prunebench", "study", str(spec), "--dry-run", "--out", str(tmp_path / "runs"),
          "--json"], 60)  # expanding took minutes (and 9 GB) for 1e8 jobs
     assert rc == 0, err[-2000:]

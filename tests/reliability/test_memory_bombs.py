@@ -6,11 +6,14 @@ in ``inspect``; N = 1e9: a raw MemoryError)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peak_rss import run_with_peak  # noqa: E402
 
 from prunebench.errors import FormatError
 from prunebench.formats import FORMATS
@@ -42,30 +45,12 @@ def test_load_refuses_a_manifest_larger_than_the_architecture(tmp_path, n):
         pb.load(path)
 
 
-def _run_measured(args: list[str]) -> tuple[int, int, str]:
-    """(peak RSS bytes, exit status, stderr) of ``python ARGS`` in a child that reports its
-    own peak RSS after the command (ru_maxrss of RUSAGE_SELF, in KiB on Linux)."""
-    code = ("import resource, runpy, sys\n"
-            f"sys.argv = {args!r}\n"
-            "rc = 0\n"
-            "try:\n"
-            "    runpy.run_module(sys.argv[0], run_name='__main__')\n"
-            "except SystemExit as e:\n"
-            "    rc = e.code if isinstance(e.code, int) else 1\n"
-            "sys.stdout.write('\\nPEAK %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-            "sys.exit(rc)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    peak = int(proc.stdout.rsplit("PEAK", 1)[1]) * 1024
-    return peak, proc.returncode, proc.stderr
-
-
 def test_inspect_peak_rss_stays_bounded_on_a_bomb(tmp_path):
     # N = 2e6: 800 MB decoded (several GB peak before the fix), refused now before decoding
     path = _bomb(tmp_path / "bomb.pbz", 2 * 10**6)
-    base, rc, _ = _run_measured(["prunebench", "models"])
+    base, rc, _, _, _ = run_with_peak(["prunebench", "models"], 120)
     assert rc == 0
-    peak, rc, err = _run_measured(["prunebench", "inspect", str(path)])
+    peak, rc, _, err, _ = run_with_peak(["prunebench", "inspect", str(path)], 120)
     assert peak - base <= 300 * 2**20, f"{(peak - base) / 2**20:.0f} MiB above the baseline"
     assert rc == 2, err[-2000:]
     lines = err.strip().splitlines()
