@@ -161,11 +161,11 @@ class UnrolledLSTM(nn.Module):
 
     def __init__(self, lstm: nn.LSTM):
         super().__init__()
-        self.hidden, self.layers, self.batch_first = lstm.hidden_size, lstm.num_layers, lstm.batch_first
-        # what a model's forward may read from its LSTM (e.g. ``self.rnn.hidden_size``)
+        # nn.LSTM's attributes: a model's forward may read them (e.g. ``self.rnn.hidden_size``)
         self.input_size, self.hidden_size, self.num_layers = (lstm.input_size, lstm.hidden_size,
                                                               lstm.num_layers)
-        self.bidirectional, self.proj_size, self.bias = False, 0, lstm.bias
+        self.batch_first, self.bidirectional, self.proj_size, self.bias = (
+            lstm.batch_first, False, 0, lstm.bias)
         self.ih, self.hh = nn.ModuleList(), nn.ModuleList()
         for k in range(lstm.num_layers):
             w_ih, w_hh = getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}")
@@ -188,10 +188,10 @@ class UnrolledLSTM(nn.Module):
             x = x.transpose(0, 1)
         B, T = x.shape[0], x.shape[1]
         if hx is None:
-            zero = x.new_zeros(self.layers, B, self.hidden)
+            zero = x.new_zeros(self.num_layers, B, self.hidden_size)
             hx = (zero, zero)
         hs, cs = [], []
-        for k in range(self.layers):
+        for k in range(self.num_layers):
             h, c = hx[0][k], hx[1][k]
             xs = self.ih[k](x)
             outs = []
