@@ -64,12 +64,19 @@ def test_cnn_with_bn_relu6_residual_and_stride_matches_pytorch(size):
     got = run(x)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
-    # the five 1x1 convolutions (one strided) and the Linear run as our SparseMatMul, the two
-    # depthwise convolutions as our DepthwiseConv (Reference nodes: 8), the stem as OpenVINO's
+    # the five 1x1 convolutions (one strided) and the Linear are sparse; each block's expansion
+    # and depthwise convolution run as one ExpandDepthwise, the rest as SparseMatMul
+    # (Reference nodes: 6), the stem as OpenVINO's
     assert len(run.sparse_layers) == 6
     counts = run.op_counts()
-    assert counts["Reference"] == 8
+    assert counts["Reference"] == 6
     assert counts.get("Convolution", 0) + counts.get("GroupConvolution", 0) >= 1
+    # unfused: the two depthwise convolutions as our DepthwiseConv (Reference nodes: 8)
+    planar = pb.compile(net, "csr", engine="openvino", threads=1, fallback="dense",
+                        example_input=x, depthwise="planar")
+    np.testing.assert_allclose(planar(x).numpy(), ref.numpy(), rtol=1e-4,
+                               atol=1e-4 * float(ref.abs().max()))
+    assert planar.op_counts()["Reference"] == 8
     own = pb.compile(net, "csr", engine="openvino", threads=1, fallback="dense",
                      example_input=x, depthwise="openvino")
     np.testing.assert_allclose(own(x).numpy(), ref.numpy(), rtol=1e-4,
@@ -217,25 +224,28 @@ def test_pruned_lstm_runs_its_matrices_as_sparse_operations():
         np.testing.assert_allclose(run(zs).numpy(), small(zs).numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("depthwise", ["fused", "planar"])
 @pytest.mark.parametrize("h,w,stride,act", [(7, 7, 1, 2), (8, 5, 2, 1), (9, 12, 2, 2), (5, 33, 1, 2), (4, 50, 2, 1),
-                                            (1, 3, 1, 0), (30, 33, 2, 0)])
-def test_planar_depthwise_is_conv2d(h, w, stride, act):
+                                            (1, 3, 1, 0), (30, 33, 2, 0), (37, 40, 1, 1)])
+def test_planar_depthwise_is_conv2d(h, w, stride, act, depthwise):
     """DepthwiseConv (padding 1, stride 1/2, fused activation) against F.conv2d: odd and even
-    sizes, the split into even and odd columns of stride 2, a one-row plane."""
+    sizes, the split into even and odd columns of stride 2, a one-row plane. "fused": the sparse
+    1x1 convolution before it (with a ReLU6 between them) and the depthwise one as one
+    ExpandDepthwise: planes of 7 to 1480 positions (64- and 16-wide steps and a scalar rest)."""
     torch.manual_seed(h * w)
     c = 24
     dw = nn.Conv2d(c, c, 3, stride=stride, padding=1, groups=c)
     sparse = nn.Conv2d(c, c, 1)
     acts = {0: nn.Identity(), 1: nn.ReLU(), 2: nn.ReLU6()}
-    net = _prune(nn.Sequential(sparse, dw, acts[act], nn.Conv2d(c, 8, 1)), 0.5)
+    net = _prune(nn.Sequential(sparse, nn.ReLU6(), dw, acts[act], nn.Conv2d(c, 8, 1)), 0.5)
     with torch.no_grad():
         dw.weight.copy_(torch.randn_like(dw.weight))   # dense: _prune thinned only 1x1 convs
     x = torch.randn(2, c, h, w) * 3
-    run = pb.compile(net, "csr", engine="openvino", threads=2, example_input=x)
+    run = pb.compile(net, "csr", engine="openvino", threads=2, example_input=x, depthwise=depthwise)
     with torch.no_grad():
         ref = net(x)
     np.testing.assert_allclose(run(x).numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)
-    assert run.op_counts()["Reference"] == 3
+    assert run.op_counts()["Reference"] == (2 if depthwise == "fused" else 3)
     with pytest.raises(BadInputError, match="depthwise="):
         pb.compile(net, "csr", engine="openvino", depthwise="blocked")
 

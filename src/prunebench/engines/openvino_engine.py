@@ -44,6 +44,11 @@ from .base import ENGINES, Engine
 PRECISION = {"fp32": "f32", "bf16": "bf16"}
 OP_TYPE = "prunebench.SparseMatMul"
 DW_OP_TYPE = "prunebench.DepthwiseConv"
+FUSED_OP_TYPE = "prunebench.ExpandDepthwise"
+#: ``depthwise=`` choices: "fused" runs a sparse 1x1 expansion and the depthwise convolution
+#: after it as one ``ExpandDepthwise`` operation (other depthwise layers as "planar"),
+#: "planar" as ``DepthwiseConv``, "openvino" on OpenVINO's own kernels
+DEPTHWISE = ("fused", "planar", "openvino")
 _ACTS = {nn.ReLU: 1, nn.ReLU6: 2}
 _KEYS = itertools.count()
 
@@ -111,6 +116,39 @@ class PlanarDepthwise(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.conv2d(x, self.weight, self.bias, self.stride, 1, 1, self.groups)
+
+
+class ExpandDepthwise(nn.Module):
+    """A sparse 1x1 convolution and the 3x3 depthwise convolution it feeds, for the trace to
+    hand to the ``ExpandDepthwise`` operation as one (the expanded tensor never leaves it)."""
+
+    def __init__(self, expand: nn.Conv2d, dw: nn.Conv2d, act_e: int, act: int):
+        super().__init__()
+        self.expand, self.dw, self.act_e, self.act = expand, dw, act_e, act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _apply_act(self.dw(_apply_act(self.expand(x), self.act_e)), self.act)
+
+
+def _chains(model: nn.Module):
+    """For each ``nn.Sequential``: its leaf modules in call order (nested Sequentials
+    flattened, Identities skipped) as (name, module): each entry's output is the next one's
+    only input."""
+    def leaves(seq: nn.Sequential, prefix: str):
+        for n, m in seq._modules.items():
+            full = f"{prefix}.{n}" if prefix else n
+            if isinstance(m, nn.Sequential):
+                yield from leaves(m, full)
+            elif m is not None and not isinstance(m, nn.Identity):
+                yield full, m
+    for pname, seq in model.named_modules():
+        if isinstance(seq, nn.Sequential):
+            yield list(leaves(seq, pname))
+
+
+def _pointwise(module: nn.Module) -> bool:
+    return (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1
+            and module.stride == (1, 1) and module.padding == (0, 0))
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -239,7 +277,7 @@ class OpenVinoModel:
 
     def __init__(self, model: nn.Module, plan: Any, values: str, threads: int,
                  fallback: str, keep_smaller: bool, example_input: torch.Tensor | None,
-                 depthwise: str = "planar"):
+                 depthwise: str = "fused"):
         self.source_model = model.eval()
         self.values, self.threads = values, threads
         self.threads_effective = threads
@@ -252,6 +290,7 @@ class OpenVinoModel:
         self._layers: dict[int, tuple[Format, np.ndarray | None, int, int]] = {}
         self._seen: set[int] = set()   # keys of the sparse layers the trace called
         self._dw: dict[int, tuple[np.ndarray, np.ndarray, int, int]] = {}
+        self._fused: dict[int, tuple] = {}
         self.depthwise = depthwise
         self._work = self.source_model
         if plan != "dense":
@@ -285,8 +324,11 @@ class OpenVinoModel:
         # depthwise 3x3 convolutions beside sparse layers: on OpenVINO's kernels they run in
         # its blocked layout, and each sparse operation next to one then pays two Reorders
         dws = [n for n, m in work.named_modules() if _planar_depthwise(m)] \
-            if sparse and self.depthwise == "planar" else []
+            if sparse and self.depthwise != "openvino" else []
         acts = _fuse_activation(work, set(sparse) | set(dws))
+        self.sparse_layers = sorted(sparse)
+        if self.depthwise == "fused":
+            self._fuse_expansions(work, sparse, dws, acts)
         for mname in dws:
             module = work.get_submodule(mname)
             key = next(_KEYS)
@@ -305,8 +347,33 @@ class OpenVinoModel:
             stride = None if mode == 0 or all(v == 1 for v in module.stride) else tuple(module.stride)
             module._pb_ov = (key, acts.get(mname, 0), stride)
             self._layers[key] = (fmt, bias, mode, acts.get(mname, 0))
-        self.sparse_layers = sorted(sparse)
         self._work = work
+
+    def _fuse_expansions(self, work: nn.Module, sparse: dict, dws: list, acts: dict) -> None:
+        """Each sparse pointwise convolution whose output only feeds a planar depthwise one
+        (an inverted residual block's expansion) becomes one :class:`ExpandDepthwise` with it;
+        both leave ``sparse`` and ``dws``."""
+        tied = {m for n in self.plan for m in self.plan[n].get("modules", ())
+                if len(self.plan[n].get("modules", ())) > 1}
+        for chain in list(_chains(work)):
+            for (a, ma), (b, mb) in zip(chain, chain[1:]):
+                if a not in sparse or b not in dws or a in tied or not _pointwise(ma) \
+                        or ma.out_channels != mb.in_channels:
+                    continue
+                fmt = sparse.pop(a)
+                dws.remove(b)
+                key = next(_KEYS)
+                bias = (np.zeros(0, np.float32) if ma.bias is None
+                        else ma.bias.detach().float().numpy().copy())
+                w = mb.weight.detach().float().numpy().reshape(mb.out_channels, 9).copy()
+                b_dw = (np.zeros(0, np.float32) if mb.bias is None
+                        else mb.bias.detach().float().numpy().copy())
+                self._fused[key] = (fmt, bias, acts.get(a, 0), w, b_dw, mb.stride[0],
+                                    acts.get(b, 0))
+                fused = ExpandDepthwise(ma, mb, acts.get(a, 0), acts.get(b, 0))
+                fused._pb_fused = key
+                _set_module(work, a, fused)
+                _set_module(work, b, nn.Identity())
 
     @staticmethod
     def _unroll_lstms(work: nn.Module, rows: dict, encoded: dict, fallback: str) -> dict:
@@ -359,10 +426,10 @@ class OpenVinoModel:
 
         from .ov_ext import library
 
-        if not self._layers:
+        if not (self._layers or self._fused):
             return []
         factory = _node_factory(str(library()))
-        layers, dws = self._layers, self._dw
+        layers, dws, fused = self._layers, self._dw, self._fused
 
         def dw_evaluate(module, x, key):
             w, b, stride, act = dws[int(key)]
@@ -381,6 +448,33 @@ class OpenVinoModel:
             consts = [ov.op.Constant(np.ascontiguousarray(a, np.float32)).output(0) for a in (w, b)]
             node = factory.create("DepthwiseConv", [ctx.get_input(0), *consts],
                                   {"stride": stride, "act": act})
+            return node.outputs()
+
+        def fused_evaluate(module, x, key):
+            fmt, bias, act_e, w, b, stride, act = fused[int(key)]
+            W = torch.from_numpy(fmt.to_dense().astype(np.float32))
+            y = torch.nn.functional.conv2d(x, W[:, :, None, None],
+                                           torch.from_numpy(bias) if bias.size else None)
+            y = torch.nn.functional.conv2d(_apply_act(y, act_e),
+                                           torch.from_numpy(w).reshape(-1, 1, 3, 3),
+                                           torch.from_numpy(b) if b.size else None,
+                                           stride=stride, padding=1, groups=w.shape[0])
+            return _apply_act(y, act)
+
+        def fused_convert(module, target_op, x):
+            seen.add(module._pb_fused)
+            return target_op(x.clone(), torch.tensor(module._pb_fused, dtype=torch.int64))
+
+        def fused_to_openvino(ctx):
+            import openvino as ov
+
+            fmt, bias, act_e, w, b, stride, act = fused[int(ctx.get_values_from_const_input(1))]
+            arrays = [np.ascontiguousarray(fmt.indptr), np.ascontiguousarray(fmt.indices),
+                      np.ascontiguousarray(fmt.data, dtype=np.float32), bias,
+                      np.ascontiguousarray(w, np.float32), b]
+            consts = [ov.op.Constant(a).output(0) for a in arrays]
+            node = factory.create("ExpandDepthwise", [ctx.get_input(0), *consts],
+                                  {"stride": stride, "act_e": act_e, "act": act})
             return node.outputs()
 
         def evaluate(module, x, key):
@@ -427,8 +521,11 @@ class OpenVinoModel:
                                 condition=is_ours),
                 ModuleExtension(PlanarDepthwise, DW_OP_TYPE, evaluate=dw_evaluate,
                                 convert=dw_convert),
+                ModuleExtension(ExpandDepthwise, FUSED_OP_TYPE, evaluate=fused_evaluate,
+                                convert=fused_convert),
                 ConversionExtension(OP_TYPE, to_openvino),
-                ConversionExtension(DW_OP_TYPE, dw_to_openvino)]
+                ConversionExtension(DW_OP_TYPE, dw_to_openvino),
+                ConversionExtension(FUSED_OP_TYPE, fused_to_openvino)]
 
     def _build(self, example: torch.Tensor) -> None:
         """Convert once (dynamic shapes), then compile for ``example``'s shape."""
@@ -448,13 +545,14 @@ class OpenVinoModel:
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise PrunebenchError(f"openvino cannot convert {type(self.source_model).__name__}"
                                       f": {msg}") from None
-            placed = sum(op.get_type_name() == "SparseMatMul"
+            placed = sum(op.get_type_name() in ("SparseMatMul", "ExpandDepthwise")
                          for op in self._converted.get_ordered_ops())
             # a module called once per step (an LSTM's recurrent matrix) is placed once per call
-            if placed < len(self._layers) or len(self._seen) != len(self._layers):
-                missing = len(self._layers) - min(placed, len(self._seen))
+            ops = len(self._layers) + len(self._fused)
+            if placed < ops or len(self._seen) != ops:
+                missing = ops - min(placed, len(self._seen))
                 raise PrunebenchError(
-                    f"openvino: {missing} of the {len(self._layers)} sparse "
+                    f"openvino: {missing} of the {ops} sparse "
                     f"layers ({', '.join(self.sparse_layers)}) are not called as modules by "
                     f"{type(self.source_model).__name__}.forward, so the traced graph would run "
                     "them dense; use fallback with a plan that keeps them dense")
@@ -525,7 +623,7 @@ class OpenVinoEngine(Engine):
     def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
                 threads: int = 1, example_input: torch.Tensor | None = None,
                 fallback: str = "error", keep_smaller: bool = True,
-                depthwise: str = "planar", **options):
+                depthwise: str = "fused", **options):
         try:
             import openvino  # noqa: F401
         except ImportError:
@@ -538,9 +636,11 @@ class OpenVinoEngine(Engine):
             raise BadInputError(f"engine openvino runs sparse formats with fp32 values only; "
                                 f"got format {format!r} with values {values!r}")
         threads = check_threads(threads)
-        if depthwise not in ("planar", "openvino"):
-            raise BadInputError(f"depthwise={depthwise!r} should be 'planar' (prunebench's "
-                                "DepthwiseConv beside sparse layers) or 'openvino' (its own)")
+        if depthwise not in DEPTHWISE:
+            raise BadInputError(f"depthwise={depthwise!r} should be 'fused' (a sparse expansion "
+                                "and its depthwise convolution as one operation), 'planar' "
+                                "(prunebench's DepthwiseConv beside sparse layers) or 'openvino' "
+                                "(its own)")
         return OpenVinoModel(model, format, values, threads, fallback, keep_smaller,
                              example_input, depthwise)
 

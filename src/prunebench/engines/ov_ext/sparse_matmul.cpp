@@ -137,15 +137,15 @@ static void spmv_rows_short(const P* __restrict indptr, const I* __restrict idx,
 
 // Row r0 .. r1 split so each of n parts holds about as many stored values (plus a row cost).
 template <typename P>
-static int64_t split(const P* indptr, int64_t rows, int part, int n) {
+static int64_t split(const P* indptr, int64_t rows, int part, int n, double row_cost = 8.0) {
     if (part <= 0) return 0;
     if (part >= n) return rows;
-    const double total = double(indptr[rows] - indptr[0]) + 8.0 * rows;
+    const double total = double(indptr[rows] - indptr[0]) + row_cost * rows;
     const double goal = total * part / n;
     int64_t lo = 0, hi = rows;   // first row whose prefix cost reaches the goal
     while (lo < hi) {
         const int64_t mid = (lo + hi) / 2;
-        if (double(indptr[mid] - indptr[0]) + 8.0 * mid < goal) lo = mid + 1; else hi = mid;
+        if (double(indptr[mid] - indptr[0]) + row_cost * mid < goal) lo = mid + 1; else hi = mid;
     }
     return lo;
 }
@@ -497,16 +497,11 @@ static void dw_plane(const float* __restrict in, float* __restrict out, const fl
 // fixed offset (rows above the first and below the last read zeros), and the column that wraps
 // into the next row is cancelled by the masks mL (0 at x = 0) and mR (0 at x = W - 1). One loop
 // over all positions, whatever the width: a 7x7 map is four vectors, not seven short rows.
-static void dw_plane_flat(const float* __restrict in, float* __restrict out,
-                          const float* __restrict w, float b, int64_t H, int64_t W, int act,
-                          float* __restrict buf, const float* __restrict mL,
-                          const float* __restrict mR) {
-    const int64_t HW = H * W, off = W + 1;
-    std::memset(buf, 0, size_t(off) * sizeof(float));
-    std::memcpy(buf + off, in, size_t(HW) * sizeof(float));
-    std::memset(buf + off + HW, 0, size_t(off) * sizeof(float));
-    std::memset(buf + off + HW + off, 0, 16 * sizeof(float));   // the last vector's tail
-    const float* __restrict q = buf + off;
+static void dw_flat_core(const float* __restrict q, float* __restrict out,
+                         const float* __restrict w, float b, int64_t H, int64_t W, int act,
+                         const float* __restrict mL, const float* __restrict mR) {
+    // q: the plane, with W + 1 zeros before it and W + 1 + 16 zeros after it
+    const int64_t HW = H * W;
     const v16 w0 = splat(w[0]), w1 = splat(w[1]), w2 = splat(w[2]), w3 = splat(w[3]),
               w4 = splat(w[4]), w5 = splat(w[5]), w6 = splat(w[6]), w7 = splat(w[7]),
               w8 = splat(w[8]), vb = splat(b);
@@ -524,6 +519,94 @@ static void dw_plane_flat(const float* __restrict in, float* __restrict out,
             store16(tail, v);
             std::memcpy(out + p, tail, size_t(HW - p) * sizeof(float));
         }
+    }
+}
+
+static void dw_plane_flat(const float* __restrict in, float* __restrict out,
+                          const float* __restrict w, float b, int64_t H, int64_t W, int act,
+                          float* __restrict buf, const float* __restrict mL,
+                          const float* __restrict mR) {
+    const int64_t HW = H * W, off = W + 1;
+    std::memset(buf, 0, size_t(off) * sizeof(float));
+    std::memcpy(buf + off, in, size_t(HW) * sizeof(float));
+    std::memset(buf + off + HW, 0, size_t(off + 16) * sizeof(float));   // + the last vector's tail
+    dw_flat_core(buf + off, out, w, b, H, W, act, mL, mR);
+}
+
+// The column masks of the flat kernel: mL 0 at x = 0, mR 0 at x = W - 1 (+ 16: the last
+// vector reads past H * W).
+static void dw_masks(int64_t H, int64_t W, std::vector<float>& mL, std::vector<float>& mR) {
+    mL.assign(size_t(H * W + 16), 0.f);
+    mR.assign(size_t(H * W + 16), 0.f);
+    for (int64_t p = 0; p < H * W; ++p) {
+        mL[size_t(p)] = p % W != 0 ? 1.f : 0.f;
+        mR[size_t(p)] = p % W != W - 1 ? 1.f : 0.f;
+    }
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+static inline __mmask16 first_lanes(int64_t n) {
+    return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+// Stride 2, one channel, 16 outputs of a row at a time: the 32 input columns 2x .. 2x + 31 of
+// each of the three input rows are two loads, split into even (2x) and odd (2x + 1) columns by
+// two permutes; column 2x - 1 is the odd vector moved up one lane, the previous step's last
+// odd column shifted in (zero padding at x = 0). Masked loads read nothing past a row's end.
+static void dw_plane_s2(const float* __restrict in, float* __restrict out,
+                        const float* __restrict w, float b, int64_t H, int64_t W, int act) {
+    const int64_t Ho = (H - 1) / 2 + 1, Wo = (W - 1) / 2 + 1;
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.f);
+    for (int64_t yo = 0; yo < Ho; ++yo) {
+        __m512 prev[3] = {zero, zero, zero};
+        for (int64_t x0 = 0; x0 < Wo; x0 += 16) {
+            __m512 acc = _mm512_set1_ps(b);
+            const int64_t c0 = 2 * x0;
+            const __mmask16 mA = first_lanes(W - c0), mB = first_lanes(W - c0 - 16);
+            for (int i = 0; i < 3; ++i) {
+                const int64_t yy = 2 * yo + i - 1;
+                if (yy < 0 || yy >= H) continue;
+                const float* r = in + yy * W + c0;
+                const __m512 A = _mm512_maskz_loadu_ps(mA, r);
+                const __m512 B = _mm512_maskz_loadu_ps(mB, r + 16);
+                const __m512 E = _mm512_permutex2var_ps(A, ie, B);
+                const __m512 O = _mm512_permutex2var_ps(A, io, B);
+                const __m512 S = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                    _mm512_castps_si512(O), _mm512_castps_si512(prev[i]), 15));
+                prev[i] = O;
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(w[3 * i]), S, acc);
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(w[3 * i + 1]), E, acc);
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(w[3 * i + 2]), O, acc);
+            }
+            if (act) acc = _mm512_max_ps(acc, zero);
+            if (act == 2) acc = _mm512_min_ps(acc, six);
+            _mm512_mask_storeu_ps(out + yo * Wo + x0, first_lanes(Wo - x0), acc);
+        }
+    }
+}
+#endif
+
+// One output plane of a 3x3 depthwise convolution from a plane q laid out as dw_flat_core
+// wants it: stride 1 flat; stride 2 on a small map flat, then every other row and column kept
+// (short rows cost more than the 4x products); stride 2 on a larger one row by row.
+static void dw_any(const float* __restrict q, float* __restrict out, const float* __restrict w,
+                   float b, int64_t H, int64_t W, int64_t stride, int act,
+                   const float* mL, const float* mR, float* __restrict full) {
+    if (stride == 1) {
+        dw_flat_core(q, out, w, b, H, W, act, mL, mR);
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    } else if (true) {
+        dw_plane_s2(q, out, w, b, H, W, act);
+#endif
+    } else if (H * W <= 1024) {
+        dw_flat_core(q, full, w, b, H, W, act, mL, mR);
+        const int64_t Ho = (H - 1) / 2 + 1, Wo = (W - 1) / 2 + 1;
+        for (int64_t y = 0; y < Ho; ++y)
+            for (int64_t x = 0; x < Wo; ++x) out[y * Wo + x] = full[2 * y * W + 2 * x];
+    } else {
+        dw_plane(q, out, w, b, H, W, stride, act);
     }
 }
 
@@ -579,14 +662,7 @@ public:
         // column kept: short rows cost more than the 4x products), run the flat kernel
         const bool flat = stride == 1 || H * W <= 1024;
         std::vector<float> mL, mR;   // column masks of the flat kernel
-        if (flat) {
-            mL.assign(size_t(H * W + 16), 0.f);   // + 16: the last vector reads past H * W
-            mR.assign(size_t(H * W + 16), 0.f);
-            for (int64_t p = 0; p < H * W; ++p) {
-                mL[size_t(p)] = p % W != 0 ? 1.f : 0.f;
-                mR[size_t(p)] = p % W != W - 1 ? 1.f : 0.f;
-            }
-        }
+        if (flat) dw_masks(H, W, mL, mR);
         ov::parallel_nt(nthr, [&](int i, int k) {
             thread_local std::vector<float> buf, full;
             if (flat) buf.resize(size_t(H * W + 2 * (W + 1) + 16));
@@ -597,14 +673,20 @@ public:
                 if (stride == 1) {
                     dw_plane_flat(X + pl * H * W, Y + pl * H * W, w + c * 9, b, H, W, act,
                                   buf.data(), mL.data(), mR.data());
-                } else if (flat) {
-                    dw_plane_flat(X + pl * H * W, full.data(), w + c * 9, b, H, W, act,
-                                  buf.data(), mL.data(), mR.data());
-                    float* o = Y + pl * Ho * Wo;
-                    for (int64_t y = 0; y < Ho; ++y)
-                        for (int64_t x = 0; x < Wo; ++x) o[y * Wo + x] = full[size_t(2 * y * W + 2 * x)];
-                } else
-                    dw_plane(X + pl * H * W, Y + pl * Ho * Wo, w + c * 9, b, H, W, stride, act);
+                } else {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+                    dw_plane_s2(X + pl * H * W, Y + pl * Ho * Wo, w + c * 9, b, H, W, act);
+#else
+                    if (flat) {
+                        dw_plane_flat(X + pl * H * W, full.data(), w + c * 9, b, H, W, act,
+                                      buf.data(), mL.data(), mR.data());
+                        float* o = Y + pl * Ho * Wo;
+                        for (int64_t y = 0; y < Ho; ++y)
+                            for (int64_t x = 0; x < Wo; ++x) o[y * Wo + x] = full[size_t(2 * y * W + 2 * x)];
+                    } else
+                        dw_plane(X + pl * H * W, Y + pl * Ho * Wo, w + c * 9, b, H, W, stride, act);
+#endif
+                }
             }
         });
         return true;
@@ -615,9 +697,157 @@ private:
     int64_t m_act = 0;
 };
 
+// ExpandDepthwise(x, indptr, indices, data, bias_e, w, bias): a sparse 1x1 convolution (the
+// expansion of an inverted residual block, CSR as in SparseMatMul, activation act_e) followed
+// by a 3x3 depthwise convolution (as DepthwiseConv: w [rows, 9], bias, stride, act), one
+// channel at a time: the expanded plane is computed into a per-thread buffer (L1/L2) and
+// convolved from there, so the expanded tensor (rows x H x W, 4.8 MB in MobileNetV2's second
+// block) is never written to memory and read back.
+//   x [N, cols, H, W] -> y [N, rows, Ho, Wo]
+
+// Channel c of act(W @ X + b) over the HW positions of one input image X [cols, HW], into q.
+template <typename P, typename I>
+static void expand_row(const P* __restrict indptr, const I* __restrict idx,
+                       const float* __restrict data, float b, const float* __restrict X,
+                       int64_t HW, int64_t c, float* __restrict q, int act) {
+    const P lo = indptr[c], hi = indptr[c + 1];
+    int64_t p = 0;
+    for (; p + 64 <= HW; p += 64) {
+        v16 a0 = splat(b), a1 = a0, a2 = a0, a3 = a0;
+        for (P k = lo; k < hi; ++k) {
+            const v16 v = splat(data[k]);
+            const float* x = X + int64_t(idx[k]) * HW + p;
+            a0 += v * load16(x);
+            a1 += v * load16(x + 16);
+            a2 += v * load16(x + 32);
+            a3 += v * load16(x + 48);
+        }
+        store16(q + p, act16(a0, act));
+        store16(q + p + 16, act16(a1, act));
+        store16(q + p + 32, act16(a2, act));
+        store16(q + p + 48, act16(a3, act));
+    }
+    for (; p + 16 <= HW; p += 16) {
+        v16 a0 = splat(b);
+        for (P k = lo; k < hi; ++k) a0 += splat(data[k]) * load16(X + int64_t(idx[k]) * HW + p);
+        store16(q + p, act16(a0, act));
+    }
+    for (; p < HW; ++p) {
+        float a = b;
+        for (P k = lo; k < hi; ++k) a += data[k] * X[int64_t(idx[k]) * HW + p];
+        q[p] = act1(a, act);
+    }
+}
+
+class ExpandDepthwise : public ov::op::Op {
+public:
+    OPENVINO_OP("ExpandDepthwise", "prunebench");
+
+    ExpandDepthwise() = default;
+    ExpandDepthwise(const ov::OutputVector& args, int64_t stride, int64_t act_e, int64_t act)
+        : Op(args), m_stride(stride), m_act_e(act_e), m_act(act) {
+        constructor_validate_and_infer_types();
+    }
+
+    void validate_and_infer_types() override {
+        NODE_VALIDATION_CHECK(this, get_input_size() == 7,
+                              "ExpandDepthwise takes 7 inputs (x, indptr, indices, data, bias_e, w, bias)");
+        NODE_VALIDATION_CHECK(this, m_stride == 1 || m_stride == 2, "stride must be 1 or 2");
+        const auto& ps = get_input_partial_shape(1);
+        ov::PartialShape out = get_input_partial_shape(0);
+        if (out.rank().is_static()) {
+            NODE_VALIDATION_CHECK(this, out.size() == 4, "ExpandDepthwise takes x [N, C, H, W]");
+            out[1] = ps.rank().is_static() && ps[0].is_static() ? ov::Dimension(ps[0].get_length() - 1)
+                                                                : ov::Dimension::dynamic();
+            for (size_t i = 2; i < 4; ++i)
+                if (out[i].is_static()) out[i] = (out[i].get_length() - 1) / m_stride + 1;
+                else out[i] = ov::Dimension::dynamic();
+        }
+        set_output_type(0, ov::element::f32, out);
+    }
+
+    std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& new_args) const override {
+        return std::make_shared<ExpandDepthwise>(new_args, m_stride, m_act_e, m_act);
+    }
+
+    bool visit_attributes(ov::AttributeVisitor& visitor) override {
+        visitor.on_attribute("stride", m_stride);
+        visitor.on_attribute("act_e", m_act_e);
+        visitor.on_attribute("act", m_act);
+        return true;
+    }
+
+    bool has_evaluate() const override { return true; }
+
+    bool evaluate(ov::TensorVector& outputs, const ov::TensorVector& inputs) const override {
+        const auto& ip = inputs[1];
+        if (ip.get_element_type() == ov::element::i32)
+            return dispatch_index(ip.data<const int32_t>(), outputs, inputs);
+        if (ip.get_element_type() == ov::element::i64)
+            return dispatch_index(ip.data<const int64_t>(), outputs, inputs);
+        return false;
+    }
+
+private:
+    template <typename P>
+    bool dispatch_index(const P* indptr, ov::TensorVector& outputs, const ov::TensorVector& inputs) const {
+        const auto& ix = inputs[2];
+        switch (ix.get_element_type()) {
+        case ov::element::u8: run(indptr, ix.data<const uint8_t>(), outputs, inputs); return true;
+        case ov::element::u16: run(indptr, ix.data<const uint16_t>(), outputs, inputs); return true;
+        case ov::element::i32: run(indptr, ix.data<const int32_t>(), outputs, inputs); return true;
+        default: return false;
+        }
+    }
+
+    template <typename P, typename I>
+    void run(const P* indptr, const I* idx, ov::TensorVector& outputs, const ov::TensorVector& inputs) const {
+        const ov::Shape in = inputs[0].get_shape();
+        const int64_t N = int64_t(in[0]), cols = int64_t(in[1]), H = int64_t(in[2]), W = int64_t(in[3]);
+        const int64_t rows = int64_t(inputs[1].get_shape()[0]) - 1, stride = m_stride;
+        const int64_t Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1, HW = H * W;
+        const ov::Shape shape{in[0], size_t(rows), size_t(Ho), size_t(Wo)};
+        if (outputs[0].get_shape() != shape) outputs[0].set_shape(shape);
+        const float* X = inputs[0].data<const float>();
+        const float* data = inputs[3].data<const float>();
+        const float* be = inputs[4].get_size() ? inputs[4].data<const float>() : nullptr;
+        const float* w = inputs[5].data<const float>();
+        const float* bd = inputs[6].get_size() ? inputs[6].data<const float>() : nullptr;
+        float* Y = outputs[0].data<float>();
+        const int act_e = int(m_act_e), act = int(m_act);
+        const int64_t off = W + 1;
+        std::vector<float> mL, mR;
+        if (stride == 1 || HW <= 1024) dw_masks(H, W, mL, mR);
+        const int nthr = N * rows * HW > 16384 ? parallel_get_max_threads() : 1;
+        // a row's cost, in stored values: the depthwise convolution's 9 products per position
+        // are worth about 10 stored values of the expansion
+        ov::parallel_nt(nthr, [&](int i, int k) {
+            const int64_t r0 = split(indptr, rows, i, k, 10.0), r1 = split(indptr, rows, i + 1, k, 10.0);
+            if (r0 >= r1) return;
+            thread_local std::vector<float> buf, full;
+            buf.resize(size_t(HW + 2 * off + 16));
+            std::memset(buf.data(), 0, size_t(off) * sizeof(float));
+            std::memset(buf.data() + off + HW, 0, size_t(off + 16) * sizeof(float));
+            if (stride == 2 && HW <= 1024) full.resize(size_t(HW));
+            float* q = buf.data() + off;
+            for (int64_t n = 0; n < N; ++n)
+                for (int64_t c = r0; c < r1; ++c) {
+                    expand_row(indptr, idx, data, be ? be[c] : 0.f, X + n * cols * HW, HW, c, q, act_e);
+                    dw_any(q, Y + (n * rows + c) * Ho * Wo, w + c * 9, bd ? bd[c] : 0.f, H, W, stride,
+                           act, mL.data(), mR.data(), full.data());
+                }
+        });
+    }
+
+    int64_t m_stride = 1;
+    int64_t m_act_e = 0;
+    int64_t m_act = 0;
+};
+
 }  // namespace prunebench
 
 OPENVINO_CREATE_EXTENSIONS(std::vector<ov::Extension::Ptr>({
     std::make_shared<ov::OpExtension<prunebench::SparseMatMul>>(),
     std::make_shared<ov::OpExtension<prunebench::DepthwiseConv>>(),
+    std::make_shared<ov::OpExtension<prunebench::ExpandDepthwise>>(),
 }));
