@@ -257,15 +257,48 @@ static void left_tile(const P* indptr, const I* idx, const float* data, const fl
         for (int64_t j = 0; j < w; ++j) Y[r * n + p0 + j] = part[size_t((r - r0) * TILE + j)];
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+// d[j * ld + i] = s[i * TILE + j] for a 16 x 16 block (16 rows of a tile product written
+// back as 16 tokens' outputs): the standard in-register transpose, 16 loads and 16 stores.
+static inline void transpose16(const float* s, int64_t s_ld, float* d, int64_t d_ld) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(s + i * s_ld);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; ++i) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 4; ++i) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 16; ++i) _mm512_storeu_ps(d + i * d_ld, r[i]);
+}
+#endif
+
 // Tiles [t0, t1) of Y = act(X @ W.T + bias) for X [n, cols] (rows, e.g. tokens), Y [n, rows]:
-// the same tile product, packing 64 input rows transposed and writing the tile back transposed.
+// the same tile product, packing 64 input rows transposed and writing the tile back transposed,
+// 16 output rows at a time (the 16 rows' tile stays in L1; a 1536-row tile would not).
 template <int64_t TILE, typename P, typename I>
 static void right_tiles(const P* indptr, const I* idx, const float* data, const float* bias,
                         const float* __restrict X, float* __restrict Y, int64_t rows,
                         int64_t cols, int64_t n, int64_t t0, int64_t t1, int act) {
     thread_local std::vector<float> buf, part;
     buf.resize(size_t(cols * TILE));
-    part.resize(size_t(rows * TILE));
+    part.resize(size_t(16 * TILE));
     for (int64_t t = t0; t < t1; ++t) {
         const int64_t p0 = t * TILE, w = std::min(TILE, n - p0);
         if (w < TILE) std::fill(buf.begin(), buf.end(), 0.f);
@@ -277,12 +310,19 @@ static void right_tiles(const P* indptr, const I* idx, const float* data, const 
                 for (int64_t c = c0; c < c1; ++c) buf[size_t(c * TILE + j)] = s[c];
             }
         }
-        tile_rows<TILE>(indptr, idx, data, bias, buf.data(), TILE, part.data(), rows, TILE, act);
         for (int64_t r0 = 0; r0 < rows; r0 += 16) {
             const int64_t r1 = std::min(rows, r0 + 16);
-            for (int64_t j = 0; j < w; ++j) {
+            tile_rows<TILE>(indptr + r0, idx, data, bias ? bias + r0 : nullptr, buf.data(), TILE,
+                            part.data(), r1 - r0, TILE, act);
+            int64_t j0 = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+            if (r1 - r0 == 16)
+                for (; j0 + 16 <= w; j0 += 16)
+                    transpose16(part.data() + j0, TILE, Y + (p0 + j0) * rows + r0, rows);
+#endif
+            for (int64_t j = j0; j < w; ++j) {
                 float* d = Y + (p0 + j) * rows;
-                for (int64_t r = r0; r < r1; ++r) d[r] = part[size_t(r * TILE + j)];
+                for (int64_t r = r0; r < r1; ++r) d[r] = part[size_t((r - r0) * TILE + j)];
             }
         }
     }
