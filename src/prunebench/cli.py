@@ -997,9 +997,9 @@ def plan_cmd(
     then verify and time the planned model against dense and every single-format model."""
     from . import zoo
     from .plan_command import plan_command, render
-    from .planner import _check_args
+    from .planner import check_args
 
-    _check_args(objective, budget_ms, batch, threads, engine, values)
+    check_args(objective, budget_ms, batch, threads, engine, values)
     from .hosts import parse_hosts
 
     host_list = parse_hosts(True if hosts == "all" else hosts)

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from .errors import BadInputError
-from .kernels._cache import sources_digest
+from .kernels import sources_digest
 
 OBJECTIVES = ("latency", "size")
 #: engines whose compile takes a per-layer plan (built on :mod:`prunebench.runtime`)
@@ -292,8 +292,8 @@ def _capture(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, t
     return got
 
 
-def _check_args(objective: str, budget_ms: Any, batch: Any, threads: Any, engine: str,
-                values: str) -> None:
+def check_args(objective: str, budget_ms: Any, batch: Any, threads: Any, engine: str,
+               values: str) -> None:
     from .runtime.compile import VALUE_CHOICES, check_threads
 
     if objective not in OBJECTIVES:
@@ -378,7 +378,7 @@ def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine,
     from . import engines
     from .measure import fingerprint
     from .pruning.targets import prunable_layers
-    from .runtime.compile import _matrices
+    from .runtime.compile import plan_matrices
     from .runtime.compile import compile as runtime_compile
 
     t_start = time.perf_counter()
@@ -388,7 +388,7 @@ def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine,
             or len(example_input) == 0:
         raise BadInputError("example_input: a tensor with a batch dimension is needed")
     batch = len(example_input) if batch is None else batch
-    _check_args(objective, budget_ms, batch, threads, engine, values)
+    check_args(objective, budget_ms, batch, threads, engine, values)
     if len(example_input) < batch:
         raise BadInputError(f"example_input holds {len(example_input)} rows, fewer than "
                             f"--batch {batch}")
@@ -402,7 +402,7 @@ def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine,
     say = progress or (lambda _msg: None)
     timer = timer or _default_timer
     model = model.eval()
-    matrices = _matrices(model)
+    matrices = plan_matrices(model)
     modules = [m for m in prunable_layers(model)]
     fp = fingerprint()
     tc = TimingCache(fp["id"], enabled=cache)
@@ -641,9 +641,9 @@ MAX_BLOCK = 256
 
 def _left_dense(module: nn.Module, zeros: int, total: int, args, values: str) -> str | None:
     """Why a layer stays dense without timing any format, or None when it is a candidate."""
-    from .runtime.compile import _cannot
+    from .runtime.compile import why_dense_only
 
-    problem = _cannot(module)
+    problem = why_dense_only(module)
     if problem:
         return problem
     if zeros == 0:
@@ -670,7 +670,7 @@ def _too_few_zeros(zeros: int, total: int, values: str) -> bool:
 def _dense_bytes(module: nn.Module, values: str) -> int:
     """Bytes of a module's weight matrices stored dense in ``values`` (as the runtime counts
     them: conv weights as out x in*k*k, int8 with a scale per row)."""
-    from .runtime.compile import _dense_bytes as matrix_bytes
+    from .runtime.compile import dense_matrix_bytes as matrix_bytes
 
     return sum(matrix_bytes((p.shape[0], p.numel() // p.shape[0]), values)
                for name, p in module.named_parameters() if "weight" in name)

@@ -40,6 +40,7 @@ from torch import nn
 
 from ..errors import BadInputError, FormatError
 from ..formats import FORMATS, Format, encode, inspect_container, load_container, save_container
+from .encoding import nm_violation, options_for
 
 FILE_VERSION = 2
 VALUE_CHOICES = ("fp32", "fp16", "int8")
@@ -81,6 +82,14 @@ def _build(zoo_name: str) -> nn.Module:
     spec = zoo.get_spec(zoo_name)
     with torch.random.fork_rng(devices=[]):
         return spec.build()
+
+
+def zoo_dense_file_bytes(zoo_name: str) -> int:
+    """Bytes of the zoo architecture's state dict as a dense fp32 safetensors file: what
+    ``pack``, ``plan`` and ``inspect`` compare a model file with."""
+    from ..measure import state_file_bytes
+
+    return state_file_bytes(_build(zoo_name))
 
 
 def _module_config(model: nn.Module) -> dict[str, dict[str, int]]:
@@ -148,26 +157,6 @@ def _extra_groups(state: dict[str, Any], covered: set[str], values: str) -> dict
 # ---------------------------------------------------------------- encoding and saving
 
 
-def _format_opts(fmt: str, opts: dict) -> dict:
-    """Keep only the options the format's ``from_dense`` understands."""
-    keys = {"bsr": ("block",), "ell": ("slice_height",), "nm": ("n", "m"), "rcsr": ("bits",),
-            "lowrank": ("rank", "energy")}.get(fmt, ())
-    return {k: opts[k] for k in keys if opts.get(k) is not None}
-
-
-def _nm_violation(W: np.ndarray, n: int, m: int) -> str | None:
-    """Where ``W`` breaks the n:m pattern along its columns, or None if it fits."""
-    rows, cols = W.shape
-    G = -(-cols // m)
-    P = np.zeros((rows, G * m), dtype=bool)
-    P[:, :cols] = W != 0
-    count = P.reshape(rows, G, m).sum(axis=2)
-    if (count <= n).all():
-        return None
-    r, g = np.argwhere(count > n)[0]
-    return f"not {n}:{m} sparse (row {r}, group {g} has {count[r, g]} nonzeros)"
-
-
 def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
                  values: str = "fp32", index_dtype=None, keep_smaller: bool = True,
                  **format_opts) -> tuple[dict[str, Format], dict[str, dict]]:
@@ -200,11 +189,11 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
     for name, (pname, g, gates) in matrices.items():
         W = _matrix(params[pname], g, gates)
         want = plan_in[name]
-        opts = _format_opts(want, format_opts)
+        opts = options_for(want, format_opts)
         if "rank" in opts:         # one rank for the model: a thin matrix gets its full rank
             opts["rank"] = min(opts["rank"], min(W.shape))
         reason = "requested"
-        misfit = _nm_violation(W, opts.get("n", 2), opts.get("m", 4)) if want == "nm" else None
+        misfit = nm_violation(W, opts.get("n", 2), opts.get("m", 4)) if want == "nm" else None
         try:
             if misfit and keep_smaller:
                 fmt, reason = encode(W, "dense", values=values), f"{misfit}; stored dense"
@@ -517,8 +506,6 @@ def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
     layouts), ``dense_file_bytes`` (the zoo architecture's state dict as a dense fp32
     safetensors file, what ``pack`` compares against) and ``compression_ratio``.
     """
-    from ..measure import state_file_bytes
-
     model, _ = load_model(path)
     info = inspect_container(path)
     man = info["manifest"]
@@ -538,7 +525,7 @@ def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
         lay["sparsity"] = float((_matrix(params[pname], g, gates) == 0).mean())
     info["model"], info["values"] = man["model"], man["values"]
     info["lossless"] = man["values"] == "fp32" and all(v["lossless"] for v in info["layers"].values())
-    info["dense_file_bytes"] = state_file_bytes(_build(man["model"]))
+    info["dense_file_bytes"] = zoo_dense_file_bytes(man["model"])
     info["compression_ratio"] = info["dense_file_bytes"] / info["file_bytes"]
     return info
 
