@@ -996,8 +996,8 @@ def plan_cmd(
     """Choose a storage format per pruned layer by measuring each candidate on this machine,
     then verify and time the planned model against dense and every single-format model."""
     from . import zoo
-    from .plan_command import plan_command, render
     from .planner import check_args
+    from .planner.command import plan_command, render
 
     check_args(objective, budget_ms, batch, threads, engine, values)
     from .hosts import parse_hosts

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .search import check_args, plan
 
 
 def plan_command(model: str, *, prune: Callable[[], Any] | None, objective: str,
@@ -16,10 +17,9 @@ def plan_command(model: str, *, prune: Callable[[], Any] | None, objective: str,
 
     ``model`` is a zoo name (then ``prune()`` returns (dense net, data, PruneResult)) or a
     model file written by ``prune -o`` / ``pack`` (``prune`` is None)."""
-    from . import zoo
-    from .planner import check_args, plan
-    from .runtime import load_model, save_model
-    from .runtime.modelfile import zoo_dense_file_bytes
+    from .. import zoo
+    from ..runtime import load_model, save_model
+    from ..runtime.modelfile import zoo_dense_file_bytes
 
     check_args(objective, budget_ms, batch, threads, engine, values)
     say = _printer(progress)
@@ -37,7 +37,7 @@ def plan_command(model: str, *, prune: Callable[[], Any] | None, objective: str,
         rep = result.report()
         source = {k: rep.get(k) for k in ("method", "scope", "schedule", "sparsity_requested",
                                           "sparsity_achieved", "accuracy_pruned")}
-    from .study.stages import inputs
+    from ..study.stages import inputs
 
     # timed on the first `batch` inputs; verified on at least 64 test inputs when there is data
     n = max(batch, 64) if data is not None else batch
