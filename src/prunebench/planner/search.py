@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..dtypes import VALUE_ENCODINGS
 from ..errors import BadInputError
 from ..kernels import sources_digest
 from .cache import TimingCache, digest
@@ -57,7 +58,7 @@ def check_args(objective: str, budget_ms: Any, batch: Any, threads: Any, engine:
                values: str) -> None:
     """The settings of :func:`plan` (also checked by ``prunebench plan`` before a model is
     pruned or loaded); raises :class:`~prunebench.errors.BadInputError` naming the option."""
-    from ..runtime.compile import VALUE_CHOICES, check_threads
+    from ..runtime.compile import check_threads
 
     if objective not in OBJECTIVES:
         raise BadInputError(f"--objective: got {objective!r}; allowed: {', '.join(OBJECTIVES)}")
@@ -76,8 +77,8 @@ def check_args(objective: str, budget_ms: Any, batch: Any, threads: Any, engine:
     if engine not in PLAN_ENGINES:
         raise BadInputError(f"--engine: got {engine!r}; the planner runs on engines that take "
                             f"a per-layer plan: {', '.join(PLAN_ENGINES)}")
-    if values not in VALUE_CHOICES:
-        raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_CHOICES)}")
+    if values not in VALUE_ENCODINGS:
+        raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_ENCODINGS)}")
 
 
 def plan(model: nn.Module, example_input: torch.Tensor, *, objective: str = "latency",

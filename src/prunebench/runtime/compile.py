@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .. import kernels as K
+from ..dtypes import VALUE_ENCODINGS
 from ..errors import BadInputError
 from ..formats import FORMATS, Format, encode
 from ..formats.values import value_nbytes
@@ -53,7 +54,6 @@ from .layers import (KERNEL_FORMATS, KERNEL_VALUES, DenseOp, KernelOp, MatrixOp,
                      SparseLinear, SparseMultiheadAttention, SparseRNN, StackedOp)
 from .encoding import nm_violation
 
-VALUE_CHOICES = ("fp32", "fp16", "int8")
 FALLBACKS = ("error", "dense")
 #: options each format takes from ``compile(..., **format_opts)``, with this module's defaults
 FORMAT_OPTIONS = {"bsr": {"block": (4, 4)}, "nm": {"n": 2, "m": 4}, "ell": {"slice_height": 32}}
@@ -245,8 +245,9 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
     Returns (plan {matrix: {module, kind, format, requested, reason, shape, sparsity, values,
     bytes, dense_bytes}}, encoded {matrix: Format} for the matrices that run sparse).
     """
-    if values not in VALUE_CHOICES:
-        raise BadInputError(f"values={values!r} is not allowed; allowed: {', '.join(VALUE_CHOICES)}")
+    if values not in VALUE_ENCODINGS:
+        raise BadInputError(f"values={values!r} is not allowed; allowed: "
+                            f"{', '.join(VALUE_ENCODINGS)}")
     if values not in backend.values:
         raise BadInputError(f"engine {backend.name} runs values {', '.join(backend.values)}; "
                             f"got values={values!r}")

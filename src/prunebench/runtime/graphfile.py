@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..dtypes import FP16_MAX, VALUE_ENCODINGS
 from ..errors import BadInputError, FormatError, PrunebenchError
 from .encoding import nm_violation, options_for
 
@@ -220,10 +221,10 @@ def save_graph_model(path, model: nn.Module, example_input: torch.Tensor, *, nam
 
     from ..engines.onnx_engine import export_onnx
     from ..formats import FORMATS, save_container
-    from .modelfile import FILE_VERSION, FP16_MAX, VALUE_CHOICES
+    from .modelfile import FILE_VERSION
 
-    if values not in VALUE_CHOICES:
-        raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_CHOICES)}")
+    if values not in VALUE_ENCODINGS:
+        raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_ENCODINGS)}")
     if not isinstance(format, str):
         raise BadInputError("format: a graph file takes one format name for every weight "
                             "matrix (a per-layer plan needs a zoo model)")

@@ -38,13 +38,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..dtypes import FP16_MAX, VALUE_ENCODINGS
 from ..errors import BadInputError, FormatError
 from ..formats import FORMATS, Format, encode, inspect_container, load_container, save_container
 from .encoding import nm_violation, options_for
 
 FILE_VERSION = 2
-VALUE_CHOICES = ("fp32", "fp16", "int8")
-FP16_MAX = float(np.finfo(np.float16).max)
 
 # shape attributes channel pruning changes; everything a layer's tensors need follows from them
 _CONFIG_ATTRS = {nn.Linear: ("in_features", "out_features"),
@@ -172,8 +171,8 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
     bytes, lossless, error}}), ``error`` being :func:`prunebench.formats.encoding_error`
     against the model's matrix.
     """
-    if values not in VALUE_CHOICES:
-        raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_CHOICES)}")
+    if values not in VALUE_ENCODINGS:
+        raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_ENCODINGS)}")
     matrices = _weight_matrices(model)
     if isinstance(format, str):
         FORMATS.get(format)
@@ -335,9 +334,9 @@ def _manifest(where: str, manifest: Any) -> dict:
         got = manifest.get("prunebench_model_file") if isinstance(manifest, dict) else None
         raise FormatError(f"{where}: manifest prunebench_model_file={got!r}, expected "
                           f"{FILE_VERSION} (not a prunebench model file of this version)")
-    if manifest.get("values") not in VALUE_CHOICES:
+    if manifest.get("values") not in VALUE_ENCODINGS:
         raise FormatError(f"{where}: manifest values={manifest.get('values')!r}, expected one "
-                          f"of {', '.join(VALUE_CHOICES)}")
+                          f"of {', '.join(VALUE_ENCODINGS)}")
     for key in ("fallbacks", "modules", "info", "planner"):
         if not isinstance(manifest.get(key, {}), dict):
             raise FormatError(f"{where}: manifest {key!r} should be a dict")
