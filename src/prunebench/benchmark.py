@@ -200,9 +200,9 @@ def _file_bytes(run, model: nn.Module, name: str, engine: str, format: str, valu
         return os.path.getsize(path)
 
 
-def _rss_child_main(argv: list[str]) -> None:
+def rss_child_main(argv: list[str]) -> None:
     """Child process of :func:`peak_rss_pruned`: load a model file, compile, run one batch."""
-    from .measure._rss_child import peak_rss
+    from .measure.memory import peak_rss
 
     path, engine, format, values, batch, threads, opts = argv
     batch, threads = int(batch), int(threads)
@@ -236,8 +236,8 @@ def peak_rss_pruned(model: nn.Module, name: str, engine: str, format: str, value
         path = os.path.join(d, "m.pbz")
         # a zoo-kind file even for a user model: the child registers it from the environment
         save_model(path, model, zoo_name=name, seed=seed, format="dense", graph=False)
-        code = ("import sys; from prunebench.benchmark import _rss_child_main; "
-                "_rss_child_main(sys.argv[1:])")
+        code = ("import sys; from prunebench.benchmark import rss_child_main; "
+                "rss_child_main(sys.argv[1:])")
         return run_rss_child(["-c", code, path, engine, format, values, str(batch),
                               str(threads), json.dumps(opts)], f"{name} on {engine}", timeout)
 

@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - older typer depends on click
 from rich.console import Console
 from rich.table import Table
 
+from .dtypes import VALUE_ENCODINGS
 from .errors import BadInputError, PrunebenchError
 from .recipe import FINETUNE_STEPS, VALIDATION_FRACTION
 
@@ -353,8 +354,8 @@ def kernels(shape: Optional[str] = typer.Option(None, "--shape",
         raise BadInputError(f"--repeats: got {repeats}; expected an integer >= 1")
     vals = tuple(v.strip() for v in values.split(",") if v.strip())
     for v in vals or ("",):
-        if v not in ("fp32", "fp16", "int8"):
-            raise BadInputError(f"--values: got {values!r}; allowed: fp32, fp16, int8")
+        if v not in VALUE_ENCODINGS:
+            raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_ENCODINGS)}")
     blk = _parse_block(block)
     if (method is None) != (from_model is None):
         raise BadInputError("--from-model and --method go together: --from-model MODEL "
@@ -545,8 +546,8 @@ def _check_format_options(format: str, values: str, *, bits: int, block: str, n:
 
     if format not in FORMATS:
         raise BadInputError(f"--format: unknown format {format!r}; valid: {', '.join(sorted(FORMATS))}")
-    if values not in ("fp32", "fp16", "int8"):
-        raise BadInputError(f"--values: got {values!r}; allowed: fp32, fp16, int8")
+    if values not in VALUE_ENCODINGS:
+        raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_ENCODINGS)}")
     if format == "rcsr" and bits not in (4, 8):
         raise BadInputError(f"--bits: got {bits}; allowed: 4, 8")
     if format == "lowrank" and (rank is None) == (energy is None):
@@ -996,10 +997,10 @@ def plan_cmd(
     """Choose a storage format per pruned layer by measuring each candidate on this machine,
     then verify and time the planned model against dense and every single-format model."""
     from . import zoo
-    from .plan_command import plan_command, render
-    from .planner import _check_args
+    from .planner import check_args
+    from .planner.command import plan_command, render
 
-    _check_args(objective, budget_ms, batch, threads, engine, values)
+    check_args(objective, budget_ms, batch, threads, engine, values)
     from .hosts import parse_hosts
 
     host_list = parse_hosts(True if hosts == "all" else hosts)

@@ -14,7 +14,7 @@ from .errors import BadInputError
 from .recipe import FINETUNE_STEPS, LR_SCHEDULES, PATIENCE, VALIDATION_FRACTION
 
 
-def _check_positive_int(name: str, value) -> None:
+def check_positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BadInputError(f"{name}: got {value!r}, expected an integer >= 1")
 
@@ -61,7 +61,7 @@ class Finetune:
                 self.lr, (int, float)) or not 0 < self.lr <= 1):
             raise BadInputError(f"finetune_lr: got {self.lr!r}, expected a number in (0, 1]")
         if self.batch_size is not None:
-            _check_positive_int("finetune_batch", self.batch_size)
+            check_positive_int("finetune_batch", self.batch_size)
         if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(
                 self.epochs, (int, float)) or not 0 < self.epochs <= 1000):
             raise BadInputError(f"finetune_epochs: got {self.epochs!r}, expected a number in "
@@ -225,8 +225,8 @@ def fit(model: nn.Module, data, *, steps: int, lr: float | None = None, batch_si
     with a teacher and constant without. ``monitor(step)`` runs after every step (after
     ``after_step``); when it returns True training stops, and its ``finish(step)`` (if it has
     one) runs at the end (:func:`finetune`'s early stopping)."""
-    _check_positive_int("steps", steps)
-    _check_positive_int("batch_size", batch_size)
+    check_positive_int("steps", steps)
+    check_positive_int("batch_size", batch_size)
     if lr is None:
         lr = TRAIN_LR if teacher is None else DISTILL_LR
     if lr_schedule is None:
@@ -255,7 +255,7 @@ def _fit(model, data, steps, lr, batch_size, seed, weight_decay, after_step, pro
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     n = len(data.y_train)
     model.train()
-    bar = _progress(progress, description, steps)
+    bar = ProgressBar(progress, description, steps)
     perm, pos = torch.randperm(n, generator=g), 0
     step = 0
     for step in range(1, steps + 1):
@@ -315,7 +315,7 @@ def calibration_batch(data, n: int = 256, seed: int = 0):
     return data.x_train[idx], data.y_train[idx]
 
 
-class _progress:
+class ProgressBar:
     """A Rich progress bar on stderr, or nothing."""
 
     def __init__(self, enabled: bool, description: str, total: int):

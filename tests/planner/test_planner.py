@@ -8,7 +8,8 @@ from torch import nn
 
 import prunebench as pb
 from prunebench.errors import BadInputError
-from prunebench.planner import DENSE_MARGIN, _fastest, plan
+from prunebench.planner import DENSE_MARGIN, plan
+from prunebench.planner.rules import fastest
 
 
 def _pruned(seed=0):
@@ -39,11 +40,11 @@ def _table(model_ms):
 
 def test_fastest_needs_more_than_noise_to_leave_dense_and_ties_go_to_the_smaller():
     b = {"dense": 1000, "csr": 300, "bitmap": 250}
-    assert _fastest({"dense": 1.0, "csr": 0.5, "bitmap": 0.9}, b) == "csr"
+    assert fastest({"dense": 1.0, "csr": 0.5, "bitmap": 0.9}, b) == "csr"
     # 2% faster than dense is noise: dense stays
-    assert _fastest({"dense": 1.0, "csr": 1 - DENSE_MARGIN / 2}, b) == "dense"
+    assert fastest({"dense": 1.0, "csr": 1 - DENSE_MARGIN / 2}, b) == "dense"
     # csr and bitmap within 2% of each other: the smaller (bitmap) wins
-    assert _fastest({"dense": 1.0, "csr": 0.50, "bitmap": 0.505}, b) == "bitmap"
+    assert fastest({"dense": 1.0, "csr": 0.50, "bitmap": 0.505}, b) == "bitmap"
 
 
 def test_latency_plan_takes_the_fastest_format_per_layer(tmp_path, monkeypatch):
@@ -136,9 +137,9 @@ def test_measured_plan_is_cached_per_machine(tmp_path, monkeypatch):
     third = plan(other, x, timer=lambda fns, **kw: {k: 1.0 for k in fns})
     assert third.cache_hits == 0
     # other kernel or runtime code (an upgrade, an edit): the old timings are not reused
-    import prunebench.planner as planner_module
+    from prunebench.planner import search
 
-    monkeypatch.setattr(planner_module, "sources_digest", lambda: "other-code")
+    monkeypatch.setattr(search, "sources_digest", lambda: "other-code")
     fourth = plan(model, x, timer=lambda fns, **kw: {k: 1.0 for k in fns})
     assert fourth.cache_hits == 0
 
@@ -241,15 +242,15 @@ def test_too_few_zeros_never_hides_a_format_smaller_than_dense(values, pattern):
     choose (and the other sparse formats) still encodes larger than dense, measured."""
     import numpy as np
 
-    from prunebench import planner
     from prunebench.formats import FORMATS, encode
     from prunebench.formats.values import value_nbytes
+    from prunebench.planner.rules import too_few_zeros
 
     rows = cols = 256
     total = rows * cols
     vb = value_nbytes(values)
-    zeros = max(z for z in range(0, 2000) if planner._too_few_zeros(z, total, values))
-    assert not planner._too_few_zeros(zeros + 1, total, values)
+    zeros = max(z for z in range(0, 2000) if too_few_zeros(z, total, values))
+    assert not too_few_zeros(zeros + 1, total, values)
     rng = np.random.default_rng(0)
     W = rng.uniform(0.5, 1.0, (rows, cols)).astype(np.float32)
     if pattern == "scattered":

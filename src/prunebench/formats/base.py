@@ -32,14 +32,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+# the formats import both from here
+from ..dtypes import INDEX_DTYPES, POINTER_DTYPES  # noqa: F401
 from ..errors import BadInputError, FormatError
 from ..registry import Registry
 from . import values as _values
 
 FORMATS: Registry[type["Format"]] = Registry("format")
-
-INDEX_DTYPES = ("uint8", "uint16", "int32")
-POINTER_DTYPES = ("int32", "int64")
 
 
 # ---------------------------------------------------------------- argument validation

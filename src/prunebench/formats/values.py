@@ -24,11 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import FP16_MAX, VALUE_DTYPES, VALUE_ENCODINGS
 from ..errors import BadInputError, FormatError
-
-VALUE_ENCODINGS = ("fp32", "fp16", "int8")
-VALUE_DTYPES = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16), "int8": np.dtype(np.int8)}
-FP16_MAX = float(np.finfo(np.float16).max)
 
 
 def check_values(values: Any, who: str) -> str:

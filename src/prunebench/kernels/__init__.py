@@ -18,7 +18,7 @@ uint8/uint16/int32/int64 but must be below 2**31. Stored zeros (bitmap lanes, BS
 ELL and N:M padding) multiply x as dense ``W @ x`` does, so an inf/NaN in x reaches y there.
 Threads: :func:`set_threads` (numba's count, range-checked) applies to every kernel.
 """
-from ._cache import drop_stale_cache
+from ._cache import drop_stale_cache, sources_digest
 
 drop_stale_cache()  # before the kernel modules load their numba caches
 
@@ -30,7 +30,7 @@ from .ell import ell_left, ell_matmul, ell_matvec, ell_reference, spmm_ell, spmv
 from .nm import nm_left, nm_matmul, nm_matvec, nm_reference, spmm_nm, spmv_nm  # noqa: E402
 
 __all__ = [
-    "set_threads", "get_threads", "max_threads",
+    "set_threads", "get_threads", "max_threads", "sources_digest",
     "csr_matvec", "csr_matmul", "csr_left", "csr_reference", "spmv_csr", "spmm_csr",
     "bsr_matvec", "bsr_matmul", "bsr_left", "bsr_reference", "spmv_bsr", "spmm_bsr",
     "ell_matvec", "ell_matmul", "ell_left", "ell_reference", "spmv_ell", "spmm_ell",

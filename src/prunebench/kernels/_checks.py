@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import dtypes
 from ..errors import BadInputError
 from ._threads import max_threads
 
 #: dtypes of stored values a kernel accepts (float16 travels to numba as its uint16 bits)
-VALUE_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int8))
-#: dtypes of column indices
-INDEX_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int32), np.dtype(np.int64))
+VALUE_DTYPES = tuple(dtypes.VALUE_DTYPES.values())
+#: dtypes of column indices: a format's, and int64
+KERNEL_INDEX_DTYPES = tuple(np.dtype(n) for n in dtypes.KERNEL_INDEX_DTYPES)
 #: dtypes of row/slice pointers
-POINTER_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
+POINTER_DTYPES = tuple(np.dtype(n) for n in dtypes.POINTER_DTYPES)
 
 _EMPTY = np.zeros(0, np.float32)
 

@@ -120,7 +120,7 @@ def spmm_bsr_t(indptr, indices, data, T, YT, nparts):
 def _check(indptr, indices, data, shape, scales, bias):
     rows, cols = chk.check_shape(shape)
     chk.check_array(indptr, "indptr", chk.POINTER_DTYPES, 1)
-    chk.check_array(indices, "indices", chk.INDEX_DTYPES, 1)
+    chk.check_array(indices, "indices", chk.KERNEL_INDEX_DTYPES, 1)
     vals = chk.values_for_kernel(data, "data", 3, scales)
     r, c = data.shape[1:]
     if r < 1 or c < 1:

@@ -57,7 +57,7 @@ def spmm_csr(indptr, indices, data, scales, bias, X, Y, nparts):
 def _check(indptr, indices, data, shape, scales, bias):
     rows, cols = chk.check_shape(shape)
     chk.check_array(indptr, "indptr", chk.POINTER_DTYPES, 1)
-    chk.check_array(indices, "indices", chk.INDEX_DTYPES, 1)
+    chk.check_array(indices, "indices", chk.KERNEL_INDEX_DTYPES, 1)
     if indptr.shape[0] != rows + 1:
         raise BadInputError(f"indptr has length {indptr.shape[0]}; shape {shape} needs {rows + 1}")
     vals = chk.values_for_kernel(data, "data", 1, scales)

@@ -78,7 +78,7 @@ def _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias):
         raise BadInputError(f"slice_height={slice_height!r} should be a positive integer")
     chk.check_array(slice_ptr, "slice_ptr", chk.POINTER_DTYPES, 1)
     chk.check_array(widths, "widths", chk.POINTER_DTYPES, 1)
-    chk.check_array(indices, "indices", chk.INDEX_DTYPES, 1)
+    chk.check_array(indices, "indices", chk.KERNEL_INDEX_DTYPES, 1)
     nslices = -(-rows // int(slice_height))
     if widths.shape[0] != nslices or slice_ptr.shape[0] != nslices + 1:
         raise BadInputError(

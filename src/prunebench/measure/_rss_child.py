@@ -1,9 +1,10 @@
 """Child process for :func:`prunebench.measure.memory.peak_rss_child`."""
 import json
-import resource
 import sys
 
 import torch
+
+from .memory import peak_rss
 
 
 def main(argv):
@@ -16,19 +17,6 @@ def main(argv):
     with torch.no_grad():
         model(spec.example_input(batch))
     print(json.dumps({"peak_rss_bytes": peak_rss()}))
-
-
-def peak_rss() -> int:
-    """High-water RSS of this process image. VmHWM is reset by execve; ru_maxrss is not (it
-    keeps the parent's RSS at fork time), so ru_maxrss is only the fallback."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..dtypes import VALUE_ENCODINGS
 from ..errors import BadInputError
 from .timer import Timer
 
@@ -382,7 +383,7 @@ def run(shapes: list[Shape] | None = None, sparsities=DEFAULT_SPARSITIES,
     _check_choice("--pattern", pattern, PATTERNS)
     _check_choice("--cache", cache, CACHES)
     for v in values:
-        _check_choice("--values", v, ("fp32", "fp16", "int8"))
+        _check_choice("--values", v, VALUE_ENCODINGS)
     batches = [int(b) for b in batches]
     if any(b < 1 for b in batches):
         raise BadInputError(f"--batch: got {batches}; every batch must be >= 1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,19 @@ def state_file_bytes(model: nn.Module) -> int:
         path = Path(d) / "model.safetensors"
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
         return path.stat().st_size
+
+
+def peak_rss() -> int:
+    """High-water RSS of this process image. VmHWM is reset by execve; ru_maxrss is not (it
+    keeps the parent's RSS at fork time), so ru_maxrss is only the fallback."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run_rss_child(args: list[str], label: str, timeout: float = 600) -> int:

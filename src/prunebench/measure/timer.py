@@ -1,12 +1,22 @@
 """Latency measurement as plain data (after torch.utils.benchmark): :class:`Timer` only
-measures, :class:`Measurement` keeps the raw samples and derives the statistics."""
+measures, :class:`Measurement` keeps the raw samples and derives the statistics.
+
+The timing loops, all here:
+
+* :meth:`Timer.run`: one callable, until ``min_runs`` calls and ``min_time`` seconds;
+* :meth:`Timer.run_beside` / :meth:`Timer.run_among`: several callables side by side, in
+  alternating blocks of a few milliseconds (the speedups of ``bench`` and studies);
+* :func:`interleaved_ms`: many candidates in a fixed number of interleaved rounds, each sample
+  a calibrated repeat of sub-millisecond calls, slow candidates raced out (the planner's).
+"""
 from __future__ import annotations
 
 import math
+import statistics
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -203,3 +213,45 @@ class Timer:
             warnings.warn(f"{label or 'measurement'}: IQR is {m.iqr / m.median:.0%} of the "
                           f"median over {m.n} runs; the machine may be busy", stacklevel=3)
         return m
+
+
+#: :func:`interleaved_ms`: one timed sample repeats the call until it lasts at least this long
+SAMPLE_S = 0.002
+#: :func:`interleaved_ms` races out a slow candidate only after this many rounds
+RACE_MIN_ROUNDS = 3
+
+
+def interleaved_ms(fns: dict[str, Callable[[], Any]], rounds: int = 7,
+                   sample_s: float = SAMPLE_S,
+                   clock: Callable[[], float] = time.perf_counter,
+                   drop_above: float | None = None) -> dict[str, float]:
+    """Median milliseconds per call of each callable, timed in ``rounds`` interleaved rounds
+    (a, b, c, a, b, c, ...) so that a busy moment of the machine hits every candidate alike.
+
+    Each callable is called once first (warm-up: numba compilation, first-touch) and once to
+    calibrate how many calls make one sample of at least ``sample_s`` seconds.
+
+    With ``drop_above`` (a race), after ``RACE_MIN_ROUNDS`` rounds a callable whose median is
+    more than ``drop_above`` times the fastest median is timed no more: its median so far is
+    returned (it cannot win, and slow candidates, such as 4x4 blocks over scattered zeros at a
+    batch of 8, took most of a plan's timing)."""
+    reps = {}
+    for k, fn in fns.items():
+        fn()
+        t0 = clock()
+        fn()
+        one = max(clock() - t0, 1e-7)
+        reps[k] = max(1, min(1000, math.ceil(sample_s / one)))
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    racing = dict(fns)
+    for r in range(rounds):
+        for k, fn in racing.items():
+            t0 = clock()
+            for _ in range(reps[k]):
+                fn()
+            samples[k].append((clock() - t0) / reps[k] * 1e3)
+        if drop_above is not None and r + 1 >= RACE_MIN_ROUNDS and len(racing) > 1:
+            med = {k: statistics.median(samples[k]) for k in racing}
+            best = min(med.values())
+            racing = {k: fn for k, fn in racing.items() if med[k] <= drop_above * best}
+    return {k: statistics.median(v) for k, v in samples.items()}

@@ -67,7 +67,7 @@ def accuracy_change(d: D.StudyData, model: str, label: str, sparsity: float,
           & np.isclose(p.sparsity.astype(float), sparsity)]
     if p.empty:
         return (np.nan, np.nan, 0, 0)
-    unconverged = D._unconverged(p)
+    unconverged = D.unconverged_count(p)
     dense = _dense_by_seed(d, model)
     if values == "fp32":
         acc = {int(s): float(a) for s, a in zip(p.seed, p.accuracy) if a is not None
@@ -82,7 +82,7 @@ def accuracy_change(d: D.StudyData, model: str, label: str, sparsity: float,
     if not diffs:
         return (np.nan, np.nan, 0, unconverged)
     x = pd.Series(diffs, dtype=float)
-    return (float(x.mean()), D._std(x), len(x), unconverged)
+    return (float(x.mean()), D.sample_std(x), len(x), unconverged)
 
 
 def _dense_by_seed(d: D.StudyData, model: str) -> dict[int, float]:
@@ -115,7 +115,7 @@ def task_cell(d: D.StudyData, model: str, label: str, sparsity: float) -> str | 
     return ", ".join(parts) + f"; n={n}" if parts else None
 
 
-@D._cached
+@D.cached_table
 def decision_table(d: D.StudyData) -> pd.DataFrame:
     """See the module docstring: one row per model and sparsity band."""
     lat = D.latency_table(d)

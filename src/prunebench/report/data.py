@@ -40,7 +40,7 @@ class StudyData:
     skipped: pd.DataFrame
     machines: dict
     masks: dict = field(default_factory=dict)   # (model, method_label, sparsity) -> [layers]
-    cache: dict = field(default_factory=dict, repr=False)  # derived tables, see _cached
+    cache: dict = field(default_factory=dict, repr=False)  # derived tables, see cached_table
 
     def latency_only(self, model: str) -> bool:
         rows = self.prune[self.prune.model == model]
@@ -137,7 +137,7 @@ def load(db: str | Path) -> StudyData:
     return data
 
 
-def _cached(fn):
+def cached_table(fn):
     """Compute a derived table once per loaded database (figures and findings ask for the
     same tables many times); callers get a copy they may change."""
     @functools.wraps(fn)
@@ -153,7 +153,7 @@ def _cached(fn):
 # ------------------------------------------------------------------------------ accuracy
 
 
-@_cached
+@cached_table
 def accuracy_table(d: StudyData) -> pd.DataFrame:
     """Mean/std over seeds of accuracy before and after fine-tuning, per model, method and
     sparsity; the dense model (sparsity 0) appears under every method of its model.
@@ -168,11 +168,11 @@ def accuracy_table(d: StudyData) -> pd.DataFrame:
         acc = g.accuracy.astype(float)
         before = g.accuracy_before_finetune.astype(float)
         rows.append({"model": model, "method_label": label, "sparsity": float(s),
-                     "acc_mean": acc.mean(), "acc_std": _std(acc), "before_mean": before.mean(),
-                     "before_std": _std(before), "n": len(g),
+                     "acc_mean": acc.mean(), "acc_std": sample_std(acc), "before_mean": before.mean(),
+                     "before_std": sample_std(before), "n": len(g),
                      "achieved": g.sparsity_achieved.astype(float).mean(),
                      "dense_mean": g.accuracy_dense.astype(float).mean(),
-                     "unconverged": _unconverged(g)})
+                     "unconverged": unconverged_count(g)})
     t = pd.DataFrame(rows)
     dense = t[t.method_label == "dense"]
     out = [t[t.method_label != "dense"]]
@@ -187,7 +187,7 @@ def accuracy_table(d: StudyData) -> pd.DataFrame:
             .sort_values(["model", "method_label", "sparsity"]).reset_index(drop=True))
 
 
-def _unconverged(g: pd.DataFrame) -> int:
+def unconverged_count(g: pd.DataFrame) -> int:
     """Rows of ``g`` whose fine-tune was still improving on its validation split when its
     step budget ran out (``converged`` 0; NULL = not fine-tuned or not judged)."""
     if "converged" not in g:
@@ -196,11 +196,12 @@ def _unconverged(g: pd.DataFrame) -> int:
     return int((c == 0).sum())
 
 
-def _std(x: pd.Series) -> float:
+def sample_std(x: pd.Series) -> float:
+    """The standard deviation over seeds (ddof 1); 0 for a single seed."""
     return float(x.std(ddof=1)) if len(x) > 1 else 0.0
 
 
-@_cached
+@cached_table
 def accuracy_by_values(d: StudyData) -> pd.DataFrame:
     """Accuracy of each (model, method, sparsity, value encoding) read back from the file,
     mean over seeds (rows of the ``dense`` layout, or any lossless layout)."""
@@ -214,7 +215,7 @@ def accuracy_by_values(d: StudyData) -> pd.DataFrame:
     for key, g in s.groupby(["model", "method_label", "sparsity", "value_encoding"]):
         per_seed = g.groupby("seed").accuracy.mean().astype(float)
         rows.append(dict(zip(["model", "method_label", "sparsity", "value_encoding"], key),
-                         acc_mean=per_seed.mean(), acc_std=_std(per_seed), n=len(per_seed)))
+                         acc_mean=per_seed.mean(), acc_std=sample_std(per_seed), n=len(per_seed)))
     return pd.DataFrame(rows, columns=["model", "method_label", "sparsity", "value_encoding",
                                        "acc_mean", "acc_std", "n"])
 
@@ -222,7 +223,7 @@ def accuracy_by_values(d: StudyData) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ latency
 
 
-@_cached
+@cached_table
 def latency_table(d: StudyData) -> pd.DataFrame:
     """Latency rows with ``speedup`` over the unpruned model on dense PyTorch (``baseline_ms``)
     and ``speedup_best`` over the fastest dense run of the unpruned model on any engine
@@ -294,7 +295,7 @@ def reference_method(labels) -> str | None:
 BEATS = 1.05   # "beats" = at least 5% faster: smaller gains are within this machine's noise
 
 
-@_cached
+@cached_table
 def crossover_table(d: StudyData) -> pd.DataFrame:
     """Per model, batch and sparse engine/format pair (reference method, first thread count):
     the lowest measured sparsity at which it is at least 5% faster than the fastest dense run
@@ -334,7 +335,7 @@ def crossover_table(d: StudyData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-@_cached
+@cached_table
 def machine_table(d: StudyData) -> pd.DataFrame:
     """:func:`crossover_table` per machine (``machine_id``, ``hostname``): how the same grid
     compares across the machines of a fleet. Empty when the rows come from one machine."""
@@ -361,7 +362,7 @@ RUN_PROFILE_KEYS = ["host_id", "model", "method_label", "sparsity", "format", "e
                 "value_encoding", "batch", "threads"]
 
 
-@_cached
+@cached_table
 def run_profile_table(d: StudyData) -> pd.DataFrame:
     """Each latency configuration measured in both run profiles on one machine (the
     fingerprint's ``host_id``): median ms in ``default`` and ``edge`` and their ratio (how much
@@ -389,7 +390,7 @@ def run_profile_table(d: StudyData) -> pd.DataFrame:
                                   "sparsity"]).reset_index(drop=True)
 
 
-@_cached
+@cached_table
 def dense_engines_table(d: StudyData) -> pd.DataFrame:
     """The unpruned model on every engine that runs it dense, per batch: ms and speedup over
     dense PyTorch."""
@@ -404,7 +405,7 @@ def dense_engines_table(d: StudyData) -> pd.DataFrame:
 # ------------------------------------------------------------------------------ size
 
 
-@_cached
+@cached_table
 def size_table(d: StudyData) -> pd.DataFrame:
     """File bytes (first seed) with ``ratio`` to the unpruned model's dense fp32 file and
     ``ratio_same`` to its dense file in the same value encoding."""
@@ -435,7 +436,7 @@ def crossing(xs, ys, level: float = 1.0) -> float | None:
     return None
 
 
-@_cached
+@cached_table
 def size_crossover_table(d: StudyData) -> pd.DataFrame:
     """Per model, method, format and value encoding: lowest measured sparsity whose file is
     smaller than the dense file *in the same value encoding*, and the interpolated
@@ -462,7 +463,7 @@ def size_crossover_table(d: StudyData) -> pd.DataFrame:
                                        "break_even", "ratio_at_max", "max_sparsity"])
 
 
-@_cached
+@cached_table
 def layer_size_crossover(d: StudyData) -> pd.DataFrame:
     """Per layer shape and format (fp32 values, reference method): lowest measured sparsity
     whose encoded layers are smaller than dense (the highest among layers of that shape), the
@@ -545,7 +546,7 @@ def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, fl
     return front
 
 
-@_cached
+@cached_table
 def pareto_points(d: StudyData, model: str, axis: str) -> list[tuple[float, float, str]]:
     """(latency ms at the smallest batch | file bytes, accuracy, label) for every measured
     configuration of ``model``: accuracy is the mean over seeds of that configuration (of its
@@ -582,7 +583,7 @@ def pareto_points(d: StudyData, model: str, axis: str) -> list[tuple[float, floa
 # ------------------------------------------------------------------------------ controls
 
 
-@_cached
+@cached_table
 def controls_table(d: StudyData, sparsity: float = 0.9) -> pd.DataFrame:
     """Per model with a matched dense control: the best method at ``sparsity`` vs the dense
     model of matched parameter count, both mean ± std over seeds."""
@@ -607,7 +608,7 @@ def controls_table(d: StudyData, sparsity: float = 0.9) -> pd.DataFrame:
                      "sparsity": sparsity, "pruned_mean": best.acc_mean,
                      "pruned_std": best.acc_std, "pruned_nonzero": nonzero,
                      "control_params": params_c, "control_mean": c.mean(),
-                     "control_std": _std(c), "dense_mean": best.dense_mean,
+                     "control_std": sample_std(c), "dense_mean": best.dense_mean,
                      "difference": best.acc_mean - c.mean(), "n": len(c),
                      "unconverged": int(best.unconverged)})
     return pd.DataFrame(rows, columns=["model", "control", "method_label", "sparsity",
@@ -629,7 +630,7 @@ def _nonzero(rows: pd.DataFrame) -> int | None:
     return int(round(float(np.mean(vals)))) if vals else None
 
 
-@_cached
+@cached_table
 def task_metrics_table(d: StudyData) -> pd.DataFrame:
     """Models judged by a task (``extra.metrics`` of their prune rows: MiniLM's Lee
     correlations, polarity probe and fidelity; the char-LSTM's bits per character): one row per
@@ -663,7 +664,7 @@ def quant_table(d: StudyData) -> pd.DataFrame:
     rows = []
     for model, g in q.groupby("model", sort=False):
         r = {"model": model, "acc_mean": g.accuracy.astype(float).mean(),
-             "acc_std": _std(g.accuracy.astype(float)),
+             "acc_std": sample_std(g.accuracy.astype(float)),
              "dense_mean": g.accuracy_dense.astype(float).mean(),
              "file_bytes": int(g.file_bytes.iloc[0]),
              "dense_file_bytes": int(g.dense_state_bytes.iloc[0]),
@@ -682,7 +683,7 @@ def quant_table(d: StudyData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@_cached
+@cached_table
 def profile_table(d: StudyData) -> pd.DataFrame:
     pr = d.profile
     rows = []
@@ -714,7 +715,7 @@ def theoretical_speedup(d: StudyData, model: str, label: str, sparsity: float) -
     return float(np.mean(vals)) if vals else None
 
 
-@_cached
+@cached_table
 def dead_units_table(d: StudyData) -> pd.DataFrame:
     """Per model, method and sparsity: units the pruned layers disconnect (``dead_out``:
     outputs with no incoming weight; ``dead_in``: inputs with no outgoing weight, see
@@ -746,6 +747,6 @@ def dead_units_table(d: StudyData) -> pd.DataFrame:
                      "inputs": int(m[3]), "worst_layer": worst["name"],
                      "worst_dead_out": int(worst["dead_out"]),
                      "worst_outputs": int(worst["outputs"]),
-                     "acc_mean": acc.mean(), "acc_std": _std(acc), "n": len(per_seed)})
+                     "acc_mean": acc.mean(), "acc_std": sample_std(acc), "n": len(per_seed)})
     return (pd.DataFrame(rows, columns=cols).sort_values(["model", "sparsity", "method_label"])
             .reset_index(drop=True))

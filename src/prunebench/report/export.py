@@ -125,7 +125,7 @@ def export(d: D.StudyData, folder: str | os.PathLike) -> dict:
     of the report into ``folder``. Returns ``{"figures": [paths], "tables": [paths]}``."""
     out = check_dir(folder)
     out.mkdir(exist_ok=True)
-    plt = F._plt()
+    plt = F.pyplot()
     figs, tabs = [], []
     for stem, build in _figures(d):
         fig = build()

@@ -14,7 +14,8 @@ from . import data as D
 DPI = 80
 
 
-def _plt():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, with the report's font sizes."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -28,7 +29,7 @@ def _plt():
 def _png(fig) -> str | None:
     if fig is None:
         return None
-    plt = _plt()
+    plt = pyplot()
     buf = io.BytesIO()
     # no bbox_inches="tight": it lays every figure out twice (half of the report's time);
     # each figure leaves room for its legend with subplots_adjust instead
@@ -38,7 +39,7 @@ def _png(fig) -> str | None:
 
 
 def _grid(n: int, ncols: int = 3, w: float = 3.6, h: float = 2.8):
-    plt = _plt()
+    plt = pyplot()
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False)
@@ -50,7 +51,7 @@ def _grid(n: int, ncols: int = 3, w: float = 3.6, h: float = 2.8):
 
 def _colors(keys) -> dict:
     """A colour per key; the planner's ``auto`` lines are black (and drawn thick, see _lw)."""
-    plt = _plt()
+    plt = pyplot()
     cmap = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
     rest = [k for k in keys if not _is_auto(k)]
     col = {k: cmap(i % cmap.N) for i, k in enumerate(rest)}
@@ -126,7 +127,7 @@ def latency_fig(d: D.StudyData, model: str):
     others = [m for m in methods if m != ref]
     batches = sorted(lat.batch.unique())
     nrows = 2 + len(others)
-    plt = _plt()
+    plt = pyplot()
     width = 4.0 * len(batches) + 2.6
     fig, axes = plt.subplots(nrows, len(batches), figsize=(width, 2.7 * nrows), squeeze=False)
     pairs = sorted(lat.pair.unique())
@@ -181,7 +182,7 @@ def size_fig(d: D.StudyData, model: str):
     ref = D.reference_method(s.method_label.unique())
     if ref is None:  # only the dense model (a control): nothing to plot against sparsity
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.6, 3.4))
     fig.subplots_adjust(left=0.14, right=0.72, bottom=0.14, top=0.9)
     fmts = sorted(s.format.unique())
@@ -213,7 +214,7 @@ def size_fig(d: D.StudyData, model: str):
 
 def pareto_fig(d: D.StudyData, model: str):
     """Accuracy vs batch-1 latency and vs file size; the Pareto front in red."""
-    plt = _plt()
+    plt = pyplot()
     pts_l = D.pareto_points(d, model, "latency")
     pts_s = D.pareto_points(d, model, "size")
     if not pts_l and not pts_s:
@@ -250,7 +251,7 @@ def sparsity_bars_fig(d: D.StudyData, model: str, sparsity: float):
     p = p[p.seed == p.seed.min()]
     layer_names = [lay["name"] for lay in p.layers.iloc[0]]
     labels = list(p.method_label)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.5, 0.5 * len(layer_names) * len(labels) ** 0.5 + 2)
                                     + 1.5, 3.2))
     fig.subplots_adjust(left=0.1, right=0.78, bottom=0.35, top=0.9)
@@ -284,7 +285,7 @@ def masks_fig(d: D.StudyData, model: str, sparsity: float):
     rows = [(label, sorted(m, key=lambda lay: -lay["shape"][0] * lay["shape"][1])[:MAX_LAYERS])
             for label, m in rows]
     ncols = max(len(m) for _, m in rows)
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(rows), ncols, figsize=(2.0 * ncols + 0.6, 2.0 * len(rows)),
                              squeeze=False)
     for i, (label, layers) in enumerate(rows):
@@ -328,7 +329,7 @@ def profile_fig(d: D.StudyData, model: str):
     cols = top + (["(other layers)"] if rest else []) + \
         (["(other)"] if "(other)" in table.columns else [])
     col = _colors(cols)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(pairs) + 1.3))
     fig.subplots_adjust(left=0.25, right=0.72, bottom=0.3 / (0.45 * len(pairs) + 1.3) + 0.2,
                         top=0.85)
@@ -412,7 +413,7 @@ def latency_best_fig(d: D.StudyData, model: str):
     if ref is None or g.empty:
         return None
     batches = sorted(g.batch.unique())
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(batches), figsize=(4.6 * len(batches) + 0.4, 3.2),
                              squeeze=False)
     col = _colors(sorted(g.pair.unique()))
@@ -458,7 +459,7 @@ def size_best_fig(d: D.StudyData, model: str):
     g = s[(s.method_label == ref) & (s.format != "dense") & s.ratio.notna()]
     if ref is None or g.empty:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.2))
     fig.subplots_adjust(left=0.13, right=0.97, bottom=0.15, top=0.88)
     top = g[g.sparsity == g.sparsity.max()]

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .. import kernels as K
+from ..dtypes import VALUE_ENCODINGS
 from ..errors import BadInputError
 from ..formats import FORMATS, Format, encode
 from ..formats.values import value_nbytes
@@ -51,9 +52,8 @@ from ..pruning.targets import (ATTENTION_TYPES, CONV_TYPES, RNN_TYPES, canonical
                                layer_kind, prunable_layers, weights_of)
 from .layers import (KERNEL_FORMATS, KERNEL_VALUES, DenseOp, KernelOp, MatrixOp, SparseConv,
                      SparseLinear, SparseMultiheadAttention, SparseRNN, StackedOp)
-from .modelfile import _nm_violation
+from .encoding import nm_violation
 
-VALUE_CHOICES = ("fp32", "fp16", "int8")
 FALLBACKS = ("error", "dense")
 #: options each format takes from ``compile(..., **format_opts)``, with this module's defaults
 FORMAT_OPTIONS = {"bsr": {"block": (4, 4)}, "nm": {"n": 2, "m": 4}, "ell": {"slice_height": 32}}
@@ -99,7 +99,7 @@ def check_threads(threads: Any, limit: int | None = None) -> int:
 # ---------------------------------------------------------------- the plan
 
 
-def _matrices(model: nn.Module) -> dict[str, tuple[str, str, int, int]]:
+def plan_matrices(model: nn.Module) -> dict[str, tuple[str, str, int, int]]:
     """{matrix name: (module name, parameter name, gate, gates)} in definition order; a tied
     Parameter is one matrix under its first name, with the first module that uses it."""
     canonical = canonical_names(model)
@@ -124,7 +124,7 @@ def _users(model: nn.Module) -> dict[str, list[str]]:
 
 
 def _matrix_names(model: nn.Module, mname: str) -> list[str]:
-    """The matrix names (as :func:`_matrices` keys them) of one module's prunable weights."""
+    """The matrix names (as :func:`plan_matrices` keys them) of one module's prunable weights."""
     canonical = canonical_names(model)
     out = []
     for w in weights_of(model, mname):
@@ -169,7 +169,7 @@ def _resolve_plan(plan: Any, matrices: dict, backend: Backend,
     return out
 
 
-def _cannot(module: nn.Module) -> str | None:
+def why_dense_only(module: nn.Module) -> str | None:
     """Why a module's matrices cannot run sparse at all (None when they can)."""
     if isinstance(module, CONV_TYPES):
         kind = type(module).__name__
@@ -185,7 +185,7 @@ def _cannot(module: nn.Module) -> str | None:
     return None
 
 
-def _dense_bytes(shape, values: str) -> int:
+def dense_matrix_bytes(shape, values: str) -> int:
     rows, cols = shape
     return rows * cols * value_nbytes(values) + (4 * rows if values == "int8" else 0)
 
@@ -245,15 +245,16 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
     Returns (plan {matrix: {module, kind, format, requested, reason, shape, sparsity, values,
     bytes, dense_bytes}}, encoded {matrix: Format} for the matrices that run sparse).
     """
-    if values not in VALUE_CHOICES:
-        raise BadInputError(f"values={values!r} is not allowed; allowed: {', '.join(VALUE_CHOICES)}")
+    if values not in VALUE_ENCODINGS:
+        raise BadInputError(f"values={values!r} is not allowed; allowed: "
+                            f"{', '.join(VALUE_ENCODINGS)}")
     if values not in backend.values:
         raise BadInputError(f"engine {backend.name} runs values {', '.join(backend.values)}; "
                             f"got values={values!r}")
     if fallback not in FALLBACKS:
         raise BadInputError(f"fallback={fallback!r} is not allowed; allowed: {', '.join(FALLBACKS)}")
     _check_format_opts(format_opts)
-    matrices = _matrices(model)
+    matrices = plan_matrices(model)
     if not matrices:
         raise BadInputError(f"model {type(model).__name__} has no Linear, Conv or RNN layer")
     wanted = _resolve_plan(plan, matrices, backend, canonical_names(model),
@@ -270,8 +271,8 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
         kind = layer_kind(module)
         row = {"module": mname, "kind": kind, "format": "dense", "requested": want,
                "reason": "requested", "shape": list(W.shape), "sparsity": sparsity,
-               "values": "fp32", "bytes": _dense_bytes(W.shape, "fp32"),
-               "dense_bytes": _dense_bytes(W.shape, values)}
+               "values": "fp32", "bytes": dense_matrix_bytes(W.shape, "fp32"),
+               "dense_bytes": dense_matrix_bytes(W.shape, values)}
         if len(users[pname]) > 1:
             row["modules"] = users[pname]          # tied: every one runs on this encoding
         out[name] = row
@@ -281,10 +282,10 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
             row["reason"] = "not pruned (no zero weights); runs dense PyTorch"
             continue
         opts = _options(want, format_opts)
-        problem = next((p for p in map(_cannot, map(model.get_submodule, users[pname])) if p),
+        problem = next((p for p in map(why_dense_only, map(model.get_submodule, users[pname])) if p),
                        None)
         if problem is None and want == "nm":
-            misfit = _nm_violation(W, opts["n"], opts["m"])
+            misfit = nm_violation(W, opts["n"], opts["m"])
             problem = f"{misfit} for format nm" if misfit else None
         if problem:
             if fallback == "error":

@@ -46,7 +46,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..dtypes import FP16_MAX, VALUE_ENCODINGS
 from ..errors import BadInputError, FormatError, PrunebenchError
+from .encoding import nm_violation, options_for
 
 #: at most this many weights are decoded from a graph file (declared sizes, checked first)
 MAX_ELEMENTS = 2**28
@@ -190,12 +192,11 @@ def graph_input(where: str, proto) -> tuple[list[int], str]:
 def _encode_matrix(W: np.ndarray, want: str, values: str, index_dtype, keep_smaller: bool,
                    opts: dict):
     from ..formats import encode
-    from .modelfile import _format_opts, _nm_violation
 
-    opts = _format_opts(want, opts)
+    opts = options_for(want, opts)
     if "rank" in opts:
         opts["rank"] = min(opts["rank"], min(W.shape))
-    misfit = _nm_violation(W, opts.get("n", 2), opts.get("m", 4)) if want == "nm" else None
+    misfit = nm_violation(W, opts.get("n", 2), opts.get("m", 4)) if want == "nm" else None
     if misfit and keep_smaller:
         return encode(W, "dense", values=values), f"{misfit}; stored dense"
     if want == "dense" or not W.size:
@@ -220,10 +221,10 @@ def save_graph_model(path, model: nn.Module, example_input: torch.Tensor, *, nam
 
     from ..engines.onnx_engine import export_onnx
     from ..formats import FORMATS, save_container
-    from .modelfile import FILE_VERSION, FP16_MAX, VALUE_CHOICES
+    from .modelfile import FILE_VERSION
 
-    if values not in VALUE_CHOICES:
-        raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_CHOICES)}")
+    if values not in VALUE_ENCODINGS:
+        raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_ENCODINGS)}")
     if not isinstance(format, str):
         raise BadInputError("format: a graph file takes one format name for every weight "
                             "matrix (a per-layer plan needs a zoo model)")

@@ -39,15 +39,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import kernels as K
+from ..dtypes import VALUE_ENCODINGS
 from ..errors import BadInputError
 from ..formats import Format
 
 #: stored values x batch below which a kernel call runs on one thread
 GRAIN = 1 << 15
 
-#: formats our kernels run, and the value encodings they take
+#: formats our kernels run, and the value encodings they take (all of them)
 KERNEL_FORMATS = ("csr", "bsr", "bitmap", "nm", "ell")
-KERNEL_VALUES = ("fp32", "fp16", "int8")
+KERNEL_VALUES = VALUE_ENCODINGS
 
 
 def _as_f32(x: torch.Tensor, who: str) -> torch.Tensor:

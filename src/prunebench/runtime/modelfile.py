@@ -38,12 +38,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..dtypes import FP16_MAX, VALUE_ENCODINGS
 from ..errors import BadInputError, FormatError
 from ..formats import FORMATS, Format, encode, inspect_container, load_container, save_container
+from .encoding import nm_violation, options_for
 
 FILE_VERSION = 2
-VALUE_CHOICES = ("fp32", "fp16", "int8")
-FP16_MAX = float(np.finfo(np.float16).max)
 
 # shape attributes channel pruning changes; everything a layer's tensors need follows from them
 _CONFIG_ATTRS = {nn.Linear: ("in_features", "out_features"),
@@ -81,6 +81,14 @@ def _build(zoo_name: str) -> nn.Module:
     spec = zoo.get_spec(zoo_name)
     with torch.random.fork_rng(devices=[]):
         return spec.build()
+
+
+def zoo_dense_file_bytes(zoo_name: str) -> int:
+    """Bytes of the zoo architecture's state dict as a dense fp32 safetensors file: what
+    ``pack``, ``plan`` and ``inspect`` compare a model file with."""
+    from ..measure import state_file_bytes
+
+    return state_file_bytes(_build(zoo_name))
 
 
 def _module_config(model: nn.Module) -> dict[str, dict[str, int]]:
@@ -148,26 +156,6 @@ def _extra_groups(state: dict[str, Any], covered: set[str], values: str) -> dict
 # ---------------------------------------------------------------- encoding and saving
 
 
-def _format_opts(fmt: str, opts: dict) -> dict:
-    """Keep only the options the format's ``from_dense`` understands."""
-    keys = {"bsr": ("block",), "ell": ("slice_height",), "nm": ("n", "m"), "rcsr": ("bits",),
-            "lowrank": ("rank", "energy")}.get(fmt, ())
-    return {k: opts[k] for k in keys if opts.get(k) is not None}
-
-
-def _nm_violation(W: np.ndarray, n: int, m: int) -> str | None:
-    """Where ``W`` breaks the n:m pattern along its columns, or None if it fits."""
-    rows, cols = W.shape
-    G = -(-cols // m)
-    P = np.zeros((rows, G * m), dtype=bool)
-    P[:, :cols] = W != 0
-    count = P.reshape(rows, G, m).sum(axis=2)
-    if (count <= n).all():
-        return None
-    r, g = np.argwhere(count > n)[0]
-    return f"not {n}:{m} sparse (row {r}, group {g} has {count[r, g]} nonzeros)"
-
-
 def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
                  values: str = "fp32", index_dtype=None, keep_smaller: bool = True,
                  **format_opts) -> tuple[dict[str, Format], dict[str, dict]]:
@@ -183,8 +171,8 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
     bytes, lossless, error}}), ``error`` being :func:`prunebench.formats.encoding_error`
     against the model's matrix.
     """
-    if values not in VALUE_CHOICES:
-        raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_CHOICES)}")
+    if values not in VALUE_ENCODINGS:
+        raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_ENCODINGS)}")
     matrices = _weight_matrices(model)
     if isinstance(format, str):
         FORMATS.get(format)
@@ -200,11 +188,11 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
     for name, (pname, g, gates) in matrices.items():
         W = _matrix(params[pname], g, gates)
         want = plan_in[name]
-        opts = _format_opts(want, format_opts)
+        opts = options_for(want, format_opts)
         if "rank" in opts:         # one rank for the model: a thin matrix gets its full rank
             opts["rank"] = min(opts["rank"], min(W.shape))
         reason = "requested"
-        misfit = _nm_violation(W, opts.get("n", 2), opts.get("m", 4)) if want == "nm" else None
+        misfit = nm_violation(W, opts.get("n", 2), opts.get("m", 4)) if want == "nm" else None
         try:
             if misfit and keep_smaller:
                 fmt, reason = encode(W, "dense", values=values), f"{misfit}; stored dense"
@@ -346,9 +334,9 @@ def _manifest(where: str, manifest: Any) -> dict:
         got = manifest.get("prunebench_model_file") if isinstance(manifest, dict) else None
         raise FormatError(f"{where}: manifest prunebench_model_file={got!r}, expected "
                           f"{FILE_VERSION} (not a prunebench model file of this version)")
-    if manifest.get("values") not in VALUE_CHOICES:
+    if manifest.get("values") not in VALUE_ENCODINGS:
         raise FormatError(f"{where}: manifest values={manifest.get('values')!r}, expected one "
-                          f"of {', '.join(VALUE_CHOICES)}")
+                          f"of {', '.join(VALUE_ENCODINGS)}")
     for key in ("fallbacks", "modules", "info", "planner"):
         if not isinstance(manifest.get(key, {}), dict):
             raise FormatError(f"{where}: manifest {key!r} should be a dict")
@@ -517,8 +505,6 @@ def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
     layouts), ``dense_file_bytes`` (the zoo architecture's state dict as a dense fp32
     safetensors file, what ``pack`` compares against) and ``compression_ratio``.
     """
-    from ..measure import state_file_bytes
-
     model, _ = load_model(path)
     info = inspect_container(path)
     man = info["manifest"]
@@ -538,7 +524,7 @@ def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
         lay["sparsity"] = float((_matrix(params[pname], g, gates) == 0).mean())
     info["model"], info["values"] = man["model"], man["values"]
     info["lossless"] = man["values"] == "fp32" and all(v["lossless"] for v in info["layers"].values())
-    info["dense_file_bytes"] = state_file_bytes(_build(man["model"]))
+    info["dense_file_bytes"] = zoo_dense_file_bytes(man["model"])
     info["compression_ratio"] = info["dense_file_bytes"] / info["file_bytes"]
     return info
 

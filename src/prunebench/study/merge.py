@@ -136,11 +136,11 @@ def _merge_into(tmp: Path, inputs: list[str], conns: list) -> dict:
                 per_input.append(_copy(db, path, src, version))
             db.execute("COMMIT")
         except sqlite3.DatabaseError as e:  # reading the input or writing the merge
-            store._rollback()
+            store.rollback()
             raise StoreError(f"merge: copying input {path!r} failed (a damaged input, or "
                              f"{str(tmp)!r} cannot be written): {e}") from None
         except BaseException:
-            store._rollback()
+            store.rollback()
             raise
         counts = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
                   for t in ("results", "skipped", "machines")}

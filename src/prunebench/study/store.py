@@ -154,10 +154,10 @@ class Store:
                                   [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))])
             self.conn.execute("COMMIT")
         except BaseException:
-            self._rollback()
+            self.rollback()
             raise
 
-    def _rollback(self) -> None:
+    def rollback(self) -> None:
         """Undo the open transaction, if any. A Ctrl-C raised right after COMMIT returned finds
         no transaction: rolling back then would replace the KeyboardInterrupt with an
         OperationalError (and a caller would take the stored row for a failed one)."""
@@ -169,7 +169,7 @@ class Store:
         roll back what is left of it and raise StoreError (one line, exit 2). SQLite has
         already undone the transaction, so every earlier row is intact."""
         try:
-            self._rollback()
+            self.rollback()
         except sqlite3.DatabaseError:
             pass
         raise StoreError(f"database: cannot write {self.path!r}: {e}") from None
@@ -190,7 +190,7 @@ class Store:
                                   (str(SCHEMA_VERSION),))
             self.conn.execute("COMMIT")
         except BaseException:
-            self._rollback()
+            self.rollback()
             raise
 
     # -- writing -------------------------------------------------------------------------
@@ -220,7 +220,7 @@ class Store:
         except sqlite3.DatabaseError as e:  # disk full, I/O error, read-only file
             self._write_failed(e)
         except BaseException:
-            self._rollback()
+            self.rollback()
             raise
         return cur.lastrowid if cur.rowcount else None
 
@@ -261,7 +261,7 @@ class Store:
         except sqlite3.DatabaseError as e:  # disk full, I/O error, read-only file
             self._write_failed(e)
         except BaseException:
-            self._rollback()
+            self.rollback()
             raise
         return len(values)
 
@@ -308,7 +308,7 @@ class Store:
         except sqlite3.DatabaseError as e:  # disk full, I/O error, read-only file
             self._write_failed(e)
         except BaseException:
-            self._rollback()
+            self.rollback()
             raise
         return n
 

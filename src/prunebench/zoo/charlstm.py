@@ -88,9 +88,9 @@ def encode_text(text: str) -> np.ndarray:
 
 
 def _read_background() -> str:
-    from .minilm import _read
+    from .minilm import read_gensim_text
 
-    return _read("lee_background.cor")
+    return read_gensim_text("lee_background.cor")
 
 
 def corpus() -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +142,7 @@ def train(model: CharLSTM, ids: np.ndarray, cfg: CharTrainConfig, seed: int = 0,
 
 
 def _train(model, ids, cfg, seed, progress, keeper) -> list[float]:
-    from ..train import _progress
+    from ..train import ProgressBar
 
     if len(ids) <= cfg.seq_len + 1:
         raise BadInputError(f"text: {len(ids)} characters, need more than {cfg.seq_len + 1}")
@@ -155,7 +155,7 @@ def _train(model, ids, cfg, seed, progress, keeper) -> list[float]:
     offsets = torch.arange(cfg.seq_len + 1)
     model.train()
     losses = []
-    bar = _progress(progress, "train lee-charlstm", cfg.steps)
+    bar = ProgressBar(progress, "train lee-charlstm", cfg.steps)
     for _ in range(cfg.steps):
         starts = torch.randint(len(ids) - cfg.seq_len - 1, (cfg.batch_size, 1), generator=g)
         win = data[starts + offsets]

@@ -223,15 +223,17 @@ def gensim_data_dir() -> Path:
     return path
 
 
-def _read(name: str) -> str:
-    # lee.cor has a few latin-1 bytes (a pound sign); the other files are ASCII
+def read_gensim_text(name: str) -> str:
+    """A text file of gensim's test data (:func:`gensim_data_dir`), decoded as latin-1 (lee.cor
+    has a few latin-1 bytes, a pound sign; the other files are ASCII)."""
     return (gensim_data_dir() / name).read_bytes().decode("latin-1")
 
 
 @functools.lru_cache(maxsize=None)
 def lee_documents() -> tuple[str, ...]:
     """The 50 Lee news documents."""
-    docs = tuple(line.strip() for line in _read("lee.cor").splitlines() if line.strip())
+    docs = tuple(line.strip() for line in read_gensim_text("lee.cor").splitlines()
+                 if line.strip())
     if len(docs) != 50:
         raise BadInputError(f"data: lee.cor has {len(docs)} documents, expected 50")
     return docs
@@ -240,8 +242,8 @@ def lee_documents() -> tuple[str, ...]:
 @functools.lru_cache(maxsize=None)
 def lee_similarities() -> np.ndarray:
     """The 50 x 50 human similarity matrix (only its upper triangle is filled in)."""
-    rows = [[float(v) for v in line.split()] for line in _read("similarities0-1.txt").splitlines()
-            if line.strip()]
+    rows = [[float(v) for v in line.split()]
+            for line in read_gensim_text("similarities0-1.txt").splitlines() if line.strip()]
     sim = np.array(rows)
     if sim.shape != (50, 50):
         raise BadInputError(f"data: similarities0-1.txt is {sim.shape}, expected (50, 50)")
@@ -252,7 +254,7 @@ def lee_similarities() -> np.ndarray:
 def polarity() -> tuple[tuple[str, ...], np.ndarray]:
     """The 200 labelled sentences of ``pang_lee_polarity.cor``: (texts, labels 1 = positive)."""
     texts, labels = [], []
-    for line in _read("pang_lee_polarity.cor").splitlines():
+    for line in read_gensim_text("pang_lee_polarity.cor").splitlines():
         if not line.strip():
             continue
         label, text = line.split(" ", 1)
@@ -269,7 +271,7 @@ def background_sentences(max_chars: int = 400) -> tuple[str, ...]:
     import re
 
     out = []
-    for doc in _read("lee_background.cor").splitlines():
+    for doc in read_gensim_text("lee_background.cor").splitlines():
         for s in re.split(r"(?<=[.!?])\s+", doc.strip()):
             if len(s) > 20:
                 out.append(s[:max_chars])
@@ -358,9 +360,9 @@ def distill(model: nn.Module, dense: nn.Module, masks: dict[str, torch.Tensor] |
     ``masks`` are the pruning masks ({parameter: bool, True = kept}); None derives them from
     the zeros of the Linear weights."""
     from ..pruning.masks import MaskKeeper
-    from ..train import _check_positive_int, _progress
+    from ..train import ProgressBar, check_positive_int
 
-    _check_positive_int("steps", steps)
+    check_positive_int("steps", steps)
     if masks is None:
         masks = {f"{n}.weight": m.weight != 0 for n, m in model.named_modules()
                  if isinstance(m, nn.Linear) and bool((m.weight == 0).any())}
@@ -370,7 +372,7 @@ def distill(model: nn.Module, dense: nn.Module, masks: dict[str, torch.Tensor] |
                             weight_decay=0.0)
     dense.eval()
     losses = []
-    bar = _progress(progress, "distil", steps)
+    bar = ProgressBar(progress, "distil", steps)
     with MaskKeeper(model, masks) as keeper:
         model.train()
         for _ in range(steps):

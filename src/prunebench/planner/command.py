@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .search import check_args, plan
 
 
 def plan_command(model: str, *, prune: Callable[[], Any] | None, objective: str,
@@ -16,13 +17,11 @@ def plan_command(model: str, *, prune: Callable[[], Any] | None, objective: str,
 
     ``model`` is a zoo name (then ``prune()`` returns (dense net, data, PruneResult)) or a
     model file written by ``prune -o`` / ``pack`` (``prune`` is None)."""
-    from . import zoo
-    from .measure import state_file_bytes
-    from .planner import _check_args, plan
-    from .runtime import load_model, save_model
-    from .runtime.modelfile import _build
+    from .. import zoo
+    from ..runtime import load_model, save_model
+    from ..runtime.modelfile import zoo_dense_file_bytes
 
-    _check_args(objective, budget_ms, batch, threads, engine, values)
+    check_args(objective, budget_ms, batch, threads, engine, values)
     say = _printer(progress)
     if prune is None:
         pruned, manifest = load_model(model)
@@ -38,7 +37,7 @@ def plan_command(model: str, *, prune: Callable[[], Any] | None, objective: str,
         rep = result.report()
         source = {k: rep.get(k) for k in ("method", "scope", "schedule", "sparsity_requested",
                                           "sparsity_achieved", "accuracy_pruned")}
-    from .study.stages import inputs
+    from ..study.stages import inputs
 
     # timed on the first `batch` inputs; verified on at least 64 test inputs when there is data
     n = max(batch, 64) if data is not None else batch
@@ -57,7 +56,7 @@ def plan_command(model: str, *, prune: Callable[[], Any] | None, objective: str,
         doc["planned_file_bytes"] = _write(Path(output), pruned, zoo_name, seed, p, values,
                                            save_model)
         doc["output"] = output
-    doc["dense_file_bytes"] = state_file_bytes(_build(zoo_name))  # what pack compares with
+    doc["dense_file_bytes"] = zoo_dense_file_bytes(zoo_name)  # what pack compares with
     return doc
 
 
