@@ -64,12 +64,12 @@ def test_cnn_with_bn_relu6_residual_and_stride_matches_pytorch(size):
     got = run(x)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
-    # the five 1x1 convolutions (one strided) and the Linear are sparse; each block's expansion
-    # and depthwise convolution run as one ExpandDepthwise, the rest as SparseMatMul
-    # (Reference nodes: 6), the stem as OpenVINO's
+    # the five 1x1 convolutions (one strided) and the Linear are sparse; each block's three
+    # layers run as one InvertedBlock, the rest as SparseMatMul (Reference nodes: 4), the stem
+    # as OpenVINO's
     assert len(run.sparse_layers) == 6
     counts = run.op_counts()
-    assert counts["Reference"] == 6
+    assert counts["Reference"] == 4
     assert counts.get("Convolution", 0) + counts.get("GroupConvolution", 0) >= 1
     # unfused: the two depthwise convolutions as our DepthwiseConv (Reference nodes: 8)
     planar = pb.compile(net, "csr", engine="openvino", threads=1, fallback="dense",
@@ -224,28 +224,39 @@ def test_pruned_lstm_runs_its_matrices_as_sparse_operations():
         np.testing.assert_allclose(run(zs).numpy(), small(zs).numpy(), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("depthwise", ["fused", "planar"])
+@pytest.mark.parametrize("depthwise", ["block", "fused", "planar"])
 @pytest.mark.parametrize("h,w,stride,act", [(7, 7, 1, 2), (8, 5, 2, 1), (9, 12, 2, 2), (5, 33, 1, 2), (4, 50, 2, 1),
-                                            (1, 3, 1, 0), (30, 33, 2, 0), (37, 40, 1, 1)])
+                                            (1, 3, 1, 0), (30, 33, 2, 0), (37, 40, 1, 1),
+                                            (110, 100, 1, 2), (211, 209, 2, 1)])
 def test_planar_depthwise_is_conv2d(h, w, stride, act, depthwise):
     """DepthwiseConv (padding 1, stride 1/2, fused activation) against F.conv2d: odd and even
     sizes, the split into even and odd columns of stride 2, a one-row plane. "fused": the sparse
-    1x1 convolution before it (with a ReLU6 between them) and the depthwise one as one
-    ExpandDepthwise: planes of 7 to 1480 positions (64- and 16-wide steps and a scalar rest)."""
+    1x1 convolutions before (with a ReLU6 between them) and after it and the depthwise one as one
+    InvertedBlock: planes of 7 to 1480 positions (64- and 16-wide steps and a scalar rest), and
+    two over 1 MB of depthwise output (110 x 100, 211 x 209 at stride 2), which run in bands of
+    rows with the halo rows recomputed."""
     torch.manual_seed(h * w)
     c = 24
     dw = nn.Conv2d(c, c, 3, stride=stride, padding=1, groups=c)
     sparse = nn.Conv2d(c, c, 1)
     acts = {0: nn.Identity(), 1: nn.ReLU(), 2: nn.ReLU6()}
-    net = _prune(nn.Sequential(sparse, nn.ReLU6(), dw, acts[act], nn.Conv2d(c, 8, 1)), 0.5)
+    project = nn.Conv2d(c, 8, 1)
+    net = _prune(nn.Sequential(sparse, nn.ReLU6(), dw, acts[act], project), 0.5)
     with torch.no_grad():
         dw.weight.copy_(torch.randn_like(dw.weight))   # dense: _prune thinned only 1x1 convs
+        if act == 1:   # a dense projection: expansion and depthwise alone as ExpandDepthwise
+            project.weight.copy_(torch.randn_like(project.weight))
     x = torch.randn(2, c, h, w) * 3
     run = pb.compile(net, "csr", engine="openvino", threads=2, example_input=x, depthwise=depthwise)
     with torch.no_grad():
         ref = net(x)
     np.testing.assert_allclose(run(x).numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)
-    assert run.op_counts()["Reference"] == (2 if depthwise == "fused" else 3)
+    whole = depthwise == "block" and act != 1   # InvertedBlock: a sparse projection
+    assert run.op_counts()["Reference"] == {"planar": 2, "fused": 1, "block": 1}[depthwise] \
+        + (act != 1 and not whole)
+    if depthwise != "planar":
+        (fused,) = run._fused.values()
+        assert len(fused) == (10 if whole else 7)   # InvertedBlock / ExpandDepthwise
     with pytest.raises(BadInputError, match="depthwise="):
         pb.compile(net, "csr", engine="openvino", depthwise="blocked")
 

@@ -45,10 +45,12 @@ PRECISION = {"fp32": "f32", "bf16": "bf16"}
 OP_TYPE = "prunebench.SparseMatMul"
 DW_OP_TYPE = "prunebench.DepthwiseConv"
 FUSED_OP_TYPE = "prunebench.ExpandDepthwise"
-#: ``depthwise=`` choices: "fused" runs a sparse 1x1 expansion and the depthwise convolution
-#: after it as one ``ExpandDepthwise`` operation (other depthwise layers as "planar"),
-#: "planar" as ``DepthwiseConv``, "openvino" on OpenVINO's own kernels
-DEPTHWISE = ("fused", "planar", "openvino")
+#: ``depthwise=`` choices: "block" runs an inverted residual block's sparse 1x1 expansion,
+#: depthwise convolution and sparse 1x1 projection as one ``InvertedBlock`` operation (where
+#: the projection is not sparse, as "fused"), "fused" the expansion and the depthwise
+#: convolution as one ``ExpandDepthwise`` operation (other depthwise layers as "planar"),
+#: "planar" each depthwise convolution as ``DepthwiseConv``, "openvino" on OpenVINO's kernels
+DEPTHWISE = ("block", "fused", "planar", "openvino")
 _ACTS = {nn.ReLU: 1, nn.ReLU6: 2}
 _KEYS = itertools.count()
 
@@ -128,6 +130,19 @@ class ExpandDepthwise(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _apply_act(self.dw(_apply_act(self.expand(x), self.act_e)), self.act)
+
+
+class InvertedBlock(ExpandDepthwise):
+    """An :class:`ExpandDepthwise` and the sparse 1x1 projection after it (an inverted residual
+    block without its residual add), for the ``InvertedBlock`` operation."""
+
+    def __init__(self, expand: nn.Conv2d, dw: nn.Conv2d, project: nn.Conv2d, act_e: int,
+                 act: int, act_p: int):
+        super().__init__(expand, dw, act_e, act)
+        self.project, self.act_p = project, act_p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _apply_act(self.project(super().forward(x)), self.act_p)
 
 
 def _chains(model: nn.Module):
@@ -277,7 +292,7 @@ class OpenVinoModel:
 
     def __init__(self, model: nn.Module, plan: Any, values: str, threads: int,
                  fallback: str, keep_smaller: bool, example_input: torch.Tensor | None,
-                 depthwise: str = "fused"):
+                 depthwise: str = "block"):
         self.source_model = model.eval()
         self.values, self.threads = values, threads
         self.threads_effective = threads
@@ -327,8 +342,8 @@ class OpenVinoModel:
             if sparse and self.depthwise != "openvino" else []
         acts = _fuse_activation(work, set(sparse) | set(dws))
         self.sparse_layers = sorted(sparse)
-        if self.depthwise == "fused":
-            self._fuse_expansions(work, sparse, dws, acts)
+        if self.depthwise in ("block", "fused"):
+            self._fuse_expansions(work, sparse, dws, acts, whole=self.depthwise == "block")
         for mname in dws:
             module = work.get_submodule(mname)
             key = next(_KEYS)
@@ -349,28 +364,40 @@ class OpenVinoModel:
             self._layers[key] = (fmt, bias, mode, acts.get(mname, 0))
         self._work = work
 
-    def _fuse_expansions(self, work: nn.Module, sparse: dict, dws: list, acts: dict) -> None:
+    def _fuse_expansions(self, work: nn.Module, sparse: dict, dws: list, acts: dict,
+                         whole: bool) -> None:
         """Each sparse pointwise convolution whose output only feeds a planar depthwise one
-        (an inverted residual block's expansion) becomes one :class:`ExpandDepthwise` with it;
-        both leave ``sparse`` and ``dws``."""
+        (an inverted residual block's expansion) becomes one :class:`ExpandDepthwise` with it,
+        or with ``whole`` and a sparse pointwise projection after them, one
+        :class:`InvertedBlock` with both; the layers leave ``sparse`` and ``dws``."""
         tied = {m for n in self.plan for m in self.plan[n].get("modules", ())
                 if len(self.plan[n].get("modules", ())) > 1}
+        def bias_of(m: nn.Module) -> np.ndarray:
+            return (np.zeros(0, np.float32) if m.bias is None
+                    else m.bias.detach().float().numpy().copy())
+
         for chain in list(_chains(work)):
-            for (a, ma), (b, mb) in zip(chain, chain[1:]):
+            for i, ((a, ma), (b, mb)) in enumerate(zip(chain, chain[1:])):
                 if a not in sparse or b not in dws or a in tied or not _pointwise(ma) \
                         or ma.out_channels != mb.in_channels:
                     continue
+                c, mc = chain[i + 2] if i + 2 < len(chain) else (None, None)
+                block = (whole and c in sparse and c not in tied and _pointwise(mc)
+                         and mc.in_channels == mb.out_channels)
                 fmt = sparse.pop(a)
                 dws.remove(b)
                 key = next(_KEYS)
-                bias = (np.zeros(0, np.float32) if ma.bias is None
-                        else ma.bias.detach().float().numpy().copy())
                 w = mb.weight.detach().float().numpy().reshape(mb.out_channels, 9).copy()
-                b_dw = (np.zeros(0, np.float32) if mb.bias is None
-                        else mb.bias.detach().float().numpy().copy())
-                self._fused[key] = (fmt, bias, acts.get(a, 0), w, b_dw, mb.stride[0],
-                                    acts.get(b, 0))
-                fused = ExpandDepthwise(ma, mb, acts.get(a, 0), acts.get(b, 0))
+                entry = (fmt, bias_of(ma), acts.get(a, 0), w, bias_of(mb), mb.stride[0],
+                         acts.get(b, 0))
+                if block:   # the projection after it too: the whole block as one operation
+                    entry += (sparse.pop(c), bias_of(mc), acts.get(c, 0))
+                    fused = InvertedBlock(ma, mb, mc, acts.get(a, 0), acts.get(b, 0),
+                                          acts.get(c, 0))
+                    _set_module(work, c, nn.Identity())
+                else:
+                    fused = ExpandDepthwise(ma, mb, acts.get(a, 0), acts.get(b, 0))
+                self._fused[key] = entry
                 fused._pb_fused = key
                 _set_module(work, a, fused)
                 _set_module(work, b, nn.Identity())
@@ -450,16 +477,21 @@ class OpenVinoModel:
                                   {"stride": stride, "act": act})
             return node.outputs()
 
-        def fused_evaluate(module, x, key):
-            fmt, bias, act_e, w, b, stride, act = fused[int(key)]
+        def pointwise(x, fmt, bias):
             W = torch.from_numpy(fmt.to_dense().astype(np.float32))
-            y = torch.nn.functional.conv2d(x, W[:, :, None, None],
-                                           torch.from_numpy(bias) if bias.size else None)
-            y = torch.nn.functional.conv2d(_apply_act(y, act_e),
+            return torch.nn.functional.conv2d(x, W[:, :, None, None],
+                                              torch.from_numpy(bias) if bias.size else None)
+
+        def fused_evaluate(module, x, key):
+            fmt, bias, act_e, w, b, stride, act, *project = fused[int(key)]
+            y = torch.nn.functional.conv2d(_apply_act(pointwise(x, fmt, bias), act_e),
                                            torch.from_numpy(w).reshape(-1, 1, 3, 3),
                                            torch.from_numpy(b) if b.size else None,
                                            stride=stride, padding=1, groups=w.shape[0])
-            return _apply_act(y, act)
+            y = _apply_act(y, act)
+            if project:
+                y = _apply_act(pointwise(y, project[0], project[1]), project[2])
+            return y
 
         def fused_convert(module, target_op, x):
             seen.add(module._pb_fused)
@@ -468,14 +500,24 @@ class OpenVinoModel:
         def fused_to_openvino(ctx):
             import openvino as ov
 
-            fmt, bias, act_e, w, b, stride, act = fused[int(ctx.get_values_from_const_input(1))]
-            arrays = [np.ascontiguousarray(fmt.indptr), np.ascontiguousarray(fmt.indices),
-                      np.ascontiguousarray(fmt.data, dtype=np.float32), bias,
-                      np.ascontiguousarray(w, np.float32), b]
+            fmt, bias, act_e, w, b, stride, act, *project = \
+                fused[int(ctx.get_values_from_const_input(1))]
+            attrs = {"stride": stride, "act_e": act_e, "act": act}
+            if project:   # InvertedBlock: int32 indptr and indices
+                def csr(f):
+                    return [np.ascontiguousarray(f.indptr, np.int32),
+                            np.ascontiguousarray(f.indices, np.int32),
+                            np.ascontiguousarray(f.data, dtype=np.float32)]
+                arrays = [*csr(fmt), bias, np.ascontiguousarray(w, np.float32), b,
+                          *csr(project[0]), project[1]]
+                op, attrs["act_p"] = "InvertedBlock", project[2]
+            else:
+                arrays = [np.ascontiguousarray(fmt.indptr), np.ascontiguousarray(fmt.indices),
+                          np.ascontiguousarray(fmt.data, dtype=np.float32), bias,
+                          np.ascontiguousarray(w, np.float32), b]
+                op = "ExpandDepthwise"
             consts = [ov.op.Constant(a).output(0) for a in arrays]
-            node = factory.create("ExpandDepthwise", [ctx.get_input(0), *consts],
-                                  {"stride": stride, "act_e": act_e, "act": act})
-            return node.outputs()
+            return factory.create(op, [ctx.get_input(0), *consts], attrs).outputs()
 
         def evaluate(module, x, key):
             # the output for the trace, in NumPy: the tracer must not see the parameters
@@ -523,6 +565,8 @@ class OpenVinoModel:
                                 convert=dw_convert),
                 ModuleExtension(ExpandDepthwise, FUSED_OP_TYPE, evaluate=fused_evaluate,
                                 convert=fused_convert),
+                ModuleExtension(InvertedBlock, FUSED_OP_TYPE, evaluate=fused_evaluate,
+                                convert=fused_convert),
                 ConversionExtension(OP_TYPE, to_openvino),
                 ConversionExtension(DW_OP_TYPE, dw_to_openvino),
                 ConversionExtension(FUSED_OP_TYPE, fused_to_openvino)]
@@ -545,7 +589,8 @@ class OpenVinoModel:
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise PrunebenchError(f"openvino cannot convert {type(self.source_model).__name__}"
                                       f": {msg}") from None
-            placed = sum(op.get_type_name() in ("SparseMatMul", "ExpandDepthwise")
+            placed = sum(op.get_type_name() in ("SparseMatMul", "ExpandDepthwise",
+                                                "InvertedBlock")
                          for op in self._converted.get_ordered_ops())
             # a module called once per step (an LSTM's recurrent matrix) is placed once per call
             ops = len(self._layers) + len(self._fused)
@@ -623,7 +668,7 @@ class OpenVinoEngine(Engine):
     def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
                 threads: int = 1, example_input: torch.Tensor | None = None,
                 fallback: str = "error", keep_smaller: bool = True,
-                depthwise: str = "fused", **options):
+                depthwise: str = "block", **options):
         try:
             import openvino  # noqa: F401
         except ImportError:
@@ -637,10 +682,10 @@ class OpenVinoEngine(Engine):
                                 f"got format {format!r} with values {values!r}")
         threads = check_threads(threads)
         if depthwise not in DEPTHWISE:
-            raise BadInputError(f"depthwise={depthwise!r} should be 'fused' (a sparse expansion "
-                                "and its depthwise convolution as one operation), 'planar' "
-                                "(prunebench's DepthwiseConv beside sparse layers) or 'openvino' "
-                                "(its own)")
+            raise BadInputError(f"depthwise={depthwise!r} should be 'block' (a sparse inverted "
+                                "residual block as one operation), 'fused' (a sparse expansion "
+                                "and its depthwise convolution as one), 'planar' (prunebench's "
+                                "DepthwiseConv beside sparse layers) or 'openvino' (its own)")
         return OpenVinoModel(model, format, values, threads, fallback, keep_smaller,
                              example_input, depthwise)
 

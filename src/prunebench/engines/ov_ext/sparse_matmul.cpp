@@ -594,7 +594,8 @@ static inline __mmask16 first_lanes(int64_t n) {
 // two permutes; column 2x - 1 is the odd vector moved up one lane, the previous step's last
 // odd column shifted in (zero padding at x = 0). Masked loads read nothing past a row's end.
 static void dw_plane_s2(const float* __restrict in, float* __restrict out,
-                        const float* __restrict w, float b, int64_t H, int64_t W, int act) {
+                        const float* __restrict w, float b, int64_t H, int64_t W, int act,
+                        int64_t ylo = 0) {   // rows ylo .. H - 1 may be read (ylo -1: a halo row)
     const int64_t Ho = (H - 1) / 2 + 1, Wo = (W - 1) / 2 + 1;
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
@@ -607,7 +608,7 @@ static void dw_plane_s2(const float* __restrict in, float* __restrict out,
             const __mmask16 mA = first_lanes(W - c0), mB = first_lanes(W - c0 - 16);
             for (int i = 0; i < 3; ++i) {
                 const int64_t yy = 2 * yo + i - 1;
-                if (yy < 0 || yy >= H) continue;
+                if (yy < ylo || yy >= H) continue;
                 const float* r = in + yy * W + c0;
                 const __m512 A = _mm512_maskz_loadu_ps(mA, r);
                 const __m512 B = _mm512_maskz_loadu_ps(mB, r + 16);
@@ -745,18 +746,19 @@ private:
 // block) is never written to memory and read back.
 //   x [N, cols, H, W] -> y [N, rows, Ho, Wo]
 
-// Channel c of act(W @ X + b) over the HW positions of one input image X [cols, HW], into q.
+// Channel c of act(W @ X + b) over positions 0 .. HW - 1 of X, whose input channels are
+// `plane` floats apart (X [cols, plane], positions from X on), into q.
 template <typename P, typename I>
 static void expand_row(const P* __restrict indptr, const I* __restrict idx,
                        const float* __restrict data, float b, const float* __restrict X,
-                       int64_t HW, int64_t c, float* __restrict q, int act) {
+                       int64_t plane, int64_t HW, int64_t c, float* __restrict q, int act) {
     const P lo = indptr[c], hi = indptr[c + 1];
     int64_t p = 0;
     for (; p + 64 <= HW; p += 64) {
         v16 a0 = splat(b), a1 = a0, a2 = a0, a3 = a0;
         for (P k = lo; k < hi; ++k) {
             const v16 v = splat(data[k]);
-            const float* x = X + int64_t(idx[k]) * HW + p;
+            const float* x = X + int64_t(idx[k]) * plane + p;
             a0 += v * load16(x);
             a1 += v * load16(x + 16);
             a2 += v * load16(x + 32);
@@ -769,15 +771,33 @@ static void expand_row(const P* __restrict indptr, const I* __restrict idx,
     }
     for (; p + 16 <= HW; p += 16) {
         v16 a0 = splat(b);
-        for (P k = lo; k < hi; ++k) a0 += splat(data[k]) * load16(X + int64_t(idx[k]) * HW + p);
+        for (P k = lo; k < hi; ++k) a0 += splat(data[k]) * load16(X + int64_t(idx[k]) * plane + p);
         store16(q + p, act16(a0, act));
     }
     for (; p < HW; ++p) {
         float a = b;
-        for (P k = lo; k < hi; ++k) a += data[k] * X[int64_t(idx[k]) * HW + p];
+        for (P k = lo; k < hi; ++k) a += data[k] * X[int64_t(idx[k]) * plane + p];
         q[p] = act1(a, act);
     }
 }
+
+
+#if !(defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__))
+// Stride 2 without AVX-512, for a band: output row j reads buffer rows 2j .. 2j + 2.
+static void dw_rows_s2_generic(const float* rows0, float* out, const float* w, float b,
+                               int64_t no, int64_t W, int64_t Wo, int act) {
+    for (int64_t j = 0; j < no; ++j)
+        for (int64_t x = 0; x < Wo; ++x) {
+            float a = b;
+            for (int64_t i = 0; i < 3; ++i)
+                for (int64_t t = 0; t < 3; ++t) {
+                    const int64_t xx = 2 * x + t - 1;
+                    if (xx >= 0 && xx < W) a += w[3 * i + t] * rows0[(2 * j + i) * W + xx];
+                }
+            out[j * Wo + x] = act1(a, act);
+        }
+}
+#endif
 
 class ExpandDepthwise : public ov::op::Op {
 public:
@@ -872,7 +892,7 @@ private:
             float* q = buf.data() + off;
             for (int64_t n = 0; n < N; ++n)
                 for (int64_t c = r0; c < r1; ++c) {
-                    expand_row(indptr, idx, data, be ? be[c] : 0.f, X + n * cols * HW, HW, c, q, act_e);
+                    expand_row(indptr, idx, data, be ? be[c] : 0.f, X + n * cols * HW, HW, HW, c, q, act_e);
                     dw_any(q, Y + (n * rows + c) * Ho * Wo, w + c * 9, bd ? bd[c] : 0.f, H, W, stride,
                            act, mL.data(), mR.data(), full.data());
                 }
@@ -884,10 +904,175 @@ private:
     int64_t m_act = 0;
 };
 
+// InvertedBlock(x, e_indptr, e_indices, e_data, e_bias, w, bias, p_indptr, p_indices, p_data,
+// p_bias): an inverted residual block's three layers (without the residual add) as one
+// operation: the sparse 1x1 expansion (act_e), the 3x3 depthwise convolution (stride, act)
+// and the sparse 1x1 projection (act_p), CSR with int32 indptr and indices.
+//   x [N, cols, H, W] -> y [N, rows_p, Ho, Wo]
+// A large block (its depthwise output over 1 MB) runs in bands of output rows, one band per
+// work item: each channel's expanded rows (with the rows above and below a band's edge that
+// the 3x3 window reads) and its depthwise output stay in a per-thread buffer, and the
+// projection reads the band's depthwise outputs of all channels from there (L2), so neither
+// the expanded nor the depthwise tensor goes to memory. A small one runs channel by channel
+// into a shared depthwise buffer (the expanded plane in L1), then the projection over it.
+class InvertedBlock : public ov::op::Op {
+public:
+    OPENVINO_OP("InvertedBlock", "prunebench");
+
+    InvertedBlock() = default;
+    InvertedBlock(const ov::OutputVector& args, int64_t stride, int64_t act_e, int64_t act, int64_t act_p)
+        : Op(args), m_stride(stride), m_act_e(act_e), m_act(act), m_act_p(act_p) {
+        constructor_validate_and_infer_types();
+    }
+
+    void validate_and_infer_types() override {
+        NODE_VALIDATION_CHECK(this, get_input_size() == 11, "InvertedBlock takes 11 inputs");
+        NODE_VALIDATION_CHECK(this, m_stride == 1 || m_stride == 2, "stride must be 1 or 2");
+        for (size_t i : {1, 2, 7, 8})
+            NODE_VALIDATION_CHECK(this, get_input_element_type(i) == ov::element::i32,
+                                  "InvertedBlock takes int32 indptr and indices");
+        const auto& ps = get_input_partial_shape(7);
+        ov::PartialShape out = get_input_partial_shape(0);
+        if (out.rank().is_static()) {
+            NODE_VALIDATION_CHECK(this, out.size() == 4, "InvertedBlock takes x [N, C, H, W]");
+            out[1] = ps.rank().is_static() && ps[0].is_static() ? ov::Dimension(ps[0].get_length() - 1)
+                                                                : ov::Dimension::dynamic();
+            for (size_t i = 2; i < 4; ++i)
+                if (out[i].is_static()) out[i] = (out[i].get_length() - 1) / m_stride + 1;
+                else out[i] = ov::Dimension::dynamic();
+        }
+        set_output_type(0, ov::element::f32, out);
+    }
+
+    std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& new_args) const override {
+        return std::make_shared<InvertedBlock>(new_args, m_stride, m_act_e, m_act, m_act_p);
+    }
+
+    bool visit_attributes(ov::AttributeVisitor& visitor) override {
+        visitor.on_attribute("stride", m_stride);
+        visitor.on_attribute("act_e", m_act_e);
+        visitor.on_attribute("act", m_act);
+        visitor.on_attribute("act_p", m_act_p);
+        return true;
+    }
+
+    bool has_evaluate() const override { return true; }
+
+    bool evaluate(ov::TensorVector& outputs, const ov::TensorVector& inputs) const override {
+        const ov::Shape in = inputs[0].get_shape();
+        const int64_t N = int64_t(in[0]), cols = int64_t(in[1]), H = int64_t(in[2]), W = int64_t(in[3]);
+        const int64_t E = int64_t(inputs[1].get_shape()[0]) - 1;
+        const int64_t rows = int64_t(inputs[7].get_shape()[0]) - 1, stride = m_stride;
+        const int64_t Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1, HW = H * W, HWo = Ho * Wo;
+        const ov::Shape shape{in[0], size_t(rows), size_t(Ho), size_t(Wo)};
+        if (outputs[0].get_shape() != shape) outputs[0].set_shape(shape);
+        const float* X = inputs[0].data<const float>();
+        const int32_t* eip = inputs[1].data<const int32_t>();
+        const int32_t* eix = inputs[2].data<const int32_t>();
+        const float* edata = inputs[3].data<const float>();
+        const float* eb = inputs[4].get_size() ? inputs[4].data<const float>() : nullptr;
+        const float* w = inputs[5].data<const float>();
+        const float* bd = inputs[6].get_size() ? inputs[6].data<const float>() : nullptr;
+        const int32_t* pip = inputs[7].data<const int32_t>();
+        const int32_t* pix = inputs[8].data<const int32_t>();
+        const float* pdata = inputs[9].data<const float>();
+        const float* pb = inputs[10].get_size() ? inputs[10].data<const float>() : nullptr;
+        float* Y = outputs[0].data<float>();
+        const int act_e = int(m_act_e), act = int(m_act), act_p = int(m_act_p);
+        const int maxthr = parallel_get_max_threads();
+        std::vector<float> mL, mR;
+        dw_masks(H, W, mL, mR);
+        if (E * HWo * 4 <= (1 << 20)) {   // small: channel by channel, then the projection
+            // (a thread_local named inside the parallel region would be each worker's own)
+            thread_local std::vector<float> Dv;
+            Dv.resize(size_t(E * HWo));
+            float* const D = Dv.data();
+            for (int64_t n = 0; n < N; ++n) {
+                const int nthr = E * HW > 16384 ? maxthr : 1;
+                ov::parallel_nt(nthr, [&](int i, int k) {
+                    const int64_t r0 = split(eip, E, i, k, 10.0), r1 = split(eip, E, i + 1, k, 10.0);
+                    if (r0 >= r1) return;
+                    thread_local std::vector<float> buf, full;
+                    buf.resize(size_t(HW + 2 * (W + 1) + 16));
+                    std::memset(buf.data(), 0, size_t(W + 1) * sizeof(float));
+                    std::memset(buf.data() + W + 1 + HW, 0, size_t(W + 1 + 16) * sizeof(float));
+                    if (stride == 2) full.resize(size_t(HW));
+                    float* q = buf.data() + W + 1;
+                    for (int64_t c = r0; c < r1; ++c) {
+                        expand_row(eip, eix, edata, eb ? eb[c] : 0.f, X + n * cols * HW, HW, HW, c, q, act_e);
+                        dw_any(q, D + c * HWo, w + c * 9, bd ? bd[c] : 0.f, H, W, stride, act,
+                               mL.data(), mR.data(), full.data());
+                    }
+                });
+                left_tiled(pip, pix, pdata, pb, D, Y + n * rows * HWo, rows, E, HWo, act_p);
+            }
+            return true;
+        }
+        // large: bands of hb output rows, the band's depthwise outputs of all channels in
+        // about 256 KB, at least one band per thread
+        // (and a multiple of the threads: 5 bands on 2 threads would leave one idle a fifth)
+        int64_t hb = std::max<int64_t>(1, std::min<int64_t>(Ho, 65536 / std::max<int64_t>(1, E * Wo)));
+        int64_t nb = (Ho + hb - 1) / hb;
+        nb = std::min<int64_t>(Ho, (nb + maxthr - 1) / maxthr * maxthr);
+        hb = (Ho + nb - 1) / nb;
+        nb = (Ho + hb - 1) / hb;
+        const int64_t items = N * nb;
+        ov::parallel_nt(int(std::min<int64_t>(items, maxthr)), [&](int i, int k) {
+            thread_local std::vector<float> buf, D, tail;
+            const int64_t Rmax = stride == 1 ? hb + 2 : 2 * hb + 1;
+            const int64_t Pp = (hb * Wo + 15) / 16 * 16;
+            buf.resize(size_t(Rmax * W + 2 * (W + 1) + 32));
+            D.resize(size_t(E * Pp + 16));
+            tail.resize(size_t(rows * 16));
+            for (int64_t it = items * i / k; it < items * (i + 1) / k; ++it) {
+                const int64_t n = it / nb, yo0 = (it % nb) * hb, yo1 = std::min(Ho, yo0 + hb);
+                const int64_t no = yo1 - yo0, P = no * Wo;
+                // the band's input rows, halo included: y0 .. y0 + R - 1
+                const int64_t y0 = stride * yo0 - 1, R = stride == 1 ? no + 2 : 2 * no + 1;
+                const int64_t ya = std::max<int64_t>(0, y0), yb = std::min<int64_t>(H, y0 + R);
+                float* rows0 = buf.data() + 1;   // buffer row r = input row y0 + r
+                std::memset(buf.data(), 0, size_t(R * W + 2 * (W + 1) + 32) * sizeof(float));
+                for (int64_t c = 0; c < E; ++c) {
+                    expand_row(eip, eix, edata, eb ? eb[c] : 0.f, X + n * cols * HW + ya * W, HW,
+                               (yb - ya) * W, c, rows0 + (ya - y0) * W, act_e);
+                    float* d = D.data() + c * Pp;
+                    if (stride == 1)
+                        dw_flat_core(rows0 + W, d, w + c * 9, bd ? bd[c] : 0.f, no, W, act, mL.data(), mR.data());
+                    else
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+                        dw_plane_s2(rows0 + W, d, w + c * 9, bd ? bd[c] : 0.f, 2 * no, W, act, -1);
+#else
+                        dw_rows_s2_generic(rows0, d, w + c * 9, bd ? bd[c] : 0.f, no, W, Wo, act);
+#endif
+                }
+                float* Yb = Y + n * rows * HWo + yo0 * Wo;
+                int64_t p0 = 0;
+                for (; p0 + 64 <= P; p0 += 64)
+                    tile_rows<64>(pip, pix, pdata, pb, D.data() + p0, Pp, Yb + p0, rows, HWo, act_p);
+                for (; p0 + 16 <= P; p0 += 16)
+                    tile_rows<16>(pip, pix, pdata, pb, D.data() + p0, Pp, Yb + p0, rows, HWo, act_p);
+                if (p0 < P) {
+                    tile_rows<16>(pip, pix, pdata, pb, D.data() + p0, Pp, tail.data(), rows, 16, act_p);
+                    for (int64_t r = 0; r < rows; ++r)
+                        std::memcpy(Yb + r * HWo + p0, tail.data() + r * 16, size_t(P - p0) * sizeof(float));
+                }
+            }
+        });
+        return true;
+    }
+
+private:
+    int64_t m_stride = 1;
+    int64_t m_act_e = 0;
+    int64_t m_act = 0;
+    int64_t m_act_p = 0;
+};
+
 }  // namespace prunebench
 
 OPENVINO_CREATE_EXTENSIONS(std::vector<ov::Extension::Ptr>({
     std::make_shared<ov::OpExtension<prunebench::SparseMatMul>>(),
     std::make_shared<ov::OpExtension<prunebench::DepthwiseConv>>(),
     std::make_shared<ov::OpExtension<prunebench::ExpandDepthwise>>(),
+    std::make_shared<ov::OpExtension<prunebench::InvertedBlock>>(),
 }));
