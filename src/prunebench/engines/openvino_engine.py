@@ -10,7 +10,11 @@ Formats
     on its CSR arrays, *inside* the compiled graph: no trip through PyTorch or Python per
     layer, threads from OpenVINO's own pool. Before encoding, a BatchNorm that follows a
     convolution is folded into it, and a ReLU/ReLU6 that follows a sparse layer is fused into
-    the operation. A pruned ``nn.LSTM`` (unidirectional, no projection) is written out as its
+    the operation. Depthwise 3x3 convolutions beside sparse layers run as ``DepthwiseConv``
+    on the same planar layout; an inverted residual block (sparse 1x1 expansion, depthwise,
+    sparse 1x1 projection) runs as one ``InvertedBlock`` and an expansion with its depthwise
+    convolution as one ``ExpandDepthwise`` (``depthwise=`` chooses: :data:`DEPTHWISE`).
+    A pruned ``nn.LSTM`` (unidirectional, no projection) is written out as its
     products and gates (:class:`UnrolledLSTM`): each matrix whose four gates are all pruned
     runs as one operation, the recurrent one once per step. Other pruned layers (3x3 and
     depthwise convolutions, GRUs, bidirectional LSTMs) run OpenVINO's dense kernels
