@@ -1,10 +1,15 @@
-"""Thread count shared by every kernel (numba's own setting, checked on the way in)."""
+"""Thread count shared by every kernel (numba's own setting, checked on the way in).
+
+Idle threads wait passively (:data:`WAIT_POLICY`, set up in :mod:`prunebench._openmp` before
+torch loads the OpenMP runtime the kernels share with it).
+"""
 from __future__ import annotations
 
 import numbers
 
 import numba
 
+from .._openmp import WAIT_POLICY  # noqa: F401  (re-exported: the policy in effect, in words)
 from ..errors import BadInputError
 
 # numba prefers TBB when libtbb can be loaded, and importing openvino (engine ``openvino``) makes
