@@ -2,14 +2,13 @@
 
 PyTorch loads its GNU OpenMP runtime into the global symbol namespace when it is imported, and
 numba's ``omp`` threading layer (the kernels') then runs on that same runtime: one pool of
-threads for both. GNU OpenMP lets a thread that waits for work, or for its peer at the end of a
-parallel loop, spin for 300,000 rounds (about 3.5 ms of CPU here) before it sleeps. On a
-machine with no free core that spin is taken from the thread it waits for: a 2-thread kernel
-call of 0.04 ms took 20-40 ms at the median while other processes ran (RELIABILITY.md,
-"Threads under load"). So ``OMP_WAIT_POLICY=PASSIVE`` is in the environment while torch loads
-the runtime (it reads the variable once, then), and removed again, so child processes and
-libraries loaded later see the user's environment. A parallel call then wakes its peer (tens
-of microseconds) instead of finding it spinning.
+threads for both. By default GNU OpenMP lets a thread that waits for work, or for its peer at
+the end of a parallel loop, spin for 300,000 rounds (milliseconds) before it sleeps. On a
+machine with no free core that spin is taken from the thread it waits for, and a short 2-thread
+kernel call waits scheduler slices for its peer (RELIABILITY.md, "Threads under load", has the
+figures). So ``OMP_WAIT_POLICY=PASSIVE`` is in the environment while torch loads the runtime
+(which reads it then, once), and removed again, so child processes and libraries loaded later
+see the user's environment. A parallel call then wakes its peer instead of finding it spinning.
 
 Set ``OMP_WAIT_POLICY`` (or ``GOMP_SPINCOUNT``, ``KMP_BLOCKTIME``) to choose otherwise; it is
 left alone. A process that imported torch before prunebench keeps OpenMP's default.

@@ -1,6 +1,6 @@
 """Thread count shared by every kernel (numba's own setting, checked on the way in).
 
-Idle threads wait passively (:data:`WAIT_POLICY`, set up in :mod:`prunebench._openmp` before
+Idle threads wait passively (:func:`wait_policy`; set up in :mod:`prunebench._openmp` before
 torch loads the OpenMP runtime the kernels share with it).
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numbers
 
 import numba
 
-from .._openmp import WAIT_POLICY  # noqa: F401  (re-exported: the policy in effect, in words)
+from .._openmp import WAIT_POLICY
 from ..errors import BadInputError
 
 # numba prefers TBB when libtbb can be loaded, and importing openvino (engine ``openvino``) makes
@@ -51,3 +51,9 @@ def set_threads(n: int) -> None:
 def get_threads() -> int:
     """The thread count the next kernel call will use."""
     return int(numba.get_num_threads())
+
+
+def wait_policy() -> str:
+    """How idle kernel threads wait, in words: ``"passive"`` (prunebench's choice), or why not
+    (``"set by the user: OMP_WAIT_POLICY=ACTIVE"``, torch imported before prunebench)."""
+    return WAIT_POLICY
