@@ -6,7 +6,8 @@ A busy-loop child process (``python -c "while True: pass"``) is started once and
 with the child stopped ("quiet"), then with it spinning ("busy"), in alternating order, so
 both conditions see the same machine state. The calls, all at ``--threads``:
 
-* native csr 4096x4096 at 90%, batch 1 (1.7M stored values: runs on every thread);
+* native csr 4096x4096 at 90%, batch 1 (1.7M stored values: runs on every thread), and the
+  same call on one thread, to tell a slow machine from a slow threading;
 * native csr 1024x1024 at 90%, batch 1 (about 0.05 ms: the size of the issue's call);
 * native csr 256x256 at 90%, batch 1, as a compiled model runs it (below the runtime's
   one-thread grain: it runs on the calling thread) and forced onto every thread;
@@ -74,6 +75,14 @@ def matrix(rng, rows: int, cols: int, sparsity: float) -> np.ndarray:
     return W
 
 
+def one_thread(fn, X, threads: int):
+    K.set_threads(1)
+    try:
+        return fn(X)
+    finally:
+        K.set_threads(threads)
+
+
 def cases(threads: int) -> list[dict]:
     """[{name, threads_effective, call}]; each call is checked against dense math once."""
     rng = np.random.default_rng(0)
@@ -86,6 +95,10 @@ def cases(threads: int) -> list[dict]:
         eff = 1 if op.stored < GRAIN else threads
         out.append({"name": f"native csr {n}x{n} 90% b1", "threads_effective": eff,
                     "call": lambda op=op, X=X: op.linear(X), "ref": W @ x})
+        if n == SIZES[0] and threads > 1:   # what one thread gets in the same conditions
+            out.append({"name": f"native csr {n}x{n} 90% b1, 1 thread", "threads_effective": 1,
+                        "call": lambda op=op, X=X: one_thread(op.linear, X, threads),
+                        "ref": W @ x})
         if eff < threads:
             A = encode(W, "csr").arrays()
             out.append({"name": f"native csr {n}x{n} 90% b1, forced", "threads_effective": threads,

@@ -139,6 +139,7 @@ def test_benchmark_runs_and_stops_its_busy_child(monkeypatch):
             r["busy"]["p90_ms"] / r["quiet"]["p50_ms"])
     used = {r["call"]: r["threads_effective"] for r in doc["rows"]}
     assert used["native csr 1024x1024 90% b1"] == 2
+    assert used["native csr 1024x1024 90% b1, 1 thread"] == 1
     assert used["native csr 256x256 90% b1"] == 1          # below the runtime's grain
     assert used["native csr 256x256 90% b1, forced"] == 2
     assert not Path(f"/proc/{doc['meta']['busy_child_pid']}").exists()
