@@ -19,7 +19,7 @@ busy child used meanwhile, in cores: on a shared machine "quiet" is only as quie
 
 ``--compare`` runs the benchmark in child processes, alternately with prunebench's passive
 OpenMP wait policy and with OpenMP's default spin (``GOMP_SPINCOUNT=300000``, what the
-kernels did before), ``--repeat`` times each, and prints them side by side.
+kernels did before), ``--repeat`` times each, and prints one table per run.
 
     python benchmarks/bench_threads_under_load.py
     python benchmarks/bench_threads_under_load.py --compare --json
@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 
+import numba
 import numpy as np
 
 import prunebench.kernels as K  # first: prunebench sets OpenMP's wait policy before torch loads
@@ -188,7 +189,6 @@ def measure(threads: int, rounds: int, block_s: float) -> dict:
     for cond, (wall, every, own, spinner) in cpu.items():
         load[cond] = {"others_cores": max(0.0, (every - own - spinner) / wall),
                       "busy_child_cores": spinner / wall}
-    import numba
     return {"meta": {"threads": threads, "rounds": rounds, "block_s": block_s, "goal": GOAL,
                      "cpu_count": os.cpu_count(), "threading_layer": numba.threading_layer(),
                      "wait_policy": K.wait_policy(), "one_thread_grain": GRAIN,
