@@ -102,6 +102,12 @@ def test_decide_respects_the_user_and_the_import_order():
     assert "torch was imported before prunebench" in _openmp.decide({}, torch_loaded=True)
 
 
+def test_wait_policy_names_a_layer_that_is_not_openmp(monkeypatch):
+    assert K.wait_policy() == _openmp.WAIT_POLICY       # the omp layer here
+    monkeypatch.setattr("numba.threading_layer", lambda: "tbb")
+    assert K.wait_policy() == "tbb's own (the kernels do not run on OpenMP)"
+
+
 def _bench_module():
     path = ROOT / "benchmarks" / "bench_threads_under_load.py"
     spec = importlib.util.spec_from_file_location("bench_threads_under_load", path)

@@ -55,5 +55,8 @@ def get_threads() -> int:
 
 def wait_policy() -> str:
     """How idle kernel threads wait, in words: ``"passive"`` (prunebench's choice), or why not
-    (``"set by the user: OMP_WAIT_POLICY=ACTIVE"``, torch imported before prunebench)."""
-    return WAIT_POLICY
+    (``"set by the user: OMP_WAIT_POLICY=ACTIVE"``, torch imported before prunebench, a numba
+    threading layer other than OpenMP)."""
+    numba.get_num_threads()       # loads numba's threading layer, as any kernel call does
+    layer = numba.threading_layer()
+    return WAIT_POLICY if layer == "omp" else f"{layer}'s own (the kernels do not run on OpenMP)"
