@@ -16,6 +16,7 @@ Examples
 
 The heavy packages (numba kernels, torch-pruning, onnxruntime) load on first use.
 """
+from . import _openmp  # noqa: F401  (first: OpenMP's wait policy is read when torch loads it)
 from . import errors, zoo
 from .errors import BadInputError, FormatError, PrunebenchError, VerificationError
 

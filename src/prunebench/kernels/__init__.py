@@ -16,13 +16,15 @@ Values may be float32, float16 or int8 (int8 with per-output-row float32 ``scale
 quantisation: activations stay float32); products accumulate in float32. Column indices may be
 uint8/uint16/int32/int64 but must be below 2**31. Stored zeros (bitmap lanes, BSR block fill,
 ELL and N:M padding) multiply x as dense ``W @ x`` does, so an inf/NaN in x reaches y there.
-Threads: :func:`set_threads` (numba's count, range-checked) applies to every kernel.
+Threads: :func:`set_threads` (numba's count, range-checked) applies to every kernel; idle
+threads wait passively (:func:`wait_policy`), so a call on a busy machine does not wait for a
+peer that spins away its core.
 """
 from ._cache import drop_stale_cache, sources_digest
 
 drop_stale_cache()  # before the kernel modules load their numba caches
 
-from ._threads import get_threads, max_threads, set_threads  # noqa: E402
+from ._threads import get_threads, max_threads, set_threads, wait_policy  # noqa: E402
 from .bitmap import bitmap_left, bitmap_matmul, bitmap_matvec, bitmap_reference, spmm_bitmap, spmv_bitmap  # noqa: E402
 from .bsr import bsr_left, bsr_matmul, bsr_matvec, bsr_reference, spmm_bsr, spmv_bsr  # noqa: E402
 from .csr import csr_left, csr_matmul, csr_matvec, csr_reference, spmm_csr, spmv_csr  # noqa: E402
@@ -30,7 +32,7 @@ from .ell import ell_left, ell_matmul, ell_matvec, ell_reference, spmm_ell, spmv
 from .nm import nm_left, nm_matmul, nm_matvec, nm_reference, spmm_nm, spmv_nm  # noqa: E402
 
 __all__ = [
-    "set_threads", "get_threads", "max_threads", "sources_digest",
+    "set_threads", "get_threads", "max_threads", "sources_digest", "wait_policy",
     "csr_matvec", "csr_matmul", "csr_left", "csr_reference", "spmv_csr", "spmm_csr",
     "bsr_matvec", "bsr_matmul", "bsr_left", "bsr_reference", "spmv_bsr", "spmm_bsr",
     "ell_matvec", "ell_matmul", "ell_left", "ell_reference", "spmv_ell", "spmm_ell",

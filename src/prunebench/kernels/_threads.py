@@ -1,10 +1,15 @@
-"""Thread count shared by every kernel (numba's own setting, checked on the way in)."""
+"""Thread count shared by every kernel (numba's own setting, checked on the way in).
+
+Idle threads wait passively (:func:`wait_policy`; set up in :mod:`prunebench._openmp` before
+torch loads the OpenMP runtime the kernels share with it).
+"""
 from __future__ import annotations
 
 import numbers
 
 import numba
 
+from .._openmp import WAIT_POLICY
 from ..errors import BadInputError
 
 # numba prefers TBB when libtbb can be loaded, and importing openvino (engine ``openvino``) makes
@@ -46,3 +51,12 @@ def set_threads(n: int) -> None:
 def get_threads() -> int:
     """The thread count the next kernel call will use."""
     return int(numba.get_num_threads())
+
+
+def wait_policy() -> str:
+    """How idle kernel threads wait, in words: ``"passive"`` (prunebench's choice), or why not
+    (``"set by the user: OMP_WAIT_POLICY=ACTIVE"``, torch imported before prunebench, a numba
+    threading layer other than OpenMP)."""
+    numba.get_num_threads()       # loads numba's threading layer, as any kernel call does
+    layer = numba.threading_layer()
+    return WAIT_POLICY if layer == "omp" else f"{layer}'s own (the kernels do not run on OpenMP)"

@@ -459,7 +459,7 @@ def run(shapes: list[Shape] | None = None, sparsities=DEFAULT_SPARSITIES,
     meta = {"threads": threads, "stream_gbps": bandwidth / 1e9, "flush_mib": FLUSH_BYTES >> 20,
             "repeats": repeats, "rounds": rounds, "pattern": pattern, "cache": cache,
             "seed": seed, "seconds": time.perf_counter() - started,
-            "other_load_cores": whole_run.cores()}
+            "other_load_cores": whole_run.cores(), "omp_wait_policy": K.wait_policy()}
     return {"meta": meta, "rows": rows_out, "crossover": crossovers(rows_out),
             "skipped": skipped_all}
 
