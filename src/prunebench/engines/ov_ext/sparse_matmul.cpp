@@ -651,6 +651,25 @@ static void dw_any(const float* __restrict q, float* __restrict out, const float
     }
 }
 
+// The output of a 3x3 window (padding 1) at `stride` over x [N, C, H, W] (input 0): [N, rows,
+// Ho, Wo], rows from the length of input `indptr` (rows + 1), or C when indptr < 0.
+static void set_window_output(ov::Node* op, int64_t stride, int indptr, const char* name) {
+    NODE_VALIDATION_CHECK(op, stride == 1 || stride == 2, "stride must be 1 or 2");
+    ov::PartialShape out = op->get_input_partial_shape(0);
+    if (out.rank().is_static()) {
+        NODE_VALIDATION_CHECK(op, out.size() == 4, name, " takes x [N, C, H, W]");
+        if (indptr >= 0) {
+            const auto& ps = op->get_input_partial_shape(size_t(indptr));
+            out[1] = ps.rank().is_static() && ps[0].is_static() ? ov::Dimension(ps[0].get_length() - 1)
+                                                                : ov::Dimension::dynamic();
+        }
+        for (size_t i = 2; i < 4; ++i)
+            if (out[i].is_static()) out[i] = (out[i].get_length() - 1) / stride + 1;
+            else out[i] = ov::Dimension::dynamic();
+    }
+    op->set_output_type(0, ov::element::f32, out);
+}
+
 class DepthwiseConv : public ov::op::Op {
 public:
     OPENVINO_OP("DepthwiseConv", "prunebench");
@@ -663,15 +682,7 @@ public:
 
     void validate_and_infer_types() override {
         NODE_VALIDATION_CHECK(this, get_input_size() == 3, "DepthwiseConv takes 3 inputs (x, w, bias)");
-        NODE_VALIDATION_CHECK(this, m_stride == 1 || m_stride == 2, "stride must be 1 or 2");
-        ov::PartialShape out = get_input_partial_shape(0);
-        if (out.rank().is_static()) {
-            NODE_VALIDATION_CHECK(this, out.size() == 4, "DepthwiseConv takes x [N, C, H, W]");
-            for (size_t i = 2; i < 4; ++i)
-                if (out[i].is_static()) out[i] = (out[i].get_length() - 1) / m_stride + 1;
-                else out[i] = ov::Dimension::dynamic();
-        }
-        set_output_type(0, ov::element::f32, out);
+        set_window_output(this, m_stride, -1, "DepthwiseConv");
     }
 
     std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& new_args) const override {
@@ -799,6 +810,27 @@ static void dw_rows_s2_generic(const float* rows0, float* out, const float* w, f
 }
 #endif
 
+// Channels [r0, r1) of one image X [cols, H * W]: each channel's expansion (act_e) into a
+// per-thread plane padded as dw_flat_core wants it, then its depthwise convolution into
+// out + c * Ho * Wo. dw_masks(H, W) in mL, mR.
+template <typename P, typename I>
+static void expand_dw_channels(const P* indptr, const I* idx, const float* data, const float* be,
+                               const float* w, const float* bd, const float* X, float* out,
+                               int64_t r0, int64_t r1, int64_t H, int64_t W, int64_t stride,
+                               int act_e, int act, const float* mL, const float* mR) {
+    const int64_t HW = H * W, off = W + 1, HWo = ((H - 1) / stride + 1) * ((W - 1) / stride + 1);
+    thread_local std::vector<float> buf, full;
+    buf.resize(size_t(HW + 2 * off + 16));
+    std::memset(buf.data(), 0, size_t(off) * sizeof(float));
+    std::memset(buf.data() + off + HW, 0, size_t(off + 16) * sizeof(float));
+    if (stride == 2) full.resize(size_t(HW));
+    float* q = buf.data() + off;
+    for (int64_t c = r0; c < r1; ++c) {
+        expand_row(indptr, idx, data, be ? be[c] : 0.f, X, HW, HW, c, q, act_e);
+        dw_any(q, out + c * HWo, w + c * 9, bd ? bd[c] : 0.f, H, W, stride, act, mL, mR, full.data());
+    }
+}
+
 class ExpandDepthwise : public ov::op::Op {
 public:
     OPENVINO_OP("ExpandDepthwise", "prunebench");
@@ -812,18 +844,7 @@ public:
     void validate_and_infer_types() override {
         NODE_VALIDATION_CHECK(this, get_input_size() == 7,
                               "ExpandDepthwise takes 7 inputs (x, indptr, indices, data, bias_e, w, bias)");
-        NODE_VALIDATION_CHECK(this, m_stride == 1 || m_stride == 2, "stride must be 1 or 2");
-        const auto& ps = get_input_partial_shape(1);
-        ov::PartialShape out = get_input_partial_shape(0);
-        if (out.rank().is_static()) {
-            NODE_VALIDATION_CHECK(this, out.size() == 4, "ExpandDepthwise takes x [N, C, H, W]");
-            out[1] = ps.rank().is_static() && ps[0].is_static() ? ov::Dimension(ps[0].get_length() - 1)
-                                                                : ov::Dimension::dynamic();
-            for (size_t i = 2; i < 4; ++i)
-                if (out[i].is_static()) out[i] = (out[i].get_length() - 1) / m_stride + 1;
-                else out[i] = ov::Dimension::dynamic();
-        }
-        set_output_type(0, ov::element::f32, out);
+        set_window_output(this, m_stride, 1, "ExpandDepthwise");
     }
 
     std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& new_args) const override {
@@ -875,27 +896,17 @@ private:
         const float* bd = inputs[6].get_size() ? inputs[6].data<const float>() : nullptr;
         float* Y = outputs[0].data<float>();
         const int act_e = int(m_act_e), act = int(m_act);
-        const int64_t off = W + 1;
         std::vector<float> mL, mR;
-        if (stride == 1 || HW <= 1024) dw_masks(H, W, mL, mR);
+        dw_masks(H, W, mL, mR);
         const int nthr = N * rows * HW > 16384 ? parallel_get_max_threads() : 1;
         // a row's cost, in stored values: the depthwise convolution's 9 products per position
         // are worth about 10 stored values of the expansion
         ov::parallel_nt(nthr, [&](int i, int k) {
             const int64_t r0 = split(indptr, rows, i, k, 10.0), r1 = split(indptr, rows, i + 1, k, 10.0);
-            if (r0 >= r1) return;
-            thread_local std::vector<float> buf, full;
-            buf.resize(size_t(HW + 2 * off + 16));
-            std::memset(buf.data(), 0, size_t(off) * sizeof(float));
-            std::memset(buf.data() + off + HW, 0, size_t(off + 16) * sizeof(float));
-            if (stride == 2 && HW <= 1024) full.resize(size_t(HW));
-            float* q = buf.data() + off;
-            for (int64_t n = 0; n < N; ++n)
-                for (int64_t c = r0; c < r1; ++c) {
-                    expand_row(indptr, idx, data, be ? be[c] : 0.f, X + n * cols * HW, HW, HW, c, q, act_e);
-                    dw_any(q, Y + (n * rows + c) * Ho * Wo, w + c * 9, bd ? bd[c] : 0.f, H, W, stride,
-                           act, mL.data(), mR.data(), full.data());
-                }
+            for (int64_t n = 0; n < N && r0 < r1; ++n)
+                expand_dw_channels(indptr, idx, data, be, w, bd, X + n * cols * HW,
+                                   Y + n * rows * Ho * Wo, r0, r1, H, W, stride, act_e, act,
+                                   mL.data(), mR.data());
         });
     }
 
@@ -927,21 +938,10 @@ public:
 
     void validate_and_infer_types() override {
         NODE_VALIDATION_CHECK(this, get_input_size() == 11, "InvertedBlock takes 11 inputs");
-        NODE_VALIDATION_CHECK(this, m_stride == 1 || m_stride == 2, "stride must be 1 or 2");
         for (size_t i : {1, 2, 7, 8})
             NODE_VALIDATION_CHECK(this, get_input_element_type(i) == ov::element::i32,
                                   "InvertedBlock takes int32 indptr and indices");
-        const auto& ps = get_input_partial_shape(7);
-        ov::PartialShape out = get_input_partial_shape(0);
-        if (out.rank().is_static()) {
-            NODE_VALIDATION_CHECK(this, out.size() == 4, "InvertedBlock takes x [N, C, H, W]");
-            out[1] = ps.rank().is_static() && ps[0].is_static() ? ov::Dimension(ps[0].get_length() - 1)
-                                                                : ov::Dimension::dynamic();
-            for (size_t i = 2; i < 4; ++i)
-                if (out[i].is_static()) out[i] = (out[i].get_length() - 1) / m_stride + 1;
-                else out[i] = ov::Dimension::dynamic();
-        }
-        set_output_type(0, ov::element::f32, out);
+        set_window_output(this, m_stride, 7, "InvertedBlock");
     }
 
     std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& new_args) const override {
@@ -991,18 +991,9 @@ public:
                 const int nthr = E * HW > 16384 ? maxthr : 1;
                 ov::parallel_nt(nthr, [&](int i, int k) {
                     const int64_t r0 = split(eip, E, i, k, 10.0), r1 = split(eip, E, i + 1, k, 10.0);
-                    if (r0 >= r1) return;
-                    thread_local std::vector<float> buf, full;
-                    buf.resize(size_t(HW + 2 * (W + 1) + 16));
-                    std::memset(buf.data(), 0, size_t(W + 1) * sizeof(float));
-                    std::memset(buf.data() + W + 1 + HW, 0, size_t(W + 1 + 16) * sizeof(float));
-                    if (stride == 2) full.resize(size_t(HW));
-                    float* q = buf.data() + W + 1;
-                    for (int64_t c = r0; c < r1; ++c) {
-                        expand_row(eip, eix, edata, eb ? eb[c] : 0.f, X + n * cols * HW, HW, HW, c, q, act_e);
-                        dw_any(q, D + c * HWo, w + c * 9, bd ? bd[c] : 0.f, H, W, stride, act,
-                               mL.data(), mR.data(), full.data());
-                    }
+                    if (r0 < r1)
+                        expand_dw_channels(eip, eix, edata, eb, w, bd, X + n * cols * HW, D, r0, r1,
+                                           H, W, stride, act_e, act, mL.data(), mR.data());
                 });
                 left_tiled(pip, pix, pdata, pb, D, Y + n * rows * HWo, rows, E, HWo, act_p);
             }
