@@ -351,6 +351,51 @@ class LastHidden(nn.Module):
         return getattr(self.model(input_ids=ids), self.field)
 
 
+def _minilm_dir():
+    from prunebench.zoo import minilm
+
+    try:
+        return minilm.model_dir()
+    except BadInputError as e:      # the optional NLP extra is not installed
+        pytest.skip(str(e))
+
+
+def test_minilm_bert_from_automodel_runs_sparse(monkeypatch):
+    """The real BERT that ``AutoModel`` builds from the MiniLM package's files (offline):
+    magnitude 0.8 on every linear layer, equal to NumPy magnitude pruning of the file's
+    weights, compiled on the engines that take it and verified against the pruned model."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = _minilm_dir()
+    net = LastHidden(transformers.AutoModel.from_pretrained(str(path)), "last_hidden_state")
+    net.eval()
+    ids = torch.randint(1, 30000, (2, 8), generator=torch.Generator().manual_seed(1))
+    linear = [n for n, m in net.named_modules() if isinstance(m, nn.Linear)]
+    assert len(linear) == 6 * 6 + 1                 # q, k, v, out, up, down per layer + pooler
+    result = pb.prune(net, "magnitude", 0.8, layers=linear, example_input=ids)
+    pruned = result.model
+    raw = load_file(str(path / "model.safetensors"))
+    for name in ("encoder.layer.0.attention.self.query.weight",
+                 "encoder.layer.5.output.dense.weight"):
+        W = raw[name].astype(np.float64)             # the reference: NumPy on the file
+        k = int(round(0.8 * W.size))
+        W.ravel()[np.argsort(np.abs(W).ravel(), kind="stable")[:k]] = 0
+        got = pruned.get_parameter("model." + name).detach().numpy()
+        assert ((got == 0) == (W == 0)).mean() > 0.9999       # ties at the threshold
+        np.testing.assert_array_equal(got[W != 0], W[W != 0].astype(np.float32))
+    assert all(r["macs"] == 8 * r["params"] for r in result.report()["layers"]
+               if "pooler" not in r["name"])
+    # the in-process engines here; the whole-graph ones (slower to convert at this size) run
+    # the same BertModel code at a small size in test_transformers_models_built_offline
+    for engine in ("native", "torch-sparse", "scipy"):
+        run = pb.compile(pruned, "csr", engine=engine)
+        assert len(run.sparse_layers()) == len(linear), engine
+        v = pb.verify(run, pruned, ids)
+        assert v.ok and v.rel_max < 1e-5, (engine, v)
+
+
 @pytest.mark.parametrize("which", ["bert", "llama-tied"])
 def test_transformers_models_built_offline(which):
     torch.manual_seed(0)
@@ -376,6 +421,18 @@ def test_transformers_models_built_offline(which):
         run = pb.compile(pruned, "csr", engine=engine)
         assert len(run.sparse_layers()) >= 12
         assert pb.verify(run, pruned, ids).ok
+    if which == "bert":
+        # whole-graph engines: OpenVINO (the pooler's output is unused, so its sparse
+        # operation leaves the graph, which is no error) and LiteRT (int32 token ids)
+        run = pb.compile(pruned, "csr", engine="openvino", example_input=ids)
+        assert len(run.sparse_layers) == 13 and pb.verify(run, pruned, ids).ok
+        run = pb.compile(pruned, "coo", engine="onnxruntime", example_input=ids)
+        assert pb.verify(run, pruned, ids).ok
+        from prunebench.engines import litert_engine
+
+        if not litert_engine.missing_packages():
+            run = pb.compile(pruned, "tflite-sparse", engine="litert", example_input=ids)
+            assert pb.verify(run, pruned, ids).ok
 
 
 @pytest.mark.parametrize("name", ["transformer-batch-first", "shared-weight-mlp"])

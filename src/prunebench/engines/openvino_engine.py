@@ -251,6 +251,7 @@ class OpenVinoModel:
         self._by_shape: dict[tuple, tuple] = {}
         self._layers: dict[int, tuple[Format, np.ndarray | None, int, int]] = {}
         self._seen: set[int] = set()   # keys of the sparse layers the trace called
+        self._names: dict[int, str] = {}   # key -> module name of each sparse layer
         self._dw: dict[int, tuple[np.ndarray, np.ndarray, int, int]] = {}
         self.depthwise = depthwise
         self._work = self.source_model
@@ -305,6 +306,7 @@ class OpenVinoModel:
             stride = None if mode == 0 or all(v == 1 for v in module.stride) else tuple(module.stride)
             module._pb_ov = (key, acts.get(mname, 0), stride)
             self._layers[key] = (fmt, bias, mode, acts.get(mname, 0))
+            self._names[key] = mname
         self.sparse_layers = sorted(sparse)
         self._work = work
 
@@ -448,14 +450,14 @@ class OpenVinoModel:
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise PrunebenchError(f"openvino cannot convert {type(self.source_model).__name__}"
                                       f": {msg}") from None
-            placed = sum(op.get_type_name() == "SparseMatMul"
-                         for op in self._converted.get_ordered_ops())
-            # a module called once per step (an LSTM's recurrent matrix) is placed once per call
-            if placed < len(self._layers) or len(self._seen) != len(self._layers):
-                missing = len(self._layers) - min(placed, len(self._seen))
+            # every sparse layer the trace called became a SparseMatMul; one whose output the
+            # model never uses (BERT's pooler under last_hidden_state) is then dropped from the
+            # graph, which is harmless: only a layer never called would run dense
+            missing = [n for k, n in self._names.items() if k not in self._seen]
+            if missing:
                 raise PrunebenchError(
-                    f"openvino: {missing} of the {len(self._layers)} sparse "
-                    f"layers ({', '.join(self.sparse_layers)}) are not called as modules by "
+                    f"openvino: {len(missing)} of the {len(self._layers)} sparse layers "
+                    f"({', '.join(missing)}) are not called as modules by "
                     f"{type(self.source_model).__name__}.forward, so the traced graph would run "
                     "them dense; use fallback with a plan that keeps them dense")
         # a static shape per input shape: OpenVINO's CPU plugin runs a dynamic-shape graph with
