@@ -13,6 +13,9 @@ from torch import nn
 import prunebench as pb
 from prunebench.errors import BadInputError, PrunebenchError
 
+# Hugging Face models are among the architectures (built from local configs, no download)
+transformers = pytest.importorskip("transformers")
+
 SPARSE_ENGINES = ("native", "torch-sparse", "scipy")
 
 
@@ -106,6 +109,36 @@ class TiedDecoder(nn.Module):
         return self.lm_head(self.norm(h))
 
 
+class LastHidden(nn.Module):
+    """A Hugging Face model called on token ids, returning one field of its output."""
+
+    def __init__(self, model, field):
+        super().__init__()
+        self.model, self.field = model, field
+
+    def forward(self, ids):
+        return getattr(self.model(input_ids=ids), self.field)
+
+
+def gpt2():
+    """A tiny GPT-2 (its linear layers are transformers' Conv1D, weight stored [in, out]),
+    built from a local config, lm_head tied to the token embedding."""
+    import transformers
+
+    cfg = transformers.GPT2Config(vocab_size=40, n_positions=16, n_embd=32, n_layer=2, n_head=4,
+                                  n_inner=64, bos_token_id=0, eos_token_id=0, use_cache=False)
+    return LastHidden(transformers.GPT2LMHeadModel(cfg), "logits")
+
+
+def bert():
+    import transformers
+
+    cfg = transformers.BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=4, intermediate_size=64,
+                                  max_position_embeddings=16)
+    return LastHidden(transformers.BertModel(cfg), "last_hidden_state")
+
+
 def _inputs(kind: str, n: int = 3) -> torch.Tensor:
     g = torch.Generator().manual_seed(1)
     return {"seq12": lambda: torch.randn(n, 7, 12, generator=g),
@@ -126,6 +159,8 @@ CASES = {
     "lstm-projections": (lambda: Head(nn.LSTM(6, 16, batch_first=True, proj_size=8), 8), "seq6"),
     "shared-weight-mlp": (SharedMLP, "vec"),
     "tied-decoder": (TiedDecoder, "ids"),
+    "gpt2-conv1d": (gpt2, "ids"),
+    "bert-local": (bert, "ids"),
 }
 
 
@@ -339,18 +374,6 @@ def test_channel_pruning_lists_layers_it_cannot_shrink():
 # ---------------------------------------------------------------- Hugging Face models
 
 
-transformers = pytest.importorskip("transformers")
-
-
-class LastHidden(nn.Module):
-    def __init__(self, model, field):
-        super().__init__()
-        self.model, self.field = model, field
-
-    def forward(self, ids):
-        return getattr(self.model(input_ids=ids), self.field)
-
-
 def _minilm_dir():
     from prunebench.zoo import minilm
 
@@ -400,10 +423,7 @@ def test_minilm_bert_from_automodel_runs_sparse(monkeypatch):
 def test_transformers_models_built_offline(which):
     torch.manual_seed(0)
     if which == "bert":
-        cfg = transformers.BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2,
-                                      num_attention_heads=4, intermediate_size=64,
-                                      max_position_embeddings=16)
-        net = LastHidden(transformers.BertModel(cfg), "last_hidden_state").eval()
+        net = bert().eval()
     else:
         cfg = transformers.LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=64,
                                        num_hidden_layers=2, num_attention_heads=4,
@@ -433,6 +453,50 @@ def test_transformers_models_built_offline(which):
         if not litert_engine.missing_packages():
             run = pb.compile(pruned, "tflite-sparse", engine="litert", example_input=ids)
             assert pb.verify(run, pruned, ids).ok
+
+
+def test_gpt2_conv1d_is_pruned_along_its_transposed_weight():
+    """Conv1D stores its weight [in, out]: N:M groups run along fan-in (dim 0 of the stored
+    weight), MACs are tokens x in x out, and every engine runs the transpose."""
+    import numpy as np
+
+    model, ids = _build("gpt2-conv1d")
+    conv1d = [n for n, m in model.named_modules()
+              if isinstance(m, transformers.pytorch_utils.Conv1D)]
+    assert len(conv1d) == 8
+    result = pb.prune(model, "nm", 0.5, layers="all", example_input=ids)
+    pruned = result.model
+    rows = {r["module"]: r for r in result.report()["layers"]}
+    for name in conv1d:
+        W = model.get_submodule(name).weight.detach().numpy().T.astype(np.float64)  # [out, in]
+        groups = np.abs(W).reshape(W.shape[0], -1, 4)              # 4 along fan-in
+        keep = np.zeros_like(groups, dtype=bool)
+        np.put_along_axis(keep, np.argsort(-groups, axis=2, kind="stable")[..., :2], True, 2)
+        want = np.where(keep.reshape(W.shape), W, 0)                # NumPy 2:4, the reference
+        got = pruned.get_submodule(name).weight.detach().numpy().T
+        np.testing.assert_array_equal(got, want.astype(np.float32))
+        out, fan_in = W.shape
+        assert rows[name]["macs"] == 8 * fan_in * out               # 8 tokens per sample
+        assert rows[name]["macs_nonzero"] == 8 * fan_in * out // 2
+        assert rows[name]["outputs"] == out and rows[name]["inputs"] == fan_in
+    assert pruned.model.lm_head.weight is pruned.model.transformer.wte.weight
+    for engine in SPARSE_ENGINES:
+        run = pb.compile(pruned, "nm" if engine == "native" else "csr", engine=engine)
+        assert set(conv1d) <= set(run.sparse_layers()), engine
+        assert run.plan[conv1d[0] + ".weight"]["shape"] == [96, 32]     # [out, in]
+        v = pb.verify(run, pruned, ids)
+        assert v.ok and v.rel_max < 1e-5, (engine, v)
+    # OpenVINO runs a sparse Conv1D as its own operation ...
+    net = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), transformers.pytorch_utils.Conv1D(5, 32))
+    x = _inputs("seq12")
+    small = pb.prune(net.eval(), "magnitude", 0.8, layers="all", example_input=x).model
+    run = pb.compile(small, "csr", engine="openvino", example_input=x)
+    assert run.sparse_layers == ["0", "2"] and run.op_counts()["Reference"] == 2
+    assert pb.verify(run, small, x).ok
+    # ... but cannot convert transformers' GPT-2 graph itself: one line, naming the operation
+    with pytest.raises(PrunebenchError, match="openvino cannot convert LastHidden: .*aten::") as e:
+        pb.compile(pruned, "csr", engine="openvino", example_input=ids, fallback="dense")
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("name", ["transformer-batch-first", "shared-weight-mlp"])

@@ -37,6 +37,7 @@ from torch import nn
 
 from ..errors import BadInputError, PrunebenchError
 from ..formats import Format
+from ..pruning.targets import hf_conv1d_type, is_transposed_linear
 from ..runtime.compile import Backend, mha_fastpath, check_threads, plan_model
 from .base import ENGINES, Engine
 
@@ -71,7 +72,7 @@ def _why_not(model: nn.Module, name: str) -> str | None:
             and name.endswith("out_proj"):
         return ("out_proj of nn.MultiheadAttention: its fused forward reads the weight without "
                 "calling the module, so the sparse operation cannot take its place")
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.Linear) or is_transposed_linear(module):
         return None
     if _lstm_problem(module):
         return _lstm_problem(module)
@@ -302,7 +303,7 @@ class OpenVinoModel:
             module = work.get_submodule(mname)
             key = next(_KEYS)
             bias = None if module.bias is None else module.bias.detach().float().numpy().copy()
-            mode = 0 if isinstance(module, nn.Linear) else 1
+            mode = 0 if isinstance(module, nn.Linear) or is_transposed_linear(module) else 1
             stride = None if mode == 0 or all(v == 1 for v in module.stride) else tuple(module.stride)
             module._pb_ov = (key, acts.get(mname, 0), stride)
             self._layers[key] = (fmt, bias, mode, acts.get(mname, 0))
@@ -430,7 +431,10 @@ class OpenVinoModel:
                 ModuleExtension(PlanarDepthwise, DW_OP_TYPE, evaluate=dw_evaluate,
                                 convert=dw_convert),
                 ConversionExtension(OP_TYPE, to_openvino),
-                ConversionExtension(DW_OP_TYPE, dw_to_openvino)]
+                ConversionExtension(DW_OP_TYPE, dw_to_openvino)] + (
+            # transformers' Conv1D (GPT-2): encoded as its [out, in] transpose, so mode 0
+            [ModuleExtension(hf_conv1d_type(), OP_TYPE, evaluate=evaluate, convert=convert,
+                             condition=is_ours)] if hf_conv1d_type() is not None else [])
 
     def _build(self, example: torch.Tensor) -> None:
         """Convert once (dynamic shapes), then compile for ``example``'s shape."""
@@ -448,6 +452,10 @@ class OpenVinoModel:
                 raise
             except Exception as e:  # noqa: BLE001 - the converter's errors are many and varied
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                text = str(e)
+                if "Summary:" in text:     # the operations it could not take, on one line
+                    msg = "; ".join(ln.strip("- ") for ln in
+                                    text.split("Summary:", 1)[1].splitlines() if ln.strip())
                 raise PrunebenchError(f"openvino cannot convert {type(self.source_model).__name__}"
                                       f": {msg}") from None
             # every sparse layer the trace called became a SparseMatMul; one whose output the
