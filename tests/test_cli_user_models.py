@@ -157,6 +157,7 @@ def test_bench_an_onnx_file_dense_on_onnxruntime(work):
     r = cli(work, "bench", "m.onnx", "--method", "magnitude", "--sparsity", "0.9",
             "--format", "csr", "--engine", "native", "--json")
     assert r.returncode == 2 and "--model package.module:factory" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "need torchvision" in r.stderr
 
 
 @pytest.mark.parametrize("args, needle", [
