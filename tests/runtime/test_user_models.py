@@ -539,6 +539,10 @@ def test_gpt2_conv1d_is_pruned_along_its_transposed_weight():
         assert rows[name]["macs_nonzero"] == 8 * fan_in * out // 2
         assert rows[name]["outputs"] == out and rows[name]["inputs"] == fan_in
     assert pruned.model.lm_head.weight is pruned.model.transformer.wte.weight
+    layers, plan = pb.encode(pruned, {n + ".weight": "nm" for n in conv1d})   # 2:4 as [out, in]
+    for name in conv1d:
+        np.testing.assert_array_equal(layers[name + ".weight"].to_dense(),
+                                      pruned.get_submodule(name).weight.detach().numpy().T)
     for engine in SPARSE_ENGINES:
         run = pb.compile(pruned, "nm" if engine == "native" else "csr", engine=engine)
         assert set(conv1d) <= set(run.sparse_layers()), engine
