@@ -502,16 +502,12 @@ def test_transformers_models_built_offline(which):
         assert pb.verify(run, pruned, ids).ok
     if which == "bert":
         # whole-graph engines: OpenVINO (the pooler's output is unused, so its sparse
-        # operation leaves the graph, which is no error) and LiteRT (int32 token ids)
+        # operation leaves the graph, which is no error) and ONNX Runtime; LiteRT's token-id
+        # input: tests/engines/test_litert_engine.py (its conversion is slow at this size)
         run = pb.compile(pruned, "csr", engine="openvino", example_input=ids)
         assert len(run.sparse_layers) == 13 and pb.verify(run, pruned, ids).ok
         run = pb.compile(pruned, "coo", engine="onnxruntime", example_input=ids)
         assert pb.verify(run, pruned, ids).ok
-        from prunebench.engines import litert_engine
-
-        if not litert_engine.missing_packages():
-            run = pb.compile(pruned, "tflite-sparse", engine="litert", example_input=ids)
-            assert pb.verify(run, pruned, ids).ok
 
 
 def test_gpt2_conv1d_is_pruned_along_its_transposed_weight():
