@@ -157,6 +157,7 @@ def test_bench_an_onnx_file_dense_on_onnxruntime(work):
     r = cli(work, "bench", "m.onnx", "--method", "magnitude", "--sparsity", "0.9",
             "--format", "csr", "--engine", "native", "--json")
     assert r.returncode == 2 and "--model package.module:factory" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "need torchvision" in r.stderr
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -173,3 +174,24 @@ def test_bad_input_is_one_line_exit_2(work, args, needle):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
     assert not (work / "r.sqlite").exists()
+
+
+@pytest.mark.parametrize("command", ["bench", "prune", "pack", "plan"])
+def test_help_lists_the_user_model_options(command, capsys):
+    from prunebench.cli import main
+
+    assert main([command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())     # the help wraps lines
+    for option, words in (("--model MODULE:FACTORY", "package.module:factory"),
+                          ("--input-shape 1,N", "batch 1 first"),
+                          ("--example-input FILE.npy", "an example input for --model"),
+                          ("--data FILE.npz", "x_test, y_test for accuracy")):
+        assert option in text and words in text, (command, option)
+
+
+def test_the_options_are_not_dropped_when_app_is_called_directly():
+    from prunebench.cli import app
+    from prunebench.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="--data: is read by prunebench.cli.main"):
+        app(["bench", "mnist1d-mlp", "--data", "d.npz"], standalone_mode=False)

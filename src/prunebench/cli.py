@@ -64,6 +64,30 @@ _FT_NO_EARLY_STOP = typer.Option(False, "--no-early-stop",
 _FT_VALIDATION = typer.Option(VALIDATION_FRACTION, "--validation",
                               help="fraction of the training split held out to judge "
                                    "convergence (0: none)")
+# the user's own model: usermodel.rewrite_argv reads these four before Typer parses (it
+# registers the model and passes its name as MODEL); declared here for --help
+
+
+def _read_before_typer(param: typer.CallbackParam, value):
+    if value is not None:  # only when app() is called directly, bypassing main()
+        raise BadInputError(f"{param.opts[0]}: is read by prunebench.cli.main, which registers "
+                            "the model; call main(), not app()")
+    return value
+
+
+_USER_MODEL = typer.Option(None, "--model", callback=_read_before_typer,
+                           metavar="MODULE:FACTORY",
+                           help="your own model instead of the model argument: "
+                                "package.module:factory, a function returning an nn.Module")
+_INPUT_SHAPE = typer.Option(None, "--input-shape", callback=_read_before_typer, metavar="1,N",
+                            help="input shape for --model (or an .onnx file with open dims), "
+                                 "batch 1 first, e.g. 1,40 or 1,3,32,32")
+_EXAMPLE_INPUT = typer.Option(None, "--example-input", callback=_read_before_typer,
+                              metavar="FILE.npy", help="an example input for --model instead "
+                                                       "of --input-shape")
+_DATA = typer.Option(None, "--data", callback=_read_before_typer, metavar="FILE.npz",
+                     help="x_test, y_test for accuracy (x_train, y_train for fine-tuning); "
+                          "without it: fidelity to the dense model")
 _FT_FLAGS = {"finetune_lr": "--finetune-lr", "finetune_batch": "--finetune-batch",
              "finetune_epochs": "--finetune-epochs", "finetune_schedule": "--finetune-schedule",
              "early_stop": "--no-early-stop", "validation": "--validation"}
@@ -138,8 +162,13 @@ def train(model: str = typer.Argument(..., help="zoo model name (see `prunebench
 
 
 @app.command()
-def bench(model: str = typer.Argument(..., help="zoo model name, or a model file written by "
-                                                "pack / prune -o"),
+def bench(model: str = typer.Argument(..., help="zoo model name, a model file written by "
+                                                "pack / prune -o, or an .onnx file; omit "
+                                                "with --model"),
+          user_model: Optional[str] = _USER_MODEL,
+          input_shape: Optional[str] = _INPUT_SHAPE,
+          example_input: Optional[str] = _EXAMPLE_INPUT,
+          data: Optional[str] = _DATA,
           batch: int = typer.Option(1, "--batch", help="inputs per call (>= 1)"),
           threads: int = typer.Option(1, "--threads", help="intra-op threads (1..cores)"),
           seed: int = typer.Option(0, "--seed", help="model seed"),
@@ -611,7 +640,11 @@ _PRUNE_HELP = {
 
 @app.command(name="prune")
 def prune_cmd(
-        model: str = typer.Argument(..., help="zoo model name"),
+        model: str = typer.Argument(..., help="zoo model name; omit with --model"),
+        user_model: Optional[str] = _USER_MODEL,
+        input_shape: Optional[str] = _INPUT_SHAPE,
+        example_input: Optional[str] = _EXAMPLE_INPUT,
+        data: Optional[str] = _DATA,
         method: str = typer.Option("magnitude", "--method", help=_PRUNE_HELP["method"]),
         sparsity: float = typer.Option(0.9, "--sparsity", help="fraction removed, in [0, 1)"),
         scope: str = typer.Option("layer", "--scope", help=_PRUNE_HELP["scope"]),
@@ -706,7 +739,11 @@ def _check_output(output: str) -> None:
 
 
 @app.command()
-def pack(model: str = typer.Argument(..., help="zoo model name"),
+def pack(model: str = typer.Argument(..., help="zoo model name; omit with --model"),
+         user_model: Optional[str] = _USER_MODEL,
+         input_shape: Optional[str] = _INPUT_SHAPE,
+         example_input: Optional[str] = _EXAMPLE_INPUT,
+         data: Optional[str] = _DATA,
          method: str = typer.Option("magnitude", "--method", help=_PRUNE_HELP["method"]),
          sparsity: float = typer.Option(0.9, "--sparsity", help="fraction removed, in [0, 1)"),
          format: str = typer.Option("csr", "--format", help="storage format for pruned layers"),
@@ -948,7 +985,12 @@ def report(db: str = typer.Argument(DEFAULT_DB, help="results database"),
 
 @app.command(name="plan")
 def plan_cmd(
-        model: str = typer.Argument(..., help="zoo model name, or a model file (prune -o, pack)"),
+        model: str = typer.Argument(..., help="zoo model name, or a model file (prune -o, "
+                                              "pack); omit with --model"),
+        user_model: Optional[str] = _USER_MODEL,
+        input_shape: Optional[str] = _INPUT_SHAPE,
+        example_input: Optional[str] = _EXAMPLE_INPUT,
+        data: Optional[str] = _DATA,
         method: str = typer.Option("magnitude", "--method", help=_PRUNE_HELP["method"]),
         sparsity: float = typer.Option(0.9, "--sparsity", help="fraction removed, in [0, 1)"),
         objective: str = typer.Option("latency", "--objective",

@@ -338,9 +338,10 @@ def rewrite_argv(argv: list[str]) -> list[str]:
             what = "an ONNX graph" if onnx_file else "a graph model file"
             raise BadInputError(
                 f"MODEL: {first!r} is {what}: prunebench prunes, packs and plans PyTorch "
-                "modules; bring the model as --model package.module:factory (onnx2torch, which "
-                "converts ONNX to PyTorch, needs torchvision, which does not install beside the "
-                "pinned torch); an ONNX graph is benchmarked dense on --engine onnxruntime")
+                "modules and cannot turn an ONNX graph into one (the converters onnx2torch, "
+                "onnx2torch2 and onnx2pytorch all need torchvision, which does not install "
+                "beside the pinned torch); bring the model as --model package.module:factory, "
+                "or benchmark the graph dense: prunebench bench FILE.onnx")
         engine = _pop(argv, "--engine")
         if engine not in (None, "onnxruntime"):
             raise BadInputError(f"--engine: {engine} cannot run {first!r} (an ONNX graph); "

@@ -126,3 +126,41 @@ def test_onnx_sparse_initializers_densify_but_run(models):
     assert len(proto.graph.sparse_initializer) == 3
     assert "densified" in run.note
     _check(run, net, data, "fp32")
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections")
+@pytest.mark.parametrize("kwargs,shape", [(dict(batch_first=True), (3, 9, 6)),
+                                          (dict(num_layers=2, bidirectional=True), (9, 3, 6)),
+                                          (dict(bias=False), (9, 6)),            # unbatched
+                                          (dict(batch_first=True, hx=True), (2, 5, 6))])
+def test_projected_lstm_equals_nn_lstm_and_runs_on_onnxruntime(kwargs, shape):
+    """ONNX's LSTM operator has no projection: the export writes such an LSTM out as
+    products and gates (ProjectedLSTM), which must compute what nn.LSTM computes."""
+    from torch import nn
+
+    from prunebench.engines.onnx_engine import ProjectedLSTM
+
+    torch.manual_seed(0)
+    hx = kwargs.pop("hx", False)
+    lstm = nn.LSTM(6, 16, proj_size=8, **kwargs).eval()
+    x = torch.randn(*shape)
+    state = None
+    if hx:
+        state = (torch.randn(1, shape[0], 8), torch.randn(1, shape[0], 16))
+    with torch.no_grad():
+        want, (h, c) = lstm(x, state)
+        got, (h2, c2) = ProjectedLSTM(lstm)(x, state)
+    for a, b in ((got, want), (h2, h), (c2, c)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    if not hx and kwargs.get("batch_first"):   # the export makes dim 0 the batch
+        class Head(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn = lstm
+
+            def forward(self, x):
+                return self.rnn(x)[0]
+
+        net = Head().eval()
+        run = engines.compile(net, "onnxruntime", "dense", example_input=x)
+        assert verify(run, net, x).ok

@@ -169,3 +169,17 @@ def test_bench_cli_sparse_row(tmp_path, capsys):
     rep = json.loads(out)                  # stdout is one JSON document (converter quiet)
     assert code in (0, None) and rep["engine"] == "litert" and rep["format"] == "tflite-sparse"
     assert rep["verification"]["ok"] and rep["file_bytes"] > 0
+
+
+def test_token_id_input_is_fed_in_the_graph_dtype():
+    """The converter makes an int64 input (token ids) int32: the engine casts to the graph's
+    own input dtype (float32 was fed, and LiteRT refused it)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Embedding(40, 8), nn.Flatten(), nn.Linear(48, 16), nn.ReLU(),
+                        nn.Linear(16, 5)).eval()
+    ids = torch.randint(0, 40, (3, 6), generator=torch.Generator().manual_seed(1))
+    pruned = pb.prune(net, "magnitude", 0.8, layers="all", example_input=ids).model
+    run = pb.compile(pruned, "tflite-sparse", engine="litert", example_input=ids)
+    with torch.no_grad():
+        want = pruned(ids)
+    torch.testing.assert_close(run(ids), want, rtol=0, atol=1e-5)

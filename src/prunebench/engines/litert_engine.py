@@ -304,8 +304,10 @@ class LiteRTModel:
             raise BadInputError(f"litert: input shape {tuple(x.shape)}; the model was converted "
                                 f"for (batch, {', '.join(map(str, self._shape))})")
         it = self._for_batch(x)
-        xn = np.ascontiguousarray(x.detach().numpy(), dtype=np.float32)
-        it.set_tensor(it.get_input_details()[0]["index"], xn)
+        inp = it.get_input_details()[0]
+        # the converter makes int64 inputs (token ids) int32: cast to the graph's own dtype
+        xn = np.ascontiguousarray(x.detach().numpy(), dtype=inp["dtype"])
+        it.set_tensor(inp["index"], xn)
         it.invoke()
         return torch.from_numpy(it.get_tensor(it.get_output_details()[0]["index"]).copy())
 

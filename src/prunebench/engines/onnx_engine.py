@@ -37,18 +37,92 @@ from .base import ENGINES, Engine
 OPSET = 17
 
 
+class ProjectedLSTM(nn.Module):
+    """An ``nn.LSTM`` with ``proj_size`` written as products and gates over the time steps,
+    which the exporter traces (ONNX's LSTM operator has no projection): the same parameters
+    (``self.lstm``'s), the same outputs, the time loop unrolled at the traced length."""
+
+    def __init__(self, lstm: nn.LSTM):
+        super().__init__()
+        self.lstm = lstm
+
+    def forward(self, x, hx=None):
+        lstm = self.lstm
+        if not isinstance(x, torch.Tensor):
+            raise PrunebenchError("onnx export: an LSTM with projections takes a tensor here, "
+                                  "not a PackedSequence")
+        unbatched = x.dim() == 2
+        if unbatched:
+            x = x.unsqueeze(1)
+        elif lstm.batch_first:
+            x = x.transpose(0, 1)
+        dirs = 2 if lstm.bidirectional else 1
+        if hx is None:
+            zeros = x.new_zeros(lstm.num_layers * dirs, x.shape[1], 1)
+            h0 = zeros.expand(-1, -1, lstm.proj_size)
+            c0 = zeros.expand(-1, -1, lstm.hidden_size)
+        else:
+            h0, c0 = (t.unsqueeze(1) if unbatched else t for t in hx)
+        hn, cn = [], []
+        for layer in range(lstm.num_layers):
+            outs = []
+            for d in range(dirs):
+                sfx = f"_l{layer}" + ("_reverse" if d else "")
+                w_ih, w_hh = getattr(lstm, "weight_ih" + sfx), getattr(lstm, "weight_hh" + sfx)
+                w_hr = getattr(lstm, "weight_hr" + sfx)
+                b = (getattr(lstm, "bias_ih" + sfx) + getattr(lstm, "bias_hh" + sfx)
+                     if lstm.bias else None)
+                h, c = h0[layer * dirs + d], c0[layer * dirs + d]
+                steps = range(x.shape[0] - 1, -1, -1) if d else range(x.shape[0])
+                ys = {}
+                for t in steps:
+                    g = x[t] @ w_ih.t() + h @ w_hh.t()
+                    g = g + b if b is not None else g
+                    i, f, gg, o = g.chunk(4, dim=-1)
+                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+                    h = (torch.sigmoid(o) * torch.tanh(c)) @ w_hr.t()
+                    ys[t] = h
+                outs.append(torch.stack([ys[t] for t in range(x.shape[0])]))
+                hn.append(h)
+                cn.append(c)
+            x = torch.cat(outs, dim=-1)
+        hn, cn = torch.stack(hn), torch.stack(cn)
+        if unbatched:
+            return x.squeeze(1), (hn.squeeze(1), cn.squeeze(1))
+        return (x.transpose(0, 1) if lstm.batch_first else x), (hn, cn)
+
+
+def _exportable(model: nn.Module) -> nn.Module:
+    """``model``, or a copy whose LSTMs with projections are :class:`ProjectedLSTM`."""
+    import copy
+
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.LSTM) and m.proj_size]
+    if not names:
+        return model
+    if names == [""]:                   # the model is the LSTM
+        return ProjectedLSTM(model)
+    model = copy.deepcopy(model)
+    for name in names:
+        parent, _, attr = name.rpartition(".")
+        holder = model.get_submodule(parent) if parent else model
+        setattr(holder, attr, ProjectedLSTM(getattr(holder, attr)))
+    return model
+
+
 def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
     """The ONNX bytes of ``model`` traced on ``example``, batch dimension dynamic."""
     buf = io.BytesIO()
+    model = _exportable(model.eval())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(model.eval(), (example,), buf, dynamo=False, opset_version=OPSET,
+            torch.onnx.export(model, (example,), buf, dynamo=False, opset_version=OPSET,
                               input_names=["input"], output_names=["output"],
                               dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
                               do_constant_folding=True)
         except Exception as e:  # noqa: BLE001 - exporter errors are many and varied
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = msg.split(" [Caused by the value", 1)[0][:300]    # not the traced graph
             raise PrunebenchError(f"onnx export of {type(model).__name__} failed: {msg}") from None
     return buf.getvalue()
 

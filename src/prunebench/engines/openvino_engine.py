@@ -41,6 +41,7 @@ from torch import nn
 
 from ..errors import BadInputError, PrunebenchError
 from ..formats import Format
+from ..pruning.targets import hf_conv1d_type, is_transposed_linear
 from ..runtime.compile import Backend, mha_fastpath, check_threads, plan_model
 from .base import ENGINES, Engine
 
@@ -82,7 +83,7 @@ def _why_not(model: nn.Module, name: str) -> str | None:
             and name.endswith("out_proj"):
         return ("out_proj of nn.MultiheadAttention: its fused forward reads the weight without "
                 "calling the module, so the sparse operation cannot take its place")
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.Linear) or is_transposed_linear(module):
         return None
     if _lstm_problem(module):
         return _lstm_problem(module)
@@ -308,6 +309,7 @@ class OpenVinoModel:
         self._by_shape: dict[tuple, tuple] = {}
         self._layers: dict[int, tuple[Format, np.ndarray | None, int, int]] = {}
         self._seen: set[int] = set()   # keys of the sparse layers the trace called
+        self._names: dict[int, str] = {}   # key -> module name of each sparse layer
         self._dw: dict[int, tuple[np.ndarray, np.ndarray, int, int]] = {}
         self._fused: dict[int, tuple] = {}
         self.depthwise = depthwise
@@ -362,10 +364,11 @@ class OpenVinoModel:
             module = work.get_submodule(mname)
             key = next(_KEYS)
             bias = None if module.bias is None else module.bias.detach().float().numpy().copy()
-            mode = 0 if isinstance(module, nn.Linear) else 1
+            mode = 0 if isinstance(module, nn.Linear) or is_transposed_linear(module) else 1
             stride = None if mode == 0 or all(v == 1 for v in module.stride) else tuple(module.stride)
             module._pb_ov = (key, acts.get(mname, 0), stride)
             self._layers[key] = (fmt, bias, mode, acts.get(mname, 0))
+            self._names[key] = mname
         self._work = work
 
     def _fuse_expansions(self, work: nn.Module, sparse: dict, dws: list, acts: dict,
@@ -402,6 +405,7 @@ class OpenVinoModel:
                 else:
                     fused = ExpandDepthwise(ma, mb, acts.get(a, 0), acts.get(b, 0))
                 self._fused[key] = entry
+                self._names[key] = "+".join([a, b] + ([c] if block else []))
                 fused._pb_fused = key
                 _set_module(work, a, fused)
                 _set_module(work, b, nn.Identity())
@@ -573,7 +577,10 @@ class OpenVinoModel:
                                 convert=fused_convert),
                 ConversionExtension(OP_TYPE, to_openvino),
                 ConversionExtension(DW_OP_TYPE, dw_to_openvino),
-                ConversionExtension(FUSED_OP_TYPE, fused_to_openvino)]
+                ConversionExtension(FUSED_OP_TYPE, fused_to_openvino)] + (
+            # transformers' Conv1D (GPT-2): encoded as its [out, in] transpose, so mode 0
+            [ModuleExtension(hf_conv1d_type(), OP_TYPE, evaluate=evaluate, convert=convert,
+                             condition=is_ours)] if hf_conv1d_type() is not None else [])
 
     def _build(self, example: torch.Tensor) -> None:
         """Convert once (dynamic shapes), then compile for ``example``'s shape."""
@@ -591,18 +598,20 @@ class OpenVinoModel:
                 raise
             except Exception as e:  # noqa: BLE001 - the converter's errors are many and varied
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                text = str(e)
+                if "Summary:" in text:     # the operations it could not take, on one line
+                    msg = "; ".join(ln.strip("- ") for ln in
+                                    text.split("Summary:", 1)[1].splitlines() if ln.strip())
                 raise PrunebenchError(f"openvino cannot convert {type(self.source_model).__name__}"
                                       f": {msg}") from None
-            placed = sum(op.get_type_name() in ("SparseMatMul", "ExpandDepthwise",
-                                                "InvertedBlock")
-                         for op in self._converted.get_ordered_ops())
-            # a module called once per step (an LSTM's recurrent matrix) is placed once per call
-            ops = len(self._layers) + len(self._fused)
-            if placed < ops or len(self._seen) != ops:
-                missing = ops - min(placed, len(self._seen))
+            # every sparse layer the trace called became a SparseMatMul; one whose output the
+            # model never uses (BERT's pooler under last_hidden_state) is then dropped from the
+            # graph, which is harmless: only a layer never called would run dense
+            missing = [n for k, n in self._names.items() if k not in self._seen]
+            if missing:
                 raise PrunebenchError(
-                    f"openvino: {missing} of the {ops} sparse "
-                    f"layers ({', '.join(self.sparse_layers)}) are not called as modules by "
+                    f"openvino: {len(missing)} of the {len(self._names)} sparse layers "
+                    f"({', '.join(missing)}) are not called as modules by "
                     f"{type(self.source_model).__name__}.forward, so the traced graph would run "
                     "them dense; use fallback with a plan that keeps them dense")
         # a static shape per input shape: OpenVINO's CPU plugin runs a dynamic-shape graph with

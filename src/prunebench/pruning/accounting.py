@@ -163,7 +163,7 @@ def count_macs(model: nn.Module, example_input: Any,
                     d += count * weight.numel()
                     z += count * nnz
                 else:
-                    rows = weight.shape[0]  # out_features / out_channels
+                    rows = w.matrix(weight).shape[0]  # out_features / out_channels
                     positions = count // rows
                     d += positions * weight.numel()
                     z += positions * nnz
@@ -232,7 +232,7 @@ def sparsity_report(model: nn.Module, example_input: Any = None,
             nnz = _nnz(model, w.name, masks) if now is not None else 0
             kept = (masks[w.name] if masks is not None and w.name in masks else now) \
                 if now is not None and now.dim() >= 2 else None
-            dead = dead_units(kept, w.gates) if kept is not None else {}
+            dead = dead_units(w.matrix(kept), w.gates) if kept is not None else {}
             layers.append({
                 "name": w.name, "module": module_name, "kind": w.kind,
                 "shape": list(now.shape) if now is not None else [0],

@@ -66,7 +66,8 @@ class MaskPruner:
             {n: by_name[n].as_gates(self.masks[n]) for n in scores},
             sparsity, self.scope)
         for name, k in keep.items():
-            self.masks[name] = k.reshape(self.masks[name].shape) & self.masks[name]
+            m = self.masks[name]
+            self.masks[name] = by_name[name].from_gates(k, m.shape) & m
         apply_masks(self.model, self.masks)
 
     def achieved(self) -> float:

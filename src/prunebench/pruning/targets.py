@@ -1,6 +1,8 @@
 """Which weights of a model may be pruned, and how each is seen as matrices.
 
-A prunable weight is the ``weight`` of an ``nn.Linear`` or ``nn.Conv1d/2d/3d``, one of the
+A prunable weight is the ``weight`` of an ``nn.Linear`` (or of a Hugging Face
+``transformers.pytorch_utils.Conv1D``, GPT-2's linear layer, which stores it transposed as
+``[in, out]``) or ``nn.Conv1d/2d/3d``, one of the
 weight matrices of an ``nn.RNN/GRU/LSTM`` (``weight_ih_l*``, ``weight_hh_l*``, ``weight_hr_l*``,
 with their ``_reverse`` twins), or the input projection of an ``nn.MultiheadAttention``
 (``in_proj_weight``, or ``q/k/v_proj_weight`` when key and value have their own sizes; its
@@ -11,7 +13,8 @@ first name in ``model.named_parameters()``: it gets one mask and one encoding.
 
 Every prunable weight is viewed as a stack of 2-D matrices ``[gates, rows, fan_in]``:
 
-- Linear ``[out, in]`` -> ``[1, out, in]``;
+- Linear ``[out, in]`` -> ``[1, out, in]``; Conv1D ``[in, out]`` -> its transpose ``[1, out, in]``
+  (:meth:`PrunableWeight.matrix`), so rows are outputs and N:M groups run along fan-in for both;
 - Conv ``[out, in/groups, *k]`` -> ``[1, out, in/groups * prod(k)]``;
 - RNN gate weights ``[G*H, in]`` -> ``[G, H, in]`` with G = 3 (GRU), 4 (LSTM), 1 (RNN), so each
   gate is pruned as its own matrix and no block or N:M group straddles two gates;
@@ -20,6 +23,7 @@ Every prunable weight is viewed as a stack of 2-D matrices ``[gates, rows, fan_i
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, replace
 
 import torch
@@ -35,7 +39,8 @@ _GATES = {nn.GRU: 3, nn.LSTM: 4, nn.RNN: 1}
 _RNN_WEIGHT = re.compile(r"weight_(ih|hh|hr)_l\d+(_reverse)?$")
 
 DEFAULT_LAYERS_DOC = (
-    "every nn.Linear, nn.Conv1d/2d/3d, nn.RNN/GRU/LSTM and nn.MultiheadAttention except the "
+    "every nn.Linear (and transformers' Conv1D), nn.Conv1d/2d/3d, nn.RNN/GRU/LSTM and "
+    "nn.MultiheadAttention except the "
     "first and the last one in definition order (model.named_modules()); all of them when that "
     "leaves none")
 
@@ -48,17 +53,43 @@ class PrunableWeight:
     module_name: str   # "fc2", "rnn"
     kind: str          # "linear" | "conv" | "rnn" | "attention"
     gates: int         # matrices stacked along dim 0 (1 except GRU/LSTM gate weights)
+    transposed: bool = False   # stored [in, out] (transformers' Conv1D)
 
     def tensor(self, model: nn.Module) -> torch.Tensor:
         return model.get_parameter(self.name)
 
+    def matrix(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` (shaped like the weight) with outputs first: ``[out (x gates), ...]``."""
+        return tensor.t() if self.transposed else tensor
+
     def as_gates(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` (shaped like the weight) viewed as ``[gates, rows, fan_in]``."""
-        return tensor.reshape(self.gates, tensor.shape[0] // self.gates, -1)
+        m = self.matrix(tensor)
+        return m.reshape(self.gates, m.shape[0] // self.gates, -1)
+
+    def from_gates(self, gates: torch.Tensor, shape) -> torch.Tensor:
+        """The inverse of :meth:`as_gates`: ``gates`` back in the weight's ``shape``."""
+        if self.transposed:
+            return gates.reshape(shape[1], shape[0]).t()
+        return gates.reshape(shape)
+
+
+def hf_conv1d_type():
+    """``transformers.pytorch_utils.Conv1D`` when transformers is already imported (a model
+    holding one must have imported it), else None: prunebench never imports transformers."""
+    mod = sys.modules.get("transformers.pytorch_utils")
+    return getattr(mod, "Conv1D", None)
+
+
+def is_transposed_linear(module: nn.Module) -> bool:
+    """Whether ``module`` is a transformers ``Conv1D``: ``y = x @ weight + bias``, weight
+    ``[in, out]``."""
+    conv1d = hf_conv1d_type()
+    return conv1d is not None and isinstance(module, conv1d)
 
 
 def layer_kind(module: nn.Module) -> str | None:
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.Linear) or is_transposed_linear(module):
         return "linear"
     if isinstance(module, CONV_TYPES):
         return "conv"
@@ -80,7 +111,8 @@ def weights_of(model: nn.Module, module_name: str) -> list[PrunableWeight]:
     kind = layer_kind(module)
     prefix = f"{module_name}." if module_name else ""
     if kind in ("linear", "conv"):
-        return [PrunableWeight(prefix + "weight", module_name, kind, 1)]
+        return [PrunableWeight(prefix + "weight", module_name, kind, 1,
+                               transposed=is_transposed_linear(module))]
     if kind == "attention":
         if module.in_proj_weight is not None:   # query, key and value stacked: one gate each
             return [PrunableWeight(prefix + "in_proj_weight", module_name, kind, 3)]

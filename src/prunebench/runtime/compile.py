@@ -11,7 +11,8 @@ pooling, depthwise convolutions, unpruned layers) stays PyTorch.
 Which layers run sparse
 -----------------------
 * A matrix without a single zero is *not pruned* and stays dense, whatever the plan says.
-* ``nn.Linear`` (any leading dimensions), ``nn.Conv1d``/``nn.Conv2d`` with ``groups=1`` and
+* ``nn.Linear`` (any leading dimensions; also transformers' ``Conv1D``, whose ``[in, out]``
+  weight is encoded as its ``[out, in]`` transpose), ``nn.Conv1d``/``nn.Conv2d`` with ``groups=1`` and
   zero padding, ``nn.GRU``/``nn.LSTM``/``nn.RNN`` and the q/k/v projections of
   ``nn.MultiheadAttention`` can run any format of the backend. Depthwise and grouped
   convolutions, ``nn.Conv3d`` and other padding modes cannot.
@@ -49,7 +50,7 @@ from ..errors import BadInputError
 from ..formats import FORMATS, Format, encode
 from ..formats.values import value_nbytes
 from ..pruning.targets import (ATTENTION_TYPES, CONV_TYPES, RNN_TYPES, canonical_names,
-                               layer_kind, prunable_layers, weights_of)
+                               is_transposed_linear, layer_kind, prunable_layers, weights_of)
 from .layers import (KERNEL_FORMATS, KERNEL_VALUES, DenseOp, KernelOp, MatrixOp, SparseConv,
                      SparseLinear, SparseMultiheadAttention, SparseRNN, StackedOp)
 from .encoding import nm_violation
@@ -265,6 +266,8 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
     for name, (mname, pname, g, gates) in matrices.items():
         module = model.get_submodule(mname)
         t = params[pname].detach()
+        if is_transposed_linear(module):        # transformers' Conv1D: weight [in, out]
+            t = t.t()
         W = np.ascontiguousarray(t.reshape(gates, t.shape[0] // gates, -1)[g].float().numpy())
         want = wanted[name]
         sparsity = float((W == 0).mean())
@@ -513,6 +516,6 @@ def compile(model: nn.Module, plan: Any = "csr", *, values: str = "fp32", thread
                 module, _attention_ops(module, names[mname], encoded, backend, threads))
         else:
             op = backend.make_op(encoded[names[mname][0]], _np(_bias(module, "bias")), threads)
-            new = SparseLinear(op) if isinstance(module, nn.Linear) else SparseConv(op, module)
+            new = SparseLinear(op) if layer_kind(module) == "linear" else SparseConv(op, module)
         work = _replace(work, mname, new)
     return CompiledModel(work, plan_rows, backend, values, threads)

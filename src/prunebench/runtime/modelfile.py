@@ -59,7 +59,8 @@ def _weight_matrices(model: nn.Module) -> dict[str, tuple[str, int, int]]:
     """{layer name: (parameter name, gate index, gates)} for every prunable weight matrix.
 
     Conv weights are the 2-D matrix [out, in/groups * prod(k)] the kernels use; RNN gate
-    weights are split into one matrix per gate."""
+    weights are split into one matrix per gate; transformers' Conv1D weight [in, out] is its
+    transpose (:func:`_transposed` names those)."""
     from ..pruning.targets import prunable_layers, prunable_weights
 
     out = {}
@@ -69,8 +70,16 @@ def _weight_matrices(model: nn.Module) -> dict[str, tuple[str, int, int]]:
     return out
 
 
-def _matrix(t: torch.Tensor, gate: int, gates: int) -> np.ndarray:
-    m = t.detach().reshape(gates, t.shape[0] // gates, -1)[gate]
+def _transposed(model: nn.Module) -> set[str]:
+    """Parameter names of the weights stored [in, out] (transformers' Conv1D)."""
+    from ..pruning.targets import prunable_layers, prunable_weights
+
+    return {w.name for w in prunable_weights(model, prunable_layers(model)) if w.transposed}
+
+
+def _matrix(t: torch.Tensor, gate: int, gates: int, transposed: bool = False) -> np.ndarray:
+    t = t.detach().t() if transposed else t.detach()
+    m = t.reshape(gates, t.shape[0] // gates, -1)[gate]
     return np.ascontiguousarray(m.numpy(), dtype=np.float32)
 
 
@@ -184,9 +193,10 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
                                 + ", ".join(matrices))
         plan_in = {name: format.get(name, "dense") for name in matrices}
     params = dict(model.named_parameters())
+    transposed = _transposed(model)
     layers, plan = {}, {}
     for name, (pname, g, gates) in matrices.items():
-        W = _matrix(params[pname], g, gates)
+        W = _matrix(params[pname], g, gates, pname in transposed)
         want = plan_in[name]
         opts = options_for(want, format_opts)
         if "rank" in opts:         # one rank for the model: a thin matrix gets its full rank
@@ -418,10 +428,13 @@ def load_model(path: str | os.PathLike, *, max_elements: int | None = None
         raise FormatError(f"{where}: layer {stray[0]!r} is not a weight matrix of {name} "
                           f"(its weight matrices: {', '.join(matrices)})")
     gate_parts: dict[str, list] = {}
+    transposed = _transposed(model)
     for lname, (pname, g, gates) in matrices.items():
         if lname not in layers:
             raise FormatError(f"{where}: layer {lname!r} is missing")
         fmt, shape = layers[lname], shapes[pname]
+        if pname in transposed:
+            shape = shape[::-1]
         want = (shape[0] // gates, int(np.prod(shape[1:])))
         if fmt.shape != want:
             of = f" (of {pname} {list(shape)})" if tuple(shape) != want else ""
@@ -432,7 +445,10 @@ def load_model(path: str | os.PathLike, *, max_elements: int | None = None
                               f"manifest says {values!r}")
         gate_parts.setdefault(pname, [None] * gates)[g] = fmt.to_dense()
     for pname, parts in gate_parts.items():
-        state[pname] = np.concatenate(parts, axis=0).reshape(shapes[pname])
+        if pname in transposed:
+            state[pname] = np.ascontiguousarray(np.concatenate(parts, axis=0).T)
+        else:
+            state[pname] = np.concatenate(parts, axis=0).reshape(shapes[pname])
 
     groups = _extra_groups(ref_state, set(gate_parts), values)
     unexpected = sorted(set(extra) - set(groups))
