@@ -7,7 +7,10 @@ Each is a numba ``@intrinsic`` called from the kernels like a function over arra
   decoding costs a few instructions per 16 columns instead of a branch per bit.
 * :func:`gather_axpy` -- ``acc[0:64] += v_k * T[col_k, 0:64]`` over a row's values, the SpMM
   inner loop. In numba the accumulators live in memory LLVM cannot prove unaliased, so it stays
-  scalar; here they are up to eight ``<16 x float>`` registers.
+  scalar; here they are up to eight ``<16 x float>`` registers. :func:`delta_axpy` is the same
+  loop over a delta8 row, its columns a running sum of 8-bit gaps.
+* :func:`delta_dot` -- the delta8 row dot product: 16 gaps at a time turned into columns by an
+  in-register prefix sum, then one gather.
 * :func:`ell_rows` -- one sliced-ELL slice, one row per vector lane (numba's loop over the 16-64
   rows of a slice is too short for LLVM's vectoriser, which wants 64 iterations).
 * :func:`bsr_block_row` -- one BSR block row, whole blocks per vector.
@@ -305,26 +308,24 @@ def expand_dot(typingctx, mask, moff, nbytes, data, doff, xp):
     return sig, codegen
 
 
-@intrinsic
-def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
-    """``out[s] = sum_k vals[k] * T[cols[k], s]`` for ``s`` in ``col0 : col0 + 16*nvec`` (``nvec``
-    in 1..4).
-
-    ``T`` is the C-contiguous float32 [n, width] transposed batch, so each term is up to four
-    contiguous 16-lane rows; ``vals``/``cols`` are 1-D contiguous of equal length; ``out`` is a
-    float32 row of at least ``col0 + 16*nvec`` elements. Four terms per step keep 4*nvec independent
-    accumulators in flight (an FMA takes 4 cycles; one chain per vector would stall).
-    """
+def _axpy_typing(vals, cols, T, col0, nvec, out):
+    """The signature shared by :func:`gather_axpy` and :func:`delta_axpy`, or None."""
     if vals.dtype not in _VALUE_TYPES or not isinstance(cols.dtype, types.Integer):
         return None
     if not all(a.layout == "C" for a in (vals, cols, T, out)) or T.ndim != 2 or not _ints(col0, nvec):
         return None
-    elem, _ = _VALUE_TYPES[vals.dtype]
-    signed = cols.dtype.signed
-    sig = types.none(vals, cols, T, col0, nvec, out)
+    return types.none(vals, cols, T, col0, nvec, out)
+
+
+def _axpy_codegen(delta: bool):
+    """Code of :func:`gather_axpy` (``delta`` False: ``cols`` are column numbers) or of
+    :func:`delta_axpy` (``delta`` True: ``cols`` are 8-bit gaps and the column is a running
+    sum, one scalar add per term carried through the loop)."""
 
     def codegen(context, builder, signature, args):
         vals_v, cols_v, T_v, _, _, out_v = args
+        elem, _ = _VALUE_TYPES[signature.args[0].dtype]
+        signed = signature.args[1].dtype.signed
         col0_v = _int64(context, builder, args[3], signature.args[3])
         nvec_v = _int64(context, builder, args[4], signature.args[4])
         vptr = _data_ptr(context, builder, signature.args[0], vals_v)
@@ -340,14 +341,17 @@ def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
         done = fn.append_basic_block("axpy.done")
         switch = builder.switch(nvec_v, done)
 
-        def term(k, accs, nv):
+        def term(k, accs, nv, col):
+            """One term: (new accumulators, its column)."""
             v = _to_float(builder, builder.load(builder.gep(vptr, [k])), elem)
             c = builder.load(builder.gep(cptr, [k]))
             c = builder.sext(c, _I64) if signed else builder.zext(c, _I64)
+            if delta:
+                c = builder.add(builder.add(col, c), _c64(1))
             row = builder.gep(tptr, [builder.mul(c, width)])
             vv = _splat(builder, v)
             return [builder.call(fma, [vv, builder.load(_as_vec_ptr(builder, builder.gep(row, [_c64(16 * q)]), _V16F),
-                                                       align=4), accs[q]]) for q in range(nv)]
+                                                       align=4), accs[q]]) for q in range(nv)], c
 
         for nv in (1, 2, 3, 4):
             case = fn.append_basic_block(f"axpy.v{nv}")
@@ -362,15 +366,21 @@ def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
             builder.branch(mloop)
             builder.position_at_end(mloop)
             k = builder.phi(_I64)
+            col = builder.phi(_I64)      # the last term's column (delta mode; -1 before a row)
             sets = [[builder.phi(_V16F) for _ in range(nv)] for _ in range(UNROLL)]
             k.add_incoming(_c64(0), case)
+            col.add_incoming(_c64(-1), case)
             for acc in sets:
                 for a in acc:
                     a.add_incoming(zero, case)
             builder.cbranch(builder.icmp_signed("<", k, nmain), mbody, tloop)
             builder.position_at_end(mbody)
-            new_sets = [term(builder.add(k, _c64(u)), sets[u], nv) for u in range(UNROLL)]
+            new_sets, c = [], col
+            for u in range(UNROLL):
+                accs, c = term(builder.add(k, _c64(u)), sets[u], nv, c)
+                new_sets.append(accs)
             k.add_incoming(builder.add(k, _c64(UNROLL)), mbody)
+            col.add_incoming(c, mbody)
             for acc, acc2 in zip(sets, new_sets):
                 for a, a2 in zip(acc, acc2):
                     a.add_incoming(a2, mbody)
@@ -378,14 +388,17 @@ def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
             # the last n % UNROLL terms, one at a time
             builder.position_at_end(tloop)
             kt = builder.phi(_I64)
+            tcol = builder.phi(_I64)
             tacc = [builder.phi(_V16F) for _ in range(nv)]
             kt.add_incoming(nmain, mloop)
+            tcol.add_incoming(col, mloop)
             for q, a in enumerate(tacc):
                 a.add_incoming(sets[0][q], mloop)
             builder.cbranch(builder.icmp_signed("<", kt, n), tbody, exit_)
             builder.position_at_end(tbody)
-            tacc2 = term(kt, tacc, nv)
+            tacc2, tc = term(kt, tacc, nv, tcol)
             kt.add_incoming(builder.add(kt, _c64(1)), tbody)
+            tcol.add_incoming(tc, tbody)
             for a, a2 in zip(tacc, tacc2):
                 a.add_incoming(a2, tbody)
             builder.branch(tloop)
@@ -398,6 +411,135 @@ def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
             builder.branch(done)
         builder.position_at_end(done)
         return context.get_dummy_value()
+
+    return codegen
+
+
+@intrinsic
+def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
+    """``out[s] = sum_k vals[k] * T[cols[k], s]`` for ``s`` in ``col0 : col0 + 16*nvec`` (``nvec``
+    in 1..4).
+
+    ``T`` is the C-contiguous float32 [n, width] transposed batch, so each term is up to four
+    contiguous 16-lane rows; ``vals``/``cols`` are 1-D contiguous of equal length; ``out`` is a
+    float32 row of at least ``col0 + 16*nvec`` elements. Four terms per step keep 4*nvec independent
+    accumulators in flight (an FMA takes 4 cycles; one chain per vector would stall).
+    """
+    sig = _axpy_typing(vals, cols, T, col0, nvec, out)
+    return None if sig is None else (sig, _axpy_codegen(delta=False))
+
+
+@intrinsic
+def delta_axpy(typingctx, vals, deltas, T, col0, nvec, out):
+    """:func:`gather_axpy` for one delta8 row: the column of term ``k`` is ``c_k = c_{k-1} +
+    deltas[k] + 1`` from ``c_{-1} = -1`` (see :mod:`prunebench.formats.delta8`), read from the
+    deltas as the loop goes, never expanded into an index array."""
+    if not (isinstance(deltas, types.Array) and deltas.dtype == types.uint8):
+        return None
+    sig = _axpy_typing(vals, deltas, T, col0, nvec, out)
+    return None if sig is None else (sig, _axpy_codegen(delta=True))
+
+
+@intrinsic
+def delta_dot(typingctx, deltas, data, lo, hi, x):
+    """``sum_k data[k] * x[c_k]`` over the stored entries ``lo <= k < hi`` of one delta8 row,
+    where ``c_k = c_{k-1} + deltas[k] + 1`` from ``c_{lo-1} = -1``.
+
+    Sixteen entries per chunk: the 16 deltas are widened to i32 lanes, plus one, and summed
+    into their running columns in registers (a log-step prefix sum: four shifts and adds) on
+    top of the previous chunk's last column, then x is gathered at those columns. The chunk's
+    prefix sum does not depend on the previous chunk, so the loop-carried chain is one add and
+    one broadcast. The last partial chunk uses masked loads; nothing past ``hi`` is read.
+    ``deltas`` is uint8, ``data`` float32/int8/float16 bits, ``x`` float32, all 1-D C-contiguous;
+    the columns must lie inside ``x`` (the format's ``check()`` guarantees it).
+    """
+    if not (isinstance(deltas, types.Array) and deltas.dtype == types.uint8) or data.dtype not in _VALUE_TYPES:
+        return None
+    if not all(a.layout == "C" for a in (deltas, data, x)) or x.dtype != types.float32 or not _ints(lo, hi):
+        return None
+    elem, _ = _VALUE_TYPES[data.dtype]
+    sig = types.float32(deltas, data, lo, hi, x)
+
+    def codegen(context, builder, signature, args):
+        lo_v = _int64(context, builder, args[2], signature.args[2])
+        hi_v = _int64(context, builder, args[3], signature.args[3])
+        dptr = _data_ptr(context, builder, signature.args[0], args[0], lo_v)
+        vptr = _data_ptr(context, builder, signature.args[1], args[1], lo_v)
+        xptr = _data_ptr(context, builder, signature.args[4], args[4])
+        n = builder.sub(hi_v, lo_v)
+        i32v = ir.VectorType(_I32, 16)
+        d8 = ir.VectorType(ir.IntType(8), 16)
+        vty = ir.VectorType(elem, 16)
+        fma = _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F])
+        ones = ir.Constant(ir.VectorType(_I1, 16), [1] * 16)
+        zeros_i = ir.Constant(i32v, None)
+        last = _i32s([15] * 16)
+
+        def chunk(k, base, acc, mask):
+            """Entries k..k+15 (``mask``: the lanes that exist, None = all): (last column, acc)."""
+            if mask is None:
+                d = builder.load(_as_vec_ptr(builder, builder.gep(dptr, [k]), d8), align=1)
+                v = builder.load(_as_vec_ptr(builder, builder.gep(vptr, [k]), vty), align=1)
+            else:
+                d = _masked_load(builder, builder.gep(dptr, [k]), d8, mask)
+                v = _masked_load(builder, builder.gep(vptr, [k]), vty, mask)
+            c = builder.add(builder.zext(d, i32v), _i32s([1] * 16))
+            for step in (1, 2, 4, 8):  # c[l] += c[l - step] (zero below lane 0)
+                shifted = builder.shuffle_vector(c, zeros_i, _i32s([l - step if l >= step else 16 for l in range(16)]))
+                c = builder.add(c, shifted)
+            cols = builder.add(c, base)
+            xs = _gather(builder, xptr, cols, ones if mask is None else mask)
+            acc = builder.call(fma, [_to_float(builder, v, elem), xs, acc])
+            return builder.shuffle_vector(cols, ir.Constant(i32v, ir.Undefined), last), acc
+
+        fn = builder.function
+        entry = builder.basic_block
+        nmain = builder.and_(n, _c64(-32))
+        mloop = fn.append_basic_block("delta.main")
+        mbody = fn.append_basic_block("delta.body")
+        tloop = fn.append_basic_block("delta.tail")
+        tbody = fn.append_basic_block("delta.tail.body")
+        done = fn.append_basic_block("delta.done")
+        builder.branch(mloop)
+
+        # 32 entries per step, two accumulators
+        builder.position_at_end(mloop)
+        k = builder.phi(_I64)
+        base = builder.phi(i32v)
+        a0 = builder.phi(_V16F)
+        a1 = builder.phi(_V16F)
+        k.add_incoming(_c64(0), entry)
+        base.add_incoming(_i32s([-1] * 16), entry)
+        a0.add_incoming(ir.Constant(_V16F, None), entry)
+        a1.add_incoming(ir.Constant(_V16F, None), entry)
+        builder.cbranch(builder.icmp_signed("<", k, nmain), mbody, tloop)
+        builder.position_at_end(mbody)
+        b1, n0 = chunk(k, base, a0, None)
+        b2, n1 = chunk(builder.add(k, _c64(16)), b1, a1, None)
+        k.add_incoming(builder.add(k, _c64(32)), mbody)
+        base.add_incoming(b2, mbody)
+        a0.add_incoming(n0, mbody)
+        a1.add_incoming(n1, mbody)
+        builder.branch(mloop)
+
+        # the last n % 32 entries, 16 at a time with masks
+        builder.position_at_end(tloop)
+        kt = builder.phi(_I64)
+        tbase = builder.phi(i32v)
+        tacc = builder.phi(_V16F)
+        kt.add_incoming(nmain, mloop)
+        tbase.add_incoming(base, mloop)
+        tacc.add_incoming(a0, mloop)
+        builder.cbranch(builder.icmp_signed("<", kt, n), tbody, done)
+        builder.position_at_end(tbody)
+        tb2, tacc2 = chunk(kt, tbase, tacc, _lane_mask(builder, builder.sub(n, kt)))
+        kt.add_incoming(builder.add(kt, _c64(16)), tbody)
+        tbase.add_incoming(tb2, tbody)
+        tacc.add_incoming(tacc2, tbody)
+        builder.branch(tloop)
+
+        builder.position_at_end(done)
+        return _hsum(builder, builder.fadd(tacc, a1))
 
     return sig, codegen
 
