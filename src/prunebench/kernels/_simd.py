@@ -445,11 +445,11 @@ def delta_dot(typingctx, deltas, data, lo, hi, x):
     """``sum_k data[k] * x[c_k]`` over the stored entries ``lo <= k < hi`` of one delta8 row,
     where ``c_k = c_{k-1} + deltas[k] + 1`` from ``c_{lo-1} = -1``.
 
-    Sixteen entries per chunk: the 16 deltas are widened to i32 lanes, plus one, and summed
-    into their running columns in registers (a log-step prefix sum: four shifts and adds) on
-    top of the previous chunk's last column, then x is gathered at those columns. The chunk's
-    prefix sum does not depend on the previous chunk, so the loop-carried chain is one add and
-    one broadcast. The last partial chunk uses masked loads; nothing past ``hi`` is read.
+    Sixteen entries per chunk: the 16 deltas are widened to 16-bit lanes, plus one, and summed
+    into their offsets in registers (a log-step prefix sum of 256-bit shifts and adds), then
+    widened to i32 on top of the previous chunk's last column and x is gathered at those
+    columns. The chunk's prefix sum does not depend on the previous chunk, so the
+    loop-carried chain is one add. The last partial chunk uses masked loads; nothing past ``hi`` is read.
     ``deltas`` is uint8, ``data`` float32/int8/float16 bits, ``x`` float32, all 1-D C-contiguous;
     the columns must lie inside ``x`` (the format's ``check()`` guarantees it).
     """
@@ -472,74 +472,116 @@ def delta_dot(typingctx, deltas, data, lo, hi, x):
         vty = ir.VectorType(elem, 16)
         fma = _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F])
         ones = ir.Constant(ir.VectorType(_I1, 16), [1] * 16)
-        zeros_i = ir.Constant(i32v, None)
+        i16v = ir.VectorType(_I16, 16)
+        zeros_w = ir.Constant(i16v, None)
         last = _i32s([15] * 16)
 
-        def chunk(k, base, acc, mask):
-            """Entries k..k+15 (``mask``: the lanes that exist, None = all): (last column, acc)."""
+        def columns(k, base, mask):
+            """Columns of entries k..k+15 (``mask``: the lanes that exist, None = all) and the
+            next chunk's base."""
             if mask is None:
                 d = builder.load(_as_vec_ptr(builder, builder.gep(dptr, [k]), d8), align=1)
-                v = builder.load(_as_vec_ptr(builder, builder.gep(vptr, [k]), vty), align=1)
             else:
                 d = _masked_load(builder, builder.gep(dptr, [k]), d8, mask)
+            # prefix sum in 16-bit lanes (a chunk sums to at most 16 * 256): shifts inside each
+            # half of 8 lanes (in-lane byte shifts), then the low half's total into the high half
+            w = builder.add(builder.zext(d, i16v), ir.Constant(i16v, [1] * 16))
+            for step in (1, 2, 4):
+                shifted = builder.shuffle_vector(w, zeros_w, _i32s([l - step if l % 8 >= step else 16 for l in range(16)]))
+                w = builder.add(w, shifted)
+            w = builder.add(w, builder.shuffle_vector(w, zeros_w, _i32s([16] * 8 + [7] * 8)))
+            c = builder.zext(w, i32v)
+            # the next chunk's base (a scalar): one add on the loop-carried chain
+            total = builder.zext(builder.extract_element(w, ir.Constant(_I32, 15)), _I32)
+            return builder.add(c, _splat(builder, base)), builder.add(base, total)
+
+        def accumulate(k, cols, acc, mask):
+            if mask is None:
+                v = builder.load(_as_vec_ptr(builder, builder.gep(vptr, [k]), vty), align=1)
+            else:
                 v = _masked_load(builder, builder.gep(vptr, [k]), vty, mask)
-            c = builder.add(builder.zext(d, i32v), _i32s([1] * 16))
-            for step in (1, 2, 4, 8):  # c[l] += c[l - step] (zero below lane 0)
-                shifted = builder.shuffle_vector(c, zeros_i, _i32s([l - step if l >= step else 16 for l in range(16)]))
-                c = builder.add(c, shifted)
-            cols = builder.add(c, base)
             xs = _gather(builder, xptr, cols, ones if mask is None else mask)
-            acc = builder.call(fma, [_to_float(builder, v, elem), xs, acc])
-            return builder.shuffle_vector(cols, ir.Constant(i32v, ir.Undefined), last), acc
+            return builder.call(fma, [_to_float(builder, v, elem), xs, acc])
 
         fn = builder.function
         entry = builder.basic_block
-        nmain = builder.and_(n, _c64(-32))
+        first = fn.append_basic_block("delta.first")
         mloop = fn.append_basic_block("delta.main")
         mbody = fn.append_basic_block("delta.body")
+        drain = fn.append_basic_block("delta.drain")
         tloop = fn.append_basic_block("delta.tail")
         tbody = fn.append_basic_block("delta.tail.body")
         done = fn.append_basic_block("delta.done")
-        builder.branch(mloop)
+        zero = ir.Constant(_V16F, None)
+        start = ir.Constant(_I32, -1)
+        builder.cbranch(builder.icmp_signed(">=", n, _c64(32)), first, tloop)
 
-        # 32 entries per step, two accumulators
+        # 32 entries per step, two accumulators, software-pipelined: a step gathers at the
+        # columns the previous step computed and computes the next step's (the gather then
+        # never waits for the prefix sum's latency)
+        builder.position_at_end(first)
+        c0_first, b_first = columns(_c64(0), start, None)
+        c1_first, b_first = columns(_c64(16), b_first, None)
+        builder.branch(mloop)
         builder.position_at_end(mloop)
         k = builder.phi(_I64)
-        base = builder.phi(i32v)
+        c0 = builder.phi(i32v)
+        c1 = builder.phi(i32v)
+        base = builder.phi(_I32)
         a0 = builder.phi(_V16F)
         a1 = builder.phi(_V16F)
-        k.add_incoming(_c64(0), entry)
-        base.add_incoming(_i32s([-1] * 16), entry)
-        a0.add_incoming(ir.Constant(_V16F, None), entry)
-        a1.add_incoming(ir.Constant(_V16F, None), entry)
-        builder.cbranch(builder.icmp_signed("<", k, nmain), mbody, tloop)
+        k.add_incoming(_c64(0), first)
+        c0.add_incoming(c0_first, first)
+        c1.add_incoming(c1_first, first)
+        base.add_incoming(b_first, first)
+        a0.add_incoming(zero, first)
+        a1.add_incoming(zero, first)
+        builder.cbranch(builder.icmp_signed("<=", builder.add(k, _c64(64)), n), mbody, drain)
         builder.position_at_end(mbody)
-        b1, n0 = chunk(k, base, a0, None)
-        b2, n1 = chunk(builder.add(k, _c64(16)), b1, a1, None)
+        n0 = accumulate(k, c0, a0, None)
+        n1 = accumulate(builder.add(k, _c64(16)), c1, a1, None)
+        nc0, nb = columns(builder.add(k, _c64(32)), base, None)
+        nc1, nb = columns(builder.add(k, _c64(48)), nb, None)
         k.add_incoming(builder.add(k, _c64(32)), mbody)
-        base.add_incoming(b2, mbody)
+        c0.add_incoming(nc0, mbody)
+        c1.add_incoming(nc1, mbody)
+        base.add_incoming(nb, mbody)
         a0.add_incoming(n0, mbody)
         a1.add_incoming(n1, mbody)
         builder.branch(mloop)
+        builder.position_at_end(drain)  # the step whose columns are computed
+        d0 = accumulate(k, c0, a0, None)
+        d1 = accumulate(builder.add(k, _c64(16)), c1, a1, None)
+        kd = builder.add(k, _c64(32))
+        builder.branch(tloop)
 
-        # the last n % 32 entries, 16 at a time with masks
+        # the last n % 32 entries (all of them in a row shorter than 32), 16 at a time with masks
         builder.position_at_end(tloop)
         kt = builder.phi(_I64)
-        tbase = builder.phi(i32v)
+        tbase = builder.phi(_I32)
         tacc = builder.phi(_V16F)
-        kt.add_incoming(nmain, mloop)
-        tbase.add_incoming(base, mloop)
-        tacc.add_incoming(a0, mloop)
+        tacc1 = builder.phi(_V16F)
+        kt.add_incoming(kd, drain)
+        tbase.add_incoming(base, drain)
+        tacc.add_incoming(d0, drain)
+        tacc1.add_incoming(d1, drain)
+        kt.add_incoming(_c64(0), entry)
+        tbase.add_incoming(start, entry)
+        tacc.add_incoming(zero, entry)
+        tacc1.add_incoming(zero, entry)
         builder.cbranch(builder.icmp_signed("<", kt, n), tbody, done)
         builder.position_at_end(tbody)
-        tb2, tacc2 = chunk(kt, tbase, tacc, _lane_mask(builder, builder.sub(n, kt)))
+        mask = _lane_mask(builder, builder.sub(n, kt))
+        tcols, tb2 = columns(kt, tbase, mask)
+        tacc2 = accumulate(kt, tcols, tacc, mask)
         kt.add_incoming(builder.add(kt, _c64(16)), tbody)
         tbase.add_incoming(tb2, tbody)
         tacc.add_incoming(tacc2, tbody)
+        tacc1.add_incoming(tacc1, tbody)
         builder.branch(tloop)
 
         builder.position_at_end(done)
-        return _hsum(builder, builder.fadd(tacc, a1))
+        return _hsum(builder, builder.fadd(tacc, tacc1))
 
     return sig, codegen
 
