@@ -474,7 +474,6 @@ def delta_dot(typingctx, deltas, data, lo, hi, x):
         ones = ir.Constant(ir.VectorType(_I1, 16), [1] * 16)
         i16v = ir.VectorType(_I16, 16)
         zeros_w = ir.Constant(i16v, None)
-        last = _i32s([15] * 16)
 
         def columns(k, base, mask):
             """Columns of entries k..k+15 (``mask``: the lanes that exist, None = all) and the
@@ -487,7 +486,7 @@ def delta_dot(typingctx, deltas, data, lo, hi, x):
             # half of 8 lanes (in-lane byte shifts), then the low half's total into the high half
             w = builder.add(builder.zext(d, i16v), ir.Constant(i16v, [1] * 16))
             for step in (1, 2, 4):
-                shifted = builder.shuffle_vector(w, zeros_w, _i32s([l - step if l % 8 >= step else 16 for l in range(16)]))
+                shifted = builder.shuffle_vector(w, zeros_w, _i32s([i - step if i % 8 >= step else 16 for i in range(16)]))
                 w = builder.add(w, shifted)
             w = builder.add(w, builder.shuffle_vector(w, zeros_w, _i32s([16] * 8 + [7] * 8)))
             c = builder.zext(w, i32v)
