@@ -335,13 +335,14 @@ def _axpy_codegen(delta: bool):
         tptr = builder.gep(tarr.data, [col0_v])
         optr = _data_ptr(context, builder, signature.args[5], out_v, col0_v)
         n = context.make_array(signature.args[0])(context, builder, vals_v).nitems
-        fma = _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F])
-        zero = ir.Constant(_V16F, None)
+        v8f = ir.VectorType(_F32, 8)
+        fmas = {16: _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F]),
+                8: _declare(builder, "llvm.fmuladd.v8f32", v8f, [v8f, v8f, v8f])}
         fn = builder.function
         done = fn.append_basic_block("axpy.done")
         switch = builder.switch(nvec_v, done)
 
-        def term(k, accs, nv, col):
+        def term(k, accs, widths, col):
             """One term: (new accumulators, its column)."""
             v = _to_float(builder, builder.load(builder.gep(vptr, [k])), elem)
             c = builder.load(builder.gep(cptr, [k]))
@@ -349,35 +350,43 @@ def _axpy_codegen(delta: bool):
             if delta:
                 c = builder.add(builder.add(col, c), _c64(1))
             row = builder.gep(tptr, [builder.mul(c, width)])
-            vv = _splat(builder, v)
-            return [builder.call(fma, [vv, builder.load(_as_vec_ptr(builder, builder.gep(row, [_c64(16 * q)]), _V16F),
-                                                       align=4), accs[q]]) for q in range(nv)], c
+            splats = {w: _splat(builder, v, w) for w in set(widths)}
+            out = []
+            for q, w in enumerate(widths):
+                vty = ir.VectorType(_F32, w)
+                tv = builder.load(_as_vec_ptr(builder, builder.gep(row, [_c64(16 * q)]), vty), align=4)
+                out.append(builder.call(fmas[w], [splats[w], tv, accs[q]]))
+            return out, c
 
-        for nv in (1, 2, 3, 4):
-            case = fn.append_basic_block(f"axpy.v{nv}")
-            switch.add_case(_c64(nv), case)
+        # nvec counts 8-float units: 16-lane vectors, and an 8-lane one when it is odd
+        for n8 in range(1, 9):
+            widths = [16] * (n8 // 2) + [8] * (n8 % 2)
+            nv = len(widths)
+            zeros = [ir.Constant(ir.VectorType(_F32, w), None) for w in widths]
+            case = fn.append_basic_block(f"axpy.u{n8}")
+            switch.add_case(_c64(n8), case)
             builder.position_at_end(case)
             nmain = builder.and_(n, _c64(-UNROLL))
-            mloop = fn.append_basic_block(f"axpy.v{nv}.main")
-            mbody = fn.append_basic_block(f"axpy.v{nv}.body")
-            tloop = fn.append_basic_block(f"axpy.v{nv}.tail")
-            tbody = fn.append_basic_block(f"axpy.v{nv}.tail.body")
-            exit_ = fn.append_basic_block(f"axpy.v{nv}.exit")
+            mloop = fn.append_basic_block(f"axpy.u{n8}.main")
+            mbody = fn.append_basic_block(f"axpy.u{n8}.body")
+            tloop = fn.append_basic_block(f"axpy.u{n8}.tail")
+            tbody = fn.append_basic_block(f"axpy.u{n8}.tail.body")
+            exit_ = fn.append_basic_block(f"axpy.u{n8}.exit")
             builder.branch(mloop)
             builder.position_at_end(mloop)
             k = builder.phi(_I64)
             col = builder.phi(_I64)      # the last term's column (delta mode; -1 before a row)
-            sets = [[builder.phi(_V16F) for _ in range(nv)] for _ in range(UNROLL)]
+            sets = [[builder.phi(z.type) for z in zeros] for _ in range(UNROLL)]
             k.add_incoming(_c64(0), case)
             col.add_incoming(_c64(-1), case)
             for acc in sets:
-                for a in acc:
-                    a.add_incoming(zero, case)
+                for a, z in zip(acc, zeros):
+                    a.add_incoming(z, case)
             builder.cbranch(builder.icmp_signed("<", k, nmain), mbody, tloop)
             builder.position_at_end(mbody)
             new_sets, c = [], col
             for u in range(UNROLL):
-                accs, c = term(builder.add(k, _c64(u)), sets[u], nv, c)
+                accs, c = term(builder.add(k, _c64(u)), sets[u], widths, c)
                 new_sets.append(accs)
             k.add_incoming(builder.add(k, _c64(UNROLL)), mbody)
             col.add_incoming(c, mbody)
@@ -389,14 +398,14 @@ def _axpy_codegen(delta: bool):
             builder.position_at_end(tloop)
             kt = builder.phi(_I64)
             tcol = builder.phi(_I64)
-            tacc = [builder.phi(_V16F) for _ in range(nv)]
+            tacc = [builder.phi(z.type) for z in zeros]
             kt.add_incoming(nmain, mloop)
             tcol.add_incoming(col, mloop)
             for q, a in enumerate(tacc):
                 a.add_incoming(sets[0][q], mloop)
             builder.cbranch(builder.icmp_signed("<", kt, n), tbody, exit_)
             builder.position_at_end(tbody)
-            tacc2, tc = term(kt, tacc, nv, tcol)
+            tacc2, tc = term(kt, tacc, widths, tcol)
             kt.add_incoming(builder.add(kt, _c64(1)), tbody)
             tcol.add_incoming(tc, tbody)
             for a, a2 in zip(tacc, tacc2):
@@ -407,7 +416,7 @@ def _axpy_codegen(delta: bool):
                 total = tacc[q]
                 for u in range(1, UNROLL):
                     total = builder.fadd(total, sets[u][q])
-                builder.store(total, _as_vec_ptr(builder, builder.gep(optr, [_c64(16 * q)]), _V16F), align=4)
+                builder.store(total, _as_vec_ptr(builder, builder.gep(optr, [_c64(16 * q)]), total.type), align=4)
             builder.branch(done)
         builder.position_at_end(done)
         return context.get_dummy_value()
@@ -417,13 +426,16 @@ def _axpy_codegen(delta: bool):
 
 @intrinsic
 def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
-    """``out[s] = sum_k vals[k] * T[cols[k], s]`` for ``s`` in ``col0 : col0 + 16*nvec`` (``nvec``
-    in 1..4).
+    """``out[s] = sum_k vals[k] * T[cols[k], s]`` for ``s`` in ``col0 : col0 + 8*nvec`` (``nvec``
+    in 1..8 units of 8 floats).
 
     ``T`` is the C-contiguous float32 [n, width] transposed batch, so each term is up to four
-    contiguous 16-lane rows; ``vals``/``cols`` are 1-D contiguous of equal length; ``out`` is a
-    float32 row of at least ``col0 + 16*nvec`` elements. Four terms per step keep 4*nvec independent
-    accumulators in flight (an FMA takes 4 cycles; one chain per vector would stall).
+    contiguous 16-lane rows, the last one 8 lanes wide when ``nvec`` is odd (batch 8 or 24 then
+    does no work on padding lanes); ``vals``/``cols`` are 1-D contiguous of equal length;
+    ``out`` is a float32 row of at least ``col0 + 8*nvec`` elements. The batch columns are the
+    register block: four terms per step keep 4 x (up to four) independent accumulators in flight
+    (an FMA takes 4 cycles; one chain per vector would stall), and each term's weight is
+    broadcast once for all of them.
     """
     sig = _axpy_typing(vals, cols, T, col0, nvec, out)
     return None if sig is None else (sig, _axpy_codegen(delta=False))

@@ -14,7 +14,7 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import BATCH_PASS, JIT, LANES, PJIT, balanced_splits, finish
+from ._jit import BATCH_PASS, BATCH_STEP, JIT, PJIT, balanced_splits, finish
 from ._left import input_columns, left_product, right_product
 from ._reference import apply_dense, value_array
 from ._simd import delta_axpy, delta_dot
@@ -36,7 +36,7 @@ def spmv_delta8(indptr, deltas, data, scales, bias, x, y, nparts):
 def _spmm_row(vals, deltas, T, out):
     width = T.shape[1]
     for b0 in range(0, width, BATCH_PASS):
-        delta_axpy(vals, deltas, T, b0, min(BATCH_PASS, width - b0) // LANES, out)
+        delta_axpy(vals, deltas, T, b0, min(BATCH_PASS, width - b0) // BATCH_STEP, out)
 
 
 @njit(**PJIT)
