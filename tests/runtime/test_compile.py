@@ -35,7 +35,7 @@ def mlp():
 
 @pytest.mark.parametrize("name", ["mnist1d-mlp", "mnist1d-cnn", "mnist1d-gru", "mnist1d-lstm",
                                   "digits-lenet300", "digits-lenet5"])
-@pytest.mark.parametrize("fmt", ["csr", "bsr", "bitmap", "ell"])
+@pytest.mark.parametrize("fmt", ["csr", "delta8", "bsr", "bitmap", "ell"])
 def test_compiled_zoo_models_match_dense(name, fmt):
     net = pruned(name)
     fast = compile(net, fmt, threads=1, keep_smaller=False)
