@@ -58,6 +58,7 @@ CASES = [
     Case("csc", index_limits=lambda r, c: {"indices": r - 1}),
     Case("rcsr", {"bits": 4}, half_scales=True),
     Case("rcsr", {"bits": 8}, half_scales=True),
+    Case("delta8"),
     Case("bsr", {"block": (4, 4)}, index_limits=lambda r, c: {"indices": _ceil(c, 4) - 1}),
     Case("bsr", {"block": (3, 5)}, index_limits=lambda r, c: {"indices": _ceil(c, 5) - 1}),
     Case("bsr", {"block": (1, 1)}, index_limits=lambda r, c: {"indices": c - 1}),

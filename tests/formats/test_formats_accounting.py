@@ -67,7 +67,7 @@ def test_estimate_is_exact_for_compact_with_row_pattern_and_for_lowrank():
 
 
 @pytest.mark.parametrize("name, opts, tol", [
-    ("rcsr", {"bits": 4}, 0.03), ("rcsr", {"bits": 8}, 0.03),
+    ("rcsr", {"bits": 4}, 0.03), ("rcsr", {"bits": 8}, 0.03), ("delta8", {}, 0.03),
     ("bsr", {}, 0.03), ("ell", {"slice_height": 32}, 0.05), ("compact", {}, 0.01),
 ])
 @pytest.mark.parametrize("s", [0.5, 0.9, 0.97])
@@ -136,7 +136,7 @@ def test_break_even_edge_cases():
     assert s == pytest.approx(1 - ((4 * 65536 - 4 * 65 - 1) // (64 + 1)) / 4096)
 
 
-@pytest.mark.parametrize("name, opts", [("rcsr", {}), ("ell", {}), ("ell", {"slice_height": 8}), ("bsr", {}),
+@pytest.mark.parametrize("name, opts", [("rcsr", {}), ("delta8", {}), ("ell", {}), ("ell", {"slice_height": 8}), ("bsr", {}),
                                         ("coo", {}), ("compact", {})])
 def test_break_even_is_where_the_estimate_crosses_dense(name, opts):
     shape = (256, 512)

@@ -116,6 +116,30 @@ def test_rcsr_hand_example_from_the_docstring():
     assert f8.nfillers == 0
 
 
+@REF
+@given(W=matrices(max_rows=12, max_cols=700))
+def test_delta8_arrays_equal_the_loop_reference(W):
+    counts, deltas, data = ref_rcsr(W, 8)          # the same deltas and fillers as rcsr bits=8
+    fmt = encode(W, "delta8")
+    same(fmt.indptr, np.concatenate([[0], np.cumsum(counts)]))
+    assert fmt.indptr.dtype == np.int32
+    same(fmt.deltas, np.array(deltas, np.uint8))
+    same_bits(fmt.data, np.array(data, np.float32))
+    assert fmt.nfillers == len(data) - np.count_nonzero(W)
+
+
+def test_delta8_hand_example_from_the_docstring():
+    W = np.zeros((2, 600), np.float32)
+    W[0, 0], W[0, 300] = 5, 7            # gap 299 > 255: one filler at column 256, then delta 43
+    W[1, 599] = 2                        # gap 599: fillers at 255 and 511, then delta 87
+    fmt = encode(W, "delta8", values="int8")
+    same(fmt.indptr, [0, 3, 6])
+    same(fmt.deltas, [0, 255, 43, 255, 255, 87])
+    same(fmt.data, [91, 0, 127, 0, 0, 127])  # 5 / (7 / 127) = 90.7
+    assert fmt.nfillers == 3
+    same(fmt.scales, encode(W, "csr", values="int8").scales)   # the shared float32 rule
+
+
 def test_rcsr_int8_scales_are_float16_rounded_up():
     # max|row| / 127: 127 / 127 = 1 exactly; 0.1 / 127 is not a float16, so it is rounded up
     W = np.array([[0, 127.0, -3.0, 0], [0.1, 0, 0, -0.05], [0, 0, 0, 0]], np.float32)

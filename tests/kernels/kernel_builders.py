@@ -62,6 +62,27 @@ def csr_arrays(P, V, index_dtype=np.int32, indptr_dtype=np.int32):
     return A.indptr.astype(indptr_dtype), A.indices.astype(index_dtype), np.ascontiguousarray(V[r, c])
 
 
+def delta8_arrays(P, V):
+    """(indptr, deltas, data) of delta8: per row, each stored entry's gap from the previous
+    one (``col - prev - 1``, ``prev = -1`` at the row start) in a byte, a filler (gap 255,
+    value 0) for every 256 columns a gap spans beyond 255."""
+    indptr, deltas, data = [0], [], []
+    for r in range(P.shape[0]):
+        prev = -1
+        for c in np.nonzero(P[r])[0]:
+            gap = c - prev - 1
+            while gap > 255:
+                deltas.append(255)
+                data.append(0)
+                gap -= 256
+            deltas.append(gap)
+            data.append(V[r, c])
+            prev = c
+        indptr.append(len(deltas))
+    return (np.array(indptr, np.int32), np.array(deltas, np.uint8),
+            np.array(data, V.dtype).reshape(-1))
+
+
 def bsr_arrays(P, V, r, c, index_dtype=np.int32):
     """(indptr, indices, data[nblocks, r, c]) keeping every block that holds a nonzero."""
     rows, cols = P.shape

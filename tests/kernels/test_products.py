@@ -17,6 +17,7 @@ from kernel_builders import (
     bitmap_arrays,
     bsr_arrays,
     csr_arrays,
+    delta8_arrays,
     ell_arrays,
     encode_values,
     narrowest_index,
@@ -51,6 +52,8 @@ class Format:
 FORMATS = [
     Format("csr", lambda P, V, it, v: (csr_arrays(P, V, it), {}),
            K.csr_matvec, K.csr_matmul, K.csr_reference, (None,)),
+    Format("delta8", lambda P, V, it, v: (delta8_arrays(P, V), {}),
+           K.delta8_matvec, K.delta8_matmul, K.delta8_reference, (None,), index_dtypes=(None,)),
     Format("bsr", lambda P, V, it, v: (bsr_arrays(P, V, *v, it), {}),
            K.bsr_matvec, K.bsr_matmul, K.bsr_reference,
            # every vector layout of _simd.bsr_block_row (r*c = 1, 2, 8, 16, 32, 48; c = 4, 8 or
@@ -197,3 +200,23 @@ def test_matmul_wide_batch(fmt, threads):
     arrays, opts, _, W = _case(fmt, 40, 90, 0.7, fmt.variants[0], index_dtype=np.uint16)
     X = np.random.default_rng(11).standard_normal((100, 90)).astype(np.float32)
     assert_product(fmt.matmul(*arrays, X, **opts), W, X)
+
+
+@pytest.mark.parametrize("kind", ["float32", "int8"])
+def test_delta8_long_gaps_and_fillers(kind, threads):
+    """Gaps of 255 (the widest without a filler), 256 (one filler), 600 (two) and rows whose
+    stored entries are 15, 16, 17, 31, 32, 33 long (the 16-lane chunks and the masked tail)."""
+    cols = 2100
+    W = np.zeros((9, cols), np.float32)
+    rng = np.random.default_rng(12)
+    W[0, [255, 511, 1112, 2099]] = [1, 2, 3, 4]          # gaps 255, 255, 600, 986: 0, 0, 2, 3 fillers
+    W[1, [0, 257]] = [5, 6]                              # gap 256: one filler
+    for r, n in zip(range(2, 8), (15, 16, 17, 31, 32, 33)):
+        W[r, np.sort(rng.choice(cols, n, replace=False))] = rng.standard_normal(n)
+    V, scales, Wref = encode_values(W, kind)
+    arrays = delta8_arrays(W != 0, V)
+    assert arrays[0][1] == 4 + 5 and arrays[0][2] - arrays[0][1] == 2 + 1   # fillers are stored
+    x = rng.standard_normal(cols).astype(np.float32)
+    assert_product(K.delta8_matvec(*arrays, x, shape=W.shape, scales=scales), Wref, x)
+    X = rng.standard_normal((20, cols)).astype(np.float32)
+    assert_product(K.delta8_matmul(*arrays, X, shape=W.shape, scales=scales), Wref, X)

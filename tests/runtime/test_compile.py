@@ -35,7 +35,7 @@ def mlp():
 
 @pytest.mark.parametrize("name", ["mnist1d-mlp", "mnist1d-cnn", "mnist1d-gru", "mnist1d-lstm",
                                   "digits-lenet300", "digits-lenet5"])
-@pytest.mark.parametrize("fmt", ["csr", "bsr", "bitmap", "ell"])
+@pytest.mark.parametrize("fmt", ["csr", "delta8", "bsr", "bitmap", "ell"])
 def test_compiled_zoo_models_match_dense(name, fmt):
     net = pruned(name)
     fast = compile(net, fmt, threads=1, keep_smaller=False)
@@ -155,7 +155,7 @@ def test_threads_are_set_on_call(mlp):
 
 BAD = [
     (dict(plan="nope"), "unknown format 'nope'"),
-    (dict(plan="coo"), "engine native cannot run format 'coo'; it runs: csr, bsr, bitmap, nm, ell"),
+    (dict(plan="coo"), "engine native cannot run format 'coo'; it runs: csr, delta8, bsr, bitmap, nm, ell"),
     (dict(plan={"fc9": "csr"}), "plan: unknown layer 'fc9'; layers: fc1.weight"),
     (dict(plan=3), "plan=3 should be a format name"),
     (dict(values="int4"), "values='int4' is not allowed"),

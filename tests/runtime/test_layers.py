@@ -22,7 +22,7 @@ from prunebench.runtime import (DenseOp, KernelOp, SparseConv, SparseLinear, Spa
 torch.set_num_threads(1)
 pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel"),
               pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")]
-FORMATS = ["csr", "bsr", "bitmap", "ell", "nm"]
+FORMATS = ["csr", "delta8", "bsr", "bitmap", "ell", "nm"]
 OPTS = {"bsr": {"block": (4, 4)}, "ell": {"slice_height": 8}, "nm": {"n": 2, "m": 4}}
 
 

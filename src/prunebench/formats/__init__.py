@@ -27,6 +27,7 @@ from .compact import CompactFormat
 from .coo import COOFormat
 from .csc import CSCFormat
 from .csr import CSRFormat
+from .delta8 import Delta8Format
 from .dense import DenseFormat
 from .ell import ELLFormat
 from .lowrank import LowRankFormat
@@ -47,7 +48,7 @@ def encode(W: np.ndarray, format: str, **opts: Any) -> Format:
 
 __all__ = [
     "FORMATS", "Format", "encode", "encoding_error", "VALUE_ENCODINGS",
-    "DenseFormat", "COOFormat", "CSRFormat", "CSCFormat", "RCSRFormat", "BSRFormat", "ELLFormat",
+    "DenseFormat", "COOFormat", "CSRFormat", "CSCFormat", "RCSRFormat", "Delta8Format", "BSRFormat", "ELLFormat",
     "BitmapFormat", "NMFormat", "LowRankFormat", "CompactFormat",
     "estimate_nbytes", "break_even_sparsity", "save_container", "load_container", "inspect_container",
 ]

@@ -15,6 +15,7 @@ bitmap    nnz*vb + rows*ceil(cols/8) + (rows+1)*pb                              
 nm        rows*G*n*vb + rows*ceil(G*n*log2(m)/8), G = ceil(cols/m)               exact
 bsr       nb*r*c*vb + nb*ib(C-1) + (R+1)*pb                                      see below
 rcsr      S*vb + ceil(S*bits/8) + rows*ib(cols), S = nnz + expected fillers      expected
+delta8    S*vb + S + (rows+1)*pb, S = nnz + expected fillers (bits = 8)          expected
 ell       sum_s h_s*E[w_s]*(vb + ib(cols-1)) + (2*nslices + 1)*4                  expected
 compact   E[kr]*E[kc]*vb + E[kr]*ib(rows-1) + E[kc]*ib(cols-1)                   expected
 lowrank   (rows + cols)*rank*vb (int8: 4*(rows + rank) of scales)                exact
@@ -29,7 +30,7 @@ Patterns
     bsr: a block of ``b`` cells is empty with probability ``C(N-b, nnz) / C(N, nnz)``
     (edge blocks counted with their true size); compact: the same for a row (b = cols) and
     a column (b = rows), and ``E[kr * kc]`` is taken as ``E[kr] * E[kc]``.
-    rcsr: each cell is nonzero independently with ``p = nnz / N``. A nonzero at column ``c``
+    rcsr, delta8: each cell is nonzero independently with ``p = nnz / N``. A nonzero at column ``c``
     has a gap ``g >= j`` with probability ``q**j`` (``q = 1 - p``, ``j <= c``) and gets
     ``g // L`` fillers (``L = 2**bits``), so expected fillers per row are
     ``p * sum_{t >= 1, tL <= cols-1} (cols - t*L) * q**(t*L)``.
@@ -119,6 +120,9 @@ def _parts(name: str, shape: tuple[int, int], count: int, o: dict) -> tuple[floa
     if name == "rcsr":
         stored = nnz + rows * _rcsr_fillers_per_row(cols, nnz / N, o["bits"])
         return stored * vb, np.ceil(stored * o["bits"] / 8), rows * narrowest_index_dtype(cols).itemsize
+    if name == "delta8":
+        stored = nnz + rows * _rcsr_fillers_per_row(cols, nnz / N, 8)
+        return stored * vb, stored, (rows + 1) * pb(int(np.ceil(stored)))
     if name == "ell":
         heights = slice_heights(rows, min(o["slice_height"] or rows, rows))
         slots = sum(h * _ell_width(cols, nnz / N, h) for h in heights)

@@ -78,6 +78,29 @@ def entry_columns(indptr: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.nda
     return seg, cs[1:] - cs[indptr[seg]] - 1
 
 
+def gap_entries(W: np.ndarray, Q: np.ndarray, D: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The stored entries of ``W`` under the delta convention above, with fillers for gaps
+    over ``D``: (stored entries per row as int64, deltas uint8, values taken from ``Q``,
+    number of fillers)."""
+    mask = W != 0
+    counts = mask.sum(axis=1)
+    rptr = row_pointer(counts)
+    _, col = np.nonzero(mask)
+    prev = np.empty_like(col)
+    prev[1:] = col[:-1]
+    prev[rptr[:-1][counts > 0]] = -1          # first entry of each row
+    gap = col - prev - 1
+    fill = gap // (D + 1)
+    ends = np.cumsum(fill + 1)                  # stored entries up to each nonzero
+    total = int(ends[-1]) if len(ends) else 0
+    deltas = np.full(total, D, dtype=np.uint8)
+    deltas[ends - 1] = gap - fill * (D + 1)
+    data = np.zeros(total, dtype=Q.dtype)
+    data[ends - 1] = Q[mask]
+    stored = np.diff(np.concatenate([[0], ends])[rptr])
+    return stored, deltas, data, total - len(col)
+
+
 def half_scales(W: np.ndarray) -> np.ndarray | None:
     """int8 row scales rounded up to float16, or None if one is not a normal float16."""
     amax = np.abs(W).max(axis=1).astype(np.float64)
@@ -114,26 +137,10 @@ class RCSRFormat(Format):
             if half is not None:   # requantise with the float16 scales actually stored
                 scales = half
                 Q = np.clip(np.rint(W / half.astype(np.float32)[:, None]), -127, 127).astype(np.int8)
-        D = 2**bits - 1
-        mask = W != 0
-        counts = mask.sum(axis=1)
-        rptr = row_pointer(counts)
-        _, col = np.nonzero(mask)
-        prev = np.empty_like(col)
-        prev[1:] = col[:-1]
-        prev[rptr[:-1][counts > 0]] = -1          # first entry of each row
-        gap = col - prev - 1
-        fill = gap // (D + 1)
-        ends = np.cumsum(fill + 1)                  # stored entries up to each nonzero
-        total = int(ends[-1]) if len(ends) else 0
-        deltas = np.full(total, D, dtype=np.uint8)
-        deltas[ends - 1] = gap - fill * (D + 1)
-        data = np.zeros(total, dtype=Q.dtype)
-        data[ends - 1] = Q[mask]
-        stored = np.diff(np.concatenate([[0], ends])[rptr])
+        stored, deltas, data, nfillers = gap_entries(W, Q, 2**bits - 1)
         arrays = {"counts": stored.astype(narrowest_index_dtype(W.shape[1])),
                   "deltas": pack_nibbles(deltas) if bits == 4 else deltas, "data": data}
-        return cls._new(W.shape, values, scales, arrays, bits=bits, nfillers=total - len(col))
+        return cls._new(W.shape, values, scales, arrays, bits=bits, nfillers=nfillers)
 
     def _scale_lengths(self):
         return {}       # the scales may be float16: checked in _check, not by the shared rule

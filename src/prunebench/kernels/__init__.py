@@ -1,6 +1,6 @@
 """Batch-1 and batch-B sparse x dense products for pruned linear layers, one module per format.
 
-Convention: W is [rows=out, cols=in]. For every format ``fmt`` in csr, bsr, ell, bitmap, nm:
+Convention: W is [rows=out, cols=in]. For every format ``fmt`` in csr, delta8, bsr, ell, bitmap, nm:
 
 * ``fmt_matvec(*arrays, x, *, shape, <format options>, scales=None, bias=None, out=None) -> y``:
   ``y[rows] = scales * (W @ x) + bias``; checks shapes and dtypes (never the structure: that is
@@ -28,12 +28,15 @@ from ._threads import get_threads, max_threads, set_threads, wait_policy  # noqa
 from .bitmap import bitmap_left, bitmap_matmul, bitmap_matvec, bitmap_reference, spmm_bitmap, spmv_bitmap  # noqa: E402
 from .bsr import bsr_left, bsr_matmul, bsr_matvec, bsr_reference, spmm_bsr, spmv_bsr  # noqa: E402
 from .csr import csr_left, csr_matmul, csr_matvec, csr_reference, spmm_csr, spmv_csr  # noqa: E402
+from .delta8 import (delta8_left, delta8_matmul, delta8_matvec, delta8_reference,  # noqa: E402
+                     spmm_delta8, spmv_delta8)
 from .ell import ell_left, ell_matmul, ell_matvec, ell_reference, spmm_ell, spmv_ell  # noqa: E402
 from .nm import nm_left, nm_matmul, nm_matvec, nm_reference, spmm_nm, spmv_nm  # noqa: E402
 
 __all__ = [
     "set_threads", "get_threads", "max_threads", "sources_digest", "wait_policy",
     "csr_matvec", "csr_matmul", "csr_left", "csr_reference", "spmv_csr", "spmm_csr",
+    "delta8_matvec", "delta8_matmul", "delta8_left", "delta8_reference", "spmv_delta8", "spmm_delta8",
     "bsr_matvec", "bsr_matmul", "bsr_left", "bsr_reference", "spmv_bsr", "spmm_bsr",
     "ell_matvec", "ell_matmul", "ell_left", "ell_reference", "spmv_ell", "spmm_ell",
     "bitmap_matvec", "bitmap_matmul", "bitmap_left", "bitmap_reference", "spmv_bitmap", "spmm_bitmap",

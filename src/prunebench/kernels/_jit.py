@@ -27,10 +27,14 @@ PJIT = dict(JIT, parallel=True)
 #: weight of one row against one stored value when splitting work between threads
 ROW_COST = 8
 
-#: float32 lanes of one vector; SpMM pads the batch to a multiple
+#: float32 lanes of one vector
 LANES = 16
+#: SpMM pads the transposed batch to a multiple of this many columns (half a vector)
+BATCH_STEP = 8
 #: batch columns one SpMM pass over a row's values accumulates (four vectors)
 BATCH_PASS = 64
+#: rows (columns) per tile of the batch transposes
+TILE = 64
 
 
 @intrinsic
@@ -127,26 +131,31 @@ def even_splits(n, nparts):
 
 @njit(**PJIT)
 def batch_transpose(X, nrows):
-    """``X[B, cols]`` transposed to ``T[nrows, ceil(B/16)*16]``, zero past ``cols`` and ``B``.
+    """``X[B, cols]`` transposed to ``T[nrows, ceil(B/8)*8]``, zero past ``cols`` and ``B``.
 
     Row ``T[c]`` holds column c of every batch row side by side: the contiguous axpy operand
-    of a weight in column ``c``.
+    of a weight in column ``c``. Tiles of :data:`TILE` columns: each batch row is read in
+    runs of 64 floats (a column at a time reads B rows 4*cols bytes apart, a page each).
     """
     batch, cols = X.shape
-    T = np.zeros((nrows, (batch + LANES - 1) // LANES * LANES), np.float32)
-    for c in prange(cols):
+    T = np.zeros((nrows, (batch + BATCH_STEP - 1) // BATCH_STEP * BATCH_STEP), np.float32)
+    for t in prange((cols + TILE - 1) // TILE):
+        c0 = t * TILE
+        c1 = min(c0 + TILE, cols)
         for b in range(batch):
-            T[c, b] = X[b, c]
+            for c in range(c0, c1):
+                T[c, b] = X[b, c]
     return T
 
 
 @njit(**JIT)
 def spmm_row(vals, cols, T, out):
     """``out[b] = sum_k vals[k] * X[b, cols[k]]`` for one output row, from the transposed batch
-    ``T``; ``out`` is that row of the transposed result (``T.shape[1]`` floats)."""
+    ``T`` (width a multiple of 8); ``out`` is that row of the transposed result (``T.shape[1]``
+    floats)."""
     width = T.shape[1]
     for b0 in range(0, width, BATCH_PASS):
-        gather_axpy(vals, cols, T, b0, min(BATCH_PASS, width - b0) // LANES, out)
+        gather_axpy(vals, cols, T, b0, min(BATCH_PASS, width - b0) // BATCH_STEP, out)
 
 
 @njit(**PJIT)
@@ -154,9 +163,17 @@ def untranspose(YT, Y, scales, bias):
     """``Y[b, r] = finish(YT[r, b], r)``: row-by-row results back to the [B, rows] layout.
 
     Kernels write each output row's batch contiguously (writing ``Y[:, r]`` directly costs B
-    scattered cache misses per row) and transpose once at the end.
+    scattered cache misses per row) and transpose once at the end, in tiles of :data:`TILE`
+    rows so that each row of ``Y`` is written in runs of 64 floats.
     """
     batch, rows = Y.shape
-    for r in prange(rows):
+    for t in prange((rows + TILE - 1) // TILE):
+        r0 = t * TILE
+        r1 = min(r0 + TILE, rows)
         for b in range(batch):
-            Y[b, r] = finish(YT[r, b], r, scales, bias)
+            for r in range(r0, r1):
+                Y[b, r] = YT[r, b]
+        if scales.size or bias.size:
+            for b in range(batch):
+                for r in range(r0, r1):
+                    Y[b, r] = finish(Y[b, r], r, scales, bias)

@@ -7,7 +7,7 @@ The batched kernels work on the transposed batch ``T[cols, N]`` and write ``YT[r
 holds its input as ``[channels, positions]`` and wants ``[out channels, positions]`` back, so
 going through ``X @ W.T`` cost four full copies of the activations (to channels-last, the
 kernel's transpose, its untranspose, back to channels-first). Here the input is used as ``T``
-directly when its width is a whole number of vector lanes (else one padded copy) and the
+directly when its width is a whole number of 8-float units (else one padded copy) and the
 kernel's output is the result.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import LANES, PJIT, batch_transpose, finish, untranspose
+from ._jit import BATCH_STEP, PJIT, batch_transpose, finish, untranspose
 
 
 @njit(**PJIT)
@@ -56,11 +56,11 @@ def left_product(core, args: tuple, X: np.ndarray, t_rows: int, rows: int, scale
     ``t_rows`` is the row count the kernel reads from ``T`` (``cols`` rounded up to a whole
     block for bsr, to whole groups for nm); rows past ``cols`` are zero."""
     cols, n = X.shape
-    width = -(-n // LANES) * LANES
+    width = -(-n // BATCH_STEP) * BATCH_STEP
     if width == n and t_rows == cols and X.flags.c_contiguous:
         T = X
     else:
-        T = np.zeros((t_rows, max(width, LANES)), np.float32)
+        T = np.zeros((t_rows, max(width, BATCH_STEP)), np.float32)
         T[:cols, :n] = X
     YT = np.empty((rows, T.shape[1]), np.float32)
     core(*args, T, YT, nparts)

@@ -7,7 +7,10 @@ Each is a numba ``@intrinsic`` called from the kernels like a function over arra
   decoding costs a few instructions per 16 columns instead of a branch per bit.
 * :func:`gather_axpy` -- ``acc[0:64] += v_k * T[col_k, 0:64]`` over a row's values, the SpMM
   inner loop. In numba the accumulators live in memory LLVM cannot prove unaliased, so it stays
-  scalar; here they are up to eight ``<16 x float>`` registers.
+  scalar; here they are up to eight ``<16 x float>`` registers. :func:`delta_axpy` is the same
+  loop over a delta8 row, its columns a running sum of 8-bit gaps.
+* :func:`delta_dot` -- the delta8 row dot product: 16 gaps at a time turned into columns by an
+  in-register prefix sum, then one gather.
 * :func:`ell_rows` -- one sliced-ELL slice, one row per vector lane (numba's loop over the 16-64
   rows of a slice is too short for LLVM's vectoriser, which wants 64 iterations).
 * :func:`bsr_block_row` -- one BSR block row, whole blocks per vector.
@@ -305,26 +308,24 @@ def expand_dot(typingctx, mask, moff, nbytes, data, doff, xp):
     return sig, codegen
 
 
-@intrinsic
-def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
-    """``out[s] = sum_k vals[k] * T[cols[k], s]`` for ``s`` in ``col0 : col0 + 16*nvec`` (``nvec``
-    in 1..4).
-
-    ``T`` is the C-contiguous float32 [n, width] transposed batch, so each term is up to four
-    contiguous 16-lane rows; ``vals``/``cols`` are 1-D contiguous of equal length; ``out`` is a
-    float32 row of at least ``col0 + 16*nvec`` elements. Four terms per step keep 4*nvec independent
-    accumulators in flight (an FMA takes 4 cycles; one chain per vector would stall).
-    """
+def _axpy_typing(vals, cols, T, col0, nvec, out):
+    """The signature shared by :func:`gather_axpy` and :func:`delta_axpy`, or None."""
     if vals.dtype not in _VALUE_TYPES or not isinstance(cols.dtype, types.Integer):
         return None
     if not all(a.layout == "C" for a in (vals, cols, T, out)) or T.ndim != 2 or not _ints(col0, nvec):
         return None
-    elem, _ = _VALUE_TYPES[vals.dtype]
-    signed = cols.dtype.signed
-    sig = types.none(vals, cols, T, col0, nvec, out)
+    return types.none(vals, cols, T, col0, nvec, out)
+
+
+def _axpy_codegen(delta: bool):
+    """Code of :func:`gather_axpy` (``delta`` False: ``cols`` are column numbers) or of
+    :func:`delta_axpy` (``delta`` True: ``cols`` are 8-bit gaps and the column is a running
+    sum, one scalar add per term carried through the loop)."""
 
     def codegen(context, builder, signature, args):
         vals_v, cols_v, T_v, _, _, out_v = args
+        elem, _ = _VALUE_TYPES[signature.args[0].dtype]
+        signed = signature.args[1].dtype.signed
         col0_v = _int64(context, builder, args[3], signature.args[3])
         nvec_v = _int64(context, builder, args[4], signature.args[4])
         vptr = _data_ptr(context, builder, signature.args[0], vals_v)
@@ -334,43 +335,61 @@ def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
         tptr = builder.gep(tarr.data, [col0_v])
         optr = _data_ptr(context, builder, signature.args[5], out_v, col0_v)
         n = context.make_array(signature.args[0])(context, builder, vals_v).nitems
-        fma = _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F])
-        zero = ir.Constant(_V16F, None)
+        v8f = ir.VectorType(_F32, 8)
+        fmas = {16: _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F]),
+                8: _declare(builder, "llvm.fmuladd.v8f32", v8f, [v8f, v8f, v8f])}
         fn = builder.function
         done = fn.append_basic_block("axpy.done")
         switch = builder.switch(nvec_v, done)
 
-        def term(k, accs, nv):
+        def term(k, accs, widths, col):
+            """One term: (new accumulators, its column)."""
             v = _to_float(builder, builder.load(builder.gep(vptr, [k])), elem)
             c = builder.load(builder.gep(cptr, [k]))
             c = builder.sext(c, _I64) if signed else builder.zext(c, _I64)
+            if delta:
+                c = builder.add(builder.add(col, c), _c64(1))
             row = builder.gep(tptr, [builder.mul(c, width)])
-            vv = _splat(builder, v)
-            return [builder.call(fma, [vv, builder.load(_as_vec_ptr(builder, builder.gep(row, [_c64(16 * q)]), _V16F),
-                                                       align=4), accs[q]]) for q in range(nv)]
+            splats = {w: _splat(builder, v, w) for w in set(widths)}
+            out = []
+            for q, w in enumerate(widths):
+                vty = ir.VectorType(_F32, w)
+                tv = builder.load(_as_vec_ptr(builder, builder.gep(row, [_c64(16 * q)]), vty), align=4)
+                out.append(builder.call(fmas[w], [splats[w], tv, accs[q]]))
+            return out, c
 
-        for nv in (1, 2, 3, 4):
-            case = fn.append_basic_block(f"axpy.v{nv}")
-            switch.add_case(_c64(nv), case)
+        # nvec counts 8-float units: 16-lane vectors, and an 8-lane one when it is odd
+        for n8 in range(1, 9):
+            widths = [16] * (n8 // 2) + [8] * (n8 % 2)
+            nv = len(widths)
+            zeros = [ir.Constant(ir.VectorType(_F32, w), None) for w in widths]
+            case = fn.append_basic_block(f"axpy.u{n8}")
+            switch.add_case(_c64(n8), case)
             builder.position_at_end(case)
             nmain = builder.and_(n, _c64(-UNROLL))
-            mloop = fn.append_basic_block(f"axpy.v{nv}.main")
-            mbody = fn.append_basic_block(f"axpy.v{nv}.body")
-            tloop = fn.append_basic_block(f"axpy.v{nv}.tail")
-            tbody = fn.append_basic_block(f"axpy.v{nv}.tail.body")
-            exit_ = fn.append_basic_block(f"axpy.v{nv}.exit")
+            mloop = fn.append_basic_block(f"axpy.u{n8}.main")
+            mbody = fn.append_basic_block(f"axpy.u{n8}.body")
+            tloop = fn.append_basic_block(f"axpy.u{n8}.tail")
+            tbody = fn.append_basic_block(f"axpy.u{n8}.tail.body")
+            exit_ = fn.append_basic_block(f"axpy.u{n8}.exit")
             builder.branch(mloop)
             builder.position_at_end(mloop)
             k = builder.phi(_I64)
-            sets = [[builder.phi(_V16F) for _ in range(nv)] for _ in range(UNROLL)]
+            col = builder.phi(_I64)      # the last term's column (delta mode; -1 before a row)
+            sets = [[builder.phi(z.type) for z in zeros] for _ in range(UNROLL)]
             k.add_incoming(_c64(0), case)
+            col.add_incoming(_c64(-1), case)
             for acc in sets:
-                for a in acc:
-                    a.add_incoming(zero, case)
+                for a, z in zip(acc, zeros):
+                    a.add_incoming(z, case)
             builder.cbranch(builder.icmp_signed("<", k, nmain), mbody, tloop)
             builder.position_at_end(mbody)
-            new_sets = [term(builder.add(k, _c64(u)), sets[u], nv) for u in range(UNROLL)]
+            new_sets, c = [], col
+            for u in range(UNROLL):
+                accs, c = term(builder.add(k, _c64(u)), sets[u], widths, c)
+                new_sets.append(accs)
             k.add_incoming(builder.add(k, _c64(UNROLL)), mbody)
+            col.add_incoming(c, mbody)
             for acc, acc2 in zip(sets, new_sets):
                 for a, a2 in zip(acc, acc2):
                     a.add_incoming(a2, mbody)
@@ -378,14 +397,17 @@ def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
             # the last n % UNROLL terms, one at a time
             builder.position_at_end(tloop)
             kt = builder.phi(_I64)
-            tacc = [builder.phi(_V16F) for _ in range(nv)]
+            tcol = builder.phi(_I64)
+            tacc = [builder.phi(z.type) for z in zeros]
             kt.add_incoming(nmain, mloop)
+            tcol.add_incoming(col, mloop)
             for q, a in enumerate(tacc):
                 a.add_incoming(sets[0][q], mloop)
             builder.cbranch(builder.icmp_signed("<", kt, n), tbody, exit_)
             builder.position_at_end(tbody)
-            tacc2 = term(kt, tacc, nv)
+            tacc2, tc = term(kt, tacc, widths, tcol)
             kt.add_incoming(builder.add(kt, _c64(1)), tbody)
+            tcol.add_incoming(tc, tbody)
             for a, a2 in zip(tacc, tacc2):
                 a.add_incoming(a2, tbody)
             builder.branch(tloop)
@@ -394,10 +416,183 @@ def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
                 total = tacc[q]
                 for u in range(1, UNROLL):
                     total = builder.fadd(total, sets[u][q])
-                builder.store(total, _as_vec_ptr(builder, builder.gep(optr, [_c64(16 * q)]), _V16F), align=4)
+                builder.store(total, _as_vec_ptr(builder, builder.gep(optr, [_c64(16 * q)]), total.type), align=4)
             builder.branch(done)
         builder.position_at_end(done)
         return context.get_dummy_value()
+
+    return codegen
+
+
+@intrinsic
+def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
+    """``out[s] = sum_k vals[k] * T[cols[k], s]`` for ``s`` in ``col0 : col0 + 8*nvec`` (``nvec``
+    in 1..8 units of 8 floats).
+
+    ``T`` is the C-contiguous float32 [n, width] transposed batch, so each term is up to four
+    contiguous 16-lane rows, the last one 8 lanes wide when ``nvec`` is odd (batch 8 or 24 then
+    does no work on padding lanes); ``vals``/``cols`` are 1-D contiguous of equal length;
+    ``out`` is a float32 row of at least ``col0 + 8*nvec`` elements. The batch columns are the
+    register block: four terms per step keep 4 x (up to four) independent accumulators in flight
+    (an FMA takes 4 cycles; one chain per vector would stall), and each term's weight is
+    broadcast once for all of them.
+    """
+    sig = _axpy_typing(vals, cols, T, col0, nvec, out)
+    return None if sig is None else (sig, _axpy_codegen(delta=False))
+
+
+@intrinsic
+def delta_axpy(typingctx, vals, deltas, T, col0, nvec, out):
+    """:func:`gather_axpy` for one delta8 row: the column of term ``k`` is ``c_k = c_{k-1} +
+    deltas[k] + 1`` from ``c_{-1} = -1`` (see :mod:`prunebench.formats.delta8`), read from the
+    deltas as the loop goes, never expanded into an index array."""
+    if not (isinstance(deltas, types.Array) and deltas.dtype == types.uint8):
+        return None
+    sig = _axpy_typing(vals, deltas, T, col0, nvec, out)
+    return None if sig is None else (sig, _axpy_codegen(delta=True))
+
+
+@intrinsic
+def delta_dot(typingctx, deltas, data, lo, hi, x):
+    """``sum_k data[k] * x[c_k]`` over the stored entries ``lo <= k < hi`` of one delta8 row,
+    where ``c_k = c_{k-1} + deltas[k] + 1`` from ``c_{lo-1} = -1``.
+
+    Sixteen entries per chunk: the 16 deltas are widened to 16-bit lanes, plus one, and summed
+    into their offsets in registers (a log-step prefix sum of 256-bit shifts and adds), then
+    widened to i32 on top of the previous chunk's last column and x is gathered at those
+    columns. The chunk's prefix sum does not depend on the previous chunk, so the
+    loop-carried chain is one add. The last partial chunk uses masked loads; nothing past ``hi`` is read.
+    ``deltas`` is uint8, ``data`` float32/int8/float16 bits, ``x`` float32, all 1-D C-contiguous;
+    the columns must lie inside ``x`` (the format's ``check()`` guarantees it).
+    """
+    if not (isinstance(deltas, types.Array) and deltas.dtype == types.uint8) or data.dtype not in _VALUE_TYPES:
+        return None
+    if not all(a.layout == "C" for a in (deltas, data, x)) or x.dtype != types.float32 or not _ints(lo, hi):
+        return None
+    elem, _ = _VALUE_TYPES[data.dtype]
+    sig = types.float32(deltas, data, lo, hi, x)
+
+    def codegen(context, builder, signature, args):
+        lo_v = _int64(context, builder, args[2], signature.args[2])
+        hi_v = _int64(context, builder, args[3], signature.args[3])
+        dptr = _data_ptr(context, builder, signature.args[0], args[0], lo_v)
+        vptr = _data_ptr(context, builder, signature.args[1], args[1], lo_v)
+        xptr = _data_ptr(context, builder, signature.args[4], args[4])
+        n = builder.sub(hi_v, lo_v)
+        i32v = ir.VectorType(_I32, 16)
+        d8 = ir.VectorType(ir.IntType(8), 16)
+        vty = ir.VectorType(elem, 16)
+        fma = _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F])
+        ones = ir.Constant(ir.VectorType(_I1, 16), [1] * 16)
+        i16v = ir.VectorType(_I16, 16)
+        zeros_w = ir.Constant(i16v, None)
+
+        def columns(k, base, mask):
+            """Columns of entries k..k+15 (``mask``: the lanes that exist, None = all) and the
+            next chunk's base."""
+            if mask is None:
+                d = builder.load(_as_vec_ptr(builder, builder.gep(dptr, [k]), d8), align=1)
+            else:
+                d = _masked_load(builder, builder.gep(dptr, [k]), d8, mask)
+            # prefix sum in 16-bit lanes (a chunk sums to at most 16 * 256): shifts inside each
+            # half of 8 lanes (in-lane byte shifts), then the low half's total into the high half
+            w = builder.add(builder.zext(d, i16v), ir.Constant(i16v, [1] * 16))
+            for step in (1, 2, 4):
+                shifted = builder.shuffle_vector(w, zeros_w, _i32s([i - step if i % 8 >= step else 16 for i in range(16)]))
+                w = builder.add(w, shifted)
+            w = builder.add(w, builder.shuffle_vector(w, zeros_w, _i32s([16] * 8 + [7] * 8)))
+            c = builder.zext(w, i32v)
+            # the next chunk's base (a scalar): one add on the loop-carried chain
+            total = builder.zext(builder.extract_element(w, ir.Constant(_I32, 15)), _I32)
+            return builder.add(c, _splat(builder, base)), builder.add(base, total)
+
+        def accumulate(k, cols, acc, mask):
+            if mask is None:
+                v = builder.load(_as_vec_ptr(builder, builder.gep(vptr, [k]), vty), align=1)
+            else:
+                v = _masked_load(builder, builder.gep(vptr, [k]), vty, mask)
+            xs = _gather(builder, xptr, cols, ones if mask is None else mask)
+            return builder.call(fma, [_to_float(builder, v, elem), xs, acc])
+
+        fn = builder.function
+        entry = builder.basic_block
+        first = fn.append_basic_block("delta.first")
+        mloop = fn.append_basic_block("delta.main")
+        mbody = fn.append_basic_block("delta.body")
+        drain = fn.append_basic_block("delta.drain")
+        tloop = fn.append_basic_block("delta.tail")
+        tbody = fn.append_basic_block("delta.tail.body")
+        done = fn.append_basic_block("delta.done")
+        zero = ir.Constant(_V16F, None)
+        start = ir.Constant(_I32, -1)
+        builder.cbranch(builder.icmp_signed(">=", n, _c64(32)), first, tloop)
+
+        # 32 entries per step, two accumulators, software-pipelined: a step gathers at the
+        # columns the previous step computed and computes the next step's (the gather then
+        # never waits for the prefix sum's latency)
+        builder.position_at_end(first)
+        c0_first, b_first = columns(_c64(0), start, None)
+        c1_first, b_first = columns(_c64(16), b_first, None)
+        builder.branch(mloop)
+        builder.position_at_end(mloop)
+        k = builder.phi(_I64)
+        c0 = builder.phi(i32v)
+        c1 = builder.phi(i32v)
+        base = builder.phi(_I32)
+        a0 = builder.phi(_V16F)
+        a1 = builder.phi(_V16F)
+        k.add_incoming(_c64(0), first)
+        c0.add_incoming(c0_first, first)
+        c1.add_incoming(c1_first, first)
+        base.add_incoming(b_first, first)
+        a0.add_incoming(zero, first)
+        a1.add_incoming(zero, first)
+        builder.cbranch(builder.icmp_signed("<=", builder.add(k, _c64(64)), n), mbody, drain)
+        builder.position_at_end(mbody)
+        n0 = accumulate(k, c0, a0, None)
+        n1 = accumulate(builder.add(k, _c64(16)), c1, a1, None)
+        nc0, nb = columns(builder.add(k, _c64(32)), base, None)
+        nc1, nb = columns(builder.add(k, _c64(48)), nb, None)
+        k.add_incoming(builder.add(k, _c64(32)), mbody)
+        c0.add_incoming(nc0, mbody)
+        c1.add_incoming(nc1, mbody)
+        base.add_incoming(nb, mbody)
+        a0.add_incoming(n0, mbody)
+        a1.add_incoming(n1, mbody)
+        builder.branch(mloop)
+        builder.position_at_end(drain)  # the step whose columns are computed
+        d0 = accumulate(k, c0, a0, None)
+        d1 = accumulate(builder.add(k, _c64(16)), c1, a1, None)
+        kd = builder.add(k, _c64(32))
+        builder.branch(tloop)
+
+        # the last n % 32 entries (all of them in a row shorter than 32), 16 at a time with masks
+        builder.position_at_end(tloop)
+        kt = builder.phi(_I64)
+        tbase = builder.phi(_I32)
+        tacc = builder.phi(_V16F)
+        tacc1 = builder.phi(_V16F)
+        kt.add_incoming(kd, drain)
+        tbase.add_incoming(base, drain)
+        tacc.add_incoming(d0, drain)
+        tacc1.add_incoming(d1, drain)
+        kt.add_incoming(_c64(0), entry)
+        tbase.add_incoming(start, entry)
+        tacc.add_incoming(zero, entry)
+        tacc1.add_incoming(zero, entry)
+        builder.cbranch(builder.icmp_signed("<", kt, n), tbody, done)
+        builder.position_at_end(tbody)
+        mask = _lane_mask(builder, builder.sub(n, kt))
+        tcols, tb2 = columns(kt, tbase, mask)
+        tacc2 = accumulate(kt, tcols, tacc, mask)
+        kt.add_incoming(builder.add(kt, _c64(16)), tbody)
+        tbase.add_incoming(tb2, tbody)
+        tacc.add_incoming(tacc2, tbody)
+        tacc1.add_incoming(tacc1, tbody)
+        builder.branch(tloop)
+
+        builder.position_at_end(done)
+        return _hsum(builder, builder.fadd(tacc, tacc1))
 
     return sig, codegen
 

@@ -295,7 +295,7 @@ def candidates(W: np.ndarray, pattern: str, threads: int, values: tuple[str, ...
     Wt = torch.from_numpy(W)
     out = [Candidate("torch-dense", "dense", "fp32", dense_bytes, DenseOp(Wt).linear, threads)]
     skipped = []
-    fmts = ["csr", "bitmap", "ell", "bsr"] + (["nm"] if pattern == "nm" else [])
+    fmts = ["csr", "delta8", "bitmap", "ell", "bsr"] + (["nm"] if pattern == "nm" else [])
     opts = {"bsr": {"block": tuple(block)}, "ell": {"slice_height": 32},
             "nm": {"n": nm[0], "m": nm[1]} if nm else {}}
     encoded = {}

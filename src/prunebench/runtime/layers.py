@@ -47,7 +47,7 @@ from ..formats import Format
 GRAIN = 1 << 15
 
 #: formats our kernels run, and the value encodings they take (all of them)
-KERNEL_FORMATS = ("csr", "bsr", "bitmap", "nm", "ell")
+KERNEL_FORMATS = ("csr", "delta8", "bsr", "bitmap", "nm", "ell")
 KERNEL_VALUES = VALUE_ENCODINGS
 
 
@@ -115,6 +115,8 @@ def _kernel_call(fmt: Format):
     c = np.ascontiguousarray
     if name == "csr":
         return (c(fmt.indptr), c(fmt.indices), c(fmt.data)), _fns("csr"), {}
+    if name == "delta8":
+        return (c(fmt.indptr), c(fmt.deltas), c(fmt.data)), _fns("delta8"), {}
     if name == "bsr":
         return (c(fmt.indptr), c(fmt.indices), c(fmt.data)), _fns("bsr"), {}
     if name == "bitmap":
@@ -133,8 +135,8 @@ def _fns(name: str):
 
 
 class KernelOp(MatrixOp):
-    """prunebench's numba kernels on the arrays of a format object (csr, bsr, bitmap, nm,
-    ell; fp32, fp16 or int8 values). The bias is added inside the kernel.
+    """prunebench's numba kernels on the arrays of a format object (csr, delta8, bsr, bitmap,
+    nm, ell; fp32, fp16 or int8 values). The bias is added inside the kernel.
 
     ``threads`` is the count the compiled model runs with; calls with fewer than
     :data:`GRAIN` stored values x batch run on one thread.

@@ -1,0 +1,117 @@
+"""delta8 kernels: ``y = W @ x`` and ``Y = X @ W.T`` for W stored as (indptr, deltas, data).
+
+Layout (:mod:`prunebench.formats.delta8`): ``indptr`` int32/int64 [rows+1] over the stored
+entries, fillers included; ``deltas`` uint8 [nstored], the column of entry k of a row being
+``c_k = c_{k-1} + deltas[k] + 1`` from ``c = -1`` at the row's start; ``data`` [nstored]
+float32, float16 (raw kernels: its uint16 bits) or int8 with per-row float32 ``scales``;
+fillers hold 0. The kernels read the deltas as they go (:func:`._simd.delta_dot`,
+:func:`._simd.delta_axpy`): one byte of index traffic per entry.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from . import _checks as chk
+from ..errors import BadInputError
+from ._jit import BATCH_PASS, BATCH_STEP, JIT, PJIT, balanced_splits, finish
+from ._left import input_columns, left_product, right_product
+from ._reference import apply_dense, value_array
+from ._simd import delta_axpy, delta_dot
+
+
+@njit(**PJIT)
+def spmv_delta8(indptr, deltas, data, scales, bias, x, y, nparts):
+    """``y[r] = scales[r] * sum_k data[k] * x[c_k] + bias[r]`` over row r's stored entries.
+
+    ``scales``/``bias`` are float32 [rows] or empty (none); ``nparts`` is the thread count.
+    """
+    bounds = balanced_splits(indptr, nparts)
+    for p in prange(nparts):
+        for r in range(bounds[p], bounds[p + 1]):
+            y[r] = finish(delta_dot(deltas, data, indptr[r], indptr[r + 1], x), r, scales, bias)
+
+
+@njit(**JIT)
+def _spmm_row(vals, deltas, T, out):
+    width = T.shape[1]
+    for b0 in range(0, width, BATCH_PASS):
+        delta_axpy(vals, deltas, T, b0, min(BATCH_PASS, width - b0) // BATCH_STEP, out)
+
+
+@njit(**PJIT)
+def spmm_delta8_t(indptr, deltas, data, T, YT, nparts):
+    """``YT[r, :] = sum_k data[k] * T[c_k, :]`` over row r's stored entries (no scales/bias)."""
+    bounds = balanced_splits(indptr, nparts)
+    for p in prange(nparts):
+        for r in range(bounds[p], bounds[p + 1]):
+            lo = indptr[r]
+            hi = indptr[r + 1]
+            _spmm_row(data[lo:hi], deltas[lo:hi], T, YT[r])
+
+
+def spmm_delta8(indptr, deltas, data, scales, bias, X, Y, nparts):
+    """``Y[b, r] = scales[r] * sum_k data[k] * X[b, c_k] + bias[r]``; X is [B, cols]."""
+    right_product(spmm_delta8_t, (indptr, deltas, data), X, X.shape[1], Y, scales, bias, nparts)
+
+
+def _check(indptr, deltas, data, shape, scales, bias):
+    rows, cols = chk.check_shape(shape)
+    chk.check_array(indptr, "indptr", chk.POINTER_DTYPES, 1)
+    chk.check_array(deltas, "deltas", (np.dtype(np.uint8),), 1)
+    if indptr.shape[0] != rows + 1:
+        raise BadInputError(f"indptr has length {indptr.shape[0]}; shape {shape} needs {rows + 1}")
+    vals = chk.values_for_kernel(data, "data", 1, scales)
+    if deltas.shape[0] != vals.shape[0]:
+        raise BadInputError(f"deltas has length {deltas.shape[0]}; data has {vals.shape[0]} (one delta per entry)")
+    return rows, cols, vals, chk.row_vector(scales, "scales", rows), chk.row_vector(bias, "bias", rows)
+
+
+def delta8_matvec(indptr, deltas, data, x, *, shape, scales=None, bias=None, out=None):
+    """``W @ x`` (+ bias) for a delta8 matrix of true ``shape``; returns float32 [rows].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> indptr = np.array([0, 3, 4], np.int32)      # row 0: columns 1, 2 and a filler at 258
+    >>> deltas = np.array([1, 0, 255, 0], np.uint8)
+    >>> data = np.array([2.0, 3.0, 0.0, 4.0], np.float32)
+    >>> delta8_matvec(indptr, deltas, data, np.ones(300, np.float32), shape=(2, 300))
+    array([5., 4.], dtype=float32)
+    """
+    rows, cols, vals, sc, bi = _check(indptr, deltas, data, shape, scales, bias)
+    x = chk.input_vector(x, cols)
+    y = chk.output(out, (rows,))
+    spmv_delta8(indptr, deltas, vals, sc, bi, x, y, chk.nparts())
+    return y
+
+
+def delta8_matmul(indptr, deltas, data, X, *, shape, scales=None, bias=None, out=None):
+    """``X @ W.T`` (+ bias) for X float32 [B, cols]; returns float32 [B, rows]."""
+    rows, cols, vals, sc, bi = _check(indptr, deltas, data, shape, scales, bias)
+    X = chk.input_batch(X, cols)
+    Y = chk.output(out, (X.shape[0], rows))
+    spmm_delta8(indptr, deltas, vals, sc, bi, X, Y, chk.nparts())
+    return Y
+
+
+def delta8_left(indptr, deltas, data, X, *, shape, scales=None, bias=None):
+    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
+    rows, cols, vals, sc, bi = _check(indptr, deltas, data, shape, scales, bias)
+    X = input_columns(X, cols)
+    return left_product(spmm_delta8_t, (indptr, deltas, vals), X, cols, rows, sc, bi, chk.nparts())
+
+
+def delta8_reference(indptr, deltas, data, x, *, shape, scales=None, bias=None):
+    """NumPy float64 reference of :func:`delta8_matvec` (1-D x) and :func:`delta8_matmul` (2-D X)."""
+    rows, cols = shape
+    ptr = np.asarray(indptr, np.int64)
+    counts = np.diff(ptr)
+    row_of = np.repeat(np.arange(rows), counts)
+    steps = np.asarray(deltas, np.int64) + 1
+    ends = np.cumsum(steps)                         # sum of steps up to each entry
+    first = np.repeat(ptr[:-1], counts)             # each entry's row start
+    columns = ends - (ends[first] - steps[first]) - 1
+    W = np.zeros((rows, cols))
+    np.add.at(W, (row_of, columns), value_array(data))
+    return apply_dense(W, x, scales, bias)
