@@ -2,7 +2,7 @@
 (Frankle & Carbin 2019) against random pruning with the same rewinding, on the notebook-width
 MLP (``mnist1d-mlp500``, 40-500-500-10), every layer pruned, mean of the seeds.
 
-    python benchmarks/bench_tickets.py [--json] [--seeds 0 1 2] [--sparsities 0.5 0.8 0.9]
+    python benchmarks/bench_lottery.py [--json] [--seeds 0 1 2] [--sparsities 0.5 0.8 0.9]
         [--per-round 0.2] [--steps 1000] [--lr 2e-2] [--model mnist1d-mlp500]
 
 Each (method, sparsity, seed) is one run of ``prune(..., schedule="rewind")``: rounds of
