@@ -65,18 +65,43 @@ def test_unknown_names_list_valid_ones():
 
 
 # The floors are the foundation issue's, set under the published MNIST-1D baselines
-# (mnist1d README: CNN 94%, GRU 91%, MLP 68%; reference notebook 92.3 / 89.1 / 65.1).
-FLOORS = {"mnist1d-cnn": 0.90, "mnist1d-gru": 0.85, "mnist1d-mlp": 0.60,
-          "digits-lenet300": 0.95}
+# (mnist1d README: CNN 94%, GRU 91%, MLP 68%; reference notebook 92.3 / 89.1 / 65.1); the LSTM
+# has the GRU's, the 500-wide MLP the MLP's. Issue 16: every seed 0-2 must reach them.
+FLOORS = {"mnist1d-cnn": 0.90, "mnist1d-gru": 0.85, "mnist1d-lstm": 0.85, "mnist1d-mlp": 0.60,
+          "mnist1d-mlp500": 0.60, "digits-lenet300": 0.95, "digits-lenet5": 0.93}
+# seed 0 runs in `make test` where the checkpoint is trained there anyway or in seconds
+# (digits-lenet5); the other 16 cases train 14 models `make test` does not (21 minutes on the
+# loaded 2-core machine, see README "Model zoo") and run with `pytest -m all_seeds
+# tests/test_zoo.py`; test_lstm_starts_with_forget_gate_bias_one guards the LSTM's fix
+DEFAULT_RUN = {"mnist1d-cnn", "mnist1d-gru", "mnist1d-mlp", "digits-lenet300", "digits-lenet5"}
+FLOOR_CASES = [pytest.param(name, seed, marks=[pytest.mark.slow] + (
+    [] if seed == 0 and name in DEFAULT_RUN else [pytest.mark.all_seeds]))
+    for name in sorted(FLOORS) for seed in (0, 1, 2)]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(FLOORS))
-def test_accuracy_floor_seed0(name):
+def test_every_trained_small_zoo_model_has_a_floor():
+    small = {n for n in zoo.MODELS.names() if n.split("-")[0] in ("mnist1d", "digits")
+             and zoo.get_spec(n).trained and "matched" not in n}
+    assert small == set(FLOORS)
+
+
+@pytest.mark.parametrize("name, seed", FLOOR_CASES)
+def test_accuracy_floor(name, seed):
     torch.set_num_threads(2)
-    model, data = zoo.load(name, trained=True, seed=0)
+    model, data = zoo.load(name, trained=True, seed=seed)
     acc = evaluate(model, data)
-    assert acc >= FLOORS[name], f"{name}: {acc:.3f} < {FLOORS[name]}"
+    assert acc >= FLOORS[name], f"{name} seed {seed}: {acc:.3f} < {FLOORS[name]}"
+
+
+def test_lstm_starts_with_forget_gate_bias_one():
+    """What keeps every seed of mnist1d-lstm off the chance plateau (b_ih + b_hh on the
+    forget gate, PyTorch's gate order i, f, g, o); the other gates keep PyTorch's init."""
+    rnn = zoo.build("mnist1d-lstm", seed=2).rnn
+    h = rnn.hidden_size
+    total = (rnn.bias_ih_l0 + rnn.bias_hh_l0).detach()
+    assert torch.equal(total[h:2 * h], torch.ones(h))
+    bound = 1 / h ** 0.5
+    assert float(rnn.bias_ih_l0[:h].detach().abs().max()) <= bound and len(total.unique()) > 1
 
 
 def test_checkpoint_is_cached(tmp_path, monkeypatch):

@@ -10,4 +10,10 @@ VALIDATION_FRACTION = 0.1
 #: converged = the best validation accuracy was reached at least PATIENCE evaluations before
 #: the end (early stopping stops there and restores the best weights)
 PATIENCE = 4
+#: a plateau only counts as converged when the best validation accuracy is clearly above chance
+#: (what always answering the validation split's most common class scores): by at least
+#: CHANCE_MARGIN and by CHANCE_SIGMAS binomial standard deviations of that chance accuracy on the
+#: validation examples; below that the fine-tune is ``at_chance`` and not converged
+CHANCE_MARGIN = 0.05
+CHANCE_SIGMAS = 3.0
 LR_SCHEDULES = ("constant", "cosine")

@@ -11,7 +11,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from .errors import BadInputError
-from .recipe import FINETUNE_STEPS, LR_SCHEDULES, PATIENCE, VALIDATION_FRACTION
+from .recipe import (CHANCE_MARGIN, CHANCE_SIGMAS, FINETUNE_STEPS, LR_SCHEDULES, PATIENCE,
+                     VALIDATION_FRACTION)
 
 
 def check_positive_int(name: str, value) -> None:
@@ -122,11 +123,13 @@ def finetune(model: nn.Module, data, recipe: Finetune, *, seed: int = 0,
     stopping stops once the best validation accuracy is ``PATIENCE`` evaluations old and
     restores the weights of that evaluation.
 
-    Returns ``{"steps_run", "best_step", "converged", "train_accuracy", "val_accuracy",
-    "recipe"}``: ``converged`` is True when the validation accuracy reached its plateau (the
-    best was at least PATIENCE evaluations before the end), False when it was still improving
-    when the budget ran out, None without a validation split; ``train_accuracy`` is on the
-    examples trained on, both after the best weights are restored."""
+    Returns ``{"steps_run", "best_step", "converged", "at_chance", "train_accuracy",
+    "val_accuracy", "recipe"}``: ``converged`` is True when the validation accuracy reached
+    its plateau (the best was at least PATIENCE evaluations before the end) clearly above
+    chance (:func:`chance_threshold`), False when it was still improving when the budget ran
+    out or when its best stayed at chance (then ``at_chance`` is True), None without a
+    validation split; ``train_accuracy`` is on the examples trained on, both after the best
+    weights are restored."""
     fit_data, x_val, y_val = split_validation(data, recipe.validation)
     monitor = None
     if x_val is not None:
@@ -137,11 +140,20 @@ def finetune(model: nn.Module, data, recipe: Finetune, *, seed: int = 0,
         seed=seed, after_step=after_step, progress=progress, description=description,
         teacher=teacher, lr_schedule=recipe.lr_schedule, monitor=monitor)
     out = {"steps_run": recipe.steps, "best_step": None, "converged": None,
-           "val_accuracy": None, "recipe": recipe.key()}
+           "at_chance": None, "val_accuracy": None, "recipe": recipe.key()}
     if monitor is not None:
         out.update(monitor.summary())
     out["train_accuracy"] = accuracy(model, fit_data.x_train, fit_data.y_train)
     return out
+
+
+def chance_threshold(y: torch.Tensor) -> float:
+    """The validation accuracy a classifier must exceed to be clearly above chance on labels
+    ``y``: chance ``c`` (the share of the most common label, what a constant answer scores) plus
+    the larger of ``CHANCE_MARGIN`` and ``CHANCE_SIGMAS`` binomial standard deviations
+    ``sqrt(c (1 - c) / len(y))``. Ten balanced classes, 400 examples: 0.1 + 0.05 = 0.15."""
+    c = float(torch.bincount(y).max()) / len(y)
+    return c + max(CHANCE_MARGIN, CHANCE_SIGMAS * math.sqrt(c * (1 - c) / len(y)))
 
 
 class _Plateau:
@@ -181,9 +193,11 @@ class _Plateau:
             self.model.load_state_dict(self.best_state)
 
     def summary(self) -> dict:
-        converged = self.best_step is not None and self.since >= self.patience
+        plateau = self.best_step is not None and self.since >= self.patience
+        # a plateau at chance (a pruned network that no longer learns) is no convergence
+        at_chance = self.best_step is not None and self.best <= chance_threshold(self.y)
         return {"steps_run": self.step, "best_step": self.best_step,
-                "converged": bool(converged),
+                "converged": bool(plateau and not at_chance), "at_chance": bool(at_chance),
                 "val_accuracy": self.best if self.stop else accuracy(self.model, self.x, self.y)}
 
 

@@ -161,3 +161,43 @@ def test_rewind_history_records_each_round_after_its_retraining(data):
         assert h["finetune"]["steps_run"] >= 1
         # rewound to init, the ticket is far worse than after retraining
         assert h["accuracy_rewound"] < h["accuracy"]
+
+
+def test_chance_threshold_is_the_majority_share_plus_a_margin():
+    balanced = torch.arange(400) % 10                     # 10 classes, 40 each: chance 0.1
+    # 3 binomial sigmas: 3 * sqrt(0.1 * 0.9 / 400) = 0.045 < the 0.05 floor
+    assert train.chance_threshold(balanced) == pytest.approx(0.15)
+    skewed = torch.tensor([0] * 30 + [1] * 70)            # always "1" scores 0.7
+    assert train.chance_threshold(skewed) == pytest.approx(0.7 + 3 * (0.7 * 0.3 / 100) ** 0.5)
+
+
+def test_a_plateau_at_chance_is_not_converged():
+    """Labels drawn independently of the inputs: nothing generalises, validation accuracy
+    plateaus near 1/10 and the fine-tune must say so instead of calling it converged."""
+    g = torch.Generator().manual_seed(0)
+    x, xt = torch.randn(1000, 40, generator=g), torch.randn(200, 40, generator=g)
+    y, yt = torch.arange(1000) % 10, torch.arange(200) % 10
+    y = y[torch.randperm(1000, generator=g)]
+    noise = Dataset("noise", x, y, xt, yt, 10)
+    torch.manual_seed(0)
+    model = zoo.build("mnist1d-mlp")
+    rep = prune(model, "magnitude", 0.9, finetune=noise, finetune_steps=200,
+                finetune_lr=1e-3).report()["finetune"]
+    _, _, y_val = split_validation(noise, 0.1)
+    assert rep["val_accuracy"] <= train.chance_threshold(y_val)
+    assert rep["at_chance"] is True and rep["converged"] is False
+    assert rep["best_step"] < rep["steps_run"]            # it did stop on a plateau
+
+
+def test_scripted_plateau_at_chance(monkeypatch, data):
+    """The same plateau converges just above the chance threshold and not at it."""
+    _, _, y_val = split_validation(data, 0.1)
+    limit = train.chance_threshold(y_val)
+    # the plateau of test_early_stopping_stops_on_the_plateau..., scaled under the threshold
+    values = [limit * v / 0.7 for v in (0.3, 0.5, 0.7, 0.7, 0.6, 0.69, 0.65, 0.9)]
+    _, out, _ = _finetune_with(monkeypatch, data, values, 400)
+    assert (out["steps_run"], out["best_step"]) == (140, 60)
+    assert out["val_accuracy"] == pytest.approx(limit)
+    assert out["at_chance"] is True and out["converged"] is False
+    _, out, _ = _finetune_with(monkeypatch, data, [v + 0.01 for v in values], 400)
+    assert out["at_chance"] is False and out["converged"] is True

@@ -126,3 +126,28 @@ def test_report_opens_with_conclusions(db, tmp_path):
     assert "minilm <span class='lo'>(pretrained: judged by task metrics)</span>" in html
     assert "Latency-only models (random weights; accuracy n/a): mlp-4096." in md
     assert paths["conclusions"][0].startswith("At batch 1")
+
+
+def test_a_plateau_at_chance_is_flagged_not_concluded_from(db):
+    """Seed 2 of digits-lenet300 at 95% stored as not converged because its plateau was at
+    chance (``extra.at_chance``): still left out of the conclusions, and the reason named."""
+    import sqlite3
+
+    from prunebench.report import data as D
+    from prunebench.report import findings as F
+
+    c = sqlite3.connect(db)
+    c.execute("UPDATE results SET extra = json_set(extra, '$.at_chance', json('true')) "
+              "WHERE kind = 'prune' AND model = 'digits-lenet300' AND method = 'magnitude' "
+              "AND sparsity = 0.95 AND seed = 2")
+    c.commit()
+    c.close()
+    d = load(db)
+    acc = D.accuracy_table(d).set_index(["model", "method_label", "sparsity"])
+    r = acc.loc[("digits-lenet300", "magnitude", 0.95)]
+    assert (r.unconverged, r.at_chance, r.n) == (1, 1, 3)
+    assert acc.loc[("digits-lenet300", "magnitude", 0.9)].at_chance == 0
+    u = _one(C.compute(d), "1 pruned configuration(s) had not converged")
+    assert "digits-lenet300 magnitude at 95% (1/3 seeds, 1 at chance)" in u.text
+    f = [x.text for x in F.compute(d) if "did not converge" in x.text]
+    assert len(f) == 1 and "magnitude at 95% (1/3 seeds, 1 at chance)" in f[0]

@@ -322,11 +322,13 @@ def _unconverged(d: D.StudyData) -> list[Conclusion]:
     if f.empty:
         return []
     f = f.drop_duplicates(["model", "method_label", "sparsity"])
-    where = ", ".join(f"{m} {lab} at {pct(s)} ({int(u)}/{int(n)} seeds)" for m, lab, s, u, n in
-                      zip(f.model, f.method_label, f.sparsity, f.unconverged, f.n))
+    where = ", ".join(f"{m} {lab} at {pct(s)} ({int(u)}/{int(n)} seeds"
+                      + (f", {int(c)} at chance" if c else "") + ")"
+                      for m, lab, s, u, n, c in zip(f.model, f.method_label, f.sparsity,
+                                                    f.unconverged, f.n, f.at_chance))
     return [Conclusion(f"{len(f)} pruned configuration(s) had not converged when their "
-                       f"fine-tuning budget ran out and are not concluded from: {where}.",
-                       "accuracy", False)]
+                       "fine-tuning budget ran out (or reached a plateau at chance) and are "
+                       f"not concluded from: {where}.", "accuracy", False)]
 
 
 def _tasks(d: D.StudyData) -> list[Conclusion]:

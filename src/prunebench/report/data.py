@@ -109,7 +109,8 @@ def load(db: str | Path) -> StudyData:
                             f"({len(rows)} failed); run `prunebench study` first")
     by = {k: [r for r in ok if r["kind"] == k] for k in STUDY_KINDS}
     prune = _frame(by["prune"], ("accuracy_dense", "accuracy_before_finetune",
-                                 "sparsity_achieved", "control_of", "totals", "layers"))
+                                 "sparsity_achieved", "control_of", "totals", "layers",
+                                 "at_chance"))
     masks = {}
     for r in by["prune"]:
         m = (r.get("extra") or {}).get("masks")
@@ -157,12 +158,13 @@ def cached_table(fn):
 def accuracy_table(d: StudyData) -> pd.DataFrame:
     """Mean/std over seeds of accuracy before and after fine-tuning, per model, method and
     sparsity; the dense model (sparsity 0) appears under every method of its model.
-    ``unconverged`` counts the seeds whose fine-tune had not reached its validation plateau."""
+    ``unconverged`` counts the seeds whose fine-tune had not reached its validation plateau
+    or reached it at chance; ``at_chance`` counts the latter."""
     p = d.prune[~d.prune.latency_only] if len(d.prune) else d.prune
     if p.empty:
         return pd.DataFrame(columns=["model", "method_label", "sparsity", "acc_mean", "acc_std",
                                      "before_mean", "before_std", "n", "achieved",
-                                     "unconverged"])
+                                     "unconverged", "at_chance"])
     rows = []
     for (model, label, s), g in p.groupby(["model", "method_label", "sparsity"], sort=False):
         acc = g.accuracy.astype(float)
@@ -172,7 +174,7 @@ def accuracy_table(d: StudyData) -> pd.DataFrame:
                      "before_std": sample_std(before), "n": len(g),
                      "achieved": g.sparsity_achieved.astype(float).mean(),
                      "dense_mean": g.accuracy_dense.astype(float).mean(),
-                     "unconverged": unconverged_count(g)})
+                     "unconverged": unconverged_count(g), "at_chance": at_chance_count(g)})
     t = pd.DataFrame(rows)
     dense = t[t.method_label == "dense"]
     out = [t[t.method_label != "dense"]]
@@ -194,6 +196,13 @@ def unconverged_count(g: pd.DataFrame) -> int:
         return 0
     c = pd.to_numeric(g.converged, errors="coerce")
     return int((c == 0).sum())
+
+
+def at_chance_count(g: pd.DataFrame) -> int:
+    """Rows of ``g`` whose fine-tune plateaued at chance (stored as not converged)."""
+    if "at_chance" not in g:
+        return 0
+    return int(sum(v is True or v == 1 for v in g.at_chance))
 
 
 def sample_std(x: pd.Series) -> float:

@@ -213,6 +213,10 @@ def size_findings(d: D.StudyData) -> list[Finding]:
     return out
 
 
+def _chance_note(at_chance) -> str:
+    return f", {int(at_chance)} at chance" if at_chance else ""
+
+
 def accuracy_findings(d: D.StudyData) -> list[Finding]:
     """Accuracy conclusions, drawn only from fine-tunes that reached their validation plateau;
     the configurations that did not are listed instead of concluded from."""
@@ -223,13 +227,14 @@ def accuracy_findings(d: D.StudyData) -> list[Finding]:
     for model in d.accuracy_models:
         f = flagged[flagged.model == model]
         if len(f):
-            where = ", ".join(f"{lab} at {pct(s)} ({int(u)}/{int(n)} seeds)" for lab, s, u, n in
-                              zip(f.method_label, f.sparsity, f.unconverged, f.n))
+            where = ", ".join(f"{lab} at {pct(s)} ({int(u)}/{int(n)} seeds{_chance_note(c)})"
+                              for lab, s, u, n, c in zip(f.method_label, f.sparsity,
+                                                         f.unconverged, f.n, f.at_chance))
             out.append(Finding(
                 f"{model}: {len(f)} pruned configuration(s) did not converge (validation "
-                f"accuracy still improving when the fine-tuning budget ran out): {where}; "
-                "they are left out of the accuracy conclusions: a longer fine-tune "
-                "(finetune_steps) would change them.", "accuracy"))
+                "accuracy still improving when the fine-tuning budget ran out, or a plateau "
+                f"at chance): {where}; they are left out of the accuracy conclusions: a "
+                "longer fine-tune (finetune_steps) would change the former.", "accuracy"))
     for model in d.accuracy_models:
         a = acc[acc.model == model]
         if a.empty or a.sparsity.max() == 0:

@@ -123,6 +123,8 @@ def prune_job(job: Job, dense: nn.Module, data, init_state: dict | None) -> tupl
     ft = rep.get("finetune") or {}
     if ft:
         extra["finetune"] = {k: ft.get(k) for k in ("steps_run", "best_step", "recipe")}
+        # why ``converged`` is 0: a plateau at chance, not a budget that ran out
+        extra["at_chance"] = ft.get("at_chance")
     row = {"job_hash": job.hash, "kind": "prune", "status": "ok", "model": job.model,
            "train_accuracy": ft.get("train_accuracy"), "val_accuracy": ft.get("val_accuracy"),
            "converged": None if ft.get("converged") is None else int(ft["converged"]),

@@ -2,7 +2,7 @@
 (Frankle & Carbin 2019) against random pruning with the same rewinding, on the notebook-width
 MLP (``mnist1d-mlp500``, 40-500-500-10), every layer pruned, mean of the seeds.
 
-    python benchmarks/bench_tickets.py [--json] [--seeds 0 1 2] [--sparsities 0.5 0.8 0.9]
+    python benchmarks/bench_lottery.py [--json] [--seeds 0 1 2] [--sparsities 0.5 0.8 0.9]
         [--per-round 0.2] [--steps 1000] [--lr 2e-2] [--model mnist1d-mlp500]
 
 Each (method, sparsity, seed) is one run of ``prune(..., schedule="rewind")``: rounds of
@@ -49,8 +49,20 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    if not 0 < args.per_round < 1:
-        ap.error(f"--per-round: got {args.per_round}, expected a fraction in (0, 1)")
+    checks = [("--per-round", args.per_round, 0 < args.per_round < 1, "a fraction in (0, 1)"),
+              ("--steps", args.steps, args.steps >= 1, "an integer >= 1"),
+              ("--batch", args.batch, args.batch >= 1, "an integer >= 1"),
+              ("--lr", args.lr, 0 < args.lr <= 1, "a number in (0, 1]")]
+    checks += [("--sparsities", s, 0 < s < 1, "fractions in (0, 1)") for s in args.sparsities]
+    checks += [("--seeds", s, 0 <= s < 2**32, "integers in [0, 2**32)") for s in args.seeds]
+    for name, value, ok, allowed in checks:
+        if not ok:
+            print(f"bench_lottery: {name}: got {value}; allowed: {allowed}", file=sys.stderr)
+            raise SystemExit(2)
+    if args.model not in zoo.MODELS or not zoo.get_spec(args.model).trained:
+        print(f"bench_lottery: --model: got {args.model!r}; allowed: a zoo model trained on a "
+              "dataset (prunebench models)", file=sys.stderr)
+        raise SystemExit(2)
     torch.set_num_threads(1)
 
     dense: list[float] = []
