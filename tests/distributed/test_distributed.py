@@ -100,6 +100,7 @@ def _kill_once(marker: str) -> None:
     stages.time_call = time_call
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_job_study_completes_with_the_local_rows(spec_path, reference_db,
                                                                     tmp_path):
     import functools
@@ -171,6 +172,7 @@ def _free_port() -> int:
     return port
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_one_line_exit_2_before_any_work(spec_path, tmp_path):
     out = tmp_path / "never"
     t0 = time.perf_counter()
