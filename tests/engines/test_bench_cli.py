@@ -112,6 +112,7 @@ def broken_engine():
     ENGINES._items.pop(_Broken.name)
 
 
+@pytest.mark.slow
 def test_failed_verification_exits_2_stores_failed_row_never_timed(tmp_path, capsys,
                                                                    broken_engine):
     db = tmp_path / "r.sqlite"

@@ -87,6 +87,7 @@ def _decode(t: dict) -> np.ndarray:
     return rows.reshape(shape)
 
 
+@pytest.mark.slow
 def test_sparse_file_stores_the_pruned_filters_sparse(pruned):
     x1 = torch.zeros(1, 3, 32, 32)
     dense = pb.compile(pruned, "dense", engine="litert", example_input=x1)

@@ -80,6 +80,7 @@ def test_generic_run_emits_no_avx_instructions():
     assert "%ymm" not in asm and "%zmm" not in asm and "vfmadd" not in asm
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(GENERIC, reason="the native run only")
 def test_native_run_fuses_multiply_add():
     """The intrinsics ask for ``llvm.fmuladd`` (not ``llvm.fma``, which a target without FMA
