@@ -1,11 +1,12 @@
-# prunebench: `make demo` runs the main job, `make test` ruff and the test suite, `make bench` benchmarks/.
+# prunebench: `make demo` runs the main job, `make test` ruff and the test suite, `make check` ruff
+# and the fast tests (not marked slow), `make bench` benchmarks/.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PRUNEBENCH_CACHE ?= $(CURDIR)/.cache/prunebench
 
-.PHONY: setup demo test bench clean chromium
+.PHONY: setup demo test check bench clean chromium
 
 setup: $(STAMP)
 
@@ -22,6 +23,12 @@ demo: $(STAMP)
 test: $(STAMP) chromium
 	$(PY) -m ruff check src tests
 	PRUNEBENCH_REQUIRE_BROWSER=1 PRUNEBENCH_REQUIRE_LITERT=1 $(PY) -m pytest -q
+
+# The quick loop while editing: every test but those marked `slow` (child processes, training,
+# studies, whole-model compiles); `make test` still runs everything.
+check: $(STAMP)
+	$(PY) -m ruff check src tests
+	$(PY) -m pytest -q -m "not slow"
 
 # The report tests open the HTML page in headless Chromium (Debian's package; needs root the
 # first time). Installed only when missing.

@@ -118,6 +118,13 @@ def graph(files: dict[str, Path]) -> dict[str, set[str]]:
     return edges
 
 
+@functools.lru_cache(maxsize=None)
+def package_graph() -> tuple[dict[str, Path], dict[str, set[str]]]:
+    """(module files, import graph) of the package, parsed once for all the tests."""
+    files = module_files()
+    return files, graph(files)
+
+
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components with more than one module (Tarjan), each sorted."""
     index: dict[str, int] = {}
@@ -267,8 +274,7 @@ def private_uses(files: dict[str, Path]) -> list[str]:
 
 
 def test_the_graph_sees_the_package():
-    files = module_files()
-    edges = graph(files)
+    files, edges = package_graph()
     assert "prunebench.study.runner" in files and "prunebench.cli" in files
     # a module-level relative import, a function-level one, and a package import resolved
     assert "prunebench.study.executor" in edges["prunebench.study.runner"]
@@ -282,7 +288,7 @@ def test_cycle_finder_on_a_known_graph():
 
 
 def test_no_import_cycles():
-    found = cycles(graph(module_files()))
+    found = cycles(package_graph()[1])
     new = [c for c in found if not any(set(c) <= allowed for allowed in ALLOWED_CYCLES)]
     assert not new, "import cycles between modules:\n" + "\n".join(" <-> ".join(c)
                                                                     for c in new)
@@ -291,7 +297,7 @@ def test_no_import_cycles():
 
 
 def test_study_runner_and_distributed_are_not_in_a_cycle():
-    found = cycles(graph(module_files()))
+    found = cycles(package_graph()[1])
     assert not [c for c in found if any(m.startswith("prunebench.study.") for m in c)]
 
 

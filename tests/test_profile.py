@@ -58,6 +58,7 @@ def test_current_profile_reads_the_environment(monkeypatch):
         current_profile()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not X86, reason="the 128-bit target named here is x86-64's")
 def test_edge_child_compiles_for_128_bit_simd_and_records_the_profile(tmp_path):
     env = dict(profile_env("edge"), NUMBA_CACHE_DIR=str(tmp_path / "numba"),
@@ -99,6 +100,7 @@ def test_bench_profile_bad_input(argv, msg, tmp_path, capsys):
     assert not db.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not X86, reason="the 128-bit target named here is x86-64's")
 def test_bench_edge_profile_runs_in_a_child_and_stores_the_profile(tmp_path, capfd):
     db = tmp_path / "r.sqlite"
@@ -131,6 +133,7 @@ def test_study_spec_run_profile():
             load_spec(dict(base, run_profile="edge", threads=[1, 2]))
 
 
+@pytest.mark.slow
 def test_study_run_profile_edge_runs_in_a_child_and_its_rows_carry_it(tmp_path, capfd):
     import yaml
 

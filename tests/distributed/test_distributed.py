@@ -69,7 +69,8 @@ def spec_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference_db(spec_path, tmp_path_factory) -> Path:
-    """The same study run by the local runner."""
+    """The same study run by the local runner (a study of its own: the tests that use it are
+    marked slow)."""
     from prunebench.study.runner import run_study
     from prunebench.study.spec import load_spec
 
@@ -100,6 +101,7 @@ def _kill_once(marker: str) -> None:
     stages.time_call = time_call
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_job_study_completes_with_the_local_rows(spec_path, reference_db,
                                                                     tmp_path):
     import functools
@@ -148,6 +150,7 @@ def test_worker_killed_mid_job_study_completes_with_the_local_rows(spec_path, re
     print(f"cluster study with a killed worker: {wall:.1f} s")
 
 
+@pytest.mark.slow
 def test_resume_on_cluster_runs_nothing_new(spec_path, reference_db, tmp_path):
     """A study finished by the local runner is finished for a local cluster too (same
     machine): nothing is submitted, nothing is stored twice."""
@@ -171,6 +174,7 @@ def _free_port() -> int:
     return port
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_one_line_exit_2_before_any_work(spec_path, tmp_path):
     out = tmp_path / "never"
     t0 = time.perf_counter()
@@ -252,6 +256,7 @@ def _as_other_machine(src: Path, dst: Path, mid: str, hostname: str, keep: int |
         c.close()
 
 
+@pytest.mark.slow
 def test_merge_two_machines(reference_db, tmp_path, capsys):
     from prunebench.cli import main
     from prunebench.report import data as D
@@ -287,6 +292,7 @@ def test_merge_two_machines(reference_db, tmp_path, capsys):
         assert len(g) == 2 and g.best_speedup.nunique() == 1
 
 
+@pytest.mark.slow
 def test_merge_and_dry_run_read_paths_with_question_marks_and_hashes(reference_db, tmp_path,
                                                                        capsys):
     """A ``?`` or ``#`` in a database path is part of the file name (it used to end the SQLite
@@ -305,6 +311,7 @@ def test_merge_and_dry_run_read_paths_with_question_marks_and_hashes(reference_d
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in?x#1.sqlite", "out.sqlite"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing", "directory", "not-sqlite", "foreign", "out-is-input",
                                   "out-exists", "out-under-file"])
 def test_merge_bad_inputs_one_line_exit_2_nothing_written(reference_db, tmp_path, capsys, case):
@@ -351,6 +358,7 @@ def test_merge_needs_an_input(tmp_path):
         merge_databases(tmp_path / "o.sqlite", [])
 
 
+@pytest.mark.slow
 def test_hosts_all_plans_the_timed_jobs_per_machine(spec_path, reference_db, tmp_path):
     """With ``hosts: all``, a second machine joining a finished study gets exactly the timed
     jobs (pinned to its hosts, the prune outcome taken from the database) and nothing else;

@@ -35,6 +35,7 @@ def rows(db):
     return [dict(r) for r in c.execute("SELECT * FROM results ORDER BY id")]
 
 
+@pytest.mark.slow
 def test_pruned_model_on_native(tmp_path, capsys):
     db = tmp_path / "r.sqlite"
     code, out, err = run(["bench", "digits-lenet300", "--method", "magnitude", "--sparsity", "0.9",
@@ -77,6 +78,7 @@ def test_packed_file_on_scipy_records_one_thread(tmp_path, capsys):
     assert rows(db)[0]["model"] == "mnist1d-mlp"
 
 
+@pytest.mark.slow
 def test_latency_only_model_verifies_on_random_inputs(tmp_path, capsys):
     db = tmp_path / "r.sqlite"
     code, out, err = run(["bench", "mlp-4096", "--method", "magnitude", "--sparsity", "0.95",
@@ -110,6 +112,7 @@ def broken_engine():
     ENGINES._items.pop(_Broken.name)
 
 
+@pytest.mark.slow
 def test_failed_verification_exits_2_stores_failed_row_never_timed(tmp_path, capsys,
                                                                    broken_engine):
     db = tmp_path / "r.sqlite"

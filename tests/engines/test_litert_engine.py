@@ -63,6 +63,7 @@ def x():
     return torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["dense", "tflite-sparse"])
 def test_outputs_match_pytorch(fmt, pruned, x):
     run = pb.compile(pruned, fmt, engine="litert", threads=1, example_input=x[:1])
@@ -86,6 +87,7 @@ def _decode(t: dict) -> np.ndarray:
     return rows.reshape(shape)
 
 
+@pytest.mark.slow
 def test_sparse_file_stores_the_pruned_filters_sparse(pruned):
     x1 = torch.zeros(1, 3, 32, 32)
     dense = pb.compile(pruned, "dense", engine="litert", example_input=x1)
@@ -121,6 +123,7 @@ def _cpu_flags() -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_mobilenetv2_90_percent_1x1_sparse_file_verified():
     model, _ = pb.zoo.load("mobilenetv2", trained=False)
     layers = [n for n, m in model.named_modules()
@@ -156,6 +159,7 @@ def test_cli_missing_packages_exits_2(monkeypatch, tmp_path, capsys):
     assert len(cap.err.strip().splitlines()) == 1 and not db.exists()
 
 
+@pytest.mark.slow
 def test_bench_cli_sparse_row(tmp_path, capsys):
     import json
 

@@ -53,6 +53,7 @@ def _net():
     return _prune(net, 0.8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [30, 7])
 def test_cnn_with_bn_relu6_residual_and_stride_matches_pytorch(size):
     """30: 15x15 = 3 tiles of 64 positions and a partial one; 7: 4x4, one 16-wide tile."""
@@ -100,6 +101,7 @@ def test_linear_layers_any_leading_dims(batch):
     assert run.op_counts()["Reference"] == 2
 
 
+@pytest.mark.slow
 def test_dense_fp32_and_bf16():
     torch.manual_seed(2)
     net = nn.Sequential(nn.Linear(32, 64), nn.Tanh(), nn.Linear(64, 8)).eval()
@@ -184,6 +186,7 @@ class Step(nn.Module):
         return torch.cat([self.head(out[:, 0]), h1[0], c1[0]], 1)
 
 
+@pytest.mark.slow
 def test_pruned_lstm_runs_its_matrices_as_sparse_operations():
     """Both LSTM matrices and the head run as SparseMatMul: three operations in the graph,
     outputs equal to the pruned PyTorch model (dense math)."""
@@ -224,6 +227,7 @@ def test_pruned_lstm_runs_its_matrices_as_sparse_operations():
         np.testing.assert_allclose(run(zs).numpy(), small(zs).numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depthwise", ["block", "fused", "planar"])
 @pytest.mark.parametrize("h,w,stride,act", [(7, 7, 1, 2), (8, 5, 2, 1), (9, 12, 2, 2), (5, 33, 1, 2), (4, 50, 2, 1),
                                             (1, 3, 1, 0), (30, 33, 2, 0), (37, 40, 1, 1),
@@ -261,6 +265,7 @@ def test_planar_depthwise_is_conv2d(h, w, stride, act, depthwise):
         pb.compile(net, "csr", engine="openvino", depthwise="blocked")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cols,rows,sparsity", [(200, 300, 0.5), (1000, 64, 0.9),
                                                  (70000, 24, 0.9), (64, 512, 0.9)])
 def test_matvec_every_index_width_long_and_short_rows(cols, rows, sparsity):

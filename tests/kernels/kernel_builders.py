@@ -175,3 +175,16 @@ def assert_product(got, W, x, bias=None, reference=None):
     if reference is not None:
         assert reference.shape == want.shape
         np.testing.assert_allclose(reference, want, rtol=1e-12, atol=1e-12 * (bound.max(initial=0) + 1))
+
+
+def compiled_asm(kernel) -> str:
+    """The assembly of a numba kernel for every signature it has been called with, compiled
+    here with its own options: numba keeps no assembly for an overload loaded from its cache
+    (``inspect_asm`` then returns an empty file), which is what a second run finds."""
+    import numba
+
+    opts = {k: v for k, v in kernel.targetoptions.items() if k not in ("cache", "nopython")}
+    fresh = numba.njit(**opts)(kernel.py_func)
+    for sig in kernel.signatures:
+        fresh.compile(sig)
+    return "\n".join(fresh.inspect_asm().values())

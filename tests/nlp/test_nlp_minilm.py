@@ -25,6 +25,7 @@ def dense_embeddings(dense):
     return M.encode(dense, M.eval_texts())
 
 
+@pytest.mark.slow
 def test_parameter_count_equals_the_published_file(dense):
     # every weight of the package's safetensors except the pooler (mean pooling never reads
     # it) and the position_ids index buffer
@@ -36,6 +37,7 @@ def test_parameter_count_equals_the_published_file(dense):
     assert zoo.count_params(dense) == total == 22_565_376
 
 
+@pytest.mark.slow
 def test_embedding_matches_sentence_transformers(dense, monkeypatch):
     st = pytest.importorskip("sentence_transformers")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -47,6 +49,7 @@ def test_embedding_matches_sentence_transformers(dense, monkeypatch):
     assert np.abs(ours - ref).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_embedding_matches_transformers_with_numpy_pooling(dense, monkeypatch):
     tr = pytest.importorskip("transformers")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -75,6 +78,7 @@ def test_lee_and_polarity_data():
     assert len(texts) == 200 and labels.sum() == 100
 
 
+@pytest.mark.slow
 def test_dense_task_metrics_against_independent_references(dense, dense_embeddings):
     import pandas as pd
 
@@ -101,6 +105,7 @@ def test_dense_task_metrics_against_independent_references(dense, dense_embeddin
     assert m["polarity_accuracy"] > 0.7
 
 
+@pytest.mark.slow
 def test_pruned_minilm_compiles_to_the_same_embeddings(dense):
     from prunebench import compile as pb_compile
     from prunebench.pruning import prunable_layers, prune
@@ -120,6 +125,7 @@ def test_pruned_minilm_compiles_to_the_same_embeddings(dense):
         assert not run.summary()["dense_reasons"], run.summary()["dense_reasons"]
 
 
+@pytest.mark.slow
 def test_fidelity_of_a_pruned_model(dense, dense_embeddings):
     from prunebench.pruning import prunable_layers, prune
 
@@ -133,6 +139,7 @@ def test_fidelity_of_a_pruned_model(dense, dense_embeddings):
     assert m["fidelity_cosine"] == pytest.approx(ref, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_distillation_raises_fidelity(dense):
     from prunebench.pruning import prunable_layers, prune
 
@@ -149,6 +156,7 @@ def test_distillation_raises_fidelity(dense):
         assert not model.get_parameter(name)[~mask].any()
 
 
+@pytest.mark.slow
 def test_cli_prune_reports_metrics(capsys):
     from prunebench.cli import main
 
@@ -163,6 +171,7 @@ def test_cli_prune_reports_metrics(capsys):
     assert 0 < doc["metrics"]["fidelity_cosine"] < 1
 
 
+@pytest.mark.slow
 def test_cli_bench_reports_metrics_and_stores_them(capsys, tmp_path):
     from prunebench.cli import main
     from prunebench.study.store import Store

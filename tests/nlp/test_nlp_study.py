@@ -11,6 +11,7 @@ from prunebench.study.spec import validate  # noqa: E402
 from prunebench.study.store import Store  # noqa: E402
 
 
+@pytest.mark.slow
 def test_minilm_study_rows_and_report_carry_task_metrics(tmp_path):
     spec = validate({"models": [{"name": "minilm", "layers": "all"}], "methods": ["magnitude"],
                      "sparsities": [0.5], "formats": ["dense"], "engines": ["torch-dense"],
@@ -35,6 +36,7 @@ def test_minilm_study_rows_and_report_carry_task_metrics(tmp_path):
     assert "Table 11: task metrics" in md and "lee spearman" in md
 
 
+@pytest.mark.slow
 def test_minilm_ffn_neurons_are_removed_structurally():
     """Channel pruning of the FFN up-projections removes half of each layer's 1536 neurons:
     the next projection shrinks with it, the model still embeds, and its task metrics are

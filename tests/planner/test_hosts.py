@@ -33,6 +33,7 @@ def _pruned():
     return pb.prune(net, "magnitude", 0.9, layers=["0", "2"]).model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("winner, kind", [("onnxruntime/dense", "OrtModel"),
                                           ("openvino/csr", "OpenVinoModel"),
                                           ("planned", None)])

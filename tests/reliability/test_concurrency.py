@@ -3,9 +3,12 @@
 line and exit status 2; the database is never corrupted and ends with the full job set."""
 from __future__ import annotations
 
+import pytest
+
 from conftest import check_db, cli
 
 
+@pytest.mark.slow
 def test_two_studies_same_out_dir(tiny_spec, tiny_reference, tmp_path):
     out = tmp_path / "out"
     a = cli("study", str(tiny_spec), "--out", str(out), "--json")

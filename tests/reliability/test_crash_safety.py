@@ -13,6 +13,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import check_db, cli, count_rows, result_hashes
 
 TIMEOUT = 60
@@ -37,6 +39,7 @@ def _kill_when(spec: Path, out: Path, cond, what: str, sig=signal.SIGKILL):
     return proc.returncode, stdout, stderr
 
 
+@pytest.mark.slow
 def test_sigkill_and_sigint_at_many_points_then_resume(tiny_spec, tiny_reference, tmp_path):
     out = tmp_path / "out"
     db = out / "results.sqlite"

@@ -18,9 +18,12 @@ import sys
 import textwrap
 
 
+import pytest
+
 from conftest import check_db, job_table
 
 
+@pytest.mark.slow
 def test_save_container_on_a_full_disk_raises_oserror_not_bad_input(tmp_path):
     script = textwrap.dedent(f"""
         import resource, signal, sys

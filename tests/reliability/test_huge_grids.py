@@ -43,6 +43,7 @@ def _huge_spec(path) -> int:
     return sum(count_jobs(load_spec(str(path))).values())
 
 
+@pytest.mark.slow
 def test_dry_run_of_a_1e8_job_grid_counts_in_seconds(tmp_path):
     spec = tmp_path / "huge.yaml"
     n = _huge_spec(spec)
@@ -63,6 +64,7 @@ def test_dry_run_of_a_1e8_job_grid_counts_in_seconds(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_real_run_above_max_hours_needs_yes(tiny_spec, tmp_path, capsys):
     out = tmp_path / "runs"
     code = main(["study", str(tiny_spec), "--out", str(out), "--max-hours", "1e-6"])

@@ -45,6 +45,7 @@ def test_load_refuses_a_manifest_larger_than_the_architecture(tmp_path, n):
         pb.load(path)
 
 
+@pytest.mark.slow
 def test_inspect_peak_rss_stays_bounded_on_a_bomb(tmp_path):
     # N = 2e6: 800 MB decoded (several GB peak before the fix), refused now before decoding
     path = _bomb(tmp_path / "bomb.pbz", 2 * 10**6)

@@ -65,6 +65,7 @@ def _limit_file_size(n: int):
     return pre
 
 
+@pytest.mark.slow
 def test_database_cannot_grow_disk_full(tiny_spec, tiny_reference_db, tiny_reference, tmp_path):
     out = tmp_path / "runs"
     out.mkdir()

@@ -112,6 +112,7 @@ def test_sentences_follow_the_rows(db):
     assert "digits-lenet300 with scipy / csr at 95% (4.00x onnxruntime)" in s.text
 
 
+@pytest.mark.slow
 def test_report_opens_with_conclusions(db, tmp_path):
     out = tmp_path / "report.html"
     paths = write_report(db, out)

@@ -33,6 +33,7 @@ def _pdf_pages(data: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
 
 
+@pytest.mark.slow
 def test_every_figure_as_pdf_and_svg(exported):
     folder, doc, _ = exported
     figs = [Path(p) for p in doc["exported"]["figures"]]

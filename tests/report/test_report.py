@@ -82,6 +82,7 @@ def test_findings_are_computed_from_rows(db):
     assert f2.text != f.text
 
 
+@pytest.mark.slow
 def test_report_files_and_page(db, tmp_path):
     from prunebench.report.browser import check_page, find_chromium
 
@@ -208,6 +209,7 @@ def test_headline_speedup_is_the_ratio_to_the_fastest_dense_engine_timed_in_the_
     assert nat.speedup_best == pytest.approx(2.0 / (10.0 / 5.5))
 
 
+@pytest.mark.slow
 def test_profiles_of_one_machine_are_compared(tmp_path):
     """Issue 17: the same latency grid in the default and the edge profile of one machine (two
     machine ids, one host_id) gives one row per configuration with edge / default; the edge

@@ -59,6 +59,7 @@ print(type(model).__name__, manifest["kind"], "ResidualMLP" in dir(sys.modules.g
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("format", ["csr", "bitmap"])
 def test_graph_file_loads_without_the_class_and_matches_dense_math(tmp_path, format):
     model = _pruned()

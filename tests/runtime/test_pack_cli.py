@@ -357,6 +357,7 @@ TARGET = [LENET, "--sparsity", "0.97", "--schedule", "gradual", "--finetune-step
           "--scope", "global", "--layers", "all", "--format", "rcsr", "--bits", "8", "--values", "int8"]
 
 
+@pytest.mark.slow
 def test_lenet300_rcsr_int8_is_25x_smaller_within_one_point(capsys, tmp_path):
     """Deep Compression reports 40x for LeNet-300-100 with pruning, quantisation and Huffman
     coding; without entropy coding the target here is 25x against the dense fp32 file with test

@@ -1,4 +1,6 @@
 """The smallest study (one model, one method, one engine, no controls) still yields a report."""
+import pytest
+
 from prunebench.study.runner import run_study
 from prunebench.study.spec import validate
 
@@ -28,6 +30,7 @@ def test_minimal_study_and_report(tmp_path):
         " than the dense fp32 file for csr from 90%" in md
 
 
+@pytest.mark.slow
 def test_local_timing_waits_for_another_process_holding_the_machine_lock(tmp_path):
     """Two studies on one machine never time at once: while another process holds this
     machine's timing lock, the local study's latency job waits for it (and records the wait)."""

@@ -21,6 +21,7 @@ def test_split_balances_the_estimated_cost():
     assert loads == [10.0, 12.0] or loads == [11.0, 11.0]
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_same_bits_as_one(tmp_path, monkeypatch):
     from prunebench import zoo
     from prunebench.zoo import models
@@ -40,6 +41,7 @@ def test_two_processes_train_the_same_bits_as_one(tmp_path, monkeypatch):
         assert models.checkpoint_paths(models.get_spec(n), s)[0].read_bytes() == serial[s]
 
 
+@pytest.mark.slow
 def test_interrupt_kills_the_child_and_propagates(tmp_path, monkeypatch):
     monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
     children = []
@@ -59,6 +61,7 @@ def test_interrupt_kills_the_child_and_propagates(tmp_path, monkeypatch):
     assert len(children) == 1 and children[0].poll() is not None   # not left running
 
 
+@pytest.mark.slow
 def test_a_failed_child_leaves_its_share_to_the_caller(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
     real = subprocess.Popen

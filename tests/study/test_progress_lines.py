@@ -3,6 +3,8 @@ import io
 import subprocess
 import sys
 
+import pytest
+
 from prunebench.study.display import Display
 
 
@@ -57,6 +59,7 @@ def test_disabled_display_prints_nothing():
     assert out.getvalue() == ""
 
 
+@pytest.mark.slow
 def test_study_command_prints_progress_lines_into_a_log(tmp_path):
     """`prunebench study` with stdout and stderr going to a file (make demo > log 2>&1)."""
     spec = tmp_path / "s.yaml"

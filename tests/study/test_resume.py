@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import job_table
 
 HERE = Path(__file__).parent
@@ -63,6 +65,7 @@ def _complete_rows(db: Path) -> None:
         c.close()
 
 
+@pytest.mark.slow
 def test_interrupt_then_kill_then_resume(smoke_run, tmp_path):
     full_out, _ = smoke_run
     expected = job_table(full_out / "results.sqlite")

@@ -8,6 +8,9 @@ import pytest
 from conftest import job_table
 from prunebench.study.store import Store, export_rows
 
+# every test reads the smoke study, run once per session (about a minute on 2 cores)
+pytestmark = pytest.mark.slow
+
 
 def _rows(out, **where):
     with Store(out / "results.sqlite") as s:
