@@ -144,7 +144,8 @@ def test_benchmark_runs_and_stops_its_busy_child(monkeypatch):
         assert r["busy_p90_over_quiet_median"] == pytest.approx(
             r["busy"]["p90_ms"] / r["quiet"]["p50_ms"])
     used = {r["call"]: r["threads_effective"] for r in doc["rows"]}
-    assert used["native csr 1024x1024 90% b1"] == 2
+    # 105k stored values: two threads only where the peers spin (the runtime's grain)
+    assert used["native csr 1024x1024 90% b1"] == (1 if K.wait_policy() == "passive" else 2)
     assert used["native csr 1024x1024 90% b1, 1 thread"] == 1
     assert used["native csr 256x256 90% b1"] == 1          # below the runtime's grain
     assert used["native csr 256x256 90% b1, forced"] == 2

@@ -43,8 +43,14 @@ from ..dtypes import VALUE_ENCODINGS
 from ..errors import BadInputError
 from ..formats import Format
 
-#: stored values x batch below which a kernel call runs on one thread
-GRAIN = 1 << 15
+#: stored values x batch below which a kernel call runs on one thread. With OpenMP's passive
+#: wait (prunebench's default, :func:`prunebench.kernels.wait_policy`) waking the sleeping peer
+#: costs about 0.06 ms here, so two threads pay from about 0.2 ms of one-thread work
+#: (`benchmarks/bench_threads_under_load.py --compare`, quiet machine: csr 1024x1024 at 90%,
+#: 105k values, 0.04 ms on one thread, 0.09 ms on two passive ones, 0.03 ms on two spinning
+#: ones; 4096x4096, 1.7M values, 0.64 / 0.38 / 0.32 ms). With spinning threads (the user's
+#: OMP_WAIT_POLICY/GOMP_SPINCOUNT) the grain stays 32k values.
+GRAIN = (1 << 19) if K.wait_policy() == "passive" else (1 << 15)
 
 #: formats our kernels run, and the value encodings they take (all of them)
 KERNEL_FORMATS = ("csr", "delta8", "bsr", "bitmap", "nm", "ell")
