@@ -166,6 +166,30 @@ def _chains(model: nn.Module):
             yield list(leaves(seq, pname))
 
 
+def _bias_array(m: nn.Module) -> np.ndarray:
+    """A layer's bias as float32, 0 elements when it has none (the operations' convention)."""
+    return (np.zeros(0, np.float32) if m.bias is None
+            else m.bias.detach().float().numpy().copy())
+
+
+def _dw_weights(m: nn.Conv2d) -> np.ndarray:
+    """A 3x3 depthwise convolution's weights as [channels, 9], row-major taps."""
+    return m.weight.detach().float().numpy().reshape(m.out_channels, 9).copy()
+
+
+def _depthwise(x: torch.Tensor, w: np.ndarray, b: np.ndarray, stride: int) -> torch.Tensor:
+    """What DepthwiseConv computes (before its activation), in PyTorch, for the trace."""
+    return torch.nn.functional.conv2d(x, torch.from_numpy(w).reshape(-1, 1, 3, 3),
+                                      torch.from_numpy(b) if b.size else None,
+                                      stride=stride, padding=1, groups=w.shape[0])
+
+
+def _csr_arrays(fmt: Format, index=None) -> list[np.ndarray]:
+    """indptr, indices (as stored, or as ``index``) and float32 data of a csr layer."""
+    return [np.ascontiguousarray(fmt.indptr, index), np.ascontiguousarray(fmt.indices, index),
+            np.ascontiguousarray(fmt.data, dtype=np.float32)]
+
+
 def _pointwise(module: nn.Module) -> bool:
     return (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1
             and module.stride == (1, 1) and module.padding == (0, 0))
@@ -353,10 +377,8 @@ class OpenVinoModel:
         for mname in dws:
             module = work.get_submodule(mname)
             key = next(_KEYS)
-            w = module.weight.detach().float().numpy().reshape(module.out_channels, 9).copy()
-            b = (np.zeros(0, np.float32) if module.bias is None
-                 else module.bias.detach().float().numpy().copy())
-            self._dw[key] = (w, b, module.stride[0], acts.get(mname, 0))
+            self._dw[key] = (_dw_weights(module), _bias_array(module), module.stride[0],
+                             acts.get(mname, 0))
             planar = PlanarDepthwise(module)
             planar._pb_dw = key
             _set_module(work, mname, planar)
@@ -379,10 +401,6 @@ class OpenVinoModel:
         :class:`InvertedBlock` with both; the layers leave ``sparse`` and ``dws``."""
         tied = {m for n in self.plan for m in self.plan[n].get("modules", ())
                 if len(self.plan[n].get("modules", ())) > 1}
-        def bias_of(m: nn.Module) -> np.ndarray:
-            return (np.zeros(0, np.float32) if m.bias is None
-                    else m.bias.detach().float().numpy().copy())
-
         for chain in list(_chains(work)):
             for i, ((a, ma), (b, mb)) in enumerate(zip(chain, chain[1:])):
                 if a not in sparse or b not in dws or a in tied or not _pointwise(ma) \
@@ -394,11 +412,10 @@ class OpenVinoModel:
                 fmt = sparse.pop(a)
                 dws.remove(b)
                 key = next(_KEYS)
-                w = mb.weight.detach().float().numpy().reshape(mb.out_channels, 9).copy()
-                entry = (fmt, bias_of(ma), acts.get(a, 0), w, bias_of(mb), mb.stride[0],
-                         acts.get(b, 0))
+                entry = (fmt, _bias_array(ma), acts.get(a, 0), _dw_weights(mb), _bias_array(mb),
+                         mb.stride[0], acts.get(b, 0))
                 if block:   # the projection after it too: the whole block as one operation
-                    entry += (sparse.pop(c), bias_of(mc), acts.get(c, 0))
+                    entry += (sparse.pop(c), _bias_array(mc), acts.get(c, 0))
                     fused = InvertedBlock(ma, mb, mc, acts.get(a, 0), acts.get(b, 0),
                                           acts.get(c, 0))
                     _set_module(work, c, nn.Identity())
@@ -468,10 +485,7 @@ class OpenVinoModel:
 
         def dw_evaluate(module, x, key):
             w, b, stride, act = dws[int(key)]
-            y = torch.nn.functional.conv2d(x, torch.from_numpy(w).reshape(-1, 1, 3, 3),
-                                           torch.from_numpy(b) if b.size else None,
-                                           stride=stride, padding=1, groups=w.shape[0])
-            return _apply_act(y, act)
+            return _apply_act(_depthwise(x, w, b, stride), act)
 
         def dw_convert(module, target_op, x):
             return target_op(x.clone(), torch.tensor(module._pb_dw, dtype=torch.int64))
@@ -492,11 +506,8 @@ class OpenVinoModel:
 
         def fused_evaluate(module, x, key):
             fmt, bias, act_e, w, b, stride, act, *project = fused[int(key)]
-            y = torch.nn.functional.conv2d(_apply_act(pointwise(x, fmt, bias), act_e),
-                                           torch.from_numpy(w).reshape(-1, 1, 3, 3),
-                                           torch.from_numpy(b) if b.size else None,
-                                           stride=stride, padding=1, groups=w.shape[0])
-            y = _apply_act(y, act)
+            y = _apply_act(_depthwise(_apply_act(pointwise(x, fmt, bias), act_e), w, b, stride),
+                           act)
             if project:
                 y = _apply_act(pointwise(y, project[0], project[1]), project[2])
             return y
@@ -512,17 +523,11 @@ class OpenVinoModel:
                 fused[int(ctx.get_values_from_const_input(1))]
             attrs = {"stride": stride, "act_e": act_e, "act": act}
             if project:   # InvertedBlock: int32 indptr and indices
-                def csr(f):
-                    return [np.ascontiguousarray(f.indptr, np.int32),
-                            np.ascontiguousarray(f.indices, np.int32),
-                            np.ascontiguousarray(f.data, dtype=np.float32)]
-                arrays = [*csr(fmt), bias, np.ascontiguousarray(w, np.float32), b,
-                          *csr(project[0]), project[1]]
+                arrays = [*_csr_arrays(fmt, np.int32), bias, w, b,
+                          *_csr_arrays(project[0], np.int32), project[1]]
                 op, attrs["act_p"] = "InvertedBlock", project[2]
             else:
-                arrays = [np.ascontiguousarray(fmt.indptr), np.ascontiguousarray(fmt.indices),
-                          np.ascontiguousarray(fmt.data, dtype=np.float32), bias,
-                          np.ascontiguousarray(w, np.float32), b]
+                arrays = [*_csr_arrays(fmt), bias, w, b]
                 op = "ExpandDepthwise"
             consts = [ov.op.Constant(a).output(0) for a in arrays]
             return factory.create(op, [ctx.get_input(0), *consts], attrs).outputs()
@@ -552,9 +557,7 @@ class OpenVinoModel:
             import openvino as ov
 
             fmt, bias, mode, act = layers[int(ctx.get_values_from_const_input(1))]
-            arrays = [np.ascontiguousarray(fmt.indptr), np.ascontiguousarray(fmt.indices),
-                      np.ascontiguousarray(fmt.data, dtype=np.float32),
-                      np.zeros(0, np.float32) if bias is None else bias]
+            arrays = [*_csr_arrays(fmt), np.zeros(0, np.float32) if bias is None else bias]
             consts = [ov.op.Constant(a).output(0) for a in arrays]
             node = factory.create("SparseMatMul", [ctx.get_input(0), *consts],
                                   {"mode": mode, "act": act})
