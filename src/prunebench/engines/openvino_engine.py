@@ -44,6 +44,10 @@ from ..formats import Format
 from ..pruning.targets import hf_conv1d_type, is_transposed_linear
 from ..runtime.compile import Backend, mha_fastpath, check_threads, plan_model
 from .base import ENGINES, Engine
+from .ov_modules import (ExpandDepthwise, InvertedBlock, PlanarDepthwise, UnrolledLSTM,
+                         apply_act, bias_array, depthwise_conv, dw_weights, fold_batchnorm,
+                         fuse_activation, is_planar_depthwise, is_pointwise, lstm_problem,
+                         sequential_chains, set_module, why_not_sparse)
 
 #: OpenVINO's INFERENCE_PRECISION_HINT per value type
 PRECISION = {"fp32": "f32", "bf16": "bf16"}
@@ -56,7 +60,6 @@ FUSED_OP_TYPE = "prunebench.ExpandDepthwise"
 #: convolution as one ``ExpandDepthwise`` operation (other depthwise layers as "planar"),
 #: "planar" each depthwise convolution as ``DepthwiseConv``, "openvino" on OpenVINO's kernels
 DEPTHWISE = ("block", "fused", "planar", "openvino")
-_ACTS = {nn.ReLU: 1, nn.ReLU6: 2}
 _KEYS = itertools.count()
 
 
@@ -75,240 +78,10 @@ class OpenVinoBackend(Backend):
 OPENVINO = OpenVinoBackend()
 
 
-def _why_not(model: nn.Module, name: str) -> str | None:
-    """Why the custom operation cannot run this (pruned) module; None when it can."""
-    module = model.get_submodule(name)
-    parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
-    if isinstance(module, nn.Linear) and isinstance(parent, nn.MultiheadAttention) \
-            and name.endswith("out_proj"):
-        return ("out_proj of nn.MultiheadAttention: its fused forward reads the weight without "
-                "calling the module, so the sparse operation cannot take its place")
-    if isinstance(module, nn.Linear) or is_transposed_linear(module):
-        return None
-    if _lstm_problem(module):
-        return _lstm_problem(module)
-    if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-        k = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,)
-        pad = module.padding if isinstance(module.padding, tuple) else (module.padding,)
-        if module.groups == 1 and all(v == 1 for v in k) and all(p in (0, "valid") for p in pad) \
-                and module.padding_mode == "zeros":
-            return None
-        return (f"{type(module).__name__} kernel {tuple(k)} groups {module.groups}: the sparse "
-                "operation runs Linear and 1x1 convolutions only")
-    return f"{type(module).__name__}: the sparse operation runs Linear and 1x1 convolutions only"
-
-
-def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent, _, attr = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, attr, new)
-
-
-def _planar_depthwise(module: nn.Module) -> bool:
-    """A depthwise 3x3 convolution (padding 1, stride 1 or 2) the ``DepthwiseConv`` operation
-    runs."""
-    return (isinstance(module, nn.Conv2d) and module.groups == module.in_channels
-            == module.out_channels and module.kernel_size == (3, 3) and module.padding == (1, 1)
-            and module.stride in ((1, 1), (2, 2)) and module.dilation == (1, 1)
-            and module.padding_mode == "zeros")
-
-
-class PlanarDepthwise(nn.Module):
-    """A depthwise 3x3 convolution the trace hands to the ``DepthwiseConv`` operation (its own
-    module type: OpenVINO's frontend takes one extension per module type)."""
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        self.weight, self.bias = conv.weight, conv.bias
-        self.stride, self.groups = conv.stride, conv.groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.conv2d(x, self.weight, self.bias, self.stride, 1, 1, self.groups)
-
-
-class ExpandDepthwise(nn.Module):
-    """A sparse 1x1 convolution and the 3x3 depthwise convolution it feeds, for the trace to
-    hand to the ``ExpandDepthwise`` operation as one (the expanded tensor never leaves it)."""
-
-    def __init__(self, expand: nn.Conv2d, dw: nn.Conv2d, act_e: int, act: int):
-        super().__init__()
-        self.expand, self.dw, self.act_e, self.act = expand, dw, act_e, act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _apply_act(self.dw(_apply_act(self.expand(x), self.act_e)), self.act)
-
-
-class InvertedBlock(ExpandDepthwise):
-    """An :class:`ExpandDepthwise` and the sparse 1x1 projection after it (an inverted residual
-    block without its residual add), for the ``InvertedBlock`` operation."""
-
-    def __init__(self, expand: nn.Conv2d, dw: nn.Conv2d, project: nn.Conv2d, act_e: int,
-                 act: int, act_p: int):
-        super().__init__(expand, dw, act_e, act)
-        self.project, self.act_p = project, act_p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _apply_act(self.project(super().forward(x)), self.act_p)
-
-
-def _chains(model: nn.Module):
-    """For each ``nn.Sequential``: its leaf modules in call order (nested Sequentials
-    flattened, Identities skipped) as (name, module): each entry's output is the next one's
-    only input."""
-    def leaves(seq: nn.Sequential, prefix: str):
-        for n, m in seq._modules.items():
-            full = f"{prefix}.{n}" if prefix else n
-            if isinstance(m, nn.Sequential):
-                yield from leaves(m, full)
-            elif m is not None and not isinstance(m, nn.Identity):
-                yield full, m
-    for pname, seq in model.named_modules():
-        if isinstance(seq, nn.Sequential):
-            yield list(leaves(seq, pname))
-
-
-def _bias_array(m: nn.Module) -> np.ndarray:
-    """A layer's bias as float32, 0 elements when it has none (the operations' convention)."""
-    return (np.zeros(0, np.float32) if m.bias is None
-            else m.bias.detach().float().numpy().copy())
-
-
-def _dw_weights(m: nn.Conv2d) -> np.ndarray:
-    """A 3x3 depthwise convolution's weights as [channels, 9], row-major taps."""
-    return m.weight.detach().float().numpy().reshape(m.out_channels, 9).copy()
-
-
-def _depthwise(x: torch.Tensor, w: np.ndarray, b: np.ndarray, stride: int) -> torch.Tensor:
-    """What DepthwiseConv computes (before its activation), in PyTorch, for the trace."""
-    return torch.nn.functional.conv2d(x, torch.from_numpy(w).reshape(-1, 1, 3, 3),
-                                      torch.from_numpy(b) if b.size else None,
-                                      stride=stride, padding=1, groups=w.shape[0])
-
-
 def _csr_arrays(fmt: Format, index=None) -> list[np.ndarray]:
     """indptr, indices (as stored, or as ``index``) and float32 data of a csr layer."""
     return [np.ascontiguousarray(fmt.indptr, index), np.ascontiguousarray(fmt.indices, index),
             np.ascontiguousarray(fmt.data, dtype=np.float32)]
-
-
-def _pointwise(module: nn.Module) -> bool:
-    return (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1
-            and module.stride == (1, 1) and module.padding == (0, 0))
-
-
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold every BatchNorm that directly follows a Conv in an ``nn.Sequential`` into the
-    convolution (in place, eval mode): zeros of a pruned weight stay zeros."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
-        names = list(seq._modules)
-        for a, b in zip(names, names[1:]):
-            conv, bn = seq._modules[a], seq._modules[b]
-            if isinstance(conv, (nn.Conv1d, nn.Conv2d)) and isinstance(bn, (nn.BatchNorm1d, nn.BatchNorm2d)) \
-                    and bn.track_running_stats and conv.padding_mode == "zeros":
-                seq._modules[a] = fuse_conv_bn_eval(conv.eval(), bn.eval())
-                seq._modules[b] = nn.Identity()
-    return model
-
-
-def _fuse_activation(model: nn.Module, sparse: set[str]) -> dict[str, int]:
-    """{module name: act code} for sparse layers followed by a ReLU/ReLU6 in a Sequential
-    (Identities between them, e.g. a folded BatchNorm, skipped); the activation is replaced by
-    Identity (the operation applies it)."""
-    acts = {}
-    for pname, seq in model.named_modules():
-        if not isinstance(seq, nn.Sequential):
-            continue
-        # the next module that is not an Identity (a BatchNorm folded away leaves one)
-        names = [n for n in seq._modules if not isinstance(seq._modules[n], nn.Identity)]
-        for a, b in zip(names, names[1:]):
-            full = f"{pname}.{a}" if pname else a
-            code = _ACTS.get(type(seq._modules[b]))
-            if full in sparse and code:
-                acts[full] = code
-                seq._modules[b] = nn.Identity()
-    return acts
-
-
-def _apply_act(y: torch.Tensor, act: int) -> torch.Tensor:
-    return y if act == 0 else (torch.relu(y) if act == 1 else torch.clamp(y, 0, 6))
-
-
-class UnrolledLSTM(nn.Module):
-    """An ``nn.LSTM`` (unidirectional, no projection) written as its products and gates, so
-    that each layer's input and recurrent matrices are ``nn.Linear`` modules the sparse
-    operation can take the place of: ``ih`` (with both biases) once over all steps, ``hh`` once
-    per step (the trace unrolls the steps of the shape it is compiled for). Computes what
-    ``nn.LSTM`` computes in eval mode, gates in PyTorch's order (input, forget, cell, output)."""
-
-    def __init__(self, lstm: nn.LSTM):
-        super().__init__()
-        # nn.LSTM's attributes: a model's forward may read them (e.g. ``self.rnn.hidden_size``)
-        self.input_size, self.hidden_size, self.num_layers = (lstm.input_size, lstm.hidden_size,
-                                                              lstm.num_layers)
-        self.batch_first, self.bidirectional, self.proj_size, self.bias = (
-            lstm.batch_first, False, 0, lstm.bias)
-        self.ih, self.hh = nn.ModuleList(), nn.ModuleList()
-        for k in range(lstm.num_layers):
-            w_ih, w_hh = getattr(lstm, f"weight_ih_l{k}"), getattr(lstm, f"weight_hh_l{k}")
-            ih = nn.Linear(w_ih.shape[1], w_ih.shape[0], bias=lstm.bias)
-            hh = nn.Linear(w_hh.shape[1], w_hh.shape[0], bias=False)
-            with torch.no_grad():
-                ih.weight.copy_(w_ih)
-                hh.weight.copy_(w_hh)
-                if lstm.bias:
-                    ih.bias.copy_(getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}"))
-            self.ih.append(ih)
-            self.hh.append(hh)
-
-    def forward(self, x: torch.Tensor, hx=None):
-        unbatched = x.dim() == 2
-        if unbatched:
-            x = x.unsqueeze(0 if self.batch_first else 1)
-            hx = None if hx is None else (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
-        if not self.batch_first:
-            x = x.transpose(0, 1)
-        B, T = x.shape[0], x.shape[1]
-        if hx is None:
-            zero = x.new_zeros(self.num_layers, B, self.hidden_size)
-            hx = (zero, zero)
-        hs, cs = [], []
-        for k in range(self.num_layers):
-            h, c = hx[0][k], hx[1][k]
-            xs = self.ih[k](x)
-            outs = []
-            for t in range(T):
-                i, f, g, o = (xs[:, t] + self.hh[k](h)).chunk(4, 1)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
-                outs.append(h)
-            x = torch.stack(outs, 1)
-            hs.append(h)
-            cs.append(c)
-        out = x if self.batch_first else x.transpose(0, 1)
-        h_n, c_n = torch.stack(hs), torch.stack(cs)
-        if unbatched:
-            out, h_n, c_n = out.squeeze(0 if self.batch_first else 1), h_n[:, 0], c_n[:, 0]
-        return out, (h_n, c_n)
-
-
-#: recurrent matrices smaller than this run on OpenVINO's own LSTM sequence operation: one
-#: sparse operation per step costs more than the whole dense step there (mnist1d-lstm, 4 x 64
-#: x 64: 0.49-0.69 ms unrolled against 0.26 ms)
-MIN_UNROLLED = 65536
-
-
-def _lstm_problem(module: nn.Module) -> str | None:
-    if not isinstance(module, nn.LSTM):
-        return None
-    if module.bidirectional or module.proj_size:
-        return ("a bidirectional LSTM or one with projections: the sparse operation runs "
-                "unidirectional LSTMs without projections only")
-    if 4 * module.hidden_size * module.hidden_size < MIN_UNROLLED:
-        return (f"a small LSTM (4 x {module.hidden_size} x {module.hidden_size} recurrent "
-                f"weights, under {MIN_UNROLLED}): OpenVINO's own LSTM sequence operation is "
-                "faster than a sparse operation per step")
-    return None
 
 
 class OpenVinoModel:
@@ -353,7 +126,7 @@ class OpenVinoModel:
             if name not in encoded or name in sparse_lstm:
                 continue
             users = row.get("modules", [row["module"]])     # a tied weight: every user
-            problem = next((p for p in (_why_not(work, m) for m in users) if p), None)
+            problem = next((p for p in (why_not_sparse(work, m) for m in users) if p), None)
             if problem:
                 if fallback == "error":
                     raise BadInputError(f"layer {name}: {problem}; cannot run format "
@@ -368,20 +141,20 @@ class OpenVinoModel:
         sparse.update(sparse_lstm.get("", {}))
         # depthwise 3x3 convolutions beside sparse layers: on OpenVINO's kernels they run in
         # its blocked layout, and each sparse operation next to one then pays two Reorders
-        dws = [n for n, m in work.named_modules() if _planar_depthwise(m)] \
+        dws = [n for n, m in work.named_modules() if is_planar_depthwise(m)] \
             if sparse and self.depthwise != "openvino" else []
-        acts = _fuse_activation(work, set(sparse) | set(dws))
+        acts = fuse_activation(work, set(sparse) | set(dws))
         self.sparse_layers = sorted(sparse)
         if self.depthwise in ("block", "fused"):
             self._fuse_expansions(work, sparse, dws, acts, whole=self.depthwise == "block")
         for mname in dws:
             module = work.get_submodule(mname)
             key = next(_KEYS)
-            self._dw[key] = (_dw_weights(module), _bias_array(module), module.stride[0],
+            self._dw[key] = (dw_weights(module), bias_array(module), module.stride[0],
                              acts.get(mname, 0))
             planar = PlanarDepthwise(module)
             planar._pb_dw = key
-            _set_module(work, mname, planar)
+            set_module(work, mname, planar)
         for mname, fmt in sparse.items():
             module = work.get_submodule(mname)
             key = next(_KEYS)
@@ -401,31 +174,31 @@ class OpenVinoModel:
         :class:`InvertedBlock` with both; the layers leave ``sparse`` and ``dws``."""
         tied = {m for n in self.plan for m in self.plan[n].get("modules", ())
                 if len(self.plan[n].get("modules", ())) > 1}
-        for chain in list(_chains(work)):
+        for chain in list(sequential_chains(work)):
             for i, ((a, ma), (b, mb)) in enumerate(zip(chain, chain[1:])):
-                if a not in sparse or b not in dws or a in tied or not _pointwise(ma) \
+                if a not in sparse or b not in dws or a in tied or not is_pointwise(ma) \
                         or ma.out_channels != mb.in_channels:
                     continue
                 c, mc = chain[i + 2] if i + 2 < len(chain) else (None, None)
-                block = (whole and c in sparse and c not in tied and _pointwise(mc)
+                block = (whole and c in sparse and c not in tied and is_pointwise(mc)
                          and mc.in_channels == mb.out_channels)
                 fmt = sparse.pop(a)
                 dws.remove(b)
                 key = next(_KEYS)
-                entry = (fmt, _bias_array(ma), acts.get(a, 0), _dw_weights(mb), _bias_array(mb),
+                entry = (fmt, bias_array(ma), acts.get(a, 0), dw_weights(mb), bias_array(mb),
                          mb.stride[0], acts.get(b, 0))
                 if block:   # the projection after it too: the whole block as one operation
-                    entry += (sparse.pop(c), _bias_array(mc), acts.get(c, 0))
+                    entry += (sparse.pop(c), bias_array(mc), acts.get(c, 0))
                     fused = InvertedBlock(ma, mb, mc, acts.get(a, 0), acts.get(b, 0),
                                           acts.get(c, 0))
-                    _set_module(work, c, nn.Identity())
+                    set_module(work, c, nn.Identity())
                 else:
                     fused = ExpandDepthwise(ma, mb, acts.get(a, 0), acts.get(b, 0))
                 self._fused[key] = entry
                 self._names[key] = "+".join([a, b] + ([c] if block else []))
                 fused._pb_fused = key
-                _set_module(work, a, fused)
-                _set_module(work, b, nn.Identity())
+                set_module(work, a, fused)
+                set_module(work, b, nn.Identity())
 
     @staticmethod
     def _unroll_lstms(work: nn.Module, rows: dict, encoded: dict, fallback: str) -> dict:
@@ -442,7 +215,7 @@ class OpenVinoModel:
                 by_module.setdefault(row["module"], []).append(name)
         for mname, names in by_module.items():
             lstm = work.get_submodule(mname)
-            problem = _lstm_problem(lstm)
+            problem = lstm_problem(lstm)
             if problem:   # the generic loop below applies the fallback rules to its rows
                 continue
             unrolled = UnrolledLSTM(lstm)
@@ -469,7 +242,7 @@ class OpenVinoModel:
                         rows[n].update(format="dense", values="fp32", bytes=rows[n]["dense_bytes"],
                                        reason="an LSTM matrix's gates run as one operation: "
                                               "some gates of this one stay dense, so all do")
-            _set_module(work, mname, unrolled)
+            set_module(work, mname, unrolled)
         return handled
 
     # -------------------------------------------------------------- building
@@ -485,7 +258,7 @@ class OpenVinoModel:
 
         def dw_evaluate(module, x, key):
             w, b, stride, act = dws[int(key)]
-            return _apply_act(_depthwise(x, w, b, stride), act)
+            return apply_act(depthwise_conv(x, w, b, stride), act)
 
         def dw_convert(module, target_op, x):
             return target_op(x.clone(), torch.tensor(module._pb_dw, dtype=torch.int64))
@@ -506,10 +279,10 @@ class OpenVinoModel:
 
         def fused_evaluate(module, x, key):
             fmt, bias, act_e, w, b, stride, act, *project = fused[int(key)]
-            y = _apply_act(_depthwise(_apply_act(pointwise(x, fmt, bias), act_e), w, b, stride),
+            y = apply_act(depthwise_conv(apply_act(pointwise(x, fmt, bias), act_e), w, b, stride),
                            act)
             if project:
-                y = _apply_act(pointwise(y, project[0], project[1]), project[2])
+                y = apply_act(pointwise(y, project[0], project[1]), project[2])
             return y
 
         def fused_convert(module, target_op, x):
@@ -540,7 +313,7 @@ class OpenVinoModel:
             y = xn @ W.T if mode == 0 else np.einsum("oc,nc...->no...", W, xn)
             if bias is not None:
                 y = y + (bias if mode == 0 else bias.reshape((-1,) + (1,) * (y.ndim - 2)))
-            return _apply_act(torch.from_numpy(np.ascontiguousarray(y, np.float32)), act)
+            return apply_act(torch.from_numpy(np.ascontiguousarray(y, np.float32)), act)
 
         seen = self._seen
 
