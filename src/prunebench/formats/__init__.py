@@ -32,6 +32,7 @@ from .dense import DenseFormat
 from .ell import ELLFormat
 from .lowrank import LowRankFormat
 from .nm import NMFormat
+from .panel import PanelFormat
 from .rcsr import RCSRFormat
 from .values import VALUE_ENCODINGS
 from .accounting import break_even_sparsity, estimate_nbytes
@@ -49,6 +50,6 @@ def encode(W: np.ndarray, format: str, **opts: Any) -> Format:
 __all__ = [
     "FORMATS", "Format", "encode", "encoding_error", "VALUE_ENCODINGS",
     "DenseFormat", "COOFormat", "CSRFormat", "CSCFormat", "RCSRFormat", "Delta8Format", "BSRFormat", "ELLFormat",
-    "BitmapFormat", "NMFormat", "LowRankFormat", "CompactFormat",
+    "BitmapFormat", "NMFormat", "PanelFormat", "LowRankFormat", "CompactFormat",
     "estimate_nbytes", "break_even_sparsity", "save_container", "load_container", "inspect_container",
 ]

@@ -17,6 +17,7 @@ bsr       nb*r*c*vb + nb*ib(C-1) + (R+1)*pb                                     
 rcsr      S*vb + ceil(S*bits/8) + rows*ib(cols), S = nnz + expected fillers      expected
 delta8    S*vb + S + (rows+1)*pb, S = nnz + expected fillers (bits = 8)          expected
 ell       sum_s h_s*E[w_s]*(vb + ib(cols-1)) + (2*nslices + 1)*4                  expected
+panel     nnz*(vb + 1) + 4*sum_{g,p} E[chunks_gp] + 2*(G+1)*pb, G = ceil(rows/16) expected
 compact   E[kr]*E[kc]*vb + E[kr]*ib(rows-1) + E[kc]*ib(cols-1)                   expected
 lowrank   (rows + cols)*rank*vb (int8: 4*(rows + rank) of scales)                exact
 ========  =====================================================================  ===========
@@ -36,6 +37,8 @@ Patterns
     ``p * sum_{t >= 1, tL <= cols-1} (cols - t*L) * q**(t*L)``.
     ell: row counts taken as independent Binomial(cols, p); the width of a slice of ``h``
     rows is the expected maximum, ``sum_k (1 - F(k)**h)``.
+    panel: the same for the chunks of a group of ``h <= 16`` rows and a panel of ``w <= 32``
+    columns: the most entries of one of its rows there, ``sum_k (1 - F_w(k)**h)``.
 ``"block"`` (bsr only): ``sparsity`` is the fraction of ``r x c`` blocks that are zero and the
     other ``nb = round((1 - sparsity) * R * C)`` blocks are stored; exact.
 ``"rows"`` (compact only): ``sparsity`` is the fraction of all-zero rows; the
@@ -127,6 +130,11 @@ def _parts(name: str, shape: tuple[int, int], count: int, o: dict) -> tuple[floa
         heights = slice_heights(rows, min(o["slice_height"] or rows, rows))
         slots = sum(h * _ell_width(cols, nnz / N, h) for h in heights)
         return slots * vb, slots * ib(cols - 1, "column index"), (2 * len(heights) + 1) * 4
+    if name == "panel":
+        hs, hn = np.unique(np.minimum(16, rows - 16 * np.arange(-(-rows // 16))), return_counts=True)
+        ws, wn = np.unique(np.minimum(32, cols - 32 * np.arange(-(-cols // 32))), return_counts=True)
+        chunks = sum(a * b * _ell_width(w, nnz / N, h) for h, a in zip(hs, hn) for w, b in zip(ws, wn))
+        return nnz * vb, nnz + 4 * chunks, 2 * (-(-rows // 16) + 1) * pb(nnz)
     if name == "compact":
         if o["pattern"] == "rows":
             kr, kc = count, (cols if count else 0)

@@ -937,3 +937,138 @@ def bsr_block_row(typingctx, flat, indices, k0, k1, C, RC, colpat, xp, out):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@functools.lru_cache(maxsize=None)
+def permute_is_native() -> bool:
+    """Whether numba's target has AVX-512F, whose ``vpermt2ps`` and ``vexpandps`` the panel
+    kernel calls by their x86 names (LLVM has no generic variable permute or register
+    expand). Elsewhere (``NUMBA_CPU_NAME=generic``, AArch64) the same operations are written
+    lane by lane, which LLVM lowers to correct scalar code."""
+    from numba.core.registry import cpu_target
+
+    features = cpu_target.target_context.codegen().magic_tuple()[2]
+    return "+avx512f" in features.split(",")
+
+
+def _permute32(builder, lo, idx, hi):
+    """``[lo, hi][idx[l]]`` per lane (``idx`` in 0..31): one ``vpermt2ps`` with AVX-512."""
+    if permute_is_native():
+        fn = _declare(builder, "llvm.x86.avx512.vpermi2var.ps.512", _V16F, [_V16F, idx.type, _V16F])
+        return builder.call(fn, [lo, idx, hi])
+    both = builder.shuffle_vector(lo, hi, _i32s(range(32)))
+    out = ir.Constant(_V16F, None)
+    for lane in range(16):
+        i = builder.and_(builder.extract_element(idx, ir.Constant(_I32, lane)), ir.Constant(_I32, 31))
+        out = builder.insert_element(out, builder.extract_element(both, i), ir.Constant(_I32, lane))
+    return out
+
+
+def _expand16(builder, packed, bits):
+    """Lane ``l`` takes ``packed[popcount(bits & ((1 << l) - 1))]`` where bit ``l`` of the i16
+    ``bits`` is set, else 0: one ``vexpandps`` with AVX-512."""
+    if permute_is_native():
+        fn = _declare(builder, "llvm.x86.avx512.mask.expand.v16f32", _V16F,
+                      [_V16F, _V16F, ir.VectorType(_I1, 16)])
+        return builder.call(fn, [packed, ir.Constant(_V16F, None), builder.bitcast(bits, ir.VectorType(_I1, 16))])
+    ctpop = _declare(builder, "llvm.ctpop.i16", _I16, [_I16])
+    out = ir.Constant(_V16F, None)
+    for lane in range(16):
+        below = builder.and_(bits, ir.Constant(_I16, (1 << lane) - 1))
+        pos = builder.and_(builder.zext(builder.call(ctpop, [below]), _I32), ir.Constant(_I32, 15))
+        on = builder.icmp_unsigned("!=", builder.and_(bits, ir.Constant(_I16, 1 << lane)), ir.Constant(_I16, 0))
+        val = builder.select(on, builder.extract_element(packed, pos), ir.Constant(_F32, 0.0))
+        out = builder.insert_element(out, val, ir.Constant(_I32, lane))
+    return out
+
+
+@intrinsic
+def panel_group(typingctx, chunks, h0, h1, offsets, data, v0, xp, out):
+    """The 16 row sums of one panel row group: ``out[l] = sum`` over chunks ``h0 <= h < h1`` of
+    the chunk's entry in lane ``l`` times its input (see :mod:`prunebench.formats.panel`).
+
+    Per chunk: the panel's 32 inputs as two vectors (``xp`` holds the inputs padded to a
+    multiple of 32), the chunk's offsets and values by a masked load of ``popcount(mask)``
+    lanes (never past the arrays), one permute selecting each entry's input, one multiply and
+    one expand of the products into their rows' lanes. ``out`` is float32 with 16 elements.
+    """
+    if data.dtype not in _VALUE_TYPES or chunks.dtype != types.uint32 or offsets.dtype != types.uint8:
+        return None
+    if not all(a.layout == "C" for a in (chunks, offsets, data, xp, out)) or xp.dtype != types.float32:
+        return None
+    if not _ints(h0, h1, v0):
+        return None
+    elem, _ = _VALUE_TYPES[data.dtype]
+    sig = types.none(chunks, h0, h1, offsets, data, v0, xp, out)
+
+    def codegen(context, builder, signature, args):
+        h0_v, h1_v, v0_v = [context.cast(builder, args[i], signature.args[i], types.int64) for i in (1, 2, 5)]
+        cptr = _data_ptr(context, builder, signature.args[0], args[0])
+        optr = _data_ptr(context, builder, signature.args[3], args[3])
+        dptr = _data_ptr(context, builder, signature.args[4], args[4])
+        xptr = _data_ptr(context, builder, signature.args[6], args[6])
+        outp = _data_ptr(context, builder, signature.args[7], args[7])
+        ctpop = _declare(builder, "llvm.ctpop.i16", _I16, [_I16])
+
+        def chunk(h, v):
+            """(the chunk's 16 lane products, its entry count)"""
+            head = builder.load(builder.gep(cptr, [h]))
+            bits = builder.trunc(head, _I16)
+            n16 = builder.call(ctpop, [bits])
+            # the first n lanes: (1 << n) - 1 as a lane mask (n = 16 wraps to all ones)
+            first = builder.bitcast(builder.sub(builder.shl(ir.Constant(_I16, 1), n16), ir.Constant(_I16, 1)),
+                                    ir.VectorType(_I1, 16))
+            first = builder.select(builder.icmp_unsigned("==", n16, ir.Constant(_I16, 16)),
+                                   ir.Constant(ir.VectorType(_I1, 16), [1] * 16), first)
+            base = builder.mul(builder.zext(builder.lshr(head, ir.Constant(_I32, 16)), _I64), _c64(32))
+            lo = builder.load(_as_vec_ptr(builder, builder.gep(xptr, [base]), _V16F), align=4)
+            hi = builder.load(_as_vec_ptr(builder, builder.gep(xptr, [builder.add(base, _c64(16))]), _V16F),
+                              align=4)
+            offs = _masked_load(builder, builder.gep(optr, [v]), ir.VectorType(ir.IntType(8), 16), first)
+            xs = _permute32(builder, lo, builder.zext(offs, ir.VectorType(_I32, 16)), hi)
+            vals = _masked_load(builder, builder.gep(dptr, [v]), ir.VectorType(elem, 16), first)
+            return _expand16(builder, builder.fmul(xs, _to_float(builder, vals, elem)), bits), \
+                builder.zext(n16, _I64)
+
+        fn = builder.function
+        entry = builder.block
+        # two chunks per step into two accumulators (the adds of one chain overlap the other's)
+        loop = fn.append_basic_block("panel.loop")
+        body = fn.append_basic_block("panel.body")
+        tail = fn.append_basic_block("panel.tail")
+        last = fn.append_basic_block("panel.last")
+        exit_ = fn.append_basic_block("panel.exit")
+        builder.branch(loop)
+        builder.position_at_end(loop)
+        h = builder.phi(_I64)
+        v = builder.phi(_I64)
+        accs = [builder.phi(_V16F), builder.phi(_V16F)]
+        h.add_incoming(h0_v, entry)
+        v.add_incoming(v0_v, entry)
+        for a in accs:
+            a.add_incoming(ir.Constant(_V16F, None), entry)
+        builder.cbranch(builder.icmp_signed("<", builder.add(h, _c64(1)), h1_v), body, tail)
+        builder.position_at_end(body)
+        p0, n0 = chunk(h, v)
+        v1 = builder.add(v, n0)
+        p1, n1 = chunk(builder.add(h, _c64(1)), v1)
+        h.add_incoming(builder.add(h, _c64(2)), body)
+        v.add_incoming(builder.add(v1, n1), body)
+        accs[0].add_incoming(builder.fadd(accs[0], p0), body)
+        accs[1].add_incoming(builder.fadd(accs[1], p1), body)
+        builder.branch(loop)
+        builder.position_at_end(tail)
+        both = builder.fadd(accs[0], accs[1])
+        builder.cbranch(builder.icmp_signed("<", h, h1_v), last, exit_)
+        builder.position_at_end(last)
+        p_last, _ = chunk(h, v)
+        with_last = builder.fadd(both, p_last)
+        builder.branch(exit_)
+        builder.position_at_end(exit_)
+        acc = builder.phi(_V16F)
+        acc.add_incoming(both, tail)
+        acc.add_incoming(with_last, last)
+        builder.store(acc, _as_vec_ptr(builder, outp, _V16F), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -1,0 +1,134 @@
+"""Panel kernels (layout: :mod:`prunebench.formats.panel`): row groups of 16, column panels of
+32, each stored column an 8-bit offset in its panel.
+
+At batch 1 each group's 16 row sums are one vector: per chunk, :func:`._simd.panel_group`
+selects the 16 inputs with one in-register permute of the panel's 32 inputs (no gather) and
+expands the products into their rows' lanes. Batched products walk a group's chunks entry by
+entry and add ``value * T[col, :]`` into the row's output (an axpy over the batch).
+
+Arrays: ``chunks`` uint32, ``group_ptr`` and ``value_ptr`` int32/int64, ``offsets`` uint8,
+``data`` float32, float16 (raw kernels: its uint16 bits) or int8 with per-row float32
+``scales``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from . import _checks as chk
+from ..errors import BadInputError
+from ._jit import JIT, PJIT, as_f32, balanced_splits, finish
+from ._left import input_columns, left_product, right_product
+from ._reference import apply_dense, value_array
+from ._simd import panel_group
+
+GROUP = 16
+PANEL = 32
+
+
+@njit(**JIT)
+def _padded_input(x, cols):
+    """``x`` copied into a buffer of whole panels (the kernel loads 32 inputs per chunk)."""
+    xp = np.zeros(-(-cols // PANEL) * PANEL + PANEL, np.float32)
+    xp[:cols] = x
+    return xp
+
+
+@njit(**PJIT)
+def spmv_panel(chunks, group_ptr, value_ptr, offsets, data, scales, bias, x, y, nparts):
+    """``y = W @ x`` (times ``scales``, plus ``bias``) for a panel matrix with y.size rows."""
+    rows = y.size
+    xp = _padded_input(x, x.size)
+    bounds = balanced_splits(value_ptr, nparts)
+    for p in prange(nparts):
+        acc = np.empty(GROUP, np.float32)
+        for g in range(bounds[p], bounds[p + 1]):
+            panel_group(chunks, np.int64(group_ptr[g]), np.int64(group_ptr[g + 1]), offsets, data,
+                        np.int64(value_ptr[g]), xp, acc)
+            r0 = g * GROUP
+            for i in range(min(GROUP, rows - r0)):
+                y[r0 + i] = finish(acc[i], r0 + i, scales, bias)
+
+
+@njit(**PJIT)
+def spmm_panel_t(chunks, group_ptr, value_ptr, offsets, data, T, YT, nparts):
+    """``YT = W @ T`` for the transposed batch ``T`` [cols (or more), B]."""
+    rows = YT.shape[0]
+    bounds = balanced_splits(value_ptr, nparts)
+    for p in prange(nparts):
+        for g in range(bounds[p], bounds[p + 1]):
+            r0 = g * GROUP
+            for i in range(min(GROUP, rows - r0)):
+                YT[r0 + i, :] = 0.0
+            v = np.int64(value_ptr[g])
+            for h in range(np.int64(group_ptr[g]), np.int64(group_ptr[g + 1])):
+                head = np.int64(chunks[h])
+                base = (head >> 16) * PANEL
+                for lane in range(GROUP):
+                    if (head >> lane) & 1:
+                        w = as_f32(data[v])
+                        src = T[base + np.int64(offsets[v])]
+                        dst = YT[r0 + lane]
+                        for b in range(dst.size):
+                            dst[b] += w * src[b]
+                        v += 1
+
+
+def _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias):
+    rows, cols = chk.check_shape(shape)
+    chk.check_array(chunks, "chunks", ("uint32",), 1)
+    chk.check_array(offsets, "offsets", ("uint8",), 1)
+    chk.check_array(group_ptr, "group_ptr", chk.POINTER_DTYPES, 1)
+    chk.check_array(value_ptr, "value_ptr", chk.POINTER_DTYPES, 1)
+    ngroups = -(-rows // GROUP)
+    if group_ptr.shape[0] != ngroups + 1 or value_ptr.shape[0] != ngroups + 1:
+        raise BadInputError(f"group_ptr/value_ptr have lengths {group_ptr.shape[0]}/{value_ptr.shape[0]}; "
+                            f"{rows} rows in groups of {GROUP} need {ngroups + 1}")
+    if offsets.shape[0] != data.shape[0]:
+        raise BadInputError(f"offsets has {offsets.shape[0]} entries and data {data.shape[0]}; they must match")
+    vals = chk.values_for_kernel(data, "data", 1, scales)
+    return rows, cols, vals, chk.row_vector(scales, "scales", rows), chk.row_vector(bias, "bias", rows)
+
+
+def panel_matvec(chunks, group_ptr, value_ptr, offsets, data, x, *, shape, scales=None, bias=None, out=None):
+    """``W @ x`` (+ bias) for a panel matrix of true ``shape``; returns float32 [rows]."""
+    rows, cols, vals, sc, bi = _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias)
+    x = chk.input_vector(x, cols)
+    y = chk.output(out, (rows,))
+    spmv_panel(chunks, group_ptr, value_ptr, offsets, vals, sc, bi, x, y, chk.nparts())
+    return y
+
+
+def panel_matmul(chunks, group_ptr, value_ptr, offsets, data, X, *, shape, scales=None, bias=None, out=None):
+    """``X @ W.T`` (+ bias) for X float32 [B, cols]; returns float32 [B, rows]."""
+    rows, cols, vals, sc, bi = _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias)
+    X = chk.input_batch(X, cols)
+    Y = chk.output(out, (X.shape[0], rows))
+    right_product(spmm_panel_t, (chunks, group_ptr, value_ptr, offsets, vals), X, X.shape[1], Y, sc, bi,
+                  chk.nparts())
+    return Y
+
+
+def panel_left(chunks, group_ptr, value_ptr, offsets, data, X, *, shape, scales=None, bias=None):
+    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
+    rows, cols, vals, sc, bi = _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias)
+    X = input_columns(X, cols)
+    return left_product(spmm_panel_t, (chunks, group_ptr, value_ptr, offsets, vals), X, cols, rows, sc, bi,
+                        chk.nparts())
+
+
+def panel_reference(chunks, group_ptr, value_ptr, offsets, data, x, *, shape, scales=None, bias=None):
+    """NumPy float64 reference of :func:`panel_matvec` / :func:`panel_matmul`, entry by entry
+    from the layout (not through the format's decoder)."""
+    rows, cols = shape
+    W = np.zeros((rows, cols))
+    vals = value_array(data)
+    v = 0
+    for g in range(len(group_ptr) - 1):
+        for h in range(int(group_ptr[g]), int(group_ptr[g + 1])):
+            head = int(chunks[h])
+            for lane in range(GROUP):
+                if head >> lane & 1:
+                    W[g * GROUP + lane, (head >> 16) * PANEL + int(offsets[v])] += vals[v]
+                    v += 1
+    return apply_dense(W, x, scales, bias)
