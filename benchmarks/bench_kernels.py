@@ -13,7 +13,7 @@ median by default). '~' marks an IQR above 10% of the median: on a shared machin
 process took a core, which stalls a 2-thread fork-join kernel for a whole scheduler slice
 (4-8 ms), so read the minimum too.
 
-``--cache cold`` streams a 128 MiB buffer between calls (flush time excluded), so weights come
+``--cache cold`` streams a 96 MiB buffer (``prunebench kernels``'s flush) between calls (flush time excluded), so weights come
 from DRAM as they do for a model larger than the last-level cache.
 
 Example::
@@ -26,60 +26,35 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import warnings
 
 import numpy as np
-from numba import njit, prange
 
 import prunebench.kernels as K
-
-FLUSH_BYTES = 128 << 20
-STREAM_BYTES = 256 << 20
-
-
-@njit(parallel=True, fastmath=True, nogil=True)
-def _stream_sum(a, nparts):
-    part = np.zeros(nparts, np.float32)
-    n = a.size
-    for p in prange(nparts):
-        b = a[n * p // nparts : n * (p + 1) // nparts]
-        s = np.float32(0.0)
-        for i in range(b.size):
-            s += b[i]
-        part[p] = s
-    return part.sum()
-
+from prunebench.measure import Timer
+from prunebench.measure.kernel_bench import FLUSH_BYTES, STREAM_BYTES, CacheFlush
 
 STREAM = "stream-read"  # the bandwidth reference, timed in the same round robin as the kernels
 
 
-class Timer:
+def round_robin(fns: list, repeats: int, flush: CacheFlush | None) -> list[dict]:
     """Round-robin timing: every repeat calls each candidate once, in turn, so a burst of load
-    from other processes hits all of them alike instead of one candidate's whole run."""
-
-    def __init__(self, repeats: int, threads: int):
-        self.repeats = repeats
-        self.threads = threads
-        self._flush = np.ones(FLUSH_BYTES // 4, np.float32)
-        _stream_sum(self._flush, threads)
-
-    def __call__(self, fns: list, cold: bool) -> list[dict]:
-        for fn in fns:
-            fn()  # warm-up (and numba compilation)
-        samples = [[] for _ in fns]
-        for _ in range(self.repeats):
+    from other processes hits all of them alike instead of one candidate's whole run. Each call
+    is timed by :class:`prunebench.measure.Timer`, ``flush`` (cold runs) untimed before it."""
+    for fn in fns:
+        fn()  # warm-up (and numba compilation)
+    samples: list[list[float]] = [[] for _ in fns]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Timer's one-sample IQR warning: reported below
+        for _ in range(repeats):
             for fn, out in zip(fns, samples):
-                if cold:
-                    _stream_sum(self._flush, self.threads)
-                t = time.perf_counter()
-                fn()
-                out.append(time.perf_counter() - t)
-        stats = []
-        for s in samples:
-            q1, med, q3 = np.percentile(s, [25, 50, 75])
-            stats.append({"median_s": float(med), "iqr_s": float(q3 - q1), "min_s": float(np.min(s)), "samples_s": s})
-        return stats
+                out.extend(Timer(fn, warmup=0, min_runs=1, max_runs=1, min_time=0.0,
+                                 between=flush).run().samples)
+    stats = []
+    for s in samples:
+        q1, med, q3 = np.percentile(s, [25, 50, 75])
+        stats.append({"median_s": float(med), "iqr_s": float(q3 - q1), "min_s": float(np.min(s)), "samples_s": s})
+    return stats
 
 
 # ---------------------------------------------------------------- encoders (NumPy, like the tests)
@@ -254,8 +229,8 @@ def main(argv=None) -> int:
 
     K.set_threads(args.threads)
     torch.set_num_threads(args.threads)
-    timer = Timer(args.repeats, args.threads)
-    stream_buf = np.ones(STREAM_BYTES // 4, np.float32)
+    flush = CacheFlush(args.threads)
+    stream = CacheFlush(args.threads, STREAM_BYTES)  # a streaming read: the bandwidth reference
     modes = ["warm", "cold"] if args.cache == "both" else [args.cache]
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal(cols, dtype=np.float32) if args.batch == 1 else \
@@ -268,12 +243,13 @@ def main(argv=None) -> int:
     for sparsity in args.sparsity:
         W = random_matrix(rows, cols, sparsity, rng)
         cands = list(candidates(W, sparsity, args.batch, rng, args.only))
-        cands.append((STREAM, 0.0, stream_buf.nbytes - io_bytes, lambda x, xt: _stream_sum(stream_buf, args.threads)))
+        cands.append((STREAM, 0.0, stream.buf.nbytes - io_bytes, lambda x, xt: stream()))
         for mode in modes:
             print(f"# sparsity {sparsity}, {mode}: {len(cands)} candidates", file=sys.stderr, flush=True)
-            stats = timer([lambda fn=fn: fn(x, xt) for _, _, _, fn in cands], cold=mode == "cold")
+            stats = round_robin([lambda fn=fn: fn(x, xt) for _, _, _, fn in cands], args.repeats,
+                                flush if mode == "cold" else None)
             dense = stats[0][key]  # torch-dense comes first
-            bw = stream_buf.nbytes / stats[-1][key]
+            bw = stream.buf.nbytes / stats[-1][key]
             for (name, s, nbytes, _), m in zip(cands, stats):
                 moved = nbytes + io_bytes
                 results.append({
