@@ -44,7 +44,6 @@ MAX_LINES = 500
 LONG_MODULES: dict[str, str] = {
     "prunebench.cli": "one module per command (issue 19 item 1)",
     "prunebench.kernels._simd": "LLVM-IR builders for the AVX-512 kernels, one per intrinsic",
-    "prunebench.report.page": "an f-string HTML builder (jinja2 templates: issue 19 item 7)",
     "prunebench.study.stages": "one module per stage (prune, size, latency, plan)",
     "prunebench.runtime.layers": "the sparse layers apart from the kernel calls (item 3)",
     "prunebench.runtime.modelfile": "zoo files and their validation apart",
