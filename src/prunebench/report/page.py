@@ -191,14 +191,14 @@ def _context(d: D.StudyData, findings: list[Finding], title: str,
     }
 
 
-def _figures(ctx: dict[str, Any]) -> list[Figure]:
-    """Every figure in the page's context, wherever it sits."""
-    if isinstance(ctx, Figure):
-        return [ctx]
-    if isinstance(ctx, dict):
-        return [f for v in ctx.values() for f in _figures(v)]
-    if isinstance(ctx, list):
-        return [f for v in ctx for f in _figures(v)]
+def _figures(obj: object) -> list[Figure]:
+    """Every figure in the page's context (``obj``), wherever it sits."""
+    if isinstance(obj, Figure):
+        return [obj]
+    if isinstance(obj, dict):
+        return [f for v in obj.values() for f in _figures(v)]
+    if isinstance(obj, list):
+        return [f for v in obj for f in _figures(v)]
     return []
 
 
