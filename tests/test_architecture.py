@@ -43,14 +43,11 @@ ALLOWED_CYCLES: dict[frozenset[str], str] = {
 MAX_LINES = 500
 LONG_MODULES: dict[str, str] = {
     "prunebench.cli": "one module per command (issue 19 item 1)",
-    "prunebench.report.data": "one module per table family",
     "prunebench.kernels._simd": "LLVM-IR builders for the AVX-512 kernels, one per intrinsic",
-    "prunebench.report.page": "an f-string HTML builder (jinja2 templates: issue 19 item 7)",
     "prunebench.study.stages": "one module per stage (prune, size, latency, plan)",
     "prunebench.runtime.layers": "the sparse layers apart from the kernel calls (item 3)",
     "prunebench.runtime.modelfile": "zoo files and their validation apart",
     "prunebench.study.spec": "hand-written validation (pydantic: issue 19 item 7)",
-    "prunebench.report.figures": "one module per figure family",
     "prunebench.measure.kernel_bench": "the command apart from the measurement (issue 19)",
     "prunebench.study.store": "one transaction helper, typed queries (issue 19 item 2)",
     "prunebench.runtime.compile": "the plan resolution apart from the layer swap",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ..errors import BadInputError
 from . import conclusions, data, findings
@@ -21,8 +22,8 @@ __all__ = ["write_report", "load", "compute", "StudyData", "Finding", "data", "f
            "conclusions"]
 
 
-def write_report(db: str | os.PathLike, output: str | os.PathLike,
-                 figures: str | os.PathLike | None = None) -> dict:
+def write_report(db: str | os.PathLike[str], output: str | os.PathLike[str],
+                 figures: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Write ``output`` (HTML) and the Markdown summary beside it (same stem, ``.md``); both
     open with the Conclusions (:mod:`~prunebench.report.conclusions`).
 
@@ -53,8 +54,8 @@ def write_report(db: str | os.PathLike, output: str | os.PathLike,
     md = build_markdown(d, found, title, out.name, concl)
     _atomic_write(md_path, md)
     _atomic_write(out, page)
-    res = {"html": out, "markdown": md_path, "findings": [f.text for f in found],
-           "conclusions": [c.text for c in concl], "figures": nfig}
+    res: dict[str, Any] = {"html": out, "markdown": md_path, "findings": [f.text for f in found],
+                           "conclusions": [c.text for c in concl], "figures": nfig}
     if figures is not None:
         res["exported"] = export(d, figures)
     return res

@@ -14,6 +14,7 @@ task (``extra.metrics``: MiniLM, the char-LSTM) show their task metrics instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ class Conclusion:
     engine_dependent: bool     # would the sentence change with the engines measured?
 
 
-def band_label(sparsities) -> str:
+def band_label(sparsities: Iterable[float]) -> str:
     s = sorted(set(float(x) for x in sparsities))
     return pct(s[0]) if len(s) == 1 else f"{pct(s[0])}-{pct(s[-1])}"
 
@@ -88,7 +89,7 @@ def accuracy_change(d: D.StudyData, model: str, label: str, sparsity: float,
 def _dense_by_seed(d: D.StudyData, model: str) -> dict[int, float]:
     """Each seed's dense accuracy: the prune rows' ``accuracy_dense``, else the dense row."""
     p = d.prune[d.prune.model == model]
-    out = {}
+    out: dict[int, float] = {}
     for _, r in p.iterrows():
         v = r.accuracy_dense if r.method_label != "dense" else r.accuracy
         if v is not None and not pd.isna(v):
@@ -128,6 +129,8 @@ def decision_table(d: D.StudyData) -> pd.DataFrame:
         if d.is_control(model):
             continue
         ref = D.reference_method(g.method_label.unique())
+        if ref is None:   # only the dense model: nothing pruned to choose from
+            continue
         g = g[g.method_label == ref]
         # one machine (the first), the smallest batch and thread count: latency per input
         g = g[g.machine_id == sorted(g.machine_id.unique())[0]] if "machine_id" in g else g
@@ -156,7 +159,7 @@ def decision_table(d: D.StudyData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=DECISION_COLUMNS)
 
 
-def accuracy_text(r) -> str:
+def accuracy_text(r: pd.Series) -> str:
     """The decision table's accuracy cell."""
     if isinstance(r.task, str):
         return r.task
@@ -287,6 +290,8 @@ def _accuracy(d: D.StudyData) -> list[Conclusion]:
         if a.empty:
             continue
         label = D.reference_method(a.method_label.unique())
+        if label is None:
+            continue
         pts = []
         for s in sorted(a[a.method_label == label].sparsity.unique()):
             mean, std, n, unconv = accuracy_change(d, model, label, float(s))

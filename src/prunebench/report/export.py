@@ -39,7 +39,7 @@ def check_dir(path: str | os.PathLike) -> Path:
     return p
 
 
-def tex(x) -> str:
+def tex(x: object) -> str:
     return "".join(TEX_SPECIAL.get(ch, ch) for ch in str(x))
 
 
@@ -78,7 +78,7 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
 
 def tables(d: D.StudyData) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """{name: (raw table for CSV, display table for LaTeX)} of every table of the report."""
-    from .page import decision_columns
+    from .tables import decision_columns
 
     dt = C.decision_table(d)
     shown = pd.DataFrame({h: [f(r) for _, r in dt.iterrows()] for h, f in decision_columns(d)})

@@ -174,7 +174,7 @@ def task_findings(d: D.StudyData) -> list[Finding]:
 
 def size_findings(d: D.StudyData) -> list[Finding]:
     x = D.size_crossover_table(d)
-    out = []
+    out: list[Finding] = []
     if x.empty:
         return out
     x = x[x["values"] == "fp32"]
@@ -328,7 +328,7 @@ def profile_findings(d: D.StudyData) -> list[Finding]:
     """Per profiled model: the layer that takes the largest share of a call, and how that
     share varies across engine/format pairs."""
     p = D.profile_table(d)
-    out = []
+    out: list[Finding] = []
     if p.empty:
         return out
     p = p[p.layer != "(other)"]
