@@ -42,7 +42,6 @@ ALLOWED_CYCLES: dict[frozenset[str], str] = {
 #: count would fail each of those edits rather than the next split.)
 MAX_LINES = 500
 LONG_MODULES: dict[str, str] = {
-    "prunebench.cli": "one module per command (issue 19 item 1)",
     "prunebench.report.data": "one module per table family",
     "prunebench.kernels._simd": "LLVM-IR builders for the AVX-512 kernels, one per intrinsic",
     "prunebench.report.page": "an f-string HTML builder (jinja2 templates: issue 19 item 7)",
