@@ -1,5 +1,6 @@
 """``prunebench plan``: prune a zoo model (or load a model file), plan a format per layer by
-measuring on this machine, verify, report, and optionally write the planned model file."""
+measuring on this machine, verify, report, and optionally write the planned model file. (The
+command's options and its table are in :mod:`prunebench.cli.plan`.)"""
 from __future__ import annotations
 
 import tempfile
