@@ -42,7 +42,6 @@ ALLOWED_CYCLES: dict[frozenset[str], str] = {
 #: count would fail each of those edits rather than the next split.)
 MAX_LINES = 500
 LONG_MODULES: dict[str, str] = {
-    "prunebench.cli": "one module per command (issue 19 item 1)",
     "prunebench.kernels._simd": "LLVM-IR builders for the AVX-512 kernels, one per intrinsic",
     "prunebench.study.stages": "one module per stage (prune, size, latency, plan)",
     "prunebench.runtime.layers": "the sparse layers apart from the kernel calls (item 3)",

@@ -131,3 +131,51 @@ def test_bench_latency_only_model_reports_na(tmp_path, capsys):
     code, out, _ = run(["results", str(db), "--json"], capsys)
     rows = json.loads(out)
     assert len(rows) == 1 and rows[0]["accuracy"] is None and rows[0]["model"] == "mobilenetv2"
+
+
+def test_no_arguments_prints_the_help_and_exits_0(capsys):
+    code, out, err = run([], capsys)
+    assert code == 0 and err == ""
+    assert out.startswith("Usage: prunebench [OPTIONS] COMMAND [ARGS]...")
+    # every command, in the order the app registers them
+    names = ["models", "train", "bench", "kernels", "demo", "prune", "pack", "inspect",
+             "results", "study", "merge", "report", "plan"]
+    listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == names
+
+
+def test_one_json_printer_writes_what_json_writes(capsys):
+    """``emit_json`` is ``json.dumps(indent=2)`` plus a newline; what JSON cannot hold
+    (NumPy scalars, paths, sets) becomes the number, the text, the list."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from prunebench.cli.output import emit_json
+
+    emit_json({"n": np.int64(3), "x": np.float32(0.5), "ok": np.bool_(True),
+               "path": Path("/tmp/a b"), "set": {7}, "nested": [1.25, None, "s"]})
+    out = capsys.readouterr().out
+    assert out == json.dumps({"n": 3, "x": 0.5, "ok": True, "path": "/tmp/a b", "set": [7],
+                              "nested": [1.25, None, "s"]}, indent=2) + "\n"
+
+
+def test_only_the_cli_printer_writes_indented_json():
+    """Every ``--json`` document goes through ``prunebench.cli.output.emit_json``: no other
+    module of the package calls ``json.dumps(..., indent=...)``."""
+    import ast
+    from pathlib import Path
+
+    import prunebench
+
+    root = Path(prunebench.__file__).parent
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text()
+        if "indent" not in text:
+            continue
+        for node in ast.walk(ast.parse(text)):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "dumps" and any(k.arg == "indent" for k in node.keywords)):
+                found.append(str(path.relative_to(root)))
+    assert found == ["cli/output.py"], found

@@ -16,21 +16,40 @@ Examples
 
 The heavy packages (numba kernels, torch-pruning, onnxruntime) load on first use.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
 from . import _openmp  # noqa: F401  (first: OpenMP's wait policy is read when torch loads it)
 from . import errors, zoo
 from .errors import BadInputError, FormatError, PrunebenchError, VerificationError
 
+if TYPE_CHECKING:
+    import os
+
+    import torch
+    from torch import nn
+
+    from .formats.base import Format
+    from .measure import Measurement
+    from .planner import Plan
+    from .pruning import PruneResult
+    from .runtime import Verification
+
 __version__ = "0.1.0"
 
 
-def prune(model, method="magnitude", sparsity=0.9, **options):
+def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9,
+          **options: Any) -> PruneResult:
     """Prune a copy of ``model``; see :func:`prunebench.pruning.prune`."""
     from .pruning import prune as _prune
 
     return _prune(model, method, sparsity, **options)
 
 
-def encode(model, format="csr", *, example_input=None, **options):
+def encode(model: nn.Module, format: str | dict[str, str] = "csr", *,
+           example_input: torch.Tensor | None = None,
+           **options: Any) -> tuple[dict[str, Format], dict[str, dict]]:
     """Encode every prunable weight matrix; see :func:`prunebench.runtime.encode_model`.
 
     ``format="auto"`` lets the planner choose per layer (:func:`plan`, latency objective,
@@ -60,14 +79,16 @@ def encode(model, format="csr", *, example_input=None, **options):
     return encode_model(model, format, **options)
 
 
-def plan(model, example_input, **options):
+def plan(model: nn.Module, example_input: torch.Tensor, **options: Any) -> Plan:
     """Measure and choose a format per pruned layer; see :func:`prunebench.planner.plan`."""
     from .planner import plan as _plan
 
     return _plan(model, example_input, **options)
 
 
-def compile(model, plan="csr", *, engine="native", values="fp32", threads=1, **options):
+def compile(model: nn.Module, plan: str | dict[str, str] = "csr", *, engine: str = "native",
+            values: str = "fp32", threads: int = 1,
+            **options: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     """Bind ``model`` to ``engine`` with its pruned layers in ``plan``; see
     :func:`prunebench.engines.compile`."""
     from .engines import compile as _compile
@@ -75,14 +96,16 @@ def compile(model, plan="csr", *, engine="native", values="fp32", threads=1, **o
     return _compile(model, engine, plan, values=values, threads=threads, **options)
 
 
-def verify(run, reference, x, y=None, **options):
+def verify(run: Callable[[torch.Tensor], torch.Tensor], reference: nn.Module, x: torch.Tensor,
+           y: torch.Tensor | None = None, **options: Any) -> Verification:
     """Compare ``run`` with the dense ``reference``; see :func:`prunebench.runtime.verify`."""
     from .runtime import verify as _verify
 
     return _verify(run, reference, x, y, **options)
 
 
-def measure_latency(run, x, *, threads=1, **timer_options):
+def measure_latency(run: Callable[[torch.Tensor], Any], x: torch.Tensor, *, threads: int = 1,
+                    **timer_options: Any) -> Measurement:
     """Time ``run(x)`` with :class:`prunebench.measure.Timer`; returns a Measurement.
 
     (Not ``pb.measure``: that name is the :mod:`prunebench.measure` package, which Python
@@ -93,21 +116,21 @@ def measure_latency(run, x, *, threads=1, **timer_options):
 
     torch.set_num_threads(threads)
 
-    def call():
+    def call() -> Any:
         with torch.inference_mode():
             return run(x)
 
     return Timer(call, **timer_options).run(batch=len(x), threads=threads)
 
 
-def save(path, model, **options):
+def save(path: str | os.PathLike, model: nn.Module, **options: Any) -> dict:
     """Write a compressed model file; see :func:`prunebench.runtime.save_model`."""
     from .runtime import save_model
 
     return save_model(path, model, **options)
 
 
-def load(path):
+def load(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     """Load a compressed model file without pickle; returns (model, manifest)."""
     from .runtime import load_model
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ from .train import evaluate
 NOT_APPLICABLE = "n/a"
 
 
-def check_threads(threads) -> int:
+def check_threads(threads: object) -> int:
     import os
 
     cores = os.cpu_count() or 1
@@ -27,7 +28,7 @@ def check_threads(threads) -> int:
     return threads
 
 
-def check_batch(batch) -> int:
+def check_batch(batch: object) -> int:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise BadInputError(f"--batch: got {batch!r}, expected an integer >= 1")
     return batch
@@ -51,7 +52,8 @@ def batch_too_big(model: str, batch: int) -> str | None:
             f"{need / 1e9:,.1f} GB, more than this machine's {have / 1e9:,.1f} GB of memory")
 
 
-def job_hash(spec: dict) -> str:
+def job_hash(spec: dict[str, Any]) -> str:
+    """The first 20 hex digits of the SHA-256 of ``spec`` as sorted-key JSON."""
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -76,7 +78,7 @@ def bench_dense(name: str, *, batch: int = 1, threads: int = 1, seed: int = 0,
         x = spec.example_input(batch, seed)
 
     @torch.inference_mode()
-    def call():
+    def call() -> Any:
         return model(x)
 
     m = Timer(call, warmup=warmup, min_runs=min_runs, min_time=min_time,
@@ -132,7 +134,7 @@ def default_format(engine: str) -> str:
     return "dense" if engine in ("torch-dense", "onnxruntime", "litert") else "csr"
 
 
-def check_engine_format(engine: str, format: str, values: str):
+def check_engine_format(engine: str, format: str, values: str) -> Any:
     """Look the engine up and check it runs ``format`` with ``values`` (before any work)."""
     from .engines import ENGINES
     from .formats import FORMATS
@@ -150,7 +152,7 @@ def check_engine_format(engine: str, format: str, values: str):
     return eng
 
 
-def _inputs(spec, data, n: int, seed: int) -> torch.Tensor:
+def _inputs(spec: Any, data: Any, n: int, seed: int) -> torch.Tensor:
     if data is None:
         return spec.example_input(n, seed)
     x = data.x_test
@@ -159,7 +161,8 @@ def _inputs(spec, data, n: int, seed: int) -> torch.Tensor:
     return x[:n]
 
 
-def _load_target(target: str, seed: int, progress: bool):
+def _load_target(target: str, seed: int,
+                 progress: bool) -> tuple[str, nn.Module, Any, dict | None]:
     """(zoo name, model, data, manifest or None) for a zoo name or a packed model file."""
     import os
 
@@ -173,14 +176,15 @@ def _load_target(target: str, seed: int, progress: bool):
     if os.path.isfile(target):
         model, manifest = load_model(target)
         spec = zoo.get_spec(manifest["model"])
-        data = load_dataset(spec.dataset) if spec.trained else None
+        data = (load_dataset(spec.dataset) if spec.trained and spec.dataset is not None
+                else None)
         return manifest["model"], model, data, manifest
     zoo.get_spec(target)   # unknown name: the registry's message lists the valid ones
     raise BadInputError(f"model: {target!r} is neither a zoo model nor a file")
 
 
-def _file_bytes(run, model: nn.Module, name: str, engine: str, format: str, values: str,
-                seed: int, opts: dict) -> int:
+def _file_bytes(run: Any, model: nn.Module, name: str, engine: str, format: str, values: str,
+                seed: int, opts: dict[str, Any]) -> int:
     """Bytes of the model file this configuration stores: the ONNX file for onnxruntime,
     the .tflite file for litert, the dense state dict for torch-dense, else a prunebench
     model file in ``format``."""
@@ -204,8 +208,8 @@ def rss_child_main(argv: list[str]) -> None:
     """Child process of :func:`peak_rss_pruned`: load a model file, compile, run one batch."""
     from .measure.memory import peak_rss
 
-    path, engine, format, values, batch, threads, opts = argv
-    batch, threads = int(batch), int(threads)
+    path, engine, format, values, batch_arg, threads_arg, opts = argv
+    batch, threads = int(batch_arg), int(threads_arg)
     torch.set_num_threads(threads)
     from . import engines
     from .runtime import load_model
@@ -220,10 +224,11 @@ def rss_child_main(argv: list[str]) -> None:
 
 
 def peak_rss_pruned(model: nn.Module, name: str, engine: str, format: str, values: str,
-                    batch: int, threads: int, seed: int, opts: dict, timeout: float = 600) -> int:
+                    batch: int, threads: int, seed: int, opts: dict[str, Any],
+                    timeout: float = 600) -> int | None:
     """Peak RSS of a fresh process that loads the pruned model (saved dense to a temporary
     model file), compiles it for ``engine`` and runs one batch. The dense model the runtime
-    compiles from is part of the figure."""
+    compiles from is part of the figure; None for an ONNX graph (no PyTorch state to save)."""
     import os
     import tempfile
 
@@ -245,7 +250,8 @@ def peak_rss_pruned(model: nn.Module, name: str, engine: str, format: str, value
 def bench_pruned(target: str, *, method: str | None = None, sparsity: float = 0.9,
                  scope: str = "layer", finetune_steps: int = FINETUNE_STEPS,
                  finetune: dict | None = None, block: tuple[int, int] = (4, 4),
-                 n: int = 2, m: int = 4, layers=None, format: str | None = None,
+                 n: int = 2, m: int = 4, layers: str | list[str] | None = None,
+                 format: str | None = None,
                  values: str = "fp32", engine: str | None = None, fallback: str = "error",
                  batch: int = 1, threads: int = 1, seed: int = 0, warmup: int = 3,
                  min_runs: int = 20, min_time: float = 1.0, max_time: float = 30.0,
@@ -400,3 +406,17 @@ def bench_pruned(target: str, *, method: str | None = None, sparsity: float = 0.
                       "note": report.get("note", "")})
     return {"ok": True, "report": report, "row": row, "machine": fp, "measurement": meas,
             "model": model}
+
+
+def add_task_metrics(res: dict[str, Any], dense: bool) -> None:
+    """Put the task metrics of a zoo model judged by more than accuracy (minilm: Lee
+    correlations, polarity probe, fidelity; lee-charlstm: bits per character) under
+    ``metrics`` in the report and the stored row of ``res`` (a :func:`bench_dense` or
+    :func:`bench_pruned` result; ``dense`` says which)."""
+    name, net = res["report"]["model"], res.get("model")
+    if net is None or name not in zoo.TASK_METRICS or not res["ok"]:
+        return
+    reference = None if dense else zoo.load(name, seed=res["report"]["seed"])[0]
+    metrics = zoo.task_metrics(name, net, dense_model=reference)
+    res["report"]["metrics"] = metrics
+    res["row"].setdefault("extra", {})["metrics"] = metrics

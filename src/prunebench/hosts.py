@@ -12,12 +12,15 @@ pays, the answer is "run it dense on onnxruntime" (or whichever won), and
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
 from torch import nn
 
 from .errors import BadInputError, PrunebenchError
+
+if TYPE_CHECKING:
+    from .planner.result import Plan
 
 #: (engine, format) candidates ``hosts=True`` compares with the per-layer plan
 HOSTS: tuple[tuple[str, str], ...] = (("onnxruntime", "dense"), ("openvino", "dense"),
@@ -50,7 +53,8 @@ def parse_hosts(hosts: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def choose_host(plan, model: nn.Module, x: torch.Tensor, hosts, *,
+def choose_host(plan: Plan, model: nn.Module, x: torch.Tensor,
+                hosts: Iterable[tuple[str, str]], *,
                 timer: Callable[..., dict[str, float]] | None = None,
                 progress: Callable[[str], None] | None = None) -> None:
     """Time ``plan``'s model beside ``model`` on each host; set ``plan.host`` to the winner
@@ -74,15 +78,19 @@ def choose_host(plan, model: nn.Module, x: torch.Tensor, hosts, *,
     if progress:
         progress(f"engines: timing {', '.join(runs)}")
     with torch.inference_mode():
-        fns = {k: (lambda r=r: r(x)) for k, r in runs.items()}
+        fns = {k: _bound(r, x) for k, r in runs.items()}
         times = (timer(fns, rounds=ROUNDS, label="engines") if timer
                  else _beside_planned(fns))
-    best = min(times, key=times.get)
+    best = min(times, key=lambda k: times[k])
     engine, _, fmt = best.partition("/")
     plan.host = {"engine": plan.engine if best == "planned" else engine,
                  "format": "planned" if best == "planned" else fmt,
                  "times_ms": {k: round(v, 4) for k, v in times.items()},
                  "unavailable": unavailable}
+
+
+def _bound(run: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Callable[[], Any]:
+    return lambda: run(x)
 
 
 def _beside_planned(fns: dict[str, Callable[[], Any]]) -> dict[str, float]:

@@ -83,7 +83,7 @@ def test_full_disk_job_is_failed_then_run_by_a_resume(tiny_spec, tiny_reference,
     assert all(r.startswith(ENV_FAILURE) and "No space left on device" in r for r in reasons), \
         reasons
     # the dry run counts them as to run, as the resume will
-    from prunebench.study.cli_commands import dry_run_summary
+    from prunebench.cli.study import dry_run_summary
 
     assert dry_run_summary(spec, out)["pending"] == len(size_hashes)
     # space back: the plain resume (no --retry-failed) runs them again

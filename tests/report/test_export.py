@@ -15,7 +15,7 @@ from synthetic import add_conclusion_rows, make_db  # noqa: E402
 from prunebench.errors import BadInputError  # noqa: E402
 from prunebench.report import figures as F  # noqa: E402
 from prunebench.report import load  # noqa: E402
-from prunebench.study.cli_commands import report_command  # noqa: E402
+from prunebench.cli.results import report_command  # noqa: E402
 
 
 @pytest.fixture(scope="module")

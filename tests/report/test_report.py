@@ -14,7 +14,7 @@ from prunebench.errors import BadInputError, StoreError  # noqa: E402
 from prunebench.report import data as D  # noqa: E402
 from prunebench.report import load, write_report  # noqa: E402
 from prunebench.report.findings import compute  # noqa: E402
-from prunebench.study.cli_commands import report_command  # noqa: E402
+from prunebench.cli.results import report_command  # noqa: E402
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import fake_engines  # noqa: E402
 fake_engines.register()
 
 from prunebench.errors import PrunebenchError  # noqa: E402
-from prunebench.study.cli_commands import study_command  # noqa: E402
+from prunebench.cli.study import study_command  # noqa: E402
 
 try:
     study_command(sys.argv[1], out=sys.argv[2], as_json=True)

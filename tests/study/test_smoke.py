@@ -159,7 +159,7 @@ def test_rerun_runs_nothing(smoke_run, tmp_path):
 
 
 def test_dry_run_estimates_and_writes_nothing(smoke_run, tmp_path, capsys):
-    from prunebench.study.cli_commands import study_command
+    from prunebench.cli.study import study_command
 
     fresh = tmp_path / "fresh"
     doc = study_command("smoke", out=str(fresh), dry_run=True, as_json=True)

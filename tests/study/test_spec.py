@@ -5,7 +5,7 @@ import os
 import pytest
 
 from prunebench.errors import BadInputError, StoreError
-from prunebench.study.cli_commands import study_command
+from prunebench.cli.study import study_command
 from prunebench.study.jobs import expand
 from prunebench.study.spec import load_spec, validate
 

@@ -1,5 +1,6 @@
 """``prunebench plan``: prune a zoo model (or load a model file), plan a format per layer by
-measuring on this machine, verify, report, and optionally write the planned model file."""
+measuring on this machine, verify, report, and optionally write the planned model file. (The
+command's options and its table are in :mod:`prunebench.cli.plan`.)"""
 from __future__ import annotations
 
 import tempfile
@@ -12,7 +13,8 @@ from .search import check_args, plan
 def plan_command(model: str, *, prune: Callable[[], Any] | None, objective: str,
                  budget_ms: float | None, batch: int, threads: int, engine: str, values: str,
                  output: str | None, cache: bool, seed: int, progress: bool,
-                 format_opts: dict, hosts: tuple = ()) -> dict:
+                 format_opts: dict[str, Any],
+                 hosts: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     """Run the planner and return the JSON document of ``plan --json``.
 
     ``model`` is a zoo name (then ``prune()`` returns (dense net, data, PruneResult)) or a
@@ -27,7 +29,7 @@ def plan_command(model: str, *, prune: Callable[[], Any] | None, objective: str,
         pruned, manifest = load_model(model)
         zoo_name, data = manifest["model"], None
         spec = zoo.get_spec(zoo_name)
-        if spec.trained:
+        if spec.trained and spec.dataset is not None:
             data = zoo.load_dataset(spec.dataset)
         source = {"file": str(model)}
     else:
@@ -82,42 +84,3 @@ def _printer(progress: bool) -> Callable[[str], None]:
 
     err = Console(stderr=True)
     return lambda msg: err.print(f"[dim]plan:[/dim] {msg}")
-
-
-def render(doc: dict, out) -> None:
-    """The human-readable table of a plan document."""
-    from rich.table import Table
-
-    t = Table(title=f"{doc['model']}: {doc['objective']} plan, batch {doc['batch']}, "
-                    f"{doc['threads']} thread(s), engine {doc['engine']}, {doc['values']}")
-    cands = []
-    for lay in doc["layers"]:
-        for f in lay["times_ms"]:
-            if f not in cands:
-                cands.append(f)
-    for c in ["layer", "shape", "sparsity", "chosen"] + [f"{f} ms" for f in cands] + ["why"]:
-        t.add_column(c)
-    for lay in doc["layers"]:
-        times = lay["times_ms"]
-        t.add_row(lay["name"], "x".join(map(str, lay["shape"])), f"{lay['sparsity']:.1%}",
-                  lay["format"],
-                  *[(f"{times[f]:.4g}" if f in times else "-") for f in cands],
-                  lay["reason"])
-    out.print(t)
-    best = doc["best_single_format"]
-    out.print(f"planned {doc['planned_ms']:.4g} ms (from {doc['chosen_from']}), dense "
-              f"{doc['dense_ms']:.4g} ms, best single format "
-              + (f"{best} {doc['best_single_ms']:.4g} ms" if best else "none")
-              + f"; speedup over dense {doc['speedup_vs_dense']:.2f}x")
-    out.print(f"file {doc['planned_file_bytes']:,} B vs dense fp32 {doc['dense_file_bytes']:,} B"
-              + (f" -> {doc['output']}" if doc.get("output") else "")
-              + (f"; {doc['cache_hits']} timings from this machine's cache"
-                 if doc["cache_hits"] else ""))
-    host = doc.get("host")
-    if host:
-        runs = ", ".join(f"{k} {v:.4g} ms" for k, v in host["times_ms"].items())
-        out.print(f"engine: {host['engine']} ({host['format']}), the fastest of {runs}"
-                  + "".join(f"; {k} unavailable: {why}" for k, why in host["unavailable"].items()))
-    if doc["objective"] == "size" and doc["planned_ms"] > doc["budget_ms"]:
-        out.print(f"[yellow]no plan meets the budget {doc['budget_ms']:.4g} ms; this is the "
-                  "fastest one measured[/yellow]")

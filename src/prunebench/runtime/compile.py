@@ -57,7 +57,8 @@ from .encoding import nm_violation
 
 FALLBACKS = ("error", "dense")
 #: options each format takes from ``compile(..., **format_opts)``, with this module's defaults
-FORMAT_OPTIONS = {"bsr": {"block": (4, 4)}, "nm": {"n": 2, "m": 4}, "ell": {"slice_height": 32}}
+FORMAT_OPTIONS: dict[str, dict[str, Any]] = {"bsr": {"block": (4, 4)}, "nm": {"n": 2, "m": 4},
+                                           "ell": {"slice_height": 32}}
 
 
 class Backend:

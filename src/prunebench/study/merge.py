@@ -13,10 +13,8 @@ machines that were never connected (each ran ``prunebench study`` on its own) in
 """
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-import sys
 from pathlib import Path
 
 from ..errors import BadInputError, StoreError
@@ -189,17 +187,3 @@ def _copy(db: sqlite3.Connection, path: str, src: sqlite3.Connection, version: i
                                   f"({', '.join('?' for _ in scols)})", values).rowcount
     return {"path": path, "results_read": read, "results_added": added - replaced,
             "results_replaced": replaced, "skipped_added": skipped}
-
-
-def merge_command(out: str, inputs: list[str], as_json: bool = False) -> dict:
-    """``prunebench merge OUT IN1 [IN2 ...] [--json]``."""
-    summary = merge_databases(out, inputs)
-    if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
-    else:
-        parts = ", ".join(f"{Path(i['path']).name} +{i['results_added']}"
-                          for i in summary["inputs"])
-        print(f"merged {len(inputs)} database(s) into {summary['out']}: {summary['results']} "
-              f"results, {summary['skipped']} skip records, {summary['machines']} machine(s) "
-              f"({parts})")
-    return summary

@@ -1,15 +1,21 @@
-"""Plain functions behind ``prunebench study`` and ``prunebench report`` (the Typer wrappers
-live in :mod:`prunebench.cli`). They print to stdout/stderr and return the JSON document they
+"""``prunebench study``: run a study (or count it with ``--dry-run``), and the plain function
+behind it. :func:`study_command` prints to stdout/stderr and returns the JSON document it
 printed; errors are raised as :class:`~prunebench.errors.PrunebenchError` (exit 2) and Ctrl-C
 as KeyboardInterrupt (exit 130)."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
 
 from ..errors import BadInputError, PrunebenchError
+from .options import JsonSummary, run_in_profile
+from .output import emit_json
 
+if TYPE_CHECKING:
+    from ..study.spec import Spec
 
 #: a grid of more jobs than this is counted by arithmetic (``count_jobs``), never expanded, by
 #: ``--dry-run`` (expanding costs ~15 us and ~1 KB per job: 1e8 jobs took 9 GB and minutes)
@@ -18,15 +24,45 @@ EXPAND_LIMIT = 200_000
 MAX_HOURS = 24.0
 
 
-def _emit(doc: dict) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+def study(spec: Annotated[Optional[str], typer.Argument(
+              help="YAML path or built-in: default, smoke, full (default: default)")] = None,
+          out_dir: Annotated[str, typer.Option(
+              "--out", help="folder for the database and report")] = "runs",
+          dry_run: Annotated[bool, typer.Option("--dry-run",
+                                                help="print job count and estimate")] = False,
+          retry_failed: Annotated[bool, typer.Option(
+              "--retry-failed", help="run again jobs stored as failed")] = False,
+          workers: Annotated[Optional[int], typer.Option(
+              "--workers", help="run on a local Dask cluster of N worker processes")] = None,
+          cluster: Annotated[Optional[str], typer.Option(
+              "--cluster", help="run on the workers of a Dask scheduler "
+                                "(tcp://host:8786)")] = None,
+          yes: Annotated[bool, typer.Option(
+              "--yes", help="run even when estimated above --max-hours")] = False,
+          max_hours: Annotated[float, typer.Option(
+              "--max-hours", help="estimate above which --dry-run warns and the run asks for "
+                                  "--yes")] = MAX_HOURS,
+          as_json: JsonSummary = False) -> None:
+    """Run a study: train, prune, encode, verify and measure a grid; store every row and
+    write the report. Re-running skips what is stored."""
+    from ..study.spec import load_spec
+
+    run_profile = load_spec(spec).run_profile
+    if run_profile != "default" and cluster is not None:
+        raise BadInputError(f"--cluster: got {cluster!r} with run_profile {run_profile}; the "
+                            "profile is set in processes prunebench starts: run it locally "
+                            "(with or without --workers)")
+    run_in_profile(run_profile)
+    # study_command prints its own summary (JSON with --json)
+    study_command(spec, out=out_dir, dry_run=dry_run, as_json=as_json, retry_failed=retry_failed,
+                  workers=workers, cluster=cluster, yes=yes, max_hours=max_hours)
 
 
 def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = False,
                   as_json: bool = False, retry_failed: bool = False,
                   progress: bool | None = None, workers: int | None = None,
                   cluster: str | None = None, yes: bool = False,
-                  max_hours: float = MAX_HOURS) -> dict:
+                  max_hours: float = MAX_HOURS) -> dict[str, Any]:
     """``prunebench study [SPEC] [--out DIR] [--dry-run] [--json] [--retry-failed]
     [--workers N | --cluster ADDRESS]``.
 
@@ -39,8 +75,8 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
     workers (see :mod:`prunebench.study.distributed`); ``--dry-run`` connects to neither.
     A study estimated above ``--max-hours`` (default 24) warns in ``--dry-run`` and starts only
     with ``--yes``."""
-    from .runner import check_out_dir, run_study
-    from .spec import load_spec
+    from ..study.runner import check_out_dir, run_study
+    from ..study.spec import load_spec
 
     s = load_spec(spec)
     outp = Path(out)
@@ -55,7 +91,7 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
         doc = dry_run_summary(s, outp)
         doc["max_hours"] = max_hours
         if as_json:
-            _emit(doc)
+            emit_json(doc)
         elif doc["pending"] is None:
             kinds = ", ".join(f"{k} {v}" for k, v in doc["jobs_by_kind"].items() if v)
             print(f"study {s.name}: {doc['jobs']:,} jobs ({kinds}; counted, too many to expand"
@@ -83,7 +119,7 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
     summary = run_study(s, outp, progress=show,
                         retry_failed=retry_failed, workers=workers, cluster=cluster)
     if as_json:
-        _emit(summary)
+        emit_json(summary)
     else:
         print(f"study {s.name}: {summary['jobs']} jobs: {summary['done']} done, "
               f"{summary['failed']} failed, {summary['skipped']} skipped; ran "
@@ -102,13 +138,13 @@ def study_command(spec: str | None = None, out: str = "runs", dry_run: bool = Fa
     return summary
 
 
-def dry_run_summary(spec, out: Path) -> dict:
+def dry_run_summary(spec: Spec, out: Path) -> dict[str, Any]:
     """Job counts and estimated seconds, reading (never writing) ``OUT/results.sqlite``."""
     from ..measure import fingerprint
-    from .estimate import OVERHEAD_S, ROW_S, Estimator
-    from .jobs import count_jobs
-    from .runner import DB_NAME, ENV_FAILURE, plan_jobs
-    from .store import peek
+    from ..study.estimate import OVERHEAD_S, ROW_S, Estimator
+    from ..study.jobs import count_jobs
+    from ..study.runner import DB_NAME, ENV_FAILURE, plan_jobs
+    from ..study.store import peek
 
     db = out / DB_NAME
     counts = count_jobs(spec)
@@ -135,39 +171,6 @@ def dry_run_summary(spec, out: Path) -> dict:
             "estimate_basis": ("stored timings and cost constants" if timings
                                else "cost constants"),
             "database": str(db)}
-
-
-def report_command(db: str = "runs/results.sqlite", output: str | None = None,
-                   as_json: bool = False, figures: str | None = None) -> dict:
-    """``prunebench report [DB] [-o FILE.html] [--figures DIR] [--json]``: write the HTML
-    report (and a Markdown summary beside it, same name with .md) from a results database.
-    The default output is ``report.html`` next to the database. ``--figures DIR`` also writes
-    every figure as PDF and SVG and every table as CSV and LaTeX into DIR."""
-    from ..report import write_report
-
-    dbp = Path(db)
-    if not dbp.exists():
-        raise BadInputError(f"database: {db!r} does not exist")
-    target = Path(output) if output else dbp.with_name("report.html")
-    paths = write_report(dbp, target, figures=figures)
-    doc = {"database": str(dbp), "report": str(paths["html"]),
-           "markdown": str(paths["markdown"]), "conclusions": paths["conclusions"],
-           "findings": paths["findings"]}
-    if "exported" in paths:
-        doc["exported"] = {k: [str(p) for p in v] for k, v in paths["exported"].items()}
-    if as_json:
-        _emit(doc)
-    else:
-        print(f"report: {paths['html']} (summary {paths['markdown']})")
-        if "exported" in paths:
-            ex = paths["exported"]
-            print(f"figures: {len(ex['figures']) // 2} (PDF + SVG), tables: "
-                  f"{len(ex['tables']) // 2} (CSV + LaTeX) in {figures}")
-        for c in paths["conclusions"]:
-            print(f"* {c}")
-        for f in paths["findings"]:
-            print(f"- {f}")
-    return doc
 
 
 def _duration(seconds: float) -> str:
