@@ -18,6 +18,7 @@ The heavy packages (numba kernels, torch-pruning, onnxruntime) load on first use
 """
 from . import _openmp  # noqa: F401  (first: OpenMP's wait policy is read when torch loads it)
 from . import errors, zoo
+from . import usermodel  # noqa: F401  (builds the user models a parent process registered)
 from .errors import BadInputError, FormatError, PrunebenchError, VerificationError
 
 __version__ = "0.1.0"

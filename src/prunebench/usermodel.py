@@ -6,7 +6,11 @@ The model is registered as a zoo entry of this process under its reference (and,
 the environment variable ``PRUNEBENCH_USER_MODELS``, of the child processes prunebench
 starts), so ``bench``, ``prune``, ``pack`` and ``plan`` run it like a zoo model. Its weights
 are the factory's (built under ``torch.manual_seed(seed)``, never trained here). Without
-``--data`` its quality is its fidelity to the dense model (:func:`task_metrics`).
+``--data`` its quality is its fidelity to the dense model
+(:func:`prunebench.zoo.tasks.fidelity`).
+
+The records live in :mod:`prunebench.zoo.user`, which the zoo and the model files ask;
+this module, above both, builds a record's zoo entry and installs that builder there.
 """
 from __future__ import annotations
 
@@ -18,31 +22,10 @@ import numpy as np
 import torch
 
 from .errors import BadInputError, PrunebenchError
+from .zoo import user
 
-ENV = "PRUNEBENCH_USER_MODELS"
 COMMANDS = ("bench", "prune", "pack", "plan")
 OPTIONS = ("--model", "--input-shape", "--example-input", "--data")
-FIDELITY = ("fidelity_top1", "fidelity_cosine", "fidelity_max_abs")
-#: records of the models registered in this process {name: record}
-USER_MODELS: dict[str, dict] = {}
-
-
-def is_user_model(name) -> bool:
-    return isinstance(name, str) and (name in USER_MODELS or name in _env())
-
-
-def _env() -> dict:
-    try:
-        return json.loads(os.environ.get(ENV, "{}"))
-    except ValueError:
-        return {}
-
-
-def register_from_env(name: str) -> None:
-    """Register ``name`` from the parent's record (a child process): no checks repeated."""
-    rec = _env().get(name)
-    if rec is not None and name not in USER_MODELS:
-        register(rec, check=False)
 
 
 # ---------------------------------------------------------------- loading the pieces
@@ -212,9 +195,8 @@ def register(rec: dict, check: bool = True) -> str:
         if check:
             _check_runs(spec, rec)
         zoo.MODELS.add(name, spec)
-    TASK_METRICS[name] = FIDELITY
-    USER_MODELS[name] = rec
-    os.environ[ENV] = json.dumps(dict(_env(), **{name: rec}))
+    TASK_METRICS[name] = user.FIDELITY
+    user.remember(name, rec)
     return name
 
 
@@ -241,35 +223,6 @@ def _check_runs(spec, rec: dict) -> None:
         except PrunebenchError as e:
             raise BadInputError(f"--model: {rec['factory']} cannot be exported to ONNX (the "
                                 f"model file stores its graph): {e}") from None
-
-
-# ---------------------------------------------------------------- fidelity
-
-
-def task_metrics(name: str, model, dense_model=None) -> dict:
-    """Fidelity of ``model`` to ``dense_model`` (itself without one) on the test inputs of
-    ``--data``, else 64 example inputs: ``fidelity_top1`` (argmax agreement over the last
-    dim), ``fidelity_cosine`` (mean cosine per example), ``fidelity_max_abs``."""
-    from . import zoo
-
-    spec = zoo.get_spec(name)
-    if spec.dataset:
-        x = zoo.load_dataset(spec.dataset).x_test[:256]
-    else:
-        x = spec.example_input(64, 1)
-
-    def run(m):
-        with torch.no_grad():
-            y = m(x)
-        y = y[0] if isinstance(y, (tuple, list)) else y
-        return torch.as_tensor(y).detach().float().reshape(len(x), -1)
-
-    out = run(model)
-    ref = out if dense_model is None else run(dense_model)
-    cos = torch.nn.functional.cosine_similarity(out, ref, dim=1, eps=1e-12)
-    return {"fidelity_top1": float((out.argmax(1) == ref.argmax(1)).float().mean()),
-            "fidelity_cosine": float(cos.mean()),
-            "fidelity_max_abs": float((out - ref).abs().max()), "fidelity_inputs": len(x)}
 
 
 # ---------------------------------------------------------------- the command line
@@ -359,3 +312,11 @@ def rewrite_argv(argv: list[str]) -> list[str]:
     if ref is not None:
         argv.insert(1, name)
     return argv
+
+
+def _register_unchecked(rec: dict) -> str:
+    return register(rec, check=False)
+
+
+# a child process builds the records its parent registered on first look-up (zoo.get_spec)
+user.set_builder(_register_unchecked)

@@ -49,6 +49,7 @@ from torch import nn
 from ..dtypes import FP16_MAX, VALUE_ENCODINGS
 from ..errors import BadInputError, FormatError, PrunebenchError
 from .encoding import nm_violation, options_for
+from .manifest import FILE_VERSION
 
 #: at most this many weights are decoded from a graph file (declared sizes, checked first)
 MAX_ELEMENTS = 2**28
@@ -221,7 +222,6 @@ def save_graph_model(path, model: nn.Module, example_input: torch.Tensor, *, nam
 
     from ..engines.onnx_engine import export_onnx
     from ..formats import FORMATS, save_container
-    from .modelfile import FILE_VERSION
 
     if values not in VALUE_ENCODINGS:
         raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_ENCODINGS)}")
@@ -409,3 +409,29 @@ def graph_weights(model: nn.Module, graph: GraphModel) -> tuple[dict, dict, Grap
     data = export_onnx(model.eval(), graph.example_input(1))
     return (inits(data), inits(graph.onnx_bytes),
             GraphModel(data, graph.input_shape, graph.input_dtype, name=graph.name))
+
+
+# ---------------------------------------------------------------- inspection
+
+
+def inspect_graph(info: dict[str, Any], man: dict[str, Any], fallbacks: dict[str, str]
+                  ) -> dict[str, Any]:
+    """:func:`prunebench.runtime.modelfile.inspect_model` for a graph file: layers are the graph's weight initializers;
+    the dense file is every initializer in fp32 plus the graph."""
+    entries = man["graph"]["initializers"]
+    for name, dims, dtype, lname in entries:
+        if lname is not None:
+            lay = info["layers"][lname]
+            lay["why"] = fallbacks.get(lname, "requested")
+            lay["initializer"] = name
+    dense = sum(math.prod(d) * (4 if t == "float32" else np.dtype(t).itemsize)
+                for _, d, t, _ in entries)
+    info["model"], info["values"] = man["model"], man["values"]
+    info["kind"] = "graph"
+    info["lossless"] = man["values"] == "fp32" and all(v["lossless"] for v in info["layers"].values())
+    lossy = man["values"] != "fp32"
+    stored = sum(math.prod(d) * (2 if t == "float32" and lossy else np.dtype(t).itemsize)
+                 for _, d, t, lname in entries if lname is None)
+    info["dense_file_bytes"] = dense + int(info["extra_bytes"]) - stored  # + the graph itself
+    info["compression_ratio"] = info["dense_file_bytes"] / info["file_bytes"]
+    return info

@@ -13,6 +13,7 @@ from torch import nn
 from ..errors import BadInputError
 from ..registry import Registry
 from . import architectures as A
+from . import user
 from .cache import cache_dir
 from .datasets import load_dataset
 
@@ -141,9 +142,7 @@ _add(ModelSpec("lee-charlstm", _build_charlstm, None, (1 + 2 * 1024,),
 
 def get_spec(name: str) -> ModelSpec:
     if isinstance(name, str) and name not in MODELS:  # a user model of the parent process
-        from ..usermodel import register_from_env
-
-        register_from_env(name)
+        user.register_from_env(name)
     return MODELS.get(name)
 
 
