@@ -18,11 +18,14 @@ import json
 import os
 import sys
 
+from typing import Any, Callable
+
 import numpy as np
 import torch
 
 from .errors import BadInputError, PrunebenchError
 from .zoo import user
+from .zoo.models import ModelSpec
 
 COMMANDS = ("bench", "prune", "pack", "plan")
 OPTIONS = ("--model", "--input-shape", "--example-input", "--data")
@@ -31,7 +34,7 @@ OPTIONS = ("--model", "--input-shape", "--example-input", "--data")
 # ---------------------------------------------------------------- loading the pieces
 
 
-def import_factory(ref: str, cwd: str | None = None):
+def import_factory(ref: str, cwd: str | None = None) -> Callable[[], Any]:
     """The callable ``package.module:factory`` names (the user's code, imported)."""
     import importlib
 
@@ -117,13 +120,12 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
         a, dtype=np.int64 if np.issubdtype(a.dtype, np.integer) else np.float32))
 
 
-def register(rec: dict, check: bool = True) -> str:
+def register(rec: dict[str, Any], check: bool = True) -> str:
     """Register the user model ``rec`` describes as a zoo entry (and its data as a dataset);
     return its name. ``rec``: {name, factory | onnx | graph, input_shape, example, data, cwd}.
     With ``check`` the model must run on the example input and export to ONNX."""
     from . import zoo
     from .zoo.datasets import DATASETS, Dataset
-    from .zoo.models import ModelSpec
     from .zoo.tasks import TASK_METRICS
 
     name = rec["name"]
@@ -137,7 +139,7 @@ def register(rec: dict, check: bool = True) -> str:
     if rec.get("factory"):
         fn = import_factory(rec["factory"], rec.get("cwd"))
 
-        def build():
+        def build() -> torch.nn.Module:
             try:
                 model = fn()
             except Exception as e:  # noqa: BLE001
@@ -148,18 +150,19 @@ def register(rec: dict, check: bool = True) -> str:
                                     f"{type(model).__name__}, expected a torch.nn.Module")
             return model.eval()
     else:
-        from .runtime.graphfile import load_onnx_file
+        from .runtime.graphfile import GraphModel, load_onnx_file
 
         if rec.get("onnx"):
-            def build():
+            def build() -> torch.nn.Module:
                 return load_onnx_file(rec["onnx"], shape)
         else:
             from .runtime import load_model
 
-            def build():
+            def build() -> torch.nn.Module:
                 return load_model(rec["graph"])[0]
-        if shape is None:
-            shape = list(build().input_shape)
+        if shape is None:   # the graph's own (a graph model knows its input shape)
+            graph = build()
+            shape = list(graph.input_shape) if isinstance(graph, GraphModel) else None
     if shape is None:
         raise BadInputError(f"--input-shape: {name} needs its input shape: give --input-shape "
                             "(e.g. 1,40), --example-input FILE.npy or --data FILE.npz")
@@ -173,7 +176,7 @@ def register(rec: dict, check: bool = True) -> str:
         g = torch.Generator().manual_seed(seed)
         return torch.randn((batch, *shape[1:]), generator=g)
 
-    def weights(seed: int, progress: bool) -> dict:
+    def weights(seed: int, progress: bool) -> dict[str, torch.Tensor]:
         torch.manual_seed(seed)
         return build().state_dict()
 
@@ -200,7 +203,7 @@ def register(rec: dict, check: bool = True) -> str:
     return name
 
 
-def _check_runs(spec, rec: dict) -> None:
+def _check_runs(spec: ModelSpec, rec: dict[str, Any]) -> None:
     """The model runs on its example input, and (a PyTorch model) exports to ONNX, which the
     model file needs: bad input is refused before any work."""
     model = spec.build()
@@ -240,7 +243,7 @@ def _graph_kind(path: str) -> bool:
         return False
 
 
-def _pop(argv: list[str], opt: str):
+def _pop(argv: list[str], opt: str) -> str | None:
     for i, a in enumerate(argv):
         if a == opt:
             if i + 1 >= len(argv):
@@ -285,7 +288,7 @@ def rewrite_argv(argv: list[str]) -> list[str]:
            "data": os.path.abspath(data) if data else None, "cwd": os.getcwd()}
     if ref is not None:
         rec["factory"] = ref
-    else:
+    elif first is not None:   # an .onnx or graph file (without one we returned above)
         rec["onnx" if onnx_file else "graph"] = os.path.abspath(first)
         if "--method" in argv or cmd in ("prune", "pack", "plan"):
             what = "an ONNX graph" if onnx_file else "a graph model file"
@@ -314,7 +317,7 @@ def rewrite_argv(argv: list[str]) -> list[str]:
     return argv
 
 
-def _register_unchecked(rec: dict) -> str:
+def _register_unchecked(rec: dict[str, Any]) -> str:
     return register(rec, check=False)
 
 

@@ -31,7 +31,7 @@ def check_modules(where: str, model: nn.Module, modules: Any, zoo_name: str) -> 
             mod = model.get_submodule(name) if isinstance(name, str) and name else None
         except AttributeError:
             mod = None
-        allowed = CONFIG_ATTRS.get(type(mod), ())
+        allowed = CONFIG_ATTRS.get(type(mod), ()) if mod is not None else ()
         if not allowed:
             raise FormatError(f"{where}: manifest 'modules' names {name!r}, which is not a "
                               f"Linear/Conv/BatchNorm module of {zoo_name}")

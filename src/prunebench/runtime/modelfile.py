@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 import torch
 from torch import nn
 
@@ -158,8 +159,8 @@ def _extra_groups(state: dict[str, Any], covered: set[str], values: str) -> dict
 
 
 def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
-                 values: str = "fp32", index_dtype=None, keep_smaller: bool = True,
-                 **format_opts) -> tuple[dict[str, Format], dict[str, dict]]:
+                 values: str = "fp32", index_dtype: DTypeLike | None = None, keep_smaller: bool = True,
+                 **format_opts: Any) -> tuple[dict[str, Format], dict[str, dict[str, Any]]]:
     """Encode every prunable weight matrix of ``model``.
 
     ``format`` is one format name for all layers or a plan {layer: format} (unlisted layers:
@@ -186,7 +187,8 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
         plan_in = {name: format.get(name, "dense") for name in matrices}
     params = dict(model.named_parameters())
     transposed = _transposed(model)
-    layers, plan = {}, {}
+    layers: dict[str, Format] = {}
+    plan: dict[str, dict[str, Any]] = {}
     for name, (pname, g, gates) in matrices.items():
         W = _matrix(params[pname], g, gates, pname in transposed)
         want = plan_in[name]
@@ -220,11 +222,12 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
     return layers, plan
 
 
-def save_model(path: str | os.PathLike, model: nn.Module, *, zoo_name: str | None = None,
+def save_model(path: str | os.PathLike[str], model: nn.Module, *, zoo_name: str | None = None,
                seed: int = 0, format: str | dict[str, str] = "csr", values: str = "fp32",
-               index_dtype=None, keep_smaller: bool = True, info: dict | None = None,
-               planner: dict | None = None, example_input: torch.Tensor | None = None,
-               graph: bool | None = None, **format_opts) -> dict:
+               index_dtype: DTypeLike | None = None, keep_smaller: bool = True,
+               info: dict[str, Any] | None = None, planner: dict[str, Any] | None = None,
+               example_input: torch.Tensor | None = None, graph: bool | None = None,
+               **format_opts: Any) -> dict[str, dict[str, Any]]:
     """Write ``model`` (the zoo architecture ``zoo_name``, possibly pruned or channel-pruned)
     to ``path``; see the module docstring for what the file holds.
 
@@ -265,6 +268,9 @@ def save_model(path: str | os.PathLike, model: nn.Module, *, zoo_name: str | Non
         return save_graph_model(path, model, example_input, name=zoo_name or type(model).__name__,
                                 format=format, values=values, index_dtype=index_dtype,
                                 keep_smaller=keep_smaller, info=info, **format_opts)
+    if zoo_name is None:
+        raise BadInputError("save_model: graph=False stores a zoo model's file; give "
+                            "zoo_name= (the zoo model it is)")
     reference = _build(zoo_name)
     state = model.state_dict()
     if list(state) != list(reference.state_dict()):
@@ -303,8 +309,8 @@ def save_model(path: str | os.PathLike, model: nn.Module, *, zoo_name: str | Non
 # ---------------------------------------------------------------- loading
 
 
-def load_model(path: str | os.PathLike, *, max_elements: int | None = None
-               ) -> tuple[nn.Module, dict]:
+def load_model(path: str | os.PathLike[str], *, max_elements: int | None = None
+               ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model stored in ``path`` (no pickle) and return (model in eval mode,
     manifest). A graph file gives a :class:`prunebench.runtime.graphfile.GraphModel` (its
     ONNX graph on ONNX Runtime), which may decode at most ``max_elements`` weights (default
@@ -324,7 +330,7 @@ def load_model(path: str | os.PathLike, *, max_elements: int | None = None
 
         return load_graph_model(where, layers, extra, manifest,
                                 MAX_ELEMENTS if max_elements is None else max_elements), manifest
-    name = manifest.get("model")
+    name: Any = manifest.get("model")   # unchecked JSON: get_spec refuses a non-zoo name
     try:
         spec = zoo.get_spec(name)
     except BadInputError as e:
@@ -431,7 +437,7 @@ def _planned_why(record: dict) -> str:
     return f"planner: {record.get('reason', '?')}" + (f"; measured {shown}" if shown else "")
 
 
-def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
+def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Validate a model file like :func:`load_model` and report its bytes.
 
     Returns :func:`prunebench.formats.inspect_container`'s dict with, per layer, ``why`` (the
