@@ -63,7 +63,6 @@ class TrainPart:
     y_train: torch.Tensor
 
 
-
 @dataclass(frozen=True)
 class Finetune:
     """How a pruned model is fine-tuned (see :func:`finetune`).
@@ -160,8 +159,8 @@ def finetune(model: nn.Module, data: TrainSplit, recipe: Finetune, *, seed: int 
     validation split; ``train_accuracy`` is on the examples trained on, both after the best
     weights are restored."""
     if recipe.batch_size is None:
-        raise BadInputError("recipe: batch_size is None; give a resolved recipe "
-                            "(Finetune.resolved fills it in)")
+        raise BadInputError("recipe: got batch_size None; expected a resolved recipe "
+                            "(Finetune.resolved fills in the model's own)")
     fit_data, x_val, y_val = split_validation(data, recipe.validation)
     monitor = None
     if x_val is not None and y_val is not None:
@@ -172,7 +171,7 @@ def finetune(model: nn.Module, data: TrainSplit, recipe: Finetune, *, seed: int 
         seed=seed, after_step=after_step, progress=progress, description=description,
         teacher=teacher, lr_schedule=recipe.lr_schedule, monitor=monitor)
     out: dict[str, Any] = {"steps_run": recipe.steps, "best_step": None, "converged": None,
-           "at_chance": None, "val_accuracy": None, "recipe": recipe.key()}
+                           "at_chance": None, "val_accuracy": None, "recipe": recipe.key()}
     if monitor is not None:
         out.update(monitor.summary())
     out["train_accuracy"] = accuracy(model, fit_data.x_train, fit_data.y_train)
@@ -250,8 +249,8 @@ def transfer_batch(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.cat([x, mixed, noisy])
 
 
-def fit(model: nn.Module, data: TrainSplit, *, steps: int, lr: float | None = None, batch_size: int = 128,
-        seed: int = 0, weight_decay: float = 0.0,
+def fit(model: nn.Module, data: TrainSplit, *, steps: int, lr: float | None = None,
+        batch_size: int = 128, seed: int = 0, weight_decay: float = 0.0,
         after_step: Callable[[], None] | None = None, progress: bool = False,
         description: str = "train", teacher: nn.Module | None = None,
         temperature: float = DISTILL_TEMPERATURE, alpha: float = DISTILL_ALPHA,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-
 from typing import Any, Callable
 
 import numpy as np

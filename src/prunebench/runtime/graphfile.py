@@ -427,8 +427,8 @@ def graph_weights(model: nn.Module, graph: GraphModel
 
 def inspect_graph(info: dict[str, Any], man: dict[str, Any], fallbacks: dict[str, str]
                   ) -> dict[str, Any]:
-    """:func:`prunebench.runtime.modelfile.inspect_model` for a graph file: layers are the graph's weight initializers;
-    the dense file is every initializer in fp32 plus the graph."""
+    """:func:`prunebench.runtime.modelfile.inspect_model` for a graph file: layers are the
+    graph's weight initializers; the dense file is every initializer in fp32 plus the graph."""
     entries = man["graph"]["initializers"]
     for name, dims, dtype, lname in entries:
         if lname is not None:

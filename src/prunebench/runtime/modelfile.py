@@ -159,7 +159,8 @@ def _extra_groups(state: dict[str, Any], covered: set[str], values: str) -> dict
 
 
 def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
-                 values: str = "fp32", index_dtype: DTypeLike | None = None, keep_smaller: bool = True,
+                 values: str = "fp32", index_dtype: DTypeLike | None = None,
+                 keep_smaller: bool = True,
                  **format_opts: Any) -> tuple[dict[str, Format], dict[str, dict[str, Any]]]:
     """Encode every prunable weight matrix of ``model``.
 

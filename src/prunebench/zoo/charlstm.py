@@ -244,8 +244,8 @@ def _charlstm(model: nn.Module) -> CharLSTM:
     return model
 
 
-def step_latency(run: Callable[[torch.Tensor], Any], model_hidden: int, steps: int = 200, warmup: int = 20,
-                 seed: int = 0) -> np.ndarray:
+def step_latency(run: Callable[[torch.Tensor], Any], model_hidden: int, steps: int = 200,
+                 warmup: int = 20, seed: int = 0) -> np.ndarray:
     """Seconds per generated character of ``run`` (a CharLSTM or its compiled runnable) at
     batch 1, greedy generation feeding each step's state and argmax back in."""
     import time
