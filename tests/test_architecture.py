@@ -22,18 +22,8 @@ ROOT = Path(importlib.util.find_spec(PACKAGE).submodule_search_locations[0]).res
 # no cycle needs any more fails too, so that it is removed. Package ``__init__`` modules are
 # nodes like any other: none of the cycles below needs an ``__init__`` re-export to close.
 ALLOWED_CYCLES: dict[frozenset[str], str] = {
-    # Every edge here is a real import, most deferred into functions: runtime/__init__
-    # re-exports modelfile; modelfile and graphfile import each other; modelfile asks
-    # usermodel whether a model is the user's; zoo.models/zoo.tasks ask usermodel about user
-    # models, and usermodel builds zoo specs while modelfile rebuilds zoo architectures.
-    # Breaking it means moving the user-model registry below both (issue 19), not an
-    # allow-list entry. (runtime.compile and engines.onnx_engine left it when the N:M check
-    # moved from modelfile to runtime.encoding.)
-    frozenset({
-        "prunebench.runtime", "prunebench.runtime.graphfile", "prunebench.runtime.modelfile",
-        "prunebench.usermodel", "prunebench.zoo", "prunebench.zoo.models",
-        "prunebench.zoo.tasks",
-    }): "runtime <-> zoo <-> usermodel, to be broken by a later slice of issue 19",
+    # none left: the last (runtime <-> zoo <-> usermodel) was broken by moving the user-model
+    # registry below both (zoo/user.py; usermodel installs the builder there)
 }
 
 #: Modules over ``MAX_LINES`` lines today, each with what would split it. A module not
@@ -45,7 +35,6 @@ LONG_MODULES: dict[str, str] = {
     "prunebench.kernels._simd": "LLVM-IR builders for the AVX-512 kernels, one per intrinsic",
     "prunebench.study.stages": "one module per stage (prune, size, latency, plan)",
     "prunebench.runtime.layers": "the sparse layers apart from the kernel calls (item 3)",
-    "prunebench.runtime.modelfile": "zoo files and their validation apart",
     "prunebench.study.spec": "hand-written validation (pydantic: issue 19 item 7)",
     "prunebench.measure.kernel_bench": "the command apart from the measurement (issue 19)",
     "prunebench.study.store": "one transaction helper, typed queries (issue 19 item 2)",

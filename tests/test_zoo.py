@@ -115,3 +115,77 @@ def test_checkpoint_is_cached(tmp_path, monkeypatch):
     for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items()):
         assert torch.equal(a, b), k
     assert evaluate(m2, data) == evaluate(m1, data)
+
+
+# ---------------------------------------------------------------- what the zoo may import
+
+#: packages above the zoo in the data flow (docs/ARCHITECTURE.md): what they register in it
+#: is handed down (zoo.user's builder, pretrain's ``registers``), never imported by the zoo
+_ABOVE_THE_ZOO = ("runtime", "engines", "measure", "planner", "study", "report", "cli",
+                  "usermodel", "benchmark", "hosts")
+
+
+def test_the_zoo_imports_nothing_above_it():
+    """Read from the source with ``ast`` (imports inside functions count too)."""
+    import ast
+    from pathlib import Path
+
+    found = []
+    for path in sorted(Path(zoo.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module:
+                top = node.module.split(".")[0]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                    and node.module.startswith("prunebench."):
+                top = node.module.split(".")[1]
+            else:
+                continue
+            if top in _ABOVE_THE_ZOO:
+                found.append(f"{path.name}:{node.lineno} imports {top}")
+    assert not found, found
+
+
+def test_a_child_builds_the_user_models_its_parent_registered(monkeypatch):
+    """The records travel in the environment; the builder usermodel installed (importing
+    prunebench installs it) makes the zoo entry on the child's first look-up."""
+    import json
+
+    from prunebench.errors import PrunebenchError
+    from prunebench.zoo import user
+
+    rec = {"name": "tests.fake:net", "factory": "tests.fake:net"}
+    built = []
+    monkeypatch.setenv(user.ENV, json.dumps({rec["name"]: rec}))
+    monkeypatch.setattr(user, "_builder", lambda r: built.append(r) or r["name"])
+    assert user.is_user_model("tests.fake:net") and not user.is_user_model("mnist1d-mlp")
+    user.register_from_env("tests.fake:net")
+    assert built == [rec]
+    user.register_from_env("mnist1d-mlp")        # not a user model: nothing built
+    assert built == [rec]
+
+    monkeypatch.setattr(user, "_builder", None)
+    with pytest.raises(PrunebenchError, match="prunebench.usermodel, which builds it"):
+        user.register_from_env("tests.fake:net")
+    monkeypatch.setenv(user.ENV, "not json")
+    assert user.env_records() == {} and not user.is_user_model("tests.fake:net")
+
+
+def test_importing_prunebench_installs_the_user_model_builder():
+    from prunebench import usermodel
+    from prunebench.zoo import user
+
+    assert user._builder is not None and user._builder.__module__ == usermodel.__name__
+
+
+def test_the_pretrain_child_imports_the_modules_it_is_told(tmp_path, monkeypatch):
+    """``--register=MODULE`` is imported before any checkpoint is looked at (a study's
+    controls register their models that way; the zoo itself never imports the study)."""
+    import sys
+
+    from prunebench.zoo import pretrain
+
+    (tmp_path / "pb_registers_here.py").write_text("IMPORTED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "pb_registers_here", raising=False)
+    assert pretrain.main(["--register=pb_registers_here"]) == 0
+    assert sys.modules["pb_registers_here"].IMPORTED

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import _openmp  # noqa: F401  (first: OpenMP's wait policy is read when torch loads it)
 from . import errors, zoo
+from . import usermodel  # noqa: F401  (builds the user models a parent process registered)
 from .errors import BadInputError, FormatError, PrunebenchError, VerificationError
 
 if TYPE_CHECKING:

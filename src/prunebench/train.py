@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from types import SimpleNamespace
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
@@ -15,7 +14,7 @@ from .recipe import (CHANCE_MARGIN, CHANCE_SIGMAS, FINETUNE_STEPS, LR_SCHEDULES,
                      VALIDATION_FRACTION)
 
 
-def check_positive_int(name: str, value) -> None:
+def check_positive_int(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BadInputError(f"{name}: got {value!r}, expected an integer >= 1")
 
@@ -34,6 +33,34 @@ DISTILL_NOISE = 0.3
 TRAIN_LR = 1e-3
 TRAIN_BATCH = 128
 
+
+class TrainSplit(Protocol):
+    """What training reads of a dataset: a :class:`prunebench.zoo.Dataset`, or the part of
+    one left to train on after the validation split (:func:`split_validation`)."""
+
+    @property
+    def x_train(self) -> torch.Tensor: ...
+
+    @property
+    def y_train(self) -> torch.Tensor: ...
+
+
+class EvalSplit(Protocol):
+    """What evaluation reads of a dataset (a :class:`prunebench.zoo.Dataset`)."""
+
+    @property
+    def x_test(self) -> torch.Tensor: ...
+
+    @property
+    def y_test(self) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class TrainPart:
+    """The training examples left after the validation split."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -90,14 +117,15 @@ class Finetune:
         return replace(self, steps=steps, lr=float(lr), batch_size=batch, epochs=None,
                        lr_schedule=schedule)
 
-    def key(self) -> dict:
+    def key(self) -> dict[str, Any]:
         """What changes a fine-tune's result, as plain data (for job hashes and reports)."""
         return {"steps": self.steps, "lr": self.lr, "batch_size": self.batch_size,
                 "epochs": self.epochs, "lr_schedule": self.lr_schedule,
                 "early_stop": self.early_stop, "validation": self.validation}
 
 
-def split_validation(data, fraction: float = VALIDATION_FRACTION):
+def split_validation(data: TrainSplit, fraction: float = VALIDATION_FRACTION
+                     ) -> tuple[TrainSplit, torch.Tensor | None, torch.Tensor | None]:
     """``(fit_data, x_val, y_val)``: ``fraction`` of the training split held out (the same
     examples on every call: a fixed permutation), the rest to train on. ``fraction`` 0 gives
     the data unchanged and no validation set."""
@@ -107,14 +135,14 @@ def split_validation(data, fraction: float = VALIDATION_FRACTION):
         return data, None, None
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     val, keep = perm[:n_val], perm[n_val:]
-    fit_data = SimpleNamespace(x_train=data.x_train[keep], y_train=data.y_train[keep])
+    fit_data = TrainPart(x_train=data.x_train[keep], y_train=data.y_train[keep])
     return fit_data, data.x_train[val], data.y_train[val]
 
 
-def finetune(model: nn.Module, data, recipe: Finetune, *, seed: int = 0,
+def finetune(model: nn.Module, data: TrainSplit, recipe: Finetune, *, seed: int = 0,
              after_step: Callable[[], None] | None = None, watch_from: int = 0,
              progress: bool = False, description: str = "fine-tune",
-             teacher: nn.Module | None = None) -> dict:
+             teacher: nn.Module | None = None) -> dict[str, Any]:
     """Fine-tune ``model`` in place with a resolved ``recipe`` (:meth:`Finetune.resolved`)
     on the training split less its validation part, and say how it went.
 
@@ -130,17 +158,20 @@ def finetune(model: nn.Module, data, recipe: Finetune, *, seed: int = 0,
     out or when its best stayed at chance (then ``at_chance`` is True), None without a
     validation split; ``train_accuracy`` is on the examples trained on, both after the best
     weights are restored."""
+    if recipe.batch_size is None:
+        raise BadInputError("recipe: got batch_size None; expected a resolved recipe "
+                            "(Finetune.resolved fills in the model's own)")
     fit_data, x_val, y_val = split_validation(data, recipe.validation)
     monitor = None
-    if x_val is not None:
+    if x_val is not None and y_val is not None:
         every = max(5, recipe.steps // 20)
         monitor = _Plateau(model, x_val, y_val, every, PATIENCE, watch_from,
                            stop=recipe.early_stop)
     fit(model, fit_data, steps=recipe.steps, lr=recipe.lr, batch_size=recipe.batch_size,
         seed=seed, after_step=after_step, progress=progress, description=description,
         teacher=teacher, lr_schedule=recipe.lr_schedule, monitor=monitor)
-    out = {"steps_run": recipe.steps, "best_step": None, "converged": None,
-           "at_chance": None, "val_accuracy": None, "recipe": recipe.key()}
+    out: dict[str, Any] = {"steps_run": recipe.steps, "best_step": None, "converged": None,
+                           "at_chance": None, "val_accuracy": None, "recipe": recipe.key()}
     if monitor is not None:
         out.update(monitor.summary())
     out["train_accuracy"] = accuracy(model, fit_data.x_train, fit_data.y_train)
@@ -160,10 +191,13 @@ class _Plateau:
     """Validation accuracy every ``every`` steps from ``start`` on; keeps the best weights
     (a copy of the state dict) and says when the best is ``patience`` evaluations old."""
 
-    def __init__(self, model, x, y, every, patience, start=0, stop=True):
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, every: int,
+                 patience: int, start: int = 0, stop: bool = True) -> None:
         self.model, self.x, self.y = model, x, y
         self.every, self.patience, self.start, self.stop = every, patience, start, stop
-        self.best, self.best_step, self.best_state = -1.0, None, None
+        self.best = -1.0
+        self.best_step: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
         self.since, self.step, self.stopped = 0, 0, False
 
     def __call__(self, step: int) -> bool:
@@ -192,7 +226,7 @@ class _Plateau:
         if self.stop and self.best_state is not None:
             self.model.load_state_dict(self.best_state)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         plateau = self.best_step is not None and self.since >= self.patience
         # a plateau at chance (a pruned network that no longer learns) is no convergence
         at_chance = self.best_step is not None and self.best <= chance_threshold(self.y)
@@ -215,8 +249,8 @@ def transfer_batch(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.cat([x, mixed, noisy])
 
 
-def fit(model: nn.Module, data, *, steps: int, lr: float | None = None, batch_size: int = 128,
-        seed: int = 0, weight_decay: float = 0.0,
+def fit(model: nn.Module, data: TrainSplit, *, steps: int, lr: float | None = None,
+        batch_size: int = 128, seed: int = 0, weight_decay: float = 0.0,
         after_step: Callable[[], None] | None = None, progress: bool = False,
         description: str = "train", teacher: nn.Module | None = None,
         temperature: float = DISTILL_TEMPERATURE, alpha: float = DISTILL_ALPHA,
@@ -312,7 +346,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def evaluate(model: nn.Module, data) -> float:
+def evaluate(model: nn.Module, data: EvalSplit) -> float:
     """Top-1 accuracy on the test split, in [0, 1]."""
     return accuracy(model, data.x_test, data.y_test)
 
@@ -322,7 +356,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((predict(model, x).argmax(1) == y).float().mean())
 
 
-def calibration_batch(data, n: int = 256, seed: int = 0):
+def calibration_batch(data: TrainSplit, n: int = 256, seed: int = 0
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` training examples chosen by ``seed`` (for gradient / Taylor pruning scores)."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(data.y_train), generator=g)[:n]

@@ -6,49 +6,34 @@ The model is registered as a zoo entry of this process under its reference (and,
 the environment variable ``PRUNEBENCH_USER_MODELS``, of the child processes prunebench
 starts), so ``bench``, ``prune``, ``pack`` and ``plan`` run it like a zoo model. Its weights
 are the factory's (built under ``torch.manual_seed(seed)``, never trained here). Without
-``--data`` its quality is its fidelity to the dense model (:func:`task_metrics`).
+``--data`` its quality is its fidelity to the dense model
+(:func:`prunebench.zoo.tasks.fidelity`).
+
+The records live in :mod:`prunebench.zoo.user`, which the zoo and the model files ask;
+this module, above both, builds a record's zoo entry and installs that builder there.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from .errors import BadInputError, PrunebenchError
+from .zoo import user
+from .zoo.models import ModelSpec
 
-ENV = "PRUNEBENCH_USER_MODELS"
 COMMANDS = ("bench", "prune", "pack", "plan")
 OPTIONS = ("--model", "--input-shape", "--example-input", "--data")
-FIDELITY = ("fidelity_top1", "fidelity_cosine", "fidelity_max_abs")
-#: records of the models registered in this process {name: record}
-USER_MODELS: dict[str, dict] = {}
-
-
-def is_user_model(name) -> bool:
-    return isinstance(name, str) and (name in USER_MODELS or name in _env())
-
-
-def _env() -> dict:
-    try:
-        return json.loads(os.environ.get(ENV, "{}"))
-    except ValueError:
-        return {}
-
-
-def register_from_env(name: str) -> None:
-    """Register ``name`` from the parent's record (a child process): no checks repeated."""
-    rec = _env().get(name)
-    if rec is not None and name not in USER_MODELS:
-        register(rec, check=False)
 
 
 # ---------------------------------------------------------------- loading the pieces
 
 
-def import_factory(ref: str, cwd: str | None = None):
+def import_factory(ref: str, cwd: str | None = None) -> Callable[[], Any]:
     """The callable ``package.module:factory`` names (the user's code, imported)."""
     import importlib
 
@@ -134,13 +119,12 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
         a, dtype=np.int64 if np.issubdtype(a.dtype, np.integer) else np.float32))
 
 
-def register(rec: dict, check: bool = True) -> str:
+def register(rec: dict[str, Any], check: bool = True) -> str:
     """Register the user model ``rec`` describes as a zoo entry (and its data as a dataset);
     return its name. ``rec``: {name, factory | onnx | graph, input_shape, example, data, cwd}.
     With ``check`` the model must run on the example input and export to ONNX."""
     from . import zoo
     from .zoo.datasets import DATASETS, Dataset
-    from .zoo.models import ModelSpec
     from .zoo.tasks import TASK_METRICS
 
     name = rec["name"]
@@ -154,7 +138,7 @@ def register(rec: dict, check: bool = True) -> str:
     if rec.get("factory"):
         fn = import_factory(rec["factory"], rec.get("cwd"))
 
-        def build():
+        def build() -> torch.nn.Module:
             try:
                 model = fn()
             except Exception as e:  # noqa: BLE001
@@ -165,18 +149,19 @@ def register(rec: dict, check: bool = True) -> str:
                                     f"{type(model).__name__}, expected a torch.nn.Module")
             return model.eval()
     else:
-        from .runtime.graphfile import load_onnx_file
+        from .runtime.graphfile import GraphModel, load_onnx_file
 
         if rec.get("onnx"):
-            def build():
+            def build() -> torch.nn.Module:
                 return load_onnx_file(rec["onnx"], shape)
         else:
             from .runtime import load_model
 
-            def build():
+            def build() -> torch.nn.Module:
                 return load_model(rec["graph"])[0]
-        if shape is None:
-            shape = list(build().input_shape)
+        if shape is None:   # the graph's own (a graph model knows its input shape)
+            graph = build()
+            shape = list(graph.input_shape) if isinstance(graph, GraphModel) else None
     if shape is None:
         raise BadInputError(f"--input-shape: {name} needs its input shape: give --input-shape "
                             "(e.g. 1,40), --example-input FILE.npy or --data FILE.npz")
@@ -190,7 +175,7 @@ def register(rec: dict, check: bool = True) -> str:
         g = torch.Generator().manual_seed(seed)
         return torch.randn((batch, *shape[1:]), generator=g)
 
-    def weights(seed: int, progress: bool) -> dict:
+    def weights(seed: int, progress: bool) -> dict[str, torch.Tensor]:
         torch.manual_seed(seed)
         return build().state_dict()
 
@@ -212,13 +197,12 @@ def register(rec: dict, check: bool = True) -> str:
         if check:
             _check_runs(spec, rec)
         zoo.MODELS.add(name, spec)
-    TASK_METRICS[name] = FIDELITY
-    USER_MODELS[name] = rec
-    os.environ[ENV] = json.dumps(dict(_env(), **{name: rec}))
+    TASK_METRICS[name] = user.FIDELITY
+    user.remember(name, rec)
     return name
 
 
-def _check_runs(spec, rec: dict) -> None:
+def _check_runs(spec: ModelSpec, rec: dict[str, Any]) -> None:
     """The model runs on its example input, and (a PyTorch model) exports to ONNX, which the
     model file needs: bad input is refused before any work."""
     model = spec.build()
@@ -243,35 +227,6 @@ def _check_runs(spec, rec: dict) -> None:
                                 f"model file stores its graph): {e}") from None
 
 
-# ---------------------------------------------------------------- fidelity
-
-
-def task_metrics(name: str, model, dense_model=None) -> dict:
-    """Fidelity of ``model`` to ``dense_model`` (itself without one) on the test inputs of
-    ``--data``, else 64 example inputs: ``fidelity_top1`` (argmax agreement over the last
-    dim), ``fidelity_cosine`` (mean cosine per example), ``fidelity_max_abs``."""
-    from . import zoo
-
-    spec = zoo.get_spec(name)
-    if spec.dataset:
-        x = zoo.load_dataset(spec.dataset).x_test[:256]
-    else:
-        x = spec.example_input(64, 1)
-
-    def run(m):
-        with torch.no_grad():
-            y = m(x)
-        y = y[0] if isinstance(y, (tuple, list)) else y
-        return torch.as_tensor(y).detach().float().reshape(len(x), -1)
-
-    out = run(model)
-    ref = out if dense_model is None else run(dense_model)
-    cos = torch.nn.functional.cosine_similarity(out, ref, dim=1, eps=1e-12)
-    return {"fidelity_top1": float((out.argmax(1) == ref.argmax(1)).float().mean()),
-            "fidelity_cosine": float(cos.mean()),
-            "fidelity_max_abs": float((out - ref).abs().max()), "fidelity_inputs": len(x)}
-
-
 # ---------------------------------------------------------------- the command line
 
 
@@ -287,7 +242,7 @@ def _graph_kind(path: str) -> bool:
         return False
 
 
-def _pop(argv: list[str], opt: str):
+def _pop(argv: list[str], opt: str) -> str | None:
     for i, a in enumerate(argv):
         if a == opt:
             if i + 1 >= len(argv):
@@ -332,7 +287,7 @@ def rewrite_argv(argv: list[str]) -> list[str]:
            "data": os.path.abspath(data) if data else None, "cwd": os.getcwd()}
     if ref is not None:
         rec["factory"] = ref
-    else:
+    elif first is not None:   # an .onnx or graph file (without one we returned above)
         rec["onnx" if onnx_file else "graph"] = os.path.abspath(first)
         if "--method" in argv or cmd in ("prune", "pack", "plan"):
             what = "an ONNX graph" if onnx_file else "a graph model file"
@@ -359,3 +314,11 @@ def rewrite_argv(argv: list[str]) -> list[str]:
     if ref is not None:
         argv.insert(1, name)
     return argv
+
+
+def _register_unchecked(rec: dict[str, Any]) -> str:
+    return register(rec, check=False)
+
+
+# a child process builds the records its parent registered on first look-up (zoo.get_spec)
+user.set_builder(_register_unchecked)

@@ -25,7 +25,7 @@ Only these layers' MACs are counted; pooling, activations, additions and normali
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -111,8 +111,9 @@ def count_macs(model: nn.Module, example_input: Any,
     """
     seen: dict[str, list[tuple[str, Any]]] = {}
 
-    def hook(name):
-        def record(module, args, kwargs, output):
+    def hook(name: str) -> Callable[[nn.Module, tuple[Any, ...], dict[str, Any], Any], None]:
+        def record(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+                   output: Any) -> None:
             if isinstance(module, RNN_TYPES):
                 seen.setdefault(name, []).append(("steps", _time_steps(module, args[0])))
             elif isinstance(module, ATTENTION_TYPES):
@@ -253,6 +254,6 @@ def sparsity_report(model: nn.Module, example_input: Any = None,
         "macs": macs_dense.total if macs_dense else None,
         "macs_nonzero": macs.total_nonzero if macs else None,
         "theoretical_speedup": (macs_dense.total / macs.total_nonzero
-                                if macs and macs.total_nonzero else None),
+                                if macs_dense and macs and macs.total_nonzero else None),
     }
     return {"layers": layers, "totals": totals}

@@ -221,7 +221,7 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
         raise BadInputError(f"distill={distill!r} should be True or False")
     calibration = check_calibration(calibration)
     granularity = _granularity(spec.granularity, block, n, m, norm)
-    if spec.granularity == "nm":
+    if isinstance(granularity, NM):
         sparsity = granularity.sparsity
     if data is not None:
         from ..zoo import finetune_defaults
@@ -244,7 +244,8 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     example = _example_input(example_input, calibration, data)
     layer_names = select_layers(working, layers)
 
-    if spec.granularity == "channel":
+    skipped: dict[str, str] = {}
+    if granularity is None:   # channel removal: no mask granularity
         if schedule in ("gradual", "rewind"):
             raise BadInputError(f"schedule={schedule!r} cannot follow channel removal (it "
                                 "changes parameter shapes mid-run); allowed with "
@@ -254,7 +255,6 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
                                 "calibration= or finetune=")
         pruned_modules = check_channel_layers(working, layer_names,
                                               explicit=isinstance(layers, (list, tuple)))
-        skipped = {}
     else:
         shapes = {w.name: tuple(w.as_gates(w.tensor(working)).shape)
                   for w in prunable_weights(working, layer_names)}
@@ -268,8 +268,8 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
         pruned_modules = [n for n in layer_names
                           if any(w.name not in skipped for w in weights_of(working, n))]
 
-    def make_pruner(net: nn.Module):
-        if spec.granularity == "channel":
+    def make_pruner(net: nn.Module) -> MaskPruner | ChannelPruner:
+        if granularity is None:
             return ChannelPruner(net, pruned_modules, example, check_norm(norm), scope)
         weights = [w for w in prunable_weights(net, layer_names) if w.name not in skipped]
         return MaskPruner(net, weights, spec.score, granularity, scope,
@@ -278,7 +278,7 @@ def prune(model: nn.Module, method: str = "magnitude", sparsity: float = 0.9, *,
     evaluate_fn = _evaluator(data)
     accuracy_dense = evaluate_fn(working) if evaluate_fn else None
     pruner = make_pruner(working)
-    if spec.granularity == "channel":
+    if isinstance(pruner, ChannelPruner):
         skipped = dict(pruner.skipped)
         if len(skipped) == len(pruned_modules):
             name, why = next(iter(skipped.items()))

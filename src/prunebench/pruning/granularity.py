@@ -31,7 +31,7 @@ class Granularity(ABC):
 
     name: str
 
-    def unusable(self, shapes: dict[str, tuple[int, int, int]]) -> dict[str, str]:
+    def unusable(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, str]:
         """{weight name: why} for the weights (name -> ``[gates, rows, fan_in]``) this
         granularity cannot prune; the caller leaves them dense and reports them."""
         return {}
@@ -54,22 +54,27 @@ class UnitGranularity(Granularity):
     def expand(self, removed: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
         """``[G, U]`` bool unit decisions -> ``[G, R, C]`` element decisions."""
 
-    def keep_masks(self, scores, alive, sparsity, scope):
+    def keep_masks(self, scores: Masks3D, alive: Masks3D, sparsity: float,
+                   scope: str) -> Masks3D:
         names = list(scores)
         units = [self.pool(scores[n].float(), alive[n]) for n in names]
         remove = remove_global if scope == "global" else remove_per_layer
         removed = remove(units, sparsity)
-        return {n: ~self.expand(r, tuple(scores[n].shape)) for n, r in zip(names, removed)}
+        out = {}
+        for n, r in zip(names, removed):
+            g, rows, cols = scores[n].shape
+            out[n] = ~self.expand(r, (g, rows, cols))
+        return out
 
 
 class Unstructured(UnitGranularity):
     name = "unstructured"
 
-    def pool(self, scores, alive):
+    def pool(self, scores: torch.Tensor, alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s = scores.masked_fill(~alive, float("-inf")).reshape(scores.shape[0], -1)
         return s, torch.ones(s.shape, dtype=torch.long)
 
-    def expand(self, removed, shape):
+    def expand(self, removed: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
         return removed.reshape(shape)
 
 
@@ -81,7 +86,7 @@ class Blocks(UnitGranularity):
     def __init__(self, rows: int, cols: int, p: float = 1.0):
         self.rows, self.cols, self.p = rows, cols, p
 
-    def unusable(self, shapes):
+    def unusable(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, str]:
         return {name: f"block=({self.rows}, {self.cols}) is larger than its {rows} x {cols} "
                       "matrices" for name, (_, rows, cols) in shapes.items()
                 if self.rows > rows or self.cols > cols}
@@ -94,7 +99,7 @@ class Blocks(UnitGranularity):
         return t.reshape(g, (r + pad_r) // self.rows, self.rows, (c + pad_c) // self.cols,
                          self.cols)
 
-    def pool(self, scores, alive):
+    def pool(self, scores: torch.Tensor, alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         g = scores.shape[0]
         tiles = self._tiles(scores.abs().pow(self.p) * alive)
         norms = tiles.sum(dim=(2, 4)).pow(1.0 / self.p)
@@ -103,7 +108,7 @@ class Blocks(UnitGranularity):
         norms = norms.masked_fill(~live, float("-inf"))
         return norms.reshape(g, -1), sizes.reshape(g, -1)
 
-    def expand(self, removed, shape):
+    def expand(self, removed: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
         g, r, c = shape
         nr, nc = -(-r // self.rows), -(-c // self.cols)
         grid = removed.reshape(g, nr, nc)
@@ -128,11 +133,12 @@ class NM(Granularity):
     def sparsity(self) -> float:
         return 1.0 - self.n / self.m
 
-    def unusable(self, shapes):
+    def unusable(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, str]:
         return {name: f"m={self.m} does not divide its fan-in {cols}"
                 for name, (_, _, cols) in shapes.items() if cols % self.m}
 
-    def keep_masks(self, scores, alive, sparsity, scope):
+    def keep_masks(self, scores: Masks3D, alive: Masks3D, sparsity: float,
+                   scope: str) -> Masks3D:
         keep = min(self.m, max(self.n, self.m - round(self.m * sparsity)))
         out = {}
         for name, s in scores.items():

@@ -44,7 +44,7 @@ class MaskKeeper:
                 lambda grad, name=name: grad.masked_fill(~self.masks[name], 0.0)))
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()

@@ -22,13 +22,17 @@ a validation split carved from the training data, judged in ``gradual`` only aft
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import torch
 from torch import nn
 
+from ..errors import BadInputError
 from ..registry import Registry
 from .masks import MaskKeeper, apply_masks
+
+if TYPE_CHECKING:
+    from ..train import Finetune
 
 GRADUAL_EVENTS = 16
 GRADUAL_RAMP = 0.75
@@ -62,14 +66,14 @@ class Plan:
     #: what the last fine-tune reported (train.finetune's dict), or None
     last_finetune: dict | None = None
 
-    def record(self, pruner: Pruner, target: float, **extra) -> dict:
+    def record(self, pruner: Pruner, target: float, **extra: Any) -> dict[str, Any]:
         entry = {"sparsity_target": target, "sparsity_achieved": pruner.achieved(), **extra}
         if self.evaluate is not None:
             entry["accuracy"] = self.evaluate(self.model)
         self.history.append(entry)
         return entry
 
-    def the_recipe(self):
+    def the_recipe(self) -> Finetune:
         from ..train import TRAIN_BATCH, TRAIN_LR, Finetune
 
         if self.recipe is not None:
@@ -77,7 +81,8 @@ class Plan:
         return Finetune(steps=self.steps, lr=TRAIN_LR, batch_size=TRAIN_BATCH, validation=0.0,
                         lr_schedule="cosine" if self.teacher is not None else "constant")
 
-    def finetune(self, pruner: Pruner, round_index: int = 0, after_step=None,
+    def finetune(self, pruner: Pruner, round_index: int = 0,
+                 after_step: Callable[[], None] | None = None,
                  watch_from: int = 0, description: str | None = None) -> dict | None:
         """Fine-tune with the masks kept; returns (and keeps in ``last_finetune``) what
         :func:`prunebench.train.finetune` reports, or None without data or steps."""
@@ -189,6 +194,9 @@ def rewind(pruner: Pruner, sparsity: float, plan: Plan) -> list[dict]:
     (``accuracy``) and right after rewinding, before it (``accuracy_rewound``)."""
     for r, target in enumerate(geometric_targets(sparsity, plan.rounds)):
         pruner.prune_to(target)
+        if plan.rewind_state is None:
+            raise BadInputError("schedule='rewind' needs rewind_state= (the state dict to "
+                                "rewind to)")
         plan.model.load_state_dict(plan.rewind_state)
         apply_masks(plan.model, pruner.masks)
         rewound = plan.evaluate(plan.model) if plan.evaluate is not None else None

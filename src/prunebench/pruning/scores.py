@@ -48,19 +48,21 @@ class ScoreContext:
 
 
 @SCORES.register("random")
-def random_scores(model, weights, context) -> dict[str, torch.Tensor]:
+def random_scores(model: nn.Module, weights: Sequence[PrunableWeight],
+                  context: ScoreContext) -> dict[str, torch.Tensor]:
     return {w.name: torch.rand(w.tensor(model).shape, generator=context.generator)
             for w in weights}
 
 
 @SCORES.register("magnitude")
 @torch.no_grad()
-def magnitude_scores(model, weights, context) -> dict[str, torch.Tensor]:
+def magnitude_scores(model: nn.Module, weights: Sequence[PrunableWeight],
+                     context: ScoreContext) -> dict[str, torch.Tensor]:
     return {w.name: w.tensor(model).detach().abs() for w in weights}
 
 
 def _weight_gradients(model: nn.Module, weights: Sequence[PrunableWeight],
-                      x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+                      x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor | None]:
     """d(mean cross-entropy)/dw for each weight, without touching ``.grad`` or the mode."""
     was_training = model.training
     model.eval()  # no dropout noise in a score; BatchNorm uses its running statistics
@@ -73,19 +75,22 @@ def _weight_gradients(model: nn.Module, weights: Sequence[PrunableWeight],
         model.train(was_training)
 
 
-def _zeros_if_none(grads, model, weights):
+def _zeros_if_none(grads: list[torch.Tensor | None], model: nn.Module,
+                   weights: Sequence[PrunableWeight]) -> list[torch.Tensor]:
     return [torch.zeros_like(w.tensor(model)) if g is None else g for g, w in zip(grads, weights)]
 
 
 @SCORES.register("gradient")
-def gradient_scores(model, weights, context) -> dict[str, torch.Tensor]:
+def gradient_scores(model: nn.Module, weights: Sequence[PrunableWeight],
+                    context: ScoreContext) -> dict[str, torch.Tensor]:
     x, y = context.batch("gradient")
     grads = _zeros_if_none(_weight_gradients(model, weights, x, y), model, weights)
     return {w.name: (w.tensor(model).detach() * g).abs() for w, g in zip(weights, grads)}
 
 
 @SCORES.register("taylor")
-def taylor_scores(model, weights, context) -> dict[str, torch.Tensor]:
+def taylor_scores(model: nn.Module, weights: Sequence[PrunableWeight],
+                  context: ScoreContext) -> dict[str, torch.Tensor]:
     x, y = context.batch("taylor")
     chunks = max(1, min(TAYLOR_CHUNKS, len(x)))
     total = {w.name: torch.zeros_like(w.tensor(model).detach()) for w in weights}

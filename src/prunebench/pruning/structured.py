@@ -34,7 +34,12 @@ ROOT_TYPES = (nn.Linear, *CONV_TYPES)
 
 
 def out_channels(module: nn.Module) -> int:
-    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    if isinstance(module, CONV_TYPES):
+        return module.out_channels
+    raise BadInputError(f"{type(module).__name__}: has no output channels to remove; allowed: "
+                        "nn.Linear, nn.Conv1d/2d/3d")
 
 
 def check_channel_layers(model: nn.Module, layer_names: list[str], explicit: bool) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -67,14 +68,14 @@ class PrunableWeight:
         m = self.matrix(tensor)
         return m.reshape(self.gates, m.shape[0] // self.gates, -1)
 
-    def from_gates(self, gates: torch.Tensor, shape) -> torch.Tensor:
+    def from_gates(self, gates: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
         """The inverse of :meth:`as_gates`: ``gates`` back in the weight's ``shape``."""
         if self.transposed:
             return gates.reshape(shape[1], shape[0]).t()
         return gates.reshape(shape)
 
 
-def hf_conv1d_type():
+def hf_conv1d_type() -> type[nn.Module] | None:
     """``transformers.pytorch_utils.Conv1D`` when transformers is already imported (a model
     holding one must have imported it), else None: prunebench never imports transformers."""
     mod = sys.modules.get("transformers.pytorch_utils")
@@ -109,6 +110,8 @@ def weights_of(model: nn.Module, module_name: str) -> list[PrunableWeight]:
     """The prunable weights of one module (one for Linear/Conv, all gate matrices for RNNs)."""
     module = model.get_submodule(module_name)
     kind = layer_kind(module)
+    if kind is None:
+        raise BadInputError(f"layer {module_name!r}: {type(module).__name__} is not prunable")
     prefix = f"{module_name}." if module_name else ""
     if kind in ("linear", "conv"):
         return [PrunableWeight(prefix + "weight", module_name, kind, 1,
@@ -127,7 +130,8 @@ def weights_of(model: nn.Module, module_name: str) -> list[PrunableWeight]:
     return out
 
 
-def select_layers(model: nn.Module, layers: list[str] | tuple[str, ...] | None) -> list[str]:
+def select_layers(model: nn.Module, layers: list[str] | tuple[str, ...] | str | None
+                  ) -> list[str]:
     """Module names to prune, in definition order.
 
     ``layers=None`` means every prunable module (see :data:`DEFAULT_LAYERS_DOC`) except the

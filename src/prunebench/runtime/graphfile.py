@@ -40,15 +40,23 @@ describes, and running it is the caller's step.
 from __future__ import annotations
 
 import math
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 import torch
 from torch import nn
 
 from ..dtypes import FP16_MAX, VALUE_ENCODINGS
 from ..errors import BadInputError, FormatError, PrunebenchError
 from .encoding import nm_violation, options_for
+from .manifest import FILE_VERSION
+
+if TYPE_CHECKING:
+    from onnx import GraphProto, ModelProto, TensorProto
+
+    from ..formats import Format
 
 #: at most this many weights are decoded from a graph file (declared sizes, checked first)
 MAX_ELEMENTS = 2**28
@@ -64,15 +72,15 @@ class GraphModel(nn.Module):
 
     prunebench_graph = True
 
-    def __init__(self, onnx_bytes: bytes, input_shape, input_dtype: str = "float32",
-                 name: str = "graph", threads: int | None = None):
+    def __init__(self, onnx_bytes: bytes, input_shape: Sequence[int], input_dtype: str = "float32",
+                 name: str = "graph", threads: int | None = None) -> None:
         super().__init__()
         self.onnx_bytes, self.name = onnx_bytes, name
         self.input_shape, self.input_dtype = tuple(int(d) for d in input_shape), input_dtype
         self.threads = threads
         self.session = self._session(threads or torch.get_num_threads())
 
-    def _session(self, threads: int):
+    def _session(self, threads: int) -> Any:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -116,7 +124,7 @@ def _first_line(e: Exception) -> str:
 # ---------------------------------------------------------------- ONNX safety checks
 
 
-def _tensors_of(graph):
+def _tensors_of(graph: GraphProto) -> Iterator[TensorProto]:
     """Every TensorProto a graph holds: initializers and node attributes, subgraphs included."""
     yield from graph.initializer
     for sp in graph.sparse_initializer:
@@ -133,7 +141,7 @@ def _tensors_of(graph):
                 yield from _tensors_of(g)
 
 
-def check_onnx(where: str, proto) -> None:
+def check_onnx(where: str, proto: ModelProto) -> None:
     """Refuse what would make loading reach outside the bytes given: external data, operator
     domains other than ONNX's own (custom operators)."""
     from onnx import TensorProto
@@ -157,7 +165,7 @@ def check_onnx(where: str, proto) -> None:
                                   "separate file the loader would read); refused")
 
 
-def parse_onnx(where: str, data: bytes):
+def parse_onnx(where: str, data: bytes) -> ModelProto:
     import onnx
 
     try:
@@ -168,7 +176,7 @@ def parse_onnx(where: str, data: bytes):
     return proto
 
 
-def graph_input(where: str, proto) -> tuple[list[int], str]:
+def graph_input(where: str, proto: ModelProto) -> tuple[list[int | None], str]:
     """(shape with batch 1, dtype) of the graph's single input, None for dims it leaves open."""
     from onnx import TensorProto
 
@@ -189,8 +197,8 @@ def graph_input(where: str, proto) -> tuple[list[int], str]:
 # ---------------------------------------------------------------- saving
 
 
-def _encode_matrix(W: np.ndarray, want: str, values: str, index_dtype, keep_smaller: bool,
-                   opts: dict):
+def _encode_matrix(W: np.ndarray, want: str, values: str, index_dtype: DTypeLike | None,
+                   keep_smaller: bool, opts: dict[str, Any]) -> tuple[Format, str]:
     from ..formats import encode
 
     opts = options_for(want, opts)
@@ -209,10 +217,12 @@ def _encode_matrix(W: np.ndarray, want: str, values: str, index_dtype, keep_smal
     return fmt, "requested"
 
 
-def save_graph_model(path, model: nn.Module, example_input: torch.Tensor, *, name: str = "graph",
-                     format: str = "csr", values: str = "fp32", index_dtype=None,
-                     keep_smaller: bool = True, info: dict | None = None,
-                     **format_opts) -> dict:
+def save_graph_model(path: str | os.PathLike[str], model: nn.Module,
+                     example_input: torch.Tensor, *, name: str = "graph",
+                     format: str | dict[str, str] = "csr",
+                     values: str = "fp32", index_dtype: DTypeLike | None = None,
+                     keep_smaller: bool = True, info: dict[str, Any] | None = None,
+                     **format_opts: Any) -> dict[str, dict[str, Any]]:
     """Write ``model`` (any ``nn.Module`` the ONNX exporter traces on ``example_input``) as a
     graph file; see the module docstring. Returns the plan {layer: {format, requested, reason,
     initializer, shape, sparsity, bytes, lossless}}."""
@@ -221,7 +231,6 @@ def save_graph_model(path, model: nn.Module, example_input: torch.Tensor, *, nam
 
     from ..engines.onnx_engine import export_onnx
     from ..formats import FORMATS, save_container
-    from .modelfile import FILE_VERSION
 
     if values not in VALUE_ENCODINGS:
         raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_ENCODINGS)}")
@@ -239,7 +248,10 @@ def save_graph_model(path, model: nn.Module, example_input: torch.Tensor, *, nam
     proto = onnx.load_from_string(data)
     shape, dtype = graph_input(f"model {name}", proto)
     shape = [1, *example_input.shape[1:]]
-    layers, plan, entries, extra_parts = {}, {}, [], {}
+    layers: dict[str, Format] = {}
+    plan: dict[str, dict[str, Any]] = {}
+    entries: list[list[Any]] = []
+    extra_parts: dict[str, list[np.ndarray]] = {}
     for i, init in enumerate(proto.graph.initializer):
         a = numpy_helper.to_array(init)
         dt = a.dtype.name
@@ -284,7 +296,7 @@ def save_graph_model(path, model: nn.Module, example_input: torch.Tensor, *, nam
 # ---------------------------------------------------------------- loading
 
 
-def _entries(where: str, graph: Any) -> tuple[list, dict]:
+def _entries(where: str, graph: Any) -> tuple[list[list[Any]], dict[str, Any]]:
     if not isinstance(graph, dict) or not isinstance(graph.get("initializers"), list):
         raise FormatError(f"{where}: manifest 'graph' should be a dict with an 'initializers' list")
     entries = graph["initializers"]
@@ -308,8 +320,8 @@ def _entries(where: str, graph: Any) -> tuple[list, dict]:
     return entries, inp
 
 
-def load_graph_model(where: str, layers: dict, extra: dict, manifest: dict,
-                     max_elements: int = MAX_ELEMENTS) -> GraphModel:
+def load_graph_model(where: str, layers: dict[str, Format], extra: dict[str, np.ndarray],
+                     manifest: dict[str, Any], max_elements: int = MAX_ELEMENTS) -> GraphModel:
     """Rebuild a graph file's model (``modelfile.load_model`` calls this for ``kind: graph``)."""
     from onnx import numpy_helper
 
@@ -330,7 +342,7 @@ def load_graph_model(where: str, layers: dict, extra: dict, manifest: dict,
         raise FormatError(f"{where}: the stored graph holds initializers of its own; a graph "
                           "file keeps every weight in the container")
     values = manifest["values"]
-    stores: dict[str, list] = {}
+    stores: dict[str, list[int]] = {}
     for name, dims, dt, lname in entries:
         if lname is None:
             stores.setdefault("float16" if dt == "float32" and values != "fp32" else dt,
@@ -371,11 +383,9 @@ def load_graph_model(where: str, layers: dict, extra: dict, manifest: dict,
                       name=str(manifest.get("model", "graph"))[:200])
 
 
-def load_onnx_file(path: str, input_shape=None) -> GraphModel:
+def load_onnx_file(path: str, input_shape: Sequence[int] | None = None) -> GraphModel:
     """A plain ``.onnx`` file as a :class:`GraphModel` (dense; the same checks as a graph
     file: no external data, no custom operator domains)."""
-    import os
-
     where = f"file {path}"
     if not os.path.isfile(path):
         raise BadInputError(f"MODEL: ONNX file {path!r} does not exist")
@@ -386,14 +396,15 @@ def load_onnx_file(path: str, input_shape=None) -> GraphModel:
         if not dims or any(d is None or d < 1 for d in dims[1:]):
             raise BadInputError(f"--input-shape: {where} leaves input dims {dims} open; give "
                                 "--input-shape, e.g. 1,40")
-        input_shape = [1, *dims[1:]]
+        input_shape = [1, *(d for d in dims[1:] if d is not None)]  # none is, checked above
     elif dims and len(dims) != len(input_shape):
         raise BadInputError(f"--input-shape: got {','.join(map(str, input_shape))}, but the "
                             f"graph's input has {len(dims)} dims ({dims})")
     return GraphModel(proto.SerializeToString(), input_shape, dtype, name=os.path.basename(path))
 
 
-def graph_weights(model: nn.Module, graph: GraphModel) -> tuple[dict, dict, GraphModel]:
+def graph_weights(model: nn.Module, graph: GraphModel
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], GraphModel]:
     """({initializer: tensor} of ``model`` exported as the graph was, the same of ``graph``,
     ``model``'s own graph on ONNX Runtime): what ``pack`` compares to tell whether a graph
     file gave the weights and the outputs back (PyTorch and ONNX Runtime round differently)."""
@@ -402,10 +413,36 @@ def graph_weights(model: nn.Module, graph: GraphModel) -> tuple[dict, dict, Grap
 
     from ..engines.onnx_engine import export_onnx
 
-    def inits(data):
+    def inits(data: bytes) -> dict[str, torch.Tensor]:
         return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy())
                 for t in onnx.load_from_string(data).graph.initializer}
 
     data = export_onnx(model.eval(), graph.example_input(1))
     return (inits(data), inits(graph.onnx_bytes),
             GraphModel(data, graph.input_shape, graph.input_dtype, name=graph.name))
+
+
+# ---------------------------------------------------------------- inspection
+
+
+def inspect_graph(info: dict[str, Any], man: dict[str, Any], fallbacks: dict[str, str]
+                  ) -> dict[str, Any]:
+    """:func:`prunebench.runtime.modelfile.inspect_model` for a graph file: layers are the
+    graph's weight initializers; the dense file is every initializer in fp32 plus the graph."""
+    entries = man["graph"]["initializers"]
+    for name, dims, dtype, lname in entries:
+        if lname is not None:
+            lay = info["layers"][lname]
+            lay["why"] = fallbacks.get(lname, "requested")
+            lay["initializer"] = name
+    dense = sum(math.prod(d) * (4 if t == "float32" else np.dtype(t).itemsize)
+                for _, d, t, _ in entries)
+    info["model"], info["values"] = man["model"], man["values"]
+    info["kind"] = "graph"
+    info["lossless"] = man["values"] == "fp32" and all(v["lossless"] for v in info["layers"].values())
+    lossy = man["values"] != "fp32"
+    stored = sum(math.prod(d) * (2 if t == "float32" and lossy else np.dtype(t).itemsize)
+                 for _, d, t, lname in entries if lname is None)
+    info["dense_file_bytes"] = dense + int(info["extra_bytes"]) - stored  # + the graph itself
+    info["compression_ratio"] = info["dense_file_bytes"] / info["file_bytes"]
+    return info

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 import torch
 from torch import nn
 
@@ -42,15 +43,7 @@ from ..dtypes import FP16_MAX, VALUE_ENCODINGS
 from ..errors import BadInputError, FormatError
 from ..formats import FORMATS, Format, encode, inspect_container, load_container, save_container
 from .encoding import nm_violation, options_for
-
-FILE_VERSION = 2
-
-# shape attributes channel pruning changes; everything a layer's tensors need follows from them
-_CONFIG_ATTRS = {nn.Linear: ("in_features", "out_features"),
-                 nn.Conv1d: ("in_channels", "out_channels", "groups"),
-                 nn.Conv2d: ("in_channels", "out_channels", "groups"),
-                 nn.BatchNorm1d: ("num_features",), nn.BatchNorm2d: ("num_features",)}
-
+from .manifest import CONFIG_ATTRS, FILE_VERSION, check_manifest, check_modules
 
 # ---------------------------------------------------------------- model structure
 
@@ -104,7 +97,7 @@ def _module_config(model: nn.Module) -> dict[str, dict[str, int]]:
     """Shape attributes of the layers channel pruning changes."""
     out = {}
     for name, mod in model.named_modules():
-        attrs = _CONFIG_ATTRS.get(type(mod))
+        attrs = CONFIG_ATTRS.get(type(mod))
         if attrs:
             out[name] = {a: int(getattr(mod, a)) for a in attrs}
     return out
@@ -166,8 +159,9 @@ def _extra_groups(state: dict[str, Any], covered: set[str], values: str) -> dict
 
 
 def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
-                 values: str = "fp32", index_dtype=None, keep_smaller: bool = True,
-                 **format_opts) -> tuple[dict[str, Format], dict[str, dict]]:
+                 values: str = "fp32", index_dtype: DTypeLike | None = None,
+                 keep_smaller: bool = True,
+                 **format_opts: Any) -> tuple[dict[str, Format], dict[str, dict[str, Any]]]:
     """Encode every prunable weight matrix of ``model``.
 
     ``format`` is one format name for all layers or a plan {layer: format} (unlisted layers:
@@ -194,7 +188,8 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
         plan_in = {name: format.get(name, "dense") for name in matrices}
     params = dict(model.named_parameters())
     transposed = _transposed(model)
-    layers, plan = {}, {}
+    layers: dict[str, Format] = {}
+    plan: dict[str, dict[str, Any]] = {}
     for name, (pname, g, gates) in matrices.items():
         W = _matrix(params[pname], g, gates, pname in transposed)
         want = plan_in[name]
@@ -228,11 +223,12 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
     return layers, plan
 
 
-def save_model(path: str | os.PathLike, model: nn.Module, *, zoo_name: str | None = None,
+def save_model(path: str | os.PathLike[str], model: nn.Module, *, zoo_name: str | None = None,
                seed: int = 0, format: str | dict[str, str] = "csr", values: str = "fp32",
-               index_dtype=None, keep_smaller: bool = True, info: dict | None = None,
-               planner: dict | None = None, example_input: torch.Tensor | None = None,
-               graph: bool | None = None, **format_opts) -> dict:
+               index_dtype: DTypeLike | None = None, keep_smaller: bool = True,
+               info: dict[str, Any] | None = None, planner: dict[str, Any] | None = None,
+               example_input: torch.Tensor | None = None, graph: bool | None = None,
+               **format_opts: Any) -> dict[str, dict[str, Any]]:
     """Write ``model`` (the zoo architecture ``zoo_name``, possibly pruned or channel-pruned)
     to ``path``; see the module docstring for what the file holds.
 
@@ -254,7 +250,7 @@ def save_model(path: str | os.PathLike, model: nn.Module, *, zoo_name: str | Non
         raise BadInputError(f"-o: {str(path)!r} is a directory, expected a file path")
     if not path.parent.exists():
         raise BadInputError(f"-o: folder {str(path.parent)!r} does not exist")
-    from ..usermodel import is_user_model
+    from ..zoo.user import is_user_model
 
     if graph is None:
         graph = zoo_name is None or is_user_model(zoo_name)
@@ -273,6 +269,9 @@ def save_model(path: str | os.PathLike, model: nn.Module, *, zoo_name: str | Non
         return save_graph_model(path, model, example_input, name=zoo_name or type(model).__name__,
                                 format=format, values=values, index_dtype=index_dtype,
                                 keep_smaller=keep_smaller, info=info, **format_opts)
+    if zoo_name is None:
+        raise BadInputError("save_model: graph=False stores a zoo model's file; give "
+                            "zoo_name= (the zoo model it is)")
     reference = _build(zoo_name)
     state = model.state_dict()
     if list(state) != list(reference.state_dict()):
@@ -311,81 +310,8 @@ def save_model(path: str | os.PathLike, model: nn.Module, *, zoo_name: str | Non
 # ---------------------------------------------------------------- loading
 
 
-def _check_modules(where: str, model: nn.Module, modules: Any, zoo_name: str) -> None:
-    """Apply the manifest's shape attributes to ``model`` after checking each one."""
-    if not isinstance(modules, dict):
-        raise FormatError(f"{where}: manifest 'modules' should be a dict, got {type(modules).__name__}")
-    for name, cfg in modules.items():
-        try:
-            mod = model.get_submodule(name) if isinstance(name, str) and name else None
-        except AttributeError:
-            mod = None
-        allowed = _CONFIG_ATTRS.get(type(mod), ())
-        if not allowed:
-            raise FormatError(f"{where}: manifest 'modules' names {name!r}, which is not a "
-                              f"Linear/Conv/BatchNorm module of {zoo_name}")
-        if not isinstance(cfg, dict) or not cfg:
-            raise FormatError(f"{where}: manifest 'modules' entry {name!r} should be a non-empty dict")
-        for a, v in cfg.items():
-            if a not in allowed:
-                raise FormatError(f"{where}: manifest 'modules' sets {name}.{a}; allowed: "
-                                  f"{', '.join(allowed)}")
-            if type(v) is not int or v < 1:
-                raise FormatError(f"{where}: manifest 'modules' sets {name}.{a} = {v!r}, "
-                                  f"expected an int >= 1")
-            setattr(mod, a, v)
-
-
-def _manifest(where: str, manifest: Any) -> dict:
-    if isinstance(manifest, dict) and manifest.get("kind", "zoo") not in ("zoo", "graph"):
-        raise FormatError(f"{where}: manifest kind={str(manifest.get('kind'))[:40]!r}, "
-                          "expected 'zoo' (absent) or 'graph'")
-    if not isinstance(manifest, dict) or manifest.get("prunebench_model_file") != FILE_VERSION:
-        got = manifest.get("prunebench_model_file") if isinstance(manifest, dict) else None
-        raise FormatError(f"{where}: manifest prunebench_model_file={got!r}, expected "
-                          f"{FILE_VERSION} (not a prunebench model file of this version)")
-    if manifest.get("values") not in VALUE_ENCODINGS:
-        raise FormatError(f"{where}: manifest values={manifest.get('values')!r}, expected one "
-                          f"of {', '.join(VALUE_ENCODINGS)}")
-    for key in ("fallbacks", "modules", "info", "planner"):
-        if not isinstance(manifest.get(key, {}), dict):
-            raise FormatError(f"{where}: manifest {key!r} should be a dict")
-    if not all(isinstance(v, str) for v in manifest.get("fallbacks", {}).values()):
-        raise FormatError(f"{where}: manifest 'fallbacks' should map layers to reasons (strings)")
-    _check_provenance(where, manifest)
-    return manifest
-
-
-def _check_provenance(where: str, manifest: dict) -> None:
-    """The manifest's pruning settings (``info.prune``, which ``bench FILE`` stores in the
-    results database) and planner records (shown by ``inspect``) have the types their
-    readers expect: a crafted file is refused here, not by an AttributeError or a bad row."""
-    prune = manifest.get("info", {}).get("prune", {})
-    if not isinstance(prune, dict):
-        raise FormatError(f"{where}: manifest info.prune should be a dict, got "
-                          f"{type(prune).__name__}")
-    for key in ("method", "scope", "schedule"):
-        v = prune.get(key)
-        if v is not None and (not isinstance(v, str) or len(v) > 64):
-            raise FormatError(f"{where}: manifest info.prune.{key} = {v!r:.60} should be a "
-                              "name (a string of at most 64 characters)")
-    for key in ("sparsity_achieved", "sparsity_requested"):
-        v = prune.get(key)
-        if v is not None and (type(v) not in (int, float) or not 0.0 <= v <= 1.0):
-            raise FormatError(f"{where}: manifest info.prune.{key} = {v!r:.60} should be a "
-                              "number in [0, 1]")
-    layers = manifest.get("planner", {}).get("layers", {})
-    if not isinstance(layers, dict):
-        raise FormatError(f"{where}: manifest planner.layers should be a dict")
-    for name, record in layers.items():
-        times = record.get("times_ms", {}) if isinstance(record, dict) else None
-        if not isinstance(times, dict) or not isinstance(record.get("reason", ""), str):
-            raise FormatError(f"{where}: manifest planner.layers[{name!r}] should be a dict "
-                              "with a 'reason' string and 'times_ms' {format: ms}")
-
-
-def load_model(path: str | os.PathLike, *, max_elements: int | None = None
-               ) -> tuple[nn.Module, dict]:
+def load_model(path: str | os.PathLike[str], *, max_elements: int | None = None
+               ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model stored in ``path`` (no pickle) and return (model in eval mode,
     manifest). A graph file gives a :class:`prunebench.runtime.graphfile.GraphModel` (its
     ONNX graph on ONNX Runtime), which may decode at most ``max_elements`` weights (default
@@ -399,20 +325,20 @@ def load_model(path: str | os.PathLike, *, max_elements: int | None = None
 
     where = f"file {path}"
     layers, extra, manifest = load_container(path)
-    manifest = _manifest(where, manifest)
+    manifest = check_manifest(where, manifest)
     if manifest.get("kind") == "graph":
         from .graphfile import MAX_ELEMENTS, load_graph_model
 
         return load_graph_model(where, layers, extra, manifest,
                                 MAX_ELEMENTS if max_elements is None else max_elements), manifest
-    name = manifest.get("model")
+    name: Any = manifest.get("model")   # unchecked JSON: get_spec refuses a non-zoo name
     try:
         spec = zoo.get_spec(name)
     except BadInputError as e:
         raise FormatError(f"{where}: manifest names an unknown model: {e}") from None
     model = _build(name)
     limit = _elements(_expected_shapes(model))
-    _check_modules(where, model, manifest.get("modules", {}), name)
+    check_modules(where, model, manifest.get("modules", {}), name)
     values = manifest["values"]
     shapes = _expected_shapes(model)
     if _elements(shapes) > limit:  # before any tensor is decoded: a memory bomb stops here
@@ -512,7 +438,7 @@ def _planned_why(record: dict) -> str:
     return f"planner: {record.get('reason', '?')}" + (f"; measured {shown}" if shown else "")
 
 
-def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
+def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Validate a model file like :func:`load_model` and report its bytes.
 
     Returns :func:`prunebench.formats.inspect_container`'s dict with, per layer, ``why`` (the
@@ -526,7 +452,9 @@ def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
     man = info["manifest"]
     fallbacks = man.get("fallbacks", {})
     if man.get("kind") == "graph":
-        return _inspect_graph(info, man, fallbacks)
+        from .graphfile import inspect_graph
+
+        return inspect_graph(info, man, fallbacks)
     params = dict(model.named_parameters())
     planned = man.get("planner", {}).get("layers", {})
     planned = planned if isinstance(planned, dict) else {}
@@ -541,27 +469,5 @@ def inspect_model(path: str | os.PathLike) -> dict[str, Any]:
     info["model"], info["values"] = man["model"], man["values"]
     info["lossless"] = man["values"] == "fp32" and all(v["lossless"] for v in info["layers"].values())
     info["dense_file_bytes"] = zoo_dense_file_bytes(man["model"])
-    info["compression_ratio"] = info["dense_file_bytes"] / info["file_bytes"]
-    return info
-
-
-def _inspect_graph(info: dict, man: dict, fallbacks: dict) -> dict:
-    """:func:`inspect_model` for a graph file: layers are the graph's weight initializers;
-    the dense file is every initializer in fp32 plus the graph."""
-    entries = man["graph"]["initializers"]
-    for name, dims, dtype, lname in entries:
-        if lname is not None:
-            lay = info["layers"][lname]
-            lay["why"] = fallbacks.get(lname, "requested")
-            lay["initializer"] = name
-    dense = sum(math.prod(d) * (4 if t == "float32" else np.dtype(t).itemsize)
-                for _, d, t, _ in entries)
-    info["model"], info["values"] = man["model"], man["values"]
-    info["kind"] = "graph"
-    info["lossless"] = man["values"] == "fp32" and all(v["lossless"] for v in info["layers"].values())
-    lossy = man["values"] != "fp32"
-    stored = sum(math.prod(d) * (2 if t == "float32" and lossy else np.dtype(t).itemsize)
-                 for _, d, t, lname in entries if lname is None)
-    info["dense_file_bytes"] = dense + int(info["extra_bytes"]) - stored  # + the graph itself
     info["compression_ratio"] = info["dense_file_bytes"] / info["file_bytes"]
     return info

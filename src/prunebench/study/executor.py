@@ -182,7 +182,8 @@ class Executor:
         cost = {p: self.est.train_s(*p) for p in todo}
         self.display.job(f"train {len(todo)} models (not cached; two at a time)")
         train_missing(todo, cost=lambda *p: cost[p],
-                      on_trained=lambda *p: self.display.advance(cost[p], job=False))
+                      on_trained=lambda *p: self.display.advance(cost[p], job=False),
+                      registers=["prunebench.study.controls"])  # the matched controls
         self.guard.check()
 
     def run_group(self, pj: Job, deps: list[Job]) -> tuple[str, Any]:

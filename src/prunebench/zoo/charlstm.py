@@ -19,6 +19,8 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -44,7 +46,9 @@ class CharLSTM(nn.Module):
         self.lstm = nn.LSTM(embed, hidden, batch_first=True)
         self.head = nn.Linear(hidden, vocab)
 
-    def sequence_logits(self, ids: torch.Tensor, state=None):
+    def sequence_logits(self, ids: torch.Tensor,
+                        state: tuple[torch.Tensor, torch.Tensor] | None = None
+                        ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Logits ``[B, T, V]`` for ids ``[B, T]``, and the final (h, c)."""
         out, state = self.lstm(self.embed(ids.long()), state)
         return self.head(out), state
@@ -193,7 +197,7 @@ def bits_per_char(model: CharLSTM, ids: np.ndarray, streams: int = 32, chunk: in
     return total / (streams * (n - 1)) / math.log(2)
 
 
-def checkpoint_path(cfg: CharTrainConfig, seed: int):
+def checkpoint_path(cfg: CharTrainConfig, seed: int) -> Path:
     blob = json.dumps({"model": "lee-charlstm", "cfg": asdict(cfg), "seed": seed,
                        "held_out": HELD_OUT, "chars": CHARS,
                        "torch": torch.__version__.split("+")[0]}, sort_keys=True)
@@ -220,19 +224,28 @@ def trained_state(seed: int = 0, progress: bool = False,
     return state
 
 
-def task_metrics(model: CharLSTM, dense_model: CharLSTM | None = None) -> dict:
-    """``bits_per_char`` on the held-out text, with the unigram baseline beside it."""
+def task_metrics(model: nn.Module, dense_model: nn.Module | None = None
+                 ) -> dict[str, float | int]:
+    """``bits_per_char`` on the held-out text, with the unigram baseline beside it. Both
+    models are a :class:`CharLSTM` (dense or pruned): the text runs through whole sequences."""
     tr, te = corpus()
-    out = {"bits_per_char": bits_per_char(model, te),
-           "unigram_bits_per_char": unigram_bits_per_char(tr, te),
-           "held_out_chars": int(len(te))}
+    out: dict[str, float | int] = {"bits_per_char": bits_per_char(_charlstm(model), te),
+                                   "unigram_bits_per_char": unigram_bits_per_char(tr, te),
+                                   "held_out_chars": int(len(te))}
     if dense_model is not None:
-        out["bits_per_char_dense"] = bits_per_char(dense_model, te)
+        out["bits_per_char_dense"] = bits_per_char(_charlstm(dense_model), te)
     return out
 
 
-def step_latency(run, model_hidden: int, steps: int = 200, warmup: int = 20,
-                 seed: int = 0) -> np.ndarray:
+def _charlstm(model: nn.Module) -> CharLSTM:
+    if not isinstance(model, CharLSTM):
+        raise BadInputError(f"model: bits per character runs a CharLSTM over whole sequences; "
+                            f"got {type(model).__name__}")
+    return model
+
+
+def step_latency(run: Callable[[torch.Tensor], Any], model_hidden: int, steps: int = 200,
+                 warmup: int = 20, seed: int = 0) -> np.ndarray:
     """Seconds per generated character of ``run`` (a CharLSTM or its compiled runnable) at
     batch 1, greedy generation feeding each step's state and argmax back in."""
     import time

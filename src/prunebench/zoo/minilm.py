@@ -28,6 +28,7 @@ import functools
 import importlib.util
 import math
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ class _Layer(nn.Module):
         b, t, _ = x.shape
         d = HIDDEN // HEADS
 
-        def heads(y):
+        def heads(y: torch.Tensor) -> torch.Tensor:
             return y.reshape(b, t, HEADS, d).transpose(1, 2)   # [b, heads, t, d]
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
@@ -195,7 +196,7 @@ def tokenize(texts: list[str], max_length: int = MAX_SEQ_LENGTH,
 
 
 @torch.inference_mode()
-def encode(model, texts: list[str], batch_size: int = 16,
+def encode(model: Callable[[torch.Tensor], Any], texts: list[str], batch_size: int = 16,
            max_length: int = MAX_SEQ_LENGTH) -> np.ndarray:
     """Embeddings ``[len(texts), 384]`` of ``model`` (a MiniLM module or a compiled runnable
     taking token ids). Texts are batched by length so little padding is computed."""
@@ -325,7 +326,9 @@ def eval_texts() -> list[str]:
     return list(lee_documents()) + list(polarity()[0])
 
 
-def task_metrics(model, dense_model=None, dense_embeddings: np.ndarray | None = None) -> dict:
+def task_metrics(model: Callable[[torch.Tensor], Any],
+                 dense_model: Callable[[torch.Tensor], Any] | None = None,
+                 dense_embeddings: np.ndarray | None = None) -> dict[str, float]:
     """``lee_spearman``, ``lee_pearson``, ``polarity_accuracy`` and ``fidelity_cosine`` (mean
     cosine to the dense model's embeddings; 1.0 when no dense model is given, i.e. the model
     is the dense one) of ``model``."""

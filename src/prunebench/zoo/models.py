@@ -5,18 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Literal, overload
 
 import torch
 from torch import nn
 
-from ..errors import BadInputError
+from ..errors import BadInputError, PrunebenchError
 from ..registry import Registry
 from . import architectures as A
+from . import user
 from .cache import cache_dir
-from .datasets import load_dataset
+from .datasets import Dataset, load_dataset
 
-MODELS: Registry = Registry("model")
+MODELS: Registry[ModelSpec] = Registry("model")
 
 
 @dataclass(frozen=True)
@@ -141,9 +143,7 @@ _add(ModelSpec("lee-charlstm", _build_charlstm, None, (1 + 2 * 1024,),
 
 def get_spec(name: str) -> ModelSpec:
     if isinstance(name, str) and name not in MODELS:  # a user model of the parent process
-        from ..usermodel import register_from_env
-
-        register_from_env(name)
+        user.register_from_env(name)
     return MODELS.get(name)
 
 
@@ -160,7 +160,7 @@ def checkpoint_key(spec: ModelSpec, seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def checkpoint_paths(spec: ModelSpec, seed: int):
+def checkpoint_paths(spec: ModelSpec, seed: int) -> tuple[Path, Path]:
     d = cache_dir() / "checkpoints"
     stem = f"{spec.name}-s{seed}-{checkpoint_key(spec, seed)}"
     return d / f"{stem}.safetensors", d / f"{stem}.init.safetensors"
@@ -171,7 +171,9 @@ def build(name: str, seed: int = 0) -> nn.Module:
     spec = get_spec(name)
     torch.manual_seed(seed)
     model = spec.build().eval()
-    model.prunebench_zoo_name = name  # what finetune_defaults() reads (copies keep it)
+    # what finetune_defaults() reads (copies keep it); setattr: torch types a Module's
+    # attributes as tensors and modules
+    setattr(model, "prunebench_zoo_name", name)
     return model
 
 
@@ -181,13 +183,13 @@ def finetune_defaults(model: nn.Module | str) -> tuple[float, int]:
     from ..train import TRAIN_BATCH, TRAIN_LR
 
     name = model if isinstance(model, str) else getattr(model, "prunebench_zoo_name", None)
-    spec = MODELS.get(name) if name in MODELS else None
+    spec = MODELS.get(name) if isinstance(name, str) and name in MODELS else None
     if spec is None or spec.train is None:
         return TRAIN_LR, TRAIN_BATCH
     return spec.train.lr, spec.train.batch_size
 
 
-def _save_state(model: nn.Module, path) -> None:
+def _save_state(model: nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +198,7 @@ def _save_state(model: nn.Module, path) -> None:
     tmp.replace(path)
 
 
-def _load_state(model: nn.Module, path) -> None:
+def _load_state(model: nn.Module, path: Path) -> None:
     from safetensors.torch import load_file
 
     model.load_state_dict(load_file(str(path)))
@@ -207,15 +209,28 @@ def _load_state(model: nn.Module, path) -> None:
 SEED_MAX = 2**32 - 1
 
 
-def check_seed(seed, name: str = "--seed") -> int:
+def check_seed(seed: object, name: str = "--seed") -> int:
     """``seed`` if it is an integer in [0, SEED_MAX]; BadInputError naming ``name`` if not."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         raise BadInputError(f"{name}: got {seed!r}; allowed: an integer in [0, {SEED_MAX}]")
     return seed
 
 
+@overload
+def load(name: str, trained: bool = ..., seed: int = ..., progress: bool = ...,
+         return_init: Literal[False] = ...) -> tuple[nn.Module, Dataset | None]: ...
+
+
+@overload
+def load(name: str, trained: bool = ..., seed: int = ..., progress: bool = ..., *,
+         return_init: Literal[True]) -> tuple[nn.Module, Dataset | None, dict[str, torch.Tensor]]:
+    ...
+
+
 def load(name: str, trained: bool = True, seed: int = 0, progress: bool = False,
-         return_init: bool = False):
+         return_init: bool = False
+         ) -> (tuple[nn.Module, Dataset | None]
+               | tuple[nn.Module, Dataset | None, dict[str, torch.Tensor]]):
     """Build a zoo model and its dataset.
 
     Parameters
@@ -239,7 +254,7 @@ def load(name: str, trained: bool = True, seed: int = 0, progress: bool = False,
     spec = get_spec(name)
     model = build(name, seed)
     init_state = ({k: v.clone() for k, v in model.state_dict().items()} if return_init
-                  else None)
+                  else {})
     data = load_dataset(spec.dataset) if spec.dataset else None
     if spec.weights is not None:
         model.load_state_dict(spec.weights(seed, progress))
@@ -251,6 +266,8 @@ def load(name: str, trained: bool = True, seed: int = 0, progress: bool = False,
             from ..train import fit
 
             cfg = spec.train
+            if cfg is None:
+                raise PrunebenchError(f"model {name}: has a dataset but no training settings")
             fit(model, data, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size,
                 weight_decay=cfg.weight_decay, seed=seed, progress=progress,
                 description=f"train {name} seed {seed}")

@@ -1,7 +1,14 @@
 """Task metrics of the zoo models whose quality is not a test-split accuracy."""
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import nn
+
+from . import user
+from .datasets import load_dataset
+from .models import get_spec
 
 #: zoo name -> what :func:`task_metrics` reports for it
 TASK_METRICS = {
@@ -10,7 +17,8 @@ TASK_METRICS = {
 }
 
 
-def task_metrics(name: str, model: nn.Module, dense_model: nn.Module | None = None) -> dict | None:
+def task_metrics(name: str, model: nn.Module,
+                 dense_model: nn.Module | None = None) -> dict[str, Any] | None:
     """The task metrics of zoo model ``name`` computed on ``model`` (dense or pruned; an
     ``nn.Module``), or None for models judged by accuracy alone.
 
@@ -33,10 +41,31 @@ def task_metrics(name: str, model: nn.Module, dense_model: nn.Module | None = No
         from . import charlstm
 
         return charlstm.task_metrics(model, dense_model)
-    from ..usermodel import is_user_model
-
-    if is_user_model(name):   # --model module:factory: fidelity to the dense model
-        from ..usermodel import task_metrics as fidelity
-
+    if user.is_user_model(name):   # --model module:factory: fidelity to the dense model
         return fidelity(name, model, dense_model)
     return None
+
+
+def fidelity(name: str, model: nn.Module, dense_model: nn.Module | None = None
+             ) -> dict[str, Any]:
+    """Fidelity of ``model`` to ``dense_model`` (itself without one) on the test inputs of
+    the user model's ``--data``, else 64 example inputs: ``fidelity_top1`` (argmax agreement
+    over the last dim), ``fidelity_cosine`` (mean cosine per example), ``fidelity_max_abs``."""
+    spec = get_spec(name)
+    if spec.dataset:
+        x = load_dataset(spec.dataset).x_test[:256]
+    else:
+        x = spec.example_input(64, 1)
+
+    def run(m: nn.Module) -> torch.Tensor:
+        with torch.no_grad():
+            y = m(x)
+        y = y[0] if isinstance(y, (tuple, list)) else y
+        return torch.as_tensor(y).detach().float().reshape(len(x), -1)
+
+    out = run(model)
+    ref = out if dense_model is None else run(dense_model)
+    cos = torch.nn.functional.cosine_similarity(out, ref, dim=1, eps=1e-12)
+    return {"fidelity_top1": float((out.argmax(1) == ref.argmax(1)).float().mean()),
+            "fidelity_cosine": float(cos.mean()),
+            "fidelity_max_abs": float((out - ref).abs().max()), "fidelity_inputs": len(x)}
