@@ -48,7 +48,7 @@ class Plan:
     def best_single_format(self) -> str | None:
         singles = {f: t for f, t in self.model_ms.items() if f not in ("dense", "planned",
                                                                        "per-layer")}
-        return min(singles, key=singles.get) if singles else None
+        return min(singles, key=singles.__getitem__) if singles else None
 
     @property
     def best_single_ms(self) -> float | None:

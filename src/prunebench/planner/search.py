@@ -246,13 +246,13 @@ def _time_layer(model: nn.Module, mname: str, args: tuple | None, matrices: dict
     W = [p for n, p in module.named_parameters() if "weight" in n]
     zeros = sum(int((w == 0).sum()) for w in W)
     total = sum(w.numel() for w in W)
-    row = {"name": mname, "kind": type(module).__name__,
+    row: dict[str, Any] = {"name": mname, "kind": type(module).__name__,
            "shape": list(W[0].shape) if W else [], "matrices": weights,
            "sparsity": zeros / total if total else 0.0,
            "times_ms": {}, "bytes": {}, "unavailable": {}, "format": "dense",
            "reason": ""}
     problem = left_dense(module, zeros, total, args, values)
-    if problem:
+    if problem or args is None:        # a layer the example never reached has its reason
         row["reason"] = problem
         row["bytes"]["dense"] = dense_bytes(module, values)
         return row
@@ -298,7 +298,7 @@ def _plan_latency(layers: list[dict], whole: dict[str, dict[str, str]],
     options = {"per-layer": model_ms["per-layer"], "dense": model_ms["dense"]}
     options.update({f: model_ms[f] for f in single})
     chosen = "per-layer"
-    best = min(options, key=options.get)
+    best = min(options, key=options.__getitem__)
     if options[best] < (1 - TIE) * options["per-layer"] and whole[best] != per_layer:
         chosen = best
     final = whole[chosen]

@@ -36,7 +36,7 @@ def time_models(model, plans: dict[str, dict], build, x, tc: TimingCache,
     first: dict[str, str] = {}
     for k in plans:
         first.setdefault(keys[k], k)
-    out = {k: tc.get(key) for key, k in first.items()}
+    out: dict[str, float | None] = {k: tc.get(key) for key, k in first.items()}
     todo = {}
     for key, k in first.items():
         if out[k] is None:
@@ -46,4 +46,5 @@ def time_models(model, plans: dict[str, dict], build, x, tc: TimingCache,
         measured = timer(todo, rounds=MODEL_ROUNDS, label="model")
         tc.put({keys[k]: t for k, t in measured.items()})
         out.update(measured)
-    return {k: out[first[keys[k]]] for k in plans}
+    done = {k: t for k, t in out.items() if t is not None}    # every plan is measured by now
+    return {k: done[first[keys[k]]] for k in plans}
