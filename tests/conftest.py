@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from .study_helpers import job_table, run_reference, tiny_spec_text, write_spec
+
 # Trained checkpoints are shared between tests (and with `make demo`) through this cache.
 os.environ.setdefault("PRUNEBENCH_CACHE",
                       str(Path(__file__).resolve().parents[1] / ".cache" / "prunebench"))
@@ -48,3 +50,24 @@ def fake_clock():
             self.t += self.step if dt is None else dt
 
     return Clock()
+
+
+@pytest.fixture(scope="session")
+def tiny_spec(tmp_path_factory) -> Path:
+    """The tiny study's spec file (:mod:`tests.study_helpers`)."""
+    return write_spec(tmp_path_factory.mktemp("spec"),
+                      tiny_spec_text("tiny-reliability", description="reliability tests"))
+
+
+@pytest.fixture(scope="session")
+def tiny_reference_db(tiny_spec, tmp_path_factory) -> Path:
+    """The database of an uninterrupted run of the tiny study (in-process, no report)."""
+    return run_reference(tiny_spec, tmp_path_factory.mktemp("reference"))
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tiny_reference_db) -> dict[str, str]:
+    """{job_hash: status} of an uninterrupted run of the tiny study."""
+    table = job_table(tiny_reference_db)
+    assert len(table) == 40
+    return table

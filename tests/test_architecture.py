@@ -1,6 +1,6 @@
 """The package's structure, read from the source with ``ast`` (nothing is imported): no
 import cycle between modules, no use of another module's private names, no module over 500
-lines but the known ones. Every ``import`` statement counts, also those inside functions (an
+lines but the known ones, type hints on every public function. Every ``import`` statement counts, also those inside functions (an
 import deferred to call time still ties the two modules together).
 
 ``python tests/test_architecture.py`` prints the cycles and the private names used across
@@ -365,6 +365,104 @@ def test_value_encodings_and_index_dtypes_have_one_home():
     assert not written, f"value encodings or dtype lists written outside dtypes.py: {written}"
 
 
+def _public_functions(body: list[ast.stmt], prefix: str = "", in_class: bool = False):
+    """(qualified name, node, is a method) of each public function defined in ``body`` and of
+    each method of its public classes, nested classes included; statement blocks (``if``,
+    ``try``, ``with``) are looked into, function bodies are not (a local function is no API)."""
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if not node.name.startswith("_"):
+                yield prefix + node.name, node, in_class
+        elif isinstance(node, ast.ClassDef):
+            if not node.name.startswith("_"):
+                yield from _public_functions(node.body, f"{prefix}{node.name}.", True)
+        else:   # if / try / with / for: their blocks
+            blocks = [getattr(node, f, []) for f in ("body", "orelse", "finalbody")]
+            blocks += [h.body for h in getattr(node, "handlers", [])]
+            for block in blocks:
+                yield from _public_functions(block, prefix, in_class)
+
+
+def _missing_hints(node: ast.FunctionDef | ast.AsyncFunctionDef, method: bool) -> list[str]:
+    """The parameters of ``node`` without an annotation (a method's first one, self or cls,
+    excepted unless it is a staticmethod), plus ``return`` when the return has none."""
+    args = node.args
+    positional = args.posonlyargs + args.args
+    static = any(isinstance(d, ast.Name) and d.id == "staticmethod"
+                 for d in node.decorator_list)
+    if method and not static and positional:
+        positional = positional[1:]
+    params = positional + ([args.vararg] if args.vararg else []) + args.kwonlyargs \
+        + ([args.kwarg] if args.kwarg else [])
+    missing = [a.arg for a in params if a.annotation is None]
+    if node.returns is None:
+        missing.append("return")
+    return missing
+
+
+def unannotated(files: dict[str, Path]) -> list[str]:
+    """``module:line: function (what lacks a hint)`` for every public function or method of
+    a module that is not private (no part of its dotted name starts with ``_``) with a
+    parameter (but self/cls) or its return not annotated."""
+    found = []
+    for module, path in files.items():
+        if _private_module_owner(module) is not None:
+            continue
+        for name, node, method in _public_functions(_tree(path).body):
+            missing = _missing_hints(node, method)
+            if missing:
+                found.append(f"{module}:{node.lineno}: {name} ({', '.join(missing)})")
+    return found
+
+
+def test_hint_finder_on_a_made_up_package(tmp_path):
+    """Every kind of missing hint is found once, at its line; what needs none (self, cls,
+    private names, private classes and modules, local functions) is not."""
+    pkg = tmp_path / PACKAGE
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("def main(argv: list[str]) -> int:\n    return 0\n")
+    (pkg / "_private.py").write_text("def helper(x): pass\n")
+    (pkg / "a.py").write_text(
+        "def ok(x: int, *a: int, k: str = '', **kw: float) -> None:\n"   # 1: all hinted
+        "    def local(y): pass\n"                                      # 2: local: no API
+        "def no_return(x: int): pass\n"                                  # 3: return
+        "def bare(x, y: int = 1, *rest, key=None, **kw) -> None: pass\n"  # 4: x, rest, key, kw
+        "def _private(x): pass\n"                                        # 5: private
+        "class C:\n"                                                     # 6
+        "    def m(self, x) -> int: return x\n"                          # 7: x
+        "    @classmethod\n"                                             # 8
+        "    def make(cls) -> 'C': return cls()\n"                       # 9: cls needs none
+        "    @staticmethod\n"                                            # 10
+        "    def s(x) -> None: pass\n"                                   # 11: x (no self)
+        "    def __init__(self, x): pass\n"                              # 12: dunder
+        "    class Inner:\n"                                             # 13
+        "        def f(self): pass\n"                                    # 14: return
+        "class _Hidden:\n"                                               # 15
+        "    def f(self, x): pass\n"                                     # 16: private class
+        "try:\n"                                                         # 17
+        "    def maybe(x: int): pass\n"                                  # 18: return
+        "except ImportError:\n"                                          # 19
+        "    def maybe(x): pass\n")                                      # 20: x, return
+    assert unannotated(module_files(pkg)) == [
+        "prunebench.a:3: no_return (return)",
+        "prunebench.a:4: bare (x, rest, key, kw)",
+        "prunebench.a:7: C.m (x)",
+        "prunebench.a:11: C.s (x)",
+        "prunebench.a:14: C.Inner.f (return)",
+        "prunebench.a:18: maybe (return)",
+        "prunebench.a:20: maybe (x, return)",
+    ]
+
+
+def test_every_public_function_has_type_hints():
+    """Issue 19 item 5: every parameter (but self/cls) and the return of every public
+    function and method carries a type hint, so that ``mypy src`` checks its body and its
+    callers."""
+    found = unannotated(module_files())
+    assert not found, (f"{len(found)} public functions without full type hints:\n"
+                       + "\n".join(found))
+
+
 if __name__ == "__main__":
     files = module_files()
     for c in cycles(graph(files)):
@@ -372,4 +470,8 @@ if __name__ == "__main__":
     uses = private_uses(files)
     print(f"{len(uses)} uses of another module's private names")
     for line in uses:
+        print(" ", line)
+    bare = unannotated(files)
+    print(f"{len(bare)} public functions without full type hints")
+    for line in bare:
         print(" ", line)

@@ -3,10 +3,13 @@
 line, exit 2). Run in child processes: the registration is process-wide."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -55,18 +58,22 @@ def cli(cwd, *args):
                           text=True, cwd=cwd, env=env, timeout=300)
 
 
+def user_module(folder: Path) -> ModuleType:
+    """The user's ``usernets.py`` in ``folder``, loaded from its file (this process's
+    ``sys.path`` and ``sys.modules`` stay as they are)."""
+    spec = importlib.util.spec_from_file_location("usernets", Path(folder) / "usernets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def dense_math(cwd, x):
     """Outputs of usernets.make() under torch.manual_seed(0), in NumPy (the reference)."""
-    sys.path.insert(0, str(cwd))
-    try:
-        import torch
+    import torch
 
-        import usernets
-        torch.manual_seed(0)
-        st = {k: v.double().numpy() for k, v in usernets.make().state_dict().items()}
-    finally:
-        sys.path.remove(str(cwd))
-        sys.modules.pop("usernets", None)
+    usernets = user_module(cwd)
+    torch.manual_seed(0)
+    st = {k: v.double().numpy() for k, v in usernets.make().state_dict().items()}
     h = np.maximum(x @ st["a.weight"].T + st["a.bias"], 0)
     h = np.maximum(h @ st["b.weight"].T + st["b.bias"], 0) + h
     return h @ st["c.weight"].T + st["c.bias"]
@@ -117,16 +124,11 @@ def test_pack_writes_a_graph_file_that_loads_without_the_module(work):
                                                                            f"'{work}/y.npy'")],
                          cwd="/", env=env, capture_output=True, text=True)
     assert sub.returncode == 0, sub.stderr
-    sys.path.insert(0, str(work))
-    try:
-        import torch
+    import torch
 
-        import usernets
-        torch.manual_seed(0)
-        st = {k: v.double().numpy() for k, v in usernets.make().state_dict().items()}
-    finally:
-        sys.path.remove(str(work))
-        sys.modules.pop("usernets", None)
+    usernets = user_module(work)
+    torch.manual_seed(0)
+    st = {k: v.double().numpy() for k, v in usernets.make().state_dict().items()}
     Wb = st["b.weight"].copy()
     k = int(round(0.9 * Wb.size))
     Wb.ravel()[np.argsort(np.abs(Wb).ravel(), kind="stable")[:k]] = 0
@@ -139,15 +141,10 @@ def test_pack_writes_a_graph_file_that_loads_without_the_module(work):
 def test_bench_an_onnx_file_dense_on_onnxruntime(work):
     import torch
 
-    sys.path.insert(0, str(work))
-    try:
-        import usernets
-        torch.manual_seed(0)
-        torch.onnx.export(usernets.make(), (torch.randn(1, 40),), str(work / "m.onnx"),
-                          dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "b"}})
-    finally:
-        sys.path.remove(str(work))
-        sys.modules.pop("usernets", None)
+    usernets = user_module(work)
+    torch.manual_seed(0)
+    torch.onnx.export(usernets.make(), (torch.randn(1, 40),), str(work / "m.onnx"),
+                      dynamo=False, input_names=["x"], dynamic_axes={"x": {0: "b"}})
     r = cli(work, "bench", "m.onnx", "--data", "d.npz", "--db", "r.sqlite", *FAST)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)

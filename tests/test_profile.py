@@ -20,10 +20,10 @@ from prunebench.measure.profile import (PROFILE_KEYS, current_profile, profile_e
 
 ROOT = Path(__file__).resolve().parents[1]
 X86 = platform.machine().lower() in ("x86_64", "amd64")
-EDGE_RUN = f"import sys; sys.path.insert(0, {str(ROOT / 'tests' / 'kernels')!r})\n" + """
+EDGE_RUN = """
 import json
 import numba, numpy as np, torch
-from kernel_builders import csr_arrays, random_matrix
+from tests.kernels.kernel_builders import csr_arrays, random_matrix
 from prunebench.kernels import csr_matvec, spmv_csr
 from prunebench.measure import fingerprint
 W = random_matrix(30, 50, 0.7)
@@ -62,7 +62,8 @@ def test_current_profile_reads_the_environment(monkeypatch):
 @pytest.mark.skipif(not X86, reason="the 128-bit target named here is x86-64's")
 def test_edge_child_compiles_for_128_bit_simd_and_records_the_profile(tmp_path):
     env = dict(profile_env("edge"), NUMBA_CACHE_DIR=str(tmp_path / "numba"),
-               PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT),
+                                           os.environ.get("PYTHONPATH", "")]))
     r = subprocess.run([sys.executable, "-c", EDGE_RUN], env=env, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

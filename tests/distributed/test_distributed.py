@@ -24,25 +24,13 @@ pytest.importorskip("distributed")
 
 from prunebench.errors import BadInputError  # noqa: E402
 
-SPEC = """\
-name: tiny-distributed
-models: [digits-lenet300]
-methods: [magnitude]
-sparsities: [0.5, 0.8, 0.9]
-seeds: [0]
-finetune_steps: 0
-formats: [dense, csr, bitmap]
-values: [fp32]
-timed_values: [fp32]
-engines: [torch-dense, native]
-batches: [1]
-threads: [1]
-measure: {warmup: 1, min_runs: 3, min_time: 0.02, max_time: 0.1}
-verify: {inputs: 16}
-controls: {matched: [digits-lenet300], quantized: [digits-lenet300]}
-profile: {method: magnitude, sparsity: 0.9, batch: 1}
-hosts: all
-"""
+from ..study_helpers import run_reference, tiny_spec_text, write_spec  # noqa: E402
+
+#: the tiny study with every job kind (controls, a profile), timed jobs pinned to this machine
+SPEC = tiny_spec_text("tiny-distributed", extra=(
+    "controls: {matched: [digits-lenet300], quantized: [digits-lenet300]}\n"
+    "profile: {method: magnitude, sparsity: 0.9, batch: 1}\n"
+    "hosts: all\n"))
 
 
 def job_table(db: Path) -> dict[str, str]:
@@ -62,21 +50,14 @@ def job_table(db: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def spec_path(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("spec") / "tiny.yaml"
-    p.write_text(SPEC)
-    return p
+    return write_spec(tmp_path_factory.mktemp("spec"), SPEC)
 
 
 @pytest.fixture(scope="module")
 def reference_db(spec_path, tmp_path_factory) -> Path:
     """The same study run by the local runner (a study of its own: the tests that use it are
     marked slow)."""
-    from prunebench.study.runner import run_study
-    from prunebench.study.spec import load_spec
-
-    out = tmp_path_factory.mktemp("local")
-    run_study(load_spec(str(spec_path)), out, progress=False, report=False)
-    return out / "results.sqlite"
+    return run_reference(spec_path, tmp_path_factory.mktemp("local"))
 
 
 def _kill_once(marker: str) -> None:

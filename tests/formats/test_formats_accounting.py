@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from format_cases import make_nm, random_sparse
+from .format_cases import make_nm, random_sparse
 from prunebench.errors import BadInputError
 from prunebench.formats import break_even_sparsity, encode, estimate_nbytes
 

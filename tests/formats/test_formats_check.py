@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from format_cases import make_nm, random_sparse
+from .format_cases import make_nm, random_sparse
 from prunebench.errors import FormatError
 from prunebench.formats import FORMATS, encode
 

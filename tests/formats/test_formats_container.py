@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from format_cases import CASES, random_sparse
+from .format_cases import CASES, random_sparse
 from prunebench.errors import BadInputError, FormatError
 from prunebench.formats import encode, inspect_container, load_container, save_container
 

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from format_cases import make_nm, matrices
+from .format_cases import make_nm, matrices
 from prunebench.formats import encode
 
 REF = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 
-from format_cases import CASES, INDEXED, LOSSLESS, canonical_bits, make_nm, matrices, random_sparse
+from .format_cases import CASES, INDEXED, LOSSLESS, canonical_bits, make_nm, matrices, random_sparse
 from prunebench.errors import BadInputError, FormatError
 from prunebench.formats import FORMATS, VALUE_ENCODINGS, encode
 

@@ -6,7 +6,7 @@ import pytest
 import prunebench.kernels as K
 from prunebench.errors import BadInputError
 from prunebench.kernels._jit import balanced_splits
-from kernel_builders import bitmap_arrays, csr_arrays, nm_arrays, nm_matrix, random_matrix
+from .kernel_builders import bitmap_arrays, csr_arrays, nm_arrays, nm_matrix, random_matrix
 
 
 @pytest.mark.parametrize("n", [0, -1, numba.config.NUMBA_NUM_THREADS + 1, 1.5, True, "2", None])

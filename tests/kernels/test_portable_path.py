@@ -61,7 +61,7 @@ def test_kernel_tests_pass_compiled_for_generic_x86_64(tmp_path):
 def test_generic_run_emits_no_avx_instructions():
     import numba
 
-    from kernel_builders import compiled_asm
+    from .kernel_builders import compiled_asm
     from prunebench.kernels import spmv_csr
 
     from prunebench.kernels._simd import half_is_native
@@ -87,7 +87,7 @@ def test_native_run_fuses_multiply_add():
     turns into a libm call per lane); where the CPU has FMA it must still fuse."""
     from numba.core.codegen import get_host_cpu_features
 
-    from kernel_builders import assert_product, compiled_asm, ell_arrays, random_matrix
+    from .kernel_builders import assert_product, compiled_asm, ell_arrays, random_matrix
     from prunebench.kernels import ell_matvec, spmv_ell
 
     if "+fma" not in get_host_cpu_features().split(","):

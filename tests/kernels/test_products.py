@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import prunebench.kernels as K
-from kernel_builders import (
+from .kernel_builders import (
     assert_product,
     bitmap_arrays,
     bsr_arrays,

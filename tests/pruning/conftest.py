@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pruning_helpers import CNN1D, MLP, synthetic_dataset
+from .pruning_helpers import CNN1D, MLP, synthetic_dataset
 
 torch.set_num_threads(1)
 

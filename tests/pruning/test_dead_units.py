@@ -1,7 +1,5 @@
 """Dead units: outputs with no incoming weight and inputs with no outgoing weight, counted on
 hand-built masks whose answer is read off the matrix."""
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -53,8 +51,7 @@ def test_sparsity_report_counts_from_masks_and_weights():
 
 
 def test_report_table_beside_accuracy(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parents[1] / "report"))
-    from synthetic import ACC, _prune_row
+    from ..report.synthetic import ACC, _prune_row
 
     from prunebench.measure import fingerprint
     from prunebench.report import data as D

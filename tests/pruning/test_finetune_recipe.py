@@ -68,7 +68,7 @@ class Scripted:
 
 
 def _finetune_with(monkeypatch, data, values, steps, early_stop=True):
-    from pruning_helpers import MLP
+    from .pruning_helpers import MLP
 
     s = Scripted(values)
     s.n_val = round(0.1 * len(data.y_train))
@@ -143,7 +143,7 @@ def test_zoo_model_is_fine_tuned_with_its_recipe_and_the_report_says_how_it_went
 def test_rewind_history_records_each_round_after_its_retraining(data):
     import copy
 
-    from pruning_helpers import MLP
+    from .pruning_helpers import MLP
 
     torch.manual_seed(0)
     init = MLP()

@@ -134,7 +134,7 @@ def test_masks_override_nonzero_counts(odd):
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_rnn_macs_per_time_step(cell, bidirectional):
-    from pruning_helpers import RNNNet
+    from .pruning_helpers import RNNNet
 
     torch.manual_seed(0)
     model = RNNNet(cell, hidden=16, layers=2, bidirectional=bidirectional)

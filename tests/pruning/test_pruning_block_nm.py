@@ -92,7 +92,7 @@ def test_nm_every_group_has_at_most_n_nonzeros(wide, n, m):
 
 
 def test_nm_on_gru_gates(wide):
-    from pruning_helpers import RNNNet
+    from .pruning_helpers import RNNNet
 
     torch.manual_seed(0)
     model = RNNNet("gru", hidden=16, layers=1, bidirectional=False)

@@ -152,7 +152,7 @@ def test_depthwise_follows_the_expand_conv():
 
 
 def test_channel_argument_errors(cnn):
-    from pruning_helpers import synthetic_dataset
+    from .pruning_helpers import synthetic_dataset
 
     x = torch.randn(2, 40)
     with pytest.raises(BadInputError, match="'fc' is the model's last layer"):
@@ -164,7 +164,7 @@ def test_channel_argument_errors(cnn):
 
 
 def test_channel_iterative_with_finetuning(cnn):
-    from pruning_helpers import synthetic_dataset
+    from .pruning_helpers import synthetic_dataset
 
     data = synthetic_dataset(256, 64)
     result = prune(cnn, "channel", 0.5, schedule="iterative", rounds=2, finetune=data,

@@ -6,7 +6,7 @@ import torch
 
 from prunebench.errors import BadInputError
 from prunebench.pruning import prune
-from pruning_helpers import RNNNet
+from .pruning_helpers import RNNNet
 
 GATES = {"gru": 3, "lstm": 4, "rnn": 1}
 

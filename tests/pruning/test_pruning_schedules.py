@@ -15,7 +15,7 @@ from prunebench.train import evaluate, fit
 
 @pytest.fixture(scope="module")
 def trained(data):
-    from pruning_helpers import MLP
+    from .pruning_helpers import MLP
 
     torch.manual_seed(0)
     return fit(MLP(), data, steps=300, lr=3e-3)
@@ -80,7 +80,7 @@ def test_gradual_keeps_zeros_and_ends_at_target(trained, data):
 
 @pytest.mark.parametrize("rounds", [1, 2])
 def test_rewind_resets_survivors_to_the_given_state(data, rounds):
-    from pruning_helpers import MLP
+    from .pruning_helpers import MLP
 
     torch.manual_seed(0)
     init = MLP()

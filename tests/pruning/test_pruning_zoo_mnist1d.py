@@ -41,8 +41,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-zoo = pytest.importorskip("prunebench.zoo")
-from prunebench.pruning import prune  # noqa: E402
+from prunebench import zoo
+from prunebench.pruning import prune
 
 SEEDS = (0, 1, 2)
 

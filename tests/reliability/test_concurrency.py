@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import check_db, cli
+from .helpers import check_db, cli
 
 
 @pytest.mark.slow

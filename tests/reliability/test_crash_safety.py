@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import check_db, cli, count_rows, result_hashes
+from .helpers import check_db, cli, count_rows, result_hashes
 
 TIMEOUT = 60
 

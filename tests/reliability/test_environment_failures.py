@@ -20,7 +20,8 @@ import textwrap
 
 import pytest
 
-from conftest import check_db, job_table
+from ..study_helpers import job_table
+from .helpers import check_db
 
 
 @pytest.mark.slow

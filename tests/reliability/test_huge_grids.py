@@ -6,13 +6,10 @@ nothing), warns above ``--max-hours`` (default 24 h); the real run refuses above
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from peak_rss import run_with_peak  # noqa: E402
+from .peak_rss import run_with_peak
 
 from prunebench.cli import main
 

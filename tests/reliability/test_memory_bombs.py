@@ -6,14 +6,11 @@ in ``inspect``; N = 1e9: a raw MemoryError)."""
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from peak_rss import run_with_peak  # noqa: E402
+from .peak_rss import run_with_peak
 
 from prunebench.errors import FormatError
 from prunebench.formats import FORMATS

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from conftest import check_db, result_hashes
+from .helpers import check_db, result_hashes
 
 from prunebench.cli import main
 

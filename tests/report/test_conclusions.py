@@ -1,13 +1,9 @@
 """The report's Conclusions and decision table, against numbers computed by hand from the
 synthetic database (tests/report/synthetic.py: make_db + add_conclusion_rows)."""
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from synthetic import add_conclusion_rows, make_db  # noqa: E402
+from .synthetic import add_conclusion_rows, make_db
 
 from prunebench.report import conclusions as C  # noqa: E402
 from prunebench.report import load, write_report  # noqa: E402

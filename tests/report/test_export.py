@@ -1,16 +1,13 @@
 """``prunebench report DB --figures DIR``: figures as PDF and SVG, tables as CSV and LaTeX,
 each opened by an independent reader; the short figures hold a few lines with direct labels."""
 import re
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from synthetic import add_conclusion_rows, make_db  # noqa: E402
+from .synthetic import add_conclusion_rows, make_db
 
 from prunebench.errors import BadInputError  # noqa: E402
 from prunebench.report import figures as F  # noqa: E402

@@ -1,14 +1,10 @@
 """Reports from a database with hand-chosen numbers: tables, findings, the page, bad input."""
 import os
 import sqlite3
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from synthetic import make_db  # noqa: E402
+from .synthetic import make_db
 
 from prunebench.errors import BadInputError, StoreError  # noqa: E402
 from prunebench.report import data as D  # noqa: E402
@@ -148,7 +144,7 @@ def test_speedups_are_side_by_side_ratios_when_rows_carry_their_reference(tmp_pa
     """Rows timed beside the dense baseline: the speedup is the ratio of that one run, not the
     ratio to the dense job's time taken at another moment (here the machine was 25% faster
     during the csr job: 4 ms beside a baseline of 8 ms is 2x, not 10/4 = 2.5x)."""
-    from synthetic import _beside, _latency_row
+    from .synthetic import _beside, _latency_row
     from prunebench.measure import fingerprint
     from prunebench.study.store import Store
 
@@ -184,7 +180,7 @@ def test_headline_speedup_is_the_ratio_to_the_fastest_dense_engine_timed_in_the_
     """A row timed beside the fastest dense engine (``extra.fastest_dense``) takes its speedup
     over it from that one run: 3 ms beside ONNX Runtime's 4.5 ms is 1.5x, whatever the
     ONNX Runtime dense job measured at another moment (5.5 ms there) or chained ratios say."""
-    from synthetic import _beside, _latency_row
+    from .synthetic import _beside, _latency_row
     from prunebench.measure import fingerprint
     from prunebench.study.store import Store
 
@@ -214,7 +210,7 @@ def test_profiles_of_one_machine_are_compared(tmp_path):
     """Issue 17: the same latency grid in the default and the edge profile of one machine (two
     machine ids, one host_id) gives one row per configuration with edge / default; the edge
     rows are another machine to the crossover tables, so each profile has its own baseline."""
-    from synthetic import _latency_row
+    from .synthetic import _latency_row
 
     from prunebench.measure import fingerprint
     from prunebench.study.store import Store

@@ -1,11 +1,9 @@
-"""``python run_study.py SPEC OUT``: the study command as the CLI runs it (Ctrl-C -> exit 130),
-with the test engines registered; the tests start it as a subprocess and interrupt it."""
+"""``python -m tests.study.run_study SPEC OUT`` (from the repository root): the study command
+as the CLI runs it (Ctrl-C -> exit 130), with the test engines registered; the tests start it
+as a subprocess and interrupt it."""
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import fake_engines  # noqa: E402
+from tests.study import fake_engines
 
 fake_engines.register()
 

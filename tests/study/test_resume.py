@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import job_table
+from ..study_helpers import job_table
 
 HERE = Path(__file__).parent
 
 
 def _start(out: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, str(HERE / "run_study.py"), "smoke", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen([sys.executable, "-m", "tests.study.run_study", "smoke", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=HERE.parents[1])
 
 
 def _rows(db: Path) -> int:

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import job_table
+from ..study_helpers import job_table
 from prunebench.study.store import Store, export_rows
 
 # every test reads the smoke study, run once per session (about a minute on 2 cores)

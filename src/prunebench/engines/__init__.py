@@ -12,16 +12,24 @@ openvino       dense, csr (custom op in the graph)  fp32, bf16 (dense)   INFEREN
 litert         dense, tflite-sparse (DENSIFY)      fp32                 num_threads (XNNPACK)
 =============  ==================================  ===================  ==================
 """
+from typing import Any
+
+from torch import nn
+
 from .base import ENGINES, Engine
 from . import torch_dense  # noqa: F401  (registers torch-dense)
 from . import (litert_engine, native, onnx_engine, openvino_engine, scipy_engine,  # noqa: F401,E402
                torch_sparse)  # (register)
 
 
-def compile(model, engine: str = "torch-dense", format="dense", *, values: str = "fp32",
-            threads: int = 1, **options):
+def compile(model: nn.Module, engine: str = "torch-dense", format: Any = "dense", *,
+            values: str = "fp32", threads: int = 1, **options: Any) -> Any:
     """Bind ``model`` to ``engine`` with its pruned layers in ``format`` (a format name, or a
-    per-layer plan dict for the engines built on :mod:`prunebench.runtime`)."""
+    per-layer plan dict for the engines built on :mod:`prunebench.runtime`).
+
+    Returns the engine's callable (:data:`~prunebench.engines.base.Compiled`), typed ``Any``:
+    callers read the attributes its engine gives it (``threads_effective``, ``note``,
+    ``plan``, ``file_bytes``, ...), which differ from engine to engine."""
     from ..errors import BadInputError
 
     eng = ENGINES.get(engine)

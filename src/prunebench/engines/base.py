@@ -10,7 +10,11 @@ from torch import nn
 
 from ..registry import Registry
 
-ENGINES: Registry = Registry("engine")
+#: what :meth:`Engine.compile` returns: ``f(x)`` with the model's forward signature (a tensor,
+#: or what the model's forward returns, e.g. a tuple)
+Compiled = Callable[[torch.Tensor], Any]
+
+ENGINES: Registry[Engine] = Registry("engine")
 
 
 class Engine(ABC):
@@ -47,5 +51,5 @@ class Engine(ABC):
 
     @abstractmethod
     def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
-                threads: int = 1, **options) -> Callable[[torch.Tensor], torch.Tensor]:
+                threads: int = 1, **options: Any) -> Compiled:
         ...

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ def require() -> None:
 
 
 @contextlib.contextmanager
-def _quiet_stdout():
+def _quiet_stdout() -> Iterator[None]:
     """Send file descriptor 1 to stderr: the converter prints progress and C++ logs on stdout,
     which must stay one JSON document under ``--json``."""
     import sys
@@ -89,7 +89,7 @@ def convert_tflite(model: nn.Module, example: torch.Tensor) -> bytes:
                 from None
 
 
-def _index_vector(values: np.ndarray):
+def _index_vector(values: np.ndarray) -> tuple[int, Any, int]:
     """The narrowest TFLite SparseIndexVector (type code, object) holding ``values``."""
     from ai_edge_litert import schema_py_generated as fb
 
@@ -106,7 +106,7 @@ def _index_vector(values: np.ndarray):
     raise PrunebenchError(f"sparse index {top} does not fit TFLite's int32 index vectors")
 
 
-def encode_sparse(a: np.ndarray):
+def encode_sparse(a: np.ndarray) -> tuple[np.ndarray, Any, int]:
     """TFLite sparsity parameters for ``a``: leading dimensions dense, the last one SPARSE_CSR.
     Returns (values, SparsityParametersT, bytes of values + segments + indices)."""
     from ai_edge_litert import schema_py_generated as fb
@@ -247,11 +247,12 @@ class LiteRTModel:
         self.threads_effective = threads
         self.plan: dict[str, dict] = {}
         self.tflite_bytes = b""
-        self.file_bytes = self.dense_file_bytes = None
+        self.file_bytes: int | None = None
+        self.dense_file_bytes: int | None = None
         self.note = ("sparse filters are densified by the XNNPACK delegate at load; its sparse "
                      "(NCHW) inference runs only on CPUs without AVX" if sparse else "")
-        self._by_batch: dict[tuple, Any] = {}
-        self._shape = None
+        self._by_batch: dict[int, Any] = {}   # batch size -> its LiteRT Interpreter
+        self._shape: tuple[int, ...] | None = None
         if example_input is not None:
             self._build(example_input[:1])
 
@@ -263,7 +264,7 @@ class LiteRTModel:
             self.plan = {r["name"]: r for r in rows}
         return data
 
-    def _interpreter(self, data: bytes):
+    def _interpreter(self, data: bytes) -> Any:
         from ai_edge_litert.interpreter import Interpreter
 
         try:
@@ -274,14 +275,16 @@ class LiteRTModel:
             raise PrunebenchError(f"LiteRT cannot load the converted model: {msg}") from None
         return it
 
-    def _build(self, example: torch.Tensor) -> None:
+    def _build(self, example: torch.Tensor) -> tuple[int, ...]:
+        """Convert at ``example``'s shape; returns the input shape but the batch."""
         self.tflite_bytes = self._encode(example)
         self.file_bytes = len(self.tflite_bytes)
         self._shape = tuple(example.shape[1:])
         it = self._interpreter(self.tflite_bytes)
         self._by_batch[len(example)] = it
+        return self._shape
 
-    def _for_batch(self, x: torch.Tensor):
+    def _for_batch(self, x: torch.Tensor) -> Any:
         n = len(x)
         if n in self._by_batch:
             return self._by_batch[n]
@@ -298,11 +301,10 @@ class LiteRTModel:
         return it
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self._shape is None:
-            self._build(x[:1])
-        if tuple(x.shape[1:]) != self._shape:
+        shape = self._build(x[:1]) if self._shape is None else self._shape
+        if tuple(x.shape[1:]) != shape:
             raise BadInputError(f"litert: input shape {tuple(x.shape)}; the model was converted "
-                                f"for (batch, {', '.join(map(str, self._shape))})")
+                                f"for (batch, {', '.join(map(str, shape))})")
         it = self._for_batch(x)
         inp = it.get_input_details()[0]
         # the converter makes int64 inputs (token ids) int32: cast to the graph's own dtype
@@ -324,7 +326,7 @@ class LiteRTEngine(Engine):
 
     def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
                 threads: int = 1, example_input: torch.Tensor | None = None,
-                keep_smaller: bool = True, **options):
+                keep_smaller: bool = True, **options: Any) -> LiteRTModel:
         from ..runtime.compile import check_threads
 
         if format not in self.formats:

@@ -6,14 +6,14 @@ from typing import Any
 
 from torch import nn
 
-from ..runtime.compile import NATIVE, compile
+from ..runtime.compile import NATIVE, CompiledModel, compile
 from .base import ENGINES, Engine
 
 #: compile() options an engine passes on to the runtime
 RUNTIME_OPTIONS = ("fallback", "keep_smaller", "block", "n", "m", "slice_height")
 
 
-def runtime_options(options: dict) -> dict:
+def runtime_options(options: dict[str, Any]) -> dict[str, Any]:
     """The options :func:`prunebench.runtime.compile` takes (``example_input`` is dropped:
     the runtime does not trace)."""
     return {k: v for k, v in options.items() if k in RUNTIME_OPTIONS and v is not None}
@@ -27,7 +27,7 @@ class NativeEngine(Engine):
            "product, one sparse product of the stacked W_hh gates per step")
 
     def compile(self, model: nn.Module, format: Any = "csr", *, values: str = "fp32",
-                threads: int = 1, **options):
+                threads: int = 1, **options: Any) -> CompiledModel:
         """:func:`prunebench.runtime.compile` with our kernels; ``format`` may be a per-layer
         plan dict."""
         return compile(model, format, values=values, threads=threads, backend=NATIVE,

@@ -46,7 +46,8 @@ class ProjectedLSTM(nn.Module):
         super().__init__()
         self.lstm = lstm
 
-    def forward(self, x, hx=None):
+    def forward(self, x: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         lstm = self.lstm
         if not isinstance(x, torch.Tensor):
             raise PrunebenchError("onnx export: an LSTM with projections takes a tensor here, "
@@ -63,7 +64,7 @@ class ProjectedLSTM(nn.Module):
             c0 = zeros.expand(-1, -1, lstm.hidden_size)
         else:
             h0, c0 = (t.unsqueeze(1) if unbatched else t for t in hx)
-        hn, cn = [], []
+        hs, cs = [], []
         for layer in range(lstm.num_layers):
             outs = []
             for d in range(dirs):
@@ -83,10 +84,10 @@ class ProjectedLSTM(nn.Module):
                     h = (torch.sigmoid(o) * torch.tanh(c)) @ w_hr.t()
                     ys[t] = h
                 outs.append(torch.stack([ys[t] for t in range(x.shape[0])]))
-                hn.append(h)
-                cn.append(c)
+                hs.append(h)
+                cs.append(c)
             x = torch.cat(outs, dim=-1)
-        hn, cn = torch.stack(hn), torch.stack(cn)
+        hn, cn = torch.stack(hs), torch.stack(cs)
         if unbatched:
             return x.squeeze(1), (hn.squeeze(1), cn.squeeze(1))
         return (x.transpose(0, 1) if lstm.batch_first else x), (hn, cn)
@@ -99,7 +100,7 @@ def _exportable(model: nn.Module) -> nn.Module:
     names = [n for n, m in model.named_modules() if isinstance(m, nn.LSTM) and m.proj_size]
     if not names:
         return model
-    if names == [""]:                   # the model is the LSTM
+    if isinstance(model, nn.LSTM):      # the model is the LSTM (names == [""])
         return ProjectedLSTM(model)
     model = copy.deepcopy(model)
     for name in names:
@@ -116,7 +117,9 @@ def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(model, (example,), buf, dynamo=False, opset_version=OPSET,
+            # (torch's hint for f omits the file objects the TorchScript exporter writes to)
+            torch.onnx.export(model, (example,), buf,  # type: ignore[arg-type]
+                              dynamo=False, opset_version=OPSET,
                               input_names=["input"], output_names=["output"],
                               dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
                               do_constant_folding=True)
@@ -172,9 +175,10 @@ class OrtModel:
         self.source_model = model.eval()
         self.sparse, self.threads, self.keep_smaller = sparse, threads, keep_smaller
         self.threads_effective = threads
-        self.session = None
+        self.session: Any = None   # the onnxruntime.InferenceSession, after the export
         self.plan: dict[str, dict] = {}
-        self.file_bytes = self.dense_file_bytes = None
+        self.file_bytes: int | None = None
+        self.dense_file_bytes: int | None = None
         self.onnx_bytes = b""
         self.note = ("sparse initializers are densified by ONNX Runtime at load: run time and "
                      "memory are dense" if sparse else "")
@@ -224,7 +228,7 @@ class GraphRun:
     """What ``onnxruntime`` compiles a :class:`~prunebench.runtime.graphfile.GraphModel` to:
     its own graph (no export) on a session with ``threads`` threads."""
 
-    def __init__(self, graph, sparse: bool, threads: int, keep_smaller: bool = True):
+    def __init__(self, graph: Any, sparse: bool, threads: int, keep_smaller: bool = True):
         self.graph = graph.with_threads(threads)
         self.threads_effective = threads
         self.dense_file_bytes = len(graph.onnx_bytes)
@@ -249,7 +253,7 @@ class OnnxEngine(Engine):
 
     def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
                 threads: int = 1, example_input: torch.Tensor | None = None,
-                keep_smaller: bool = True, **options):
+                keep_smaller: bool = True, **options: Any) -> OrtModel | GraphRun:
         from ..runtime.compile import check_threads
 
         if format not in self.formats:

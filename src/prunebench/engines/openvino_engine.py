@@ -43,6 +43,7 @@ from ..errors import BadInputError, PrunebenchError
 from ..formats import Format
 from ..pruning.targets import hf_conv1d_type, is_transposed_linear
 from ..runtime.compile import Backend, mha_fastpath, check_threads, plan_model
+from ..runtime.layers import MatrixOp
 from .base import ENGINES, Engine
 from .ov_modules import (ExpandDepthwise, InvertedBlock, PlanarDepthwise, UnrolledLSTM,
                          apply_act, bias_array, depthwise_conv, dw_weights, fold_batchnorm,
@@ -71,17 +72,19 @@ class OpenVinoBackend(Backend):
     formats: ClassVar[tuple[str, ...]] = ("csr",)
     values: ClassVar[tuple[str, ...]] = ("fp32",)
 
-    def make_op(self, fmt, bias, threads):  # pragma: no cover - never called
+    def make_op(self, fmt: Format, bias: np.ndarray | None,
+                threads: int) -> MatrixOp:  # pragma: no cover - never called
         raise PrunebenchError("the openvino backend runs its products inside OpenVINO")
 
 
 OPENVINO = OpenVinoBackend()
 
 
-def _csr_arrays(fmt: Format, index=None) -> list[np.ndarray]:
+def _csr_arrays(fmt: Format, index: Any = None) -> list[np.ndarray]:
     """indptr, indices (as stored, or as ``index``) and float32 data of a csr layer."""
-    return [np.ascontiguousarray(fmt.indptr, index), np.ascontiguousarray(fmt.indices, index),
-            np.ascontiguousarray(fmt.data, dtype=np.float32)]
+    a = fmt.arrays()
+    return [np.ascontiguousarray(a["indptr"], index), np.ascontiguousarray(a["indices"], index),
+            np.ascontiguousarray(a["data"], dtype=np.float32)]
 
 
 class OpenVinoModel:
@@ -101,8 +104,10 @@ class OpenVinoModel:
         self.precision = PRECISION[values]
         self.plan: dict[str, dict] = {}
         self.sparse_layers: list[str] = []
-        self.compiled = self.request = None
-        self._converted = None
+        # openvino's Model, CompiledModel and InferRequest (openvino is imported when needed)
+        self.compiled: Any = None
+        self.request: Any = None
+        self._converted: Any = None
         self._by_shape: dict[tuple, tuple] = {}
         self._layers: dict[int, tuple[Format, np.ndarray | None, int, int]] = {}
         self._seen: set[int] = set()   # keys of the sparse layers the trace called
@@ -149,6 +154,8 @@ class OpenVinoModel:
             self._fuse_expansions(work, sparse, dws, acts, whole=self.depthwise == "block")
         for mname in dws:
             module = work.get_submodule(mname)
+            if not is_planar_depthwise(module):   # (dws holds only these)
+                continue
             key = next(_KEYS)
             self._dw[key] = (dw_weights(module), bias_array(module), module.stride[0],
                              acts.get(mname, 0))
@@ -158,10 +165,13 @@ class OpenVinoModel:
         for mname, fmt in sparse.items():
             module = work.get_submodule(mname)
             key = next(_KEYS)
-            bias = None if module.bias is None else module.bias.detach().float().numpy().copy()
+            b = module.bias
+            bias = b.detach().float().numpy().copy() if isinstance(b, torch.Tensor) else None
             mode = 0 if isinstance(module, nn.Linear) or is_transposed_linear(module) else 1
-            stride = None if mode == 0 or all(v == 1 for v in module.stride) else tuple(module.stride)
-            module._pb_ov = (key, acts.get(mname, 0), stride)
+            strides = tuple(module.stride) if isinstance(module, (nn.Conv1d, nn.Conv2d)) else ()
+            stride = None if mode == 0 or all(v == 1 for v in strides) else strides
+            # the trace's marker (nn.Module's __setattr__ is typed for tensors and modules)
+            setattr(module, "_pb_ov", (key, acts.get(mname, 0), stride))
             self._layers[key] = (fmt, bias, mode, acts.get(mname, 0))
             self._names[key] = mname
         self._work = work
@@ -177,17 +187,20 @@ class OpenVinoModel:
         for chain in list(sequential_chains(work)):
             for i, ((a, ma), (b, mb)) in enumerate(zip(chain, chain[1:])):
                 if a not in sparse or b not in dws or a in tied or not is_pointwise(ma) \
-                        or ma.out_channels != mb.in_channels:
+                        or not is_planar_depthwise(mb) or ma.out_channels != mb.in_channels:
                     continue
-                c, mc = chain[i + 2] if i + 2 < len(chain) else (None, None)
-                block = (whole and c in sparse and c not in tied and is_pointwise(mc)
-                         and mc.in_channels == mb.out_channels)
+                c, mc = chain[i + 2] if i + 2 < len(chain) else ("", None)
+                if not (whole and c in sparse and c not in tied and is_pointwise(mc)
+                        and mc.in_channels == mb.out_channels):
+                    mc = None   # no sparse pointwise projection to take in
                 fmt = sparse.pop(a)
                 dws.remove(b)
                 key = next(_KEYS)
-                entry = (fmt, bias_array(ma), acts.get(a, 0), dw_weights(mb), bias_array(mb),
-                         mb.stride[0], acts.get(b, 0))
-                if block:   # the projection after it too: the whole block as one operation
+                entry: tuple[Any, ...] = (fmt, bias_array(ma), acts.get(a, 0), dw_weights(mb),
+                                          bias_array(mb), mb.stride[0], acts.get(b, 0))
+                block = mc is not None
+                fused: ExpandDepthwise
+                if mc is not None:   # the projection after it too: the whole block as one
                     entry += (sparse.pop(c), bias_array(mc), acts.get(c, 0))
                     fused = InvertedBlock(ma, mb, mc, acts.get(a, 0), acts.get(b, 0),
                                           acts.get(c, 0))
@@ -209,18 +222,15 @@ class OpenVinoModel:
         from ..formats import encode
 
         handled: dict[str, Any] = {"": {}}
-        by_module: dict[str, list[str]] = {}
-        for name, row in rows.items():
-            if name in encoded and isinstance(work.get_submodule(row["module"]), nn.LSTM):
-                by_module.setdefault(row["module"], []).append(name)
-        for mname, names in by_module.items():
-            lstm = work.get_submodule(mname)
+        lstms = {row["module"]: m for name, row in rows.items()
+                 if name in encoded and isinstance(m := work.get_submodule(row["module"]), nn.LSTM)}
+        for mname, lstm in lstms.items():
             problem = lstm_problem(lstm)
             if problem:   # the generic loop below applies the fallback rules to its rows
                 continue
             unrolled = UnrolledLSTM(lstm)
             for k in range(lstm.num_layers):
-                for kind, lin in (("ih", unrolled.ih[k]), ("hh", unrolled.hh[k])):
+                for kind in ("ih", "hh"):
                     attr = f"weight_{kind}_l{k}"
                     gate_rows = [n for n in rows if rows[n]["module"] == mname
                                  and n.startswith(f"{mname}.{attr}[")]
@@ -230,7 +240,8 @@ class OpenVinoModel:
                     if not mine:
                         continue
                     if len(mine) == len(gate_rows):
-                        W = np.ascontiguousarray(lin.weight.detach().float().numpy())
+                        # the LSTM's matrix, which UnrolledLSTM's Linear holds a copy of
+                        W = np.ascontiguousarray(getattr(lstm, attr).detach().float().numpy())
                         handled[""][f"{mname}.{kind}.{k}"] = encode(W, "csr", values="fp32")
                         continue
                     if fallback == "error":
@@ -402,7 +413,7 @@ class OpenVinoModel:
         self._by_shape[shape] = (self.compiled, self.request)
         self._single = len(self.compiled.outputs) == 1
 
-    def __call__(self, x: torch.Tensor):
+    def __call__(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         shape = tuple(x.shape)
         if shape not in self._by_shape:
             self._build(x)
@@ -457,7 +468,7 @@ class OpenVinoEngine(Engine):
     def compile(self, model: nn.Module, format: Any = "dense", *, values: str = "fp32",
                 threads: int = 1, example_input: torch.Tensor | None = None,
                 fallback: str = "error", keep_smaller: bool = True,
-                depthwise: str = "block", **options):
+                depthwise: str = "block", **options: Any) -> OpenVinoModel:
         try:
             import openvino  # noqa: F401
         except ImportError:

@@ -7,6 +7,8 @@ model; :mod:`prunebench.engines.openvino_engine` plans, converts and compiles.
 """
 from __future__ import annotations
 
+from typing import Iterator, TypeGuard
+
 import numpy as np
 import torch
 from torch import nn
@@ -45,7 +47,7 @@ def set_module(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, attr, new)
 
 
-def is_planar_depthwise(module: nn.Module) -> bool:
+def is_planar_depthwise(module: nn.Module | None) -> TypeGuard[nn.Conv2d]:
     """A depthwise 3x3 convolution (padding 1, stride 1 or 2) the ``DepthwiseConv`` operation
     runs."""
     return (isinstance(module, nn.Conv2d) and module.groups == module.in_channels
@@ -57,6 +59,8 @@ def is_planar_depthwise(module: nn.Module) -> bool:
 class PlanarDepthwise(nn.Module):
     """A depthwise 3x3 convolution the trace hands to the ``DepthwiseConv`` operation (its own
     module type: OpenVINO's frontend takes one extension per module type)."""
+
+    _pb_dw: int   # the key of its weights, set by the engine
 
     def __init__(self, conv: nn.Conv2d):
         super().__init__()
@@ -70,6 +74,8 @@ class PlanarDepthwise(nn.Module):
 class ExpandDepthwise(nn.Module):
     """A sparse 1x1 convolution and the 3x3 depthwise convolution it feeds, for the trace to
     hand to the ``ExpandDepthwise`` operation as one (the expanded tensor never leaves it)."""
+
+    _pb_fused: int   # the key of its arrays, set by the engine
 
     def __init__(self, expand: nn.Conv2d, dw: nn.Conv2d, act_e: int, act: int):
         super().__init__()
@@ -92,11 +98,11 @@ class InvertedBlock(ExpandDepthwise):
         return apply_act(self.project(super().forward(x)), self.act_p)
 
 
-def sequential_chains(model: nn.Module):
+def sequential_chains(model: nn.Module) -> Iterator[list[tuple[str, nn.Module]]]:
     """For each ``nn.Sequential``: its leaf modules in call order (nested Sequentials
     flattened, Identities skipped) as (name, module): each entry's output is the next one's
     only input."""
-    def leaves(seq: nn.Sequential, prefix: str):
+    def leaves(seq: nn.Sequential, prefix: str) -> Iterator[tuple[str, nn.Module]]:
         for n, m in seq._modules.items():
             full = f"{prefix}.{n}" if prefix else n
             if isinstance(m, nn.Sequential):
@@ -110,8 +116,9 @@ def sequential_chains(model: nn.Module):
 
 def bias_array(m: nn.Module) -> np.ndarray:
     """A layer's bias as float32, 0 elements when it has none (the operations' convention)."""
-    return (np.zeros(0, np.float32) if m.bias is None
-            else m.bias.detach().float().numpy().copy())
+    bias = m.bias
+    return (bias.detach().float().numpy().copy() if isinstance(bias, torch.Tensor)
+            else np.zeros(0, np.float32))
 
 
 def dw_weights(m: nn.Conv2d) -> np.ndarray:
@@ -126,7 +133,7 @@ def depthwise_conv(x: torch.Tensor, w: np.ndarray, b: np.ndarray, stride: int) -
                                       stride=stride, padding=1, groups=w.shape[0])
 
 
-def is_pointwise(module: nn.Module) -> bool:
+def is_pointwise(module: nn.Module | None) -> TypeGuard[nn.Conv2d]:
     return (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.groups == 1
             and module.stride == (1, 1) and module.padding == (0, 0))
 
@@ -197,7 +204,8 @@ class UnrolledLSTM(nn.Module):
             self.ih.append(ih)
             self.hh.append(hh)
 
-    def forward(self, x: torch.Tensor, hx=None):
+    def forward(self, x: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         unbatched = x.dim() == 2
         if unbatched:
             x = x.unsqueeze(0 if self.batch_first else 1)

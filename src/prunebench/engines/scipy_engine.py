@@ -19,29 +19,33 @@ import torch
 from torch import nn
 
 from ..formats import Format
-from ..runtime.compile import Backend, compile
+from ..runtime.compile import Backend, CompiledModel, compile
 from ..runtime.layers import MatrixOp
 from .base import ENGINES, Engine
 from .native import runtime_options
 
 
-def _i32(a):
+def _i32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int32)
 
 
-def scipy_matrix(fmt: Format):
+def scipy_matrix(fmt: Format) -> tuple[sp.sparray, tuple[int, int]]:
     """The scipy.sparse array of a csr/csc/coo/bsr format object, and its padded shape."""
     rows, cols = fmt.shape
-    data = np.ascontiguousarray(fmt.data)
+    a = fmt.arrays()
+    data = np.ascontiguousarray(a["data"])
     if fmt.name == "csr":
-        return sp.csr_array((data, _i32(fmt.indices), _i32(fmt.indptr)), shape=fmt.shape), fmt.shape
+        return sp.csr_array((data, _i32(a["indices"]), _i32(a["indptr"])), shape=fmt.shape), \
+            (rows, cols)
     if fmt.name == "csc":
-        return sp.csc_array((data, _i32(fmt.indices), _i32(fmt.indptr)), shape=fmt.shape), fmt.shape
+        return sp.csc_array((data, _i32(a["indices"]), _i32(a["indptr"])), shape=fmt.shape), \
+            (rows, cols)
     if fmt.name == "coo":
-        return sp.coo_array((data, (_i32(fmt.row), _i32(fmt.col))), shape=fmt.shape), fmt.shape
-    r, c = fmt.block
+        return sp.coo_array((data, (_i32(a["row"]), _i32(a["col"]))), shape=fmt.shape), \
+            (rows, cols)
+    r, c = fmt.meta()["block"]
     padded = (-(-rows // r) * r, -(-cols // c) * c)
-    return sp.bsr_array((data, _i32(fmt.indices), _i32(fmt.indptr)), shape=padded), padded
+    return sp.bsr_array((data, _i32(a["indices"]), _i32(a["indptr"])), shape=padded), padded
 
 
 class ScipyOp(MatrixOp):
@@ -50,7 +54,8 @@ class ScipyOp(MatrixOp):
     layout = "columns"
 
     def __init__(self, fmt: Format, bias: np.ndarray | None):
-        self.format, self.values, self.shape = fmt.name, fmt.values, tuple(fmt.shape)
+        rows, cols = fmt.shape
+        self.format, self.values, self.shape = fmt.name, fmt.values, (rows, cols)
         self.A, self.padded = scipy_matrix(fmt)
         self.b = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
 
@@ -66,16 +71,16 @@ class ScipyOp(MatrixOp):
             Y += self.b if Y.ndim == 1 else self.b[:, None]
         return Y
 
-    def left(self, X):
+    def left(self, X: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(self._product(X.numpy())))
 
-    def linear(self, X):
+    def linear(self, X: torch.Tensor) -> torch.Tensor:
         x = X.numpy()
         if x.shape[0] == 1:
             return torch.from_numpy(self._product(x[0])).unsqueeze(0)
         return torch.from_numpy(np.ascontiguousarray(self._product(x.T).T))
 
-    def nbytes(self):
+    def nbytes(self) -> int:
         A = self.A
         arrays = [A.data] + ([A.row, A.col] if A.format == "coo" else [A.indices, A.indptr])
         return int(sum(a.nbytes for a in arrays) + (0 if self.b is None else self.b.nbytes))
@@ -86,16 +91,16 @@ class ScipyBackend(Backend):
     formats = ("csr", "bsr", "coo", "csc")
     values = ("fp32",)
 
-    def make_op(self, fmt, bias, threads):
+    def make_op(self, fmt: Format, bias: np.ndarray | None, threads: int) -> ScipyOp:
         return ScipyOp(fmt, bias)
 
-    def set_threads(self, threads):
+    def set_threads(self, threads: int) -> None:
         pass
 
-    def threads_effective(self, threads):
+    def threads_effective(self, threads: int) -> int:
         return 1
 
-    def max_threads(self):
+    def max_threads(self) -> int:
         import os
 
         return os.cpu_count() or 1
@@ -110,11 +115,11 @@ class ScipyEngine(Engine):
     values = SCIPY.values
     rnn = "our recurrence (runtime.SparseRNN) with scipy.sparse products"
 
-    def threads_effective(self, threads):
+    def threads_effective(self, threads: int) -> int:
         return 1
 
     def compile(self, model: nn.Module, format: Any = "csr", *, values: str = "fp32",
-                threads: int = 1, **options):
+                threads: int = 1, **options: Any) -> CompiledModel:
         return compile(model, format, values=values, threads=threads, backend=SCIPY,
                        **runtime_options(options))
 

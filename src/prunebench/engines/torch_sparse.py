@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..formats import Format
-from ..runtime.compile import Backend, compile
+from ..runtime.compile import Backend, CompiledModel, compile
 from ..runtime.layers import MatrixOp
 from .base import ENGINES, Engine
 from .native import runtime_options
@@ -35,9 +35,10 @@ class TorchSparseOp(MatrixOp):
 
     layout = "columns"
 
-    def __init__(self, fmt: Format, bias: np.ndarray | None, index_dtype=np.int32):
-        self.format, self.values, self.shape = fmt.name, fmt.values, tuple(fmt.shape)
-        rows, cols = self.shape
+    def __init__(self, fmt: Format, bias: np.ndarray | None, index_dtype: Any = np.int32):
+        rows, cols = fmt.shape
+        self.format, self.values, self.shape = fmt.name, fmt.values, (rows, cols)
+        a = fmt.arrays()
 
         def _index(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a, dtype=index_dtype))
@@ -46,14 +47,14 @@ class TorchSparseOp(MatrixOp):
             warnings.simplefilter("ignore")
             if fmt.name == "csr":
                 self.padded = (rows, cols)
-                self.W = torch.sparse_csr_tensor(_index(fmt.indptr), _index(fmt.indices),
-                                                 torch.from_numpy(np.ascontiguousarray(fmt.data)),
+                self.W = torch.sparse_csr_tensor(_index(a["indptr"]), _index(a["indices"]),
+                                                 torch.from_numpy(np.ascontiguousarray(a["data"])),
                                                  size=self.padded)
             else:
-                r, c = fmt.block
+                r, c = fmt.meta()["block"]
                 self.padded = (-(-rows // r) * r, -(-cols // c) * c)
-                self.W = torch.sparse_bsr_tensor(_index(fmt.indptr), _index(fmt.indices),
-                                                 torch.from_numpy(np.ascontiguousarray(fmt.data)),
+                self.W = torch.sparse_bsr_tensor(_index(a["indptr"]), _index(a["indices"]),
+                                                 torch.from_numpy(np.ascontiguousarray(a["data"])),
                                                  size=self.padded)
         b = np.zeros(self.padded[0], np.float32)
         if bias is not None:
@@ -70,13 +71,13 @@ class TorchSparseOp(MatrixOp):
     def _cut(self, Y: torch.Tensor) -> torch.Tensor:
         return Y[: self.shape[0]] if self.padded[0] != self.shape[0] else Y
 
-    def left(self, X):
+    def left(self, X: torch.Tensor) -> torch.Tensor:
         X = self._pad(X)
         if X.shape[1] == 1:
             return self._cut(torch.addmv(self.b, self.W, X[:, 0]).unsqueeze(1))
         return self._cut(torch.addmm(self.b2, self.W, X))
 
-    def linear(self, X):
+    def linear(self, X: torch.Tensor) -> torch.Tensor:
         if X.shape[0] == 1:
             x = X[0]
             extra = self.padded[1] - self.shape[1]
@@ -85,7 +86,7 @@ class TorchSparseOp(MatrixOp):
             return self._cut(torch.addmv(self.b, self.W, x)).unsqueeze(0)
         return self.left(X.t()).t()
 
-    def nbytes(self):
+    def nbytes(self) -> int:
         W = self.W
         parts = (W.crow_indices(), W.col_indices(), W.values())
         b = self.b.numel() * 4 if self.has_bias else 0
@@ -97,13 +98,13 @@ class TorchSparseBackend(Backend):
     formats = ("csr", "bsr")
     values = ("fp32",)
 
-    def make_op(self, fmt, bias, threads):
+    def make_op(self, fmt: Format, bias: np.ndarray | None, threads: int) -> TorchSparseOp:
         return TorchSparseOp(fmt, bias)
 
-    def set_threads(self, threads):
+    def set_threads(self, threads: int) -> None:
         pass                        # PyTorch's own count, set by the compiled model
 
-    def max_threads(self):
+    def max_threads(self) -> int:
         import os
 
         return os.cpu_count() or 1
@@ -120,7 +121,7 @@ class TorchSparseEngine(Engine):
            "input and hidden gate matrices")
 
     def compile(self, model: nn.Module, format: Any = "csr", *, values: str = "fp32",
-                threads: int = 1, **options):
+                threads: int = 1, **options: Any) -> CompiledModel:
         return compile(model, format, values=values, threads=threads, backend=TORCH_SPARSE,
                        **runtime_options(options))
 

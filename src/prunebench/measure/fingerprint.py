@@ -10,6 +10,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from .profile import PROFILE_KEYS, current_profile
 
@@ -20,7 +21,8 @@ LIBRARIES = ("prunebench", "torch", "numpy", "scipy", "numba", "onnxruntime", "t
 
 
 def _cpuinfo() -> tuple[str, set[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
+    model = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -68,7 +70,7 @@ def git_commit() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def fingerprint() -> dict:
+def fingerprint() -> dict[str, Any]:
     """A JSON-able description of this machine; ``id`` hashes the parts that affect speed and
     the run profile (:mod:`.profile`; ``host_id`` the same without it)."""
     model, flags = _cpuinfo()
@@ -95,5 +97,5 @@ def fingerprint() -> dict:
     return fp
 
 
-def _digest(ident: dict) -> str:
+def _digest(ident: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]

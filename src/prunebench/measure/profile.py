@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 import sys
+from typing import Any, Mapping
 
 from ..errors import BadInputError
 
@@ -46,7 +47,8 @@ PROFILE_KEYS = (ENV_VAR, "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONED
                 "DNNL_MAX_CPU_ISA", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
 
 
-def check_profile(name) -> str:
+def check_profile(name: Any) -> str:
+    """``name`` when it is a profile; BadInputError naming the allowed ones when not."""
     if name not in PROFILES:
         raise BadInputError(f"profile: got {name!r}; allowed: {', '.join(PROFILES)}")
     return name
@@ -60,7 +62,7 @@ def current_profile() -> str:
     return name
 
 
-def profile_env(name: str, base: dict | None = None) -> dict[str, str]:
+def profile_env(name: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """``base`` (default ``os.environ``) with every profile variable replaced by ``name``'s."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in PROFILE_KEYS}
     env.update(profile_vars(name))

@@ -74,16 +74,16 @@ class Measurement:
         """True when IQR / median exceeds 10%: the figure should not be trusted alone."""
         return self.median > 0 and self.iqr / self.median > NOISY_IQR_FRACTION
 
-    def latency_ms(self) -> dict:
+    def latency_ms(self) -> dict[str, float]:
         return {"p50": self.median * 1e3, "p90": self.p90 * 1e3, "p99": self.p99 * 1e3,
                 "mean": self.mean * 1e3, "iqr": self.iqr * 1e3}
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"n": self.n, "latency_ms": self.latency_ms(), "throughput": self.throughput,
                 "noisy": self.noisy}
 
 
-def _check(name: str, value, minimum, kind=float):
+def _check(name: str, value: Any, minimum: float, kind: type = float) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if kind is int:
         ok = ok and float(value).is_integer()
@@ -97,7 +97,7 @@ def _check(name: str, value, minimum, kind=float):
 MAX_TIMED_S = 3600.0
 
 
-def check_timing(warmup, min_runs, min_time) -> None:
+def check_timing(warmup: Any, min_runs: Any, min_time: Any) -> None:
     """The stopping rules a caller passes to :class:`Timer`, checked before any work (the CLI
     calls it before a model is loaded): ``warmup`` >= 0 and ``min_runs`` >= 1 integers,
     ``min_time`` a finite number of seconds >= 0."""
@@ -123,7 +123,7 @@ class Timer:
     clock: Callable[[], float] = field(default=time.perf_counter)
     between: Callable[[], object] | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_timing(self.warmup, self.min_runs, self.min_time)
         _check("max_runs", self.max_runs, self.min_runs, int)
         _check("max_time", self.max_time, self.min_time)
@@ -206,7 +206,8 @@ class Timer:
         t1 = self.clock()
         return t1 - t0, t1
 
-    def _result(self, samples: list[float], batch, threads, label) -> "Measurement":
+    def _result(self, samples: list[float], batch: int, threads: int | None,
+                label: str) -> "Measurement":
         m = Measurement(tuple(samples), batch=batch, threads=threads, label=label,
                         warmup=self.warmup)
         if m.noisy:
