@@ -9,7 +9,7 @@ import pytest
 from prunebench.formats.panel import PanelFormat
 from prunebench.kernels.panel import panel_left, panel_matmul, panel_matvec, panel_reference
 
-from kernel_builders import RTOL, encode_values, random_matrix
+from .kernel_builders import RTOL, encode_values, random_matrix
 
 
 def panel_arrays(P, V):
