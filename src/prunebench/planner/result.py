@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
@@ -74,7 +75,7 @@ class Plan:
             "verify": self.verify, "layers": self.layers, "host": self.host,
         }
 
-    def compile(self, model: nn.Module):
+    def compile(self, model: nn.Module) -> Any:
         """``model`` (the pruned model planned for) compiled with this plan."""
         from .. import engines
 

@@ -2,6 +2,8 @@
 layer's formats cost in bytes, and which measured candidate wins."""
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 #: a sparse format must beat dense by this fraction to replace it in a layer (timing noise
@@ -28,7 +30,8 @@ def fastest(times: dict[str, float], nbytes: dict[str, int]) -> str:
 MAX_BLOCK = 256
 
 
-def left_dense(module: nn.Module, zeros: int, total: int, args, values: str) -> str | None:
+def left_dense(module: nn.Module, zeros: int, total: int, args: tuple | None,
+               values: str) -> str | None:
     """Why a layer stays dense without timing any format, or None when it is a candidate."""
     from ..runtime.compile import why_dense_only
 
@@ -65,7 +68,7 @@ def dense_bytes(module: nn.Module, values: str) -> int:
                for name, p in module.named_parameters() if "weight" in name)
 
 
-def op_bytes(cm) -> int:
+def op_bytes(cm: Any) -> int:
     """Bytes of the weight matrices of a one-layer compiled model (biases not counted)."""
     return int(sum(r["bytes"] for r in cm.plan.values()))
 

@@ -86,7 +86,7 @@ def plan(model: nn.Module, example_input: torch.Tensor, *, objective: str = "lat
          engine: str = "native", values: str = "fp32", formats: tuple[str, ...] | None = None,
          cache: bool = True, progress: Callable[[str], None] | None = None,
          timer: Timing | None = None, verify_labels: torch.Tensor | None = None,
-         hosts: Any = False, **format_opts) -> Plan:
+         hosts: Any = False, **format_opts: Any) -> Plan:
     """Choose a storage format for every prunable layer of ``model`` by measuring.
 
     Parameters

@@ -28,7 +28,7 @@ def default_timer(fns: dict[str, Callable[[], Any]], *, rounds: int,
     return interleaved_ms(fns, rounds=rounds, drop_above=RACE_DROP)
 
 
-def time_models(model, plans: dict[str, dict], build, x, tc: TimingCache,
+def time_models(model: Any, plans: dict[str, dict], build: Callable[..., Any], x: Any, tc: TimingCache,
                 model_key: str, timer: Timing) -> dict[str, float]:
     """Whole-model milliseconds of each named plan; plans that are the same (the per-layer
     plan is often all dense, or all one format) are measured once under their first name."""
