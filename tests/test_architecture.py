@@ -52,7 +52,6 @@ LONG_MODULES: dict[str, str] = {
     "prunebench.study.spec": "hand-written validation (pydantic: issue 19 item 7)",
     "prunebench.report.figures": "one module per figure family",
     "prunebench.measure.kernel_bench": "the command apart from the measurement (issue 19)",
-    "prunebench.study.store": "one transaction helper, typed queries (issue 19 item 2)",
     "prunebench.runtime.compile": "the plan resolution apart from the layer swap",
 }
 
