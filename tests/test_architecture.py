@@ -49,7 +49,6 @@ LONG_MODULES: dict[str, str] = {
     "prunebench.study.stages": "one module per stage (prune, size, latency, plan)",
     "prunebench.runtime.layers": "the sparse layers apart from the kernel calls (item 3)",
     "prunebench.runtime.modelfile": "zoo files and their validation apart",
-    "prunebench.study.spec": "hand-written validation (pydantic: issue 19 item 7)",
     "prunebench.report.figures": "one module per figure family",
     "prunebench.measure.kernel_bench": "the command apart from the measurement (issue 19)",
     "prunebench.runtime.compile": "the plan resolution apart from the layer swap",
