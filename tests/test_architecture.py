@@ -35,9 +35,7 @@ LONG_MODULES: dict[str, str] = {
     "prunebench.kernels._simd": "LLVM-IR builders for the AVX-512 kernels, one per intrinsic",
     "prunebench.study.stages": "one module per stage (prune, size, latency, plan)",
     "prunebench.runtime.layers": "the sparse layers apart from the kernel calls (item 3)",
-    "prunebench.study.spec": "hand-written validation (pydantic: issue 19 item 7)",
     "prunebench.measure.kernel_bench": "the command apart from the measurement (issue 19)",
-    "prunebench.study.store": "one transaction helper, typed queries (issue 19 item 2)",
     "prunebench.runtime.compile": "the plan resolution apart from the layer swap",
 }
 

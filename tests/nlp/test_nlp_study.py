@@ -20,7 +20,7 @@ def test_minilm_study_rows_and_report_carry_task_metrics(tmp_path):
     summary = run_study(spec, tmp_path, progress=False)
     assert summary["failed"] == 0
     with Store(tmp_path / "results.sqlite") as store:
-        rows = {r["sparsity"]: r for r in store.rows("WHERE kind='prune'")}
+        rows = {r["sparsity"]: r for r in store.rows(kind="prune")}
     dense, pruned = rows[0.0]["extra"]["metrics"], rows[0.5]["extra"]["metrics"]
     assert dense["fidelity_cosine"] == pytest.approx(1.0)
     assert 0.3 < dense["lee_spearman"] < 0.7          # measured 0.508 (our dense baseline)

@@ -32,7 +32,7 @@ def test_summary_counts_every_job(smoke_run):
 
 def _static_skips(out):
     with Store(out / "results.sqlite") as s:
-        return len(s.skipped_rows("WHERE stage='static'"))
+        return len(s.skipped_rows(stage="static"))
 
 
 def test_prune_rows_hold_accuracy_and_sparsity(smoke_run):
@@ -222,7 +222,7 @@ def test_auto_format_rows_carry_the_planners_choice(smoke_run):
 
     out, _ = smoke_run
     with Store(out / "results.sqlite") as store:
-        rows = store.rows("WHERE format='auto' AND status='ok'")
+        rows = store.rows(format="auto", status="ok")
     lat = [r for r in rows if r["kind"] == "latency"]
     size = [r for r in rows if r["kind"] == "size"]
     assert lat and size and {r["engine"] for r in lat} == {"native"}

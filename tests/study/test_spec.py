@@ -159,3 +159,27 @@ def test_finetune_settings_are_checked_and_enter_the_prune_job_hash():
     assert prune_key(finetune={"lr": 0.01})["finetune"]["lr"] == 0.01
     per_model = prune_key(models=[{"name": "digits-lenet300", "finetune": {"batch": 32}}])
     assert per_model["finetune"]["batch_size"] == 32
+
+
+def test_the_pydantic_models_hold_every_key_their_messages_list():
+    """Each section's model has one field per key its "unknown key" message allows, and the
+    key lists keep their documented order."""
+    from prunebench.study.spec_models import (TOP_KEYS, ControlsSettings, MeasureSettings,
+                                              MethodEntry, ModelEntry, ProfileSettings,
+                                              SpecModel, VerifySettings)
+
+    for model in (SpecModel, MethodEntry, ModelEntry, MeasureSettings, VerifySettings,
+                  ProfileSettings, ControlsSettings):
+        assert set(model.model_fields) == set(model.KEYS), model.__name__
+    assert SpecModel.KEYS == TOP_KEYS and TOP_KEYS[:3] == ("name", "description", "models")
+
+
+def test_the_first_mistake_is_reported_in_check_order():
+    """Top-level keys are checked in a fixed order (methods before sparsities, whatever the
+    file's order); a model's overrides in the order the file gives them."""
+    _bad(r"^spec t.yaml: methods\[0\].name: got 'x'", sparsities=["y"], methods=["x"])
+    _bad(r"^spec t.yaml: unknown key 'bogus'", sparsities=["y"], bogus=1)
+    _bad(r"^spec t.yaml: models\[0\].threads\[0\]: got 'a'",
+         models=[{"name": "digits-lenet300", "threads": ["a"], "seeds": ["b"]}])
+    _bad(r"^spec t.yaml: models\[0\].seeds\[0\]: got 'b'",
+         models=[{"name": "digits-lenet300", "seeds": ["b"], "threads": ["a"]}])

@@ -258,10 +258,10 @@ class ClusterExecutor:
         for m in self.participants:
             s = st[m].get(pj.hash)
             if s == "failed":
-                rows = self.store.rows("WHERE job_hash=? AND machine_id=?", (pj.hash, m))
+                rows = self.store.rows_for_job(pj.hash, m)
                 return "failed", f"its prune job failed: {rows[0]['reason'] if rows else '?'}"
             if s == "skipped-runtime":
-                rec = self.store.skipped_rows("WHERE job_hash=? AND machine_id=?", (pj.hash, m))
+                rec = self.store.skipped_for_job(pj.hash, m)
                 return "skipped", rec[0]["reason"] if rec else "?"
         return None
 

@@ -95,11 +95,10 @@ class Executor:
         skipped on this machine; None when its model can be loaded or pruned again."""
         st = self.store.job_status(self.fp["id"]).get(pj.hash)
         if st == "failed":
-            rows = self.store.rows("WHERE job_hash=? AND machine_id=?", (pj.hash, self.fp["id"]))
+            rows = self.store.rows_for_job(pj.hash, self.fp["id"])
             return "failed", f"its prune job failed: {rows[0]['reason'] if rows else '?'}"
         if st == "skipped-runtime" or pj.skip:
-            rec = self.store.skipped_rows("WHERE job_hash=? AND machine_id=?",
-                                          (pj.hash, self.fp["id"]))
+            rec = self.store.skipped_for_job(pj.hash, self.fp["id"])
             return "skipped", rec[0]["reason"] if rec else pj.skip
         return None
 

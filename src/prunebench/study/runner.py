@@ -22,6 +22,7 @@ from .estimate import Estimator
 from .executor import ENV_FAILURE, Executor, skip_record
 from .interrupt import InterruptGuard
 from .jobs import Job, check_nonempty, expand
+from .locks import out_dir_lock
 from .spec import Spec
 from .store import Store, check_writable
 
@@ -81,7 +82,7 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
             # before the database exists: an unreachable scheduler writes nothing
             fleet = Fleet.connect(workers=workers, cluster=cluster, setup=worker_setup)
         with guard, Store(db) as store:
-            lock = _lock_out_dir(out)  # after the database is known to be ours
+            lock = out_dir_lock(out)  # after the database is known to be ours
             store.check_rows()  # a damaged row: one line now, not after the study ran
             machine_ids = [fp["id"]] + [m for m in (fleet.machine_ids if fleet else [])
                                         if m != fp["id"]]
@@ -124,7 +125,7 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
             fleet.close()
         if lock is not None:  # only the lock holder owns the scratch folder
             shutil.rmtree(out / ".work", ignore_errors=True)
-            lock.close()
+            lock.release()
 
     summary = summarize(spec, jobs, status, db)
     summary["ran"] = ex.ran
@@ -151,30 +152,6 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
             raise
     summary["wall_s"] = time.perf_counter() - t0
     return summary
-
-
-def _lock_out_dir(out: Path):
-    """An exclusive lock on ``OUT/.lock`` (flock: the kernel drops it when the process dies,
-    even by SIGKILL) for the whole run, so a second study on the same folder refuses at once
-    instead of computing the same jobs and deleting the first one's scratch files."""
-    import fcntl
-    import os
-
-    f = open(out / ".lock", "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip()
-        f.close()
-        raise BadInputError(f"--out: {str(out)!r} is in use by another prunebench study"
-                            + (f" (pid {holder})" if holder.isdigit() else "")
-                            + "; wait for it to finish or choose another --out") from None
-    f.seek(0)
-    f.truncate()
-    f.write(str(os.getpid()))
-    f.flush()
-    return f
 
 
 def summarize(spec: Spec, jobs: list[Job], status: dict[str, str], db: Path) -> dict:

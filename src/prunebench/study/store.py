@@ -2,100 +2,23 @@
 transaction, with the spec, raw samples, derived statistics and the machine fingerprint."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import BadInputError, StoreError
 
-APP_ID = "prunebench"
-SCHEMA_VERSION = 4
+from .schema import (APP_ID, COLUMNS, JSON_COLUMNS, MIGRATIONS, NUMERIC_COLUMNS, SCHEMA,
+                     SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_VERSION, SKIP_COLUMNS,
+                     TABLE_COLUMNS)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS machines (id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS results (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_hash TEXT,
-    created TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    reason TEXT,
-    model TEXT NOT NULL,
-    method TEXT,
-    sparsity REAL,
-    format TEXT,
-    engine TEXT,
-    batch INTEGER,
-    threads INTEGER,
-    seed INTEGER,
-    machine_id TEXT NOT NULL REFERENCES machines(id),
-    code_version TEXT,
-    spec TEXT NOT NULL,
-    samples TEXT,
-    p50_ms REAL, p90_ms REAL, p99_ms REAL, mean_ms REAL, iqr_ms REAL,
-    throughput REAL,
-    param_bytes INTEGER, file_bytes INTEGER, peak_rss_bytes INTEGER,
-    accuracy REAL,
-    extra TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS results_job ON results(job_hash, machine_id)
-    WHERE job_hash IS NOT NULL;
-"""
-
-# Schema 2 (studies): the value encoding and pruning scope of a result get columns of their own,
-# and jobs a study skips (an engine that cannot run a format, a method that does not fit a
-# model) are recorded with the reason in ``skipped`` instead of being silently dropped.
-SCHEMA_V2 = """
-ALTER TABLE results ADD COLUMN value_encoding TEXT;
-ALTER TABLE results ADD COLUMN scope TEXT;
-CREATE TABLE IF NOT EXISTS skipped (
-    job_hash TEXT NOT NULL,
-    machine_id TEXT NOT NULL,
-    created TEXT NOT NULL,
-    stage TEXT NOT NULL CHECK (stage IN ('static', 'runtime')),
-    kind TEXT NOT NULL,
-    model TEXT,
-    method TEXT,
-    sparsity REAL,
-    format TEXT,
-    engine TEXT,
-    batch INTEGER,
-    seed INTEGER,
-    reason TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    PRIMARY KEY (job_hash, machine_id)
-);
-"""
-# Schema 3 (issue 16): a fine-tuned result says how the fine-tune went: accuracy on the examples
-# it trained on, on the held-out validation part of the training split, and whether the
-# validation accuracy reached its plateau (1) or was still improving when the budget ran out
-# (0); NULL where nothing was fine-tuned or judged.
-SCHEMA_V3 = """
-ALTER TABLE results ADD COLUMN train_accuracy REAL;
-ALTER TABLE results ADD COLUMN val_accuracy REAL;
-ALTER TABLE results ADD COLUMN converged INTEGER;
-"""
-# Schema 4 (issue 17): the run profile of a result (``default``, or ``edge``: one thread and
-# 128-bit SIMD code, see measure/profile.py); every earlier row ran in the default profile.
-SCHEMA_V4 = """
-ALTER TABLE results ADD COLUMN profile TEXT;
-UPDATE results SET profile = 'default' WHERE profile IS NULL;
-"""
-MIGRATIONS = {2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4}
-SKIP_COLUMNS = ("job_hash", "stage", "kind", "model", "method", "sparsity", "format", "engine",
-                "batch", "seed", "reason", "spec")
-
-COLUMNS = ("job_hash", "kind", "status", "reason", "model", "method", "sparsity", "format",
-           "engine", "batch", "threads", "seed", "code_version", "p50_ms", "p90_ms", "p99_ms",
-           "mean_ms", "iqr_ms", "throughput", "param_bytes", "file_bytes", "peak_rss_bytes",
-           "accuracy", "value_encoding", "scope", "train_accuracy", "val_accuracy", "converged",
-           "profile")
-JSON_COLUMNS = ("spec", "samples", "extra")
-NUMERIC_COLUMNS = ("sparsity", "batch", "threads", "seed", "p50_ms", "p90_ms", "p99_ms",
-                   "mean_ms", "iqr_ms", "throughput", "param_bytes", "file_bytes",
-                   "peak_rss_bytes", "accuracy")
+__all__ = ["APP_ID", "COLUMNS", "JSON_COLUMNS", "SCHEMA_VERSION", "SKIP_COLUMNS", "Store",
+           "check_database", "check_pages", "check_writable", "decode_row", "export_rows",
+           "peek", "readonly_uri", "schema_version"]
 
 
 class Store:
@@ -145,17 +68,12 @@ class Store:
             if version < SCHEMA_VERSION:
                 self._migrate(version)
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction(writing_rows=False) as conn:
             for stmt in (SCHEMA + SCHEMA_V2 + SCHEMA_V3 + SCHEMA_V4).strip().split(";"):
                 if stmt.strip():
-                    self.conn.execute(stmt)
-            self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
-                                  [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))])
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.rollback()
-            raise
+                    conn.execute(stmt)
+            conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                             [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))])
 
     def rollback(self) -> None:
         """Undo the open transaction, if any. A Ctrl-C raised right after COMMIT returned finds
@@ -164,34 +82,43 @@ class Store:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
-    def _write_failed(self, e: sqlite3.DatabaseError):
-        """A write transaction failed in SQLite itself (disk full, I/O error, read-only file):
-        roll back what is left of it and raise StoreError (one line, exit 2). SQLite has
-        already undone the transaction, so every earlier row is intact."""
+    @contextlib.contextmanager
+    def transaction(self, *, writing_rows: bool = True) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` around the block; anything raised rolls it back
+        and propagates. With ``writing_rows`` (every write but the schema's, whose errors
+        :meth:`__init__` reports), a failure in SQLite itself (disk full, I/O error, read-only
+        file) becomes StoreError (one line, exit 2); SQLite has already undone the
+        transaction, so every earlier row is intact."""
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if not writing_rows:
+                self.rollback()
+                raise
+            try:
+                self.rollback()
+            except sqlite3.DatabaseError:
+                pass
+            raise StoreError(f"database: cannot write {self.path!r}: {e}") from None
+        except BaseException:
             self.rollback()
-        except sqlite3.DatabaseError:
-            pass
-        raise StoreError(f"database: cannot write {self.path!r}: {e}") from None
+            raise
 
     def _migrate(self, version: int) -> None:
         """Bring an older database to the current schema in one transaction (its rows are
         kept; the new columns are NULL in them)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            now = dict(self.conn.execute("SELECT key, value FROM meta"))
+        with self.transaction(writing_rows=False) as conn:
+            now = dict(conn.execute("SELECT key, value FROM meta"))
             have = int(now.get("schema_version", 0))  # another process may have migrated it
             for target in range(max(have, 1) + 1, SCHEMA_VERSION + 1):
                 for stmt in MIGRATIONS[target].strip().split(";"):
                     if stmt.strip():
-                        self.conn.execute(stmt)
+                        conn.execute(stmt)
             if have < SCHEMA_VERSION:
-                self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
-                                  (str(SCHEMA_VERSION),))
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.rollback()
-            raise
+                conn.execute("UPDATE meta SET value=? WHERE key='schema_version'",
+                             (str(SCHEMA_VERSION),))
 
     # -- writing -------------------------------------------------------------------------
     def add(self, row: dict, fingerprint: dict) -> int | None:
@@ -209,31 +136,24 @@ class Store:
         values["profile"] = values["profile"] or fingerprint.get("profile", "default")
         values["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         cols = list(values)
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            self.conn.execute("INSERT OR IGNORE INTO machines VALUES (?, ?)",
-                              (fingerprint["id"], json.dumps(fingerprint, sort_keys=True)))
-            cur = self.conn.execute(
+        with self.transaction() as conn:
+            _add_machine(conn, fingerprint)
+            cur = conn.execute(
                 f"INSERT OR IGNORE INTO results ({', '.join(cols)}) "
                 f"VALUES ({', '.join('?' for _ in cols)})", [values[c] for c in cols])
-            self.conn.execute("COMMIT")
-        except sqlite3.DatabaseError as e:  # disk full, I/O error, read-only file
-            self._write_failed(e)
-        except BaseException:
-            self.rollback()
-            raise
         return cur.lastrowid if cur.rowcount else None
 
     # -- reading -------------------------------------------------------------------------
-    def rows(self, where: str = "", params: tuple = ()) -> list[dict]:
-        """Result rows as dicts (JSON columns decoded); StoreError names the first damaged
-        row (a JSON column that does not parse, text in a numeric column)."""
-        try:
-            cur = self.conn.execute(f"SELECT * FROM results {where} ORDER BY id", params)
-            names = [d[0] for d in cur.description]
-            return [decode_row(dict(zip(names, r)), self.path) for r in cur]
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"database: {self.path!r} cannot be read (damaged?): {e}") from None
+    def rows(self, **equal: Any) -> list[dict]:
+        """Result rows, in the order they were stored, whose columns equal the keywords
+        (``rows(kind="prune", status="ok")``; none: every row), as dicts with the JSON columns
+        decoded; StoreError names the first damaged row (a JSON column that does not parse,
+        text in a numeric column)."""
+        return self._select("results", "id", equal)
+
+    def rows_for_job(self, job_hash: str, machine_id: str) -> list[dict]:
+        """The result row of one job on one machine (a list: none, or one)."""
+        return self.rows(job_hash=job_hash, machine_id=machine_id)
 
     def add_skipped(self, rows: list[dict], fingerprint: dict) -> int:
         """Record skipped jobs (keys of :data:`SKIP_COLUMNS`) in one transaction, replacing an
@@ -250,27 +170,33 @@ class Store:
             v["spec"] = json.dumps(v["spec"] or {}, sort_keys=True)
             values.append([v[c] for c in SKIP_COLUMNS] + [fingerprint["id"], created])
         cols = list(SKIP_COLUMNS) + ["machine_id", "created"]
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            self.conn.execute("INSERT OR IGNORE INTO machines VALUES (?, ?)",
-                              (fingerprint["id"], json.dumps(fingerprint, sort_keys=True)))
-            self.conn.executemany(
+        with self.transaction() as conn:
+            _add_machine(conn, fingerprint)
+            conn.executemany(
                 f"INSERT OR REPLACE INTO skipped ({', '.join(cols)}) "
                 f"VALUES ({', '.join('?' for _ in cols)})", values)
-            self.conn.execute("COMMIT")
-        except sqlite3.DatabaseError as e:  # disk full, I/O error, read-only file
-            self._write_failed(e)
-        except BaseException:
-            self.rollback()
-            raise
         return len(values)
 
-    def skipped_rows(self, where: str = "", params: tuple = ()) -> list[dict]:
+    def skipped_rows(self, **equal: Any) -> list[dict]:
+        """Skip records whose columns equal the keywords (``skipped_rows(stage="static")``),
+        as :meth:`rows` reads results."""
+        return self._select("skipped", "rowid", equal)
+
+    def skipped_for_job(self, job_hash: str, machine_id: str) -> list[dict]:
+        """The skip record of one job on one machine (a list: none, or one)."""
+        return self.skipped_rows(job_hash=job_hash, machine_id=machine_id)
+
+    def _select(self, table: str, order: str, equal: dict[str, Any]) -> list[dict]:
+        known = TABLE_COLUMNS[table]
+        unknown = sorted(set(equal) - set(known))
+        if unknown:
+            raise ValueError(f"unknown {table} columns: {unknown}; known: {', '.join(known)}")
+        where = " AND ".join(f"{c} IS ?" for c in equal)
         try:
-            cur = self.conn.execute(f"SELECT * FROM skipped {where} ORDER BY rowid", params)
+            cur = self.conn.execute(f"SELECT * FROM {table} {'WHERE ' + where if where else ''} "
+                                    f"ORDER BY {order}", tuple(equal.values()))
             names = [d[0] for d in cur.description]
-            return [decode_row(dict(zip(names, r)), self.path, "skipped")
-                    for r in cur]
+            return [decode_row(dict(zip(names, r)), self.path, table) for r in cur]
         except sqlite3.DatabaseError as e:
             raise StoreError(f"database: {self.path!r} cannot be read (damaged?): {e}") from None
 
@@ -295,21 +221,12 @@ class Store:
         """Delete this machine's skip records (and, with ``results``, result rows) of
         ``job_hashes`` in one transaction, e.g. to retry failed jobs. Returns rows deleted."""
         n = 0
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        tables = [t for t, on in (("skipped", skipped), ("results", results)) if on]
+        with self.transaction() as conn:
             for h in job_hashes:
-                if skipped:
-                    n += self.conn.execute("DELETE FROM skipped WHERE job_hash=? AND machine_id=?",
-                                           (h, machine_id)).rowcount
-                if results:
-                    n += self.conn.execute("DELETE FROM results WHERE job_hash=? AND machine_id=?",
-                                           (h, machine_id)).rowcount
-            self.conn.execute("COMMIT")
-        except sqlite3.DatabaseError as e:  # disk full, I/O error, read-only file
-            self._write_failed(e)
-        except BaseException:
-            self.rollback()
-            raise
+                for table in tables:
+                    n += conn.execute(f"DELETE FROM {table} WHERE job_hash=? AND machine_id=?",
+                                      (h, machine_id)).rowcount
         return n
 
     def environment_failures(self, machine_id: str, marker: str) -> set[str]:
@@ -325,20 +242,29 @@ class Store:
         return _median_timings(self.conn)
 
     def machines(self) -> dict[str, dict]:
+        """{machine id: fingerprint} of every machine with a stored row."""
         return {k: json.loads(v) for k, v in self.conn.execute("SELECT * FROM machines")}
 
     def has_job(self, job_hash: str, machine_id: str) -> bool:
+        """Whether a result of this job on this machine is stored."""
         return self.conn.execute("SELECT 1 FROM results WHERE job_hash=? AND machine_id=?",
                                  (job_hash, machine_id)).fetchone() is not None
 
     def close(self) -> None:
+        """Close the connection."""
         self.conn.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _add_machine(conn: sqlite3.Connection, fingerprint: dict) -> None:
+    """Store a machine's fingerprint (once) inside the caller's transaction."""
+    conn.execute("INSERT OR IGNORE INTO machines VALUES (?, ?)",
+                 (fingerprint["id"], json.dumps(fingerprint, sort_keys=True)))
 
 
 def schema_version(meta: dict, path: str) -> int:
