@@ -192,6 +192,24 @@ class Format(ABC):
     ``value_arrays`` / ``index_arrays`` / ``pointer_arrays`` (any other array, e.g. scales,
     counts as metadata), ``meta_keys`` (format options stored in :meth:`meta`),
     ``option_defaults`` (options of :meth:`from_dense`) and ``has_index_dtype``.
+
+    What the rest of the package asks about a format, so that it never compares names:
+
+    * ``kernel_arrays`` / ``kernel_options``: the arrays (in order) and the ``meta`` options
+      a kernel of :mod:`prunebench.kernels` takes (:meth:`kernel_args`); which kernel runs a
+      format is the kernels' registry (``prunebench.kernels.KERNELS``), keyed by ``name``;
+    * ``runtime_options``: the options ``compile()``, the planner and the model files pass
+      on, with the defaults they use (may differ from ``option_defaults``: ell runs slices of
+      32 rows there);
+    * ``pattern`` / ``pattern_keys`` / ``pattern_only``: the pruning granularity whose shape
+      the format's options take from a method (bsr: ``block``; nm: ``n``, ``m``), and whether
+      the format holds only matrices of that pattern (``pattern_label`` says which, in
+      messages); :meth:`misfit` says why a matrix does not fit;
+    * ``option_choices``: options with a closed set of values (rcsr ``bits``);
+      ``one_of_options``: options of which exactly one must be given, each with what it
+      takes, and ``one_of_default`` the one a study uses when none is;
+    * ``stores_entries``: False for a format that approximates W (lowrank): the stored values
+      are not entries of W, and an accuracy read back from a lossless file does not apply.
     """
 
     name: ClassVar[str]
@@ -206,6 +224,16 @@ class Format(ABC):
     scale_names: ClassVar[tuple[str, ...]] = ("scales",)
     # False for formats whose stored values are not entries of W (lowrank quantises its factors)
     stores_entries: ClassVar[bool] = True
+    kernel_arrays: ClassVar[tuple[str, ...]] = ()
+    kernel_options: ClassVar[tuple[str, ...]] = ()
+    runtime_options: ClassVar[dict[str, Any]] = {}
+    pattern: ClassVar[str | None] = None
+    pattern_keys: ClassVar[tuple[str, ...]] = ()
+    pattern_only: ClassVar[bool] = False
+    pattern_label: ClassVar[str] = ""
+    option_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    one_of_options: ClassVar[dict[str, str]] = {}
+    one_of_default: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, shape: tuple[int, int], values: str, arrays: dict[str, np.ndarray], **meta: Any):
         """Store without validation; use :meth:`from_dense` or :meth:`from_arrays` to build one."""
@@ -268,6 +296,18 @@ class Format(ABC):
         return cls(shape, values, arrays, **meta)
 
     # -- (de)serialisation ---------------------------------------------------------
+
+    @classmethod
+    def misfit(cls, W: np.ndarray, **opts: Any) -> str | None:
+        """Why ``W`` does not fit this format with ``opts`` (missing ones take their
+        ``option_defaults``), or None when it does; only ``pattern_only`` formats refuse."""
+        return None
+
+    def kernel_args(self) -> tuple[tuple[np.ndarray, ...], dict[str, int]]:
+        """(arrays, options) a kernel of :mod:`prunebench.kernels` takes for this object:
+        ``kernel_arrays`` as C-contiguous arrays, ``kernel_options`` as ints."""
+        arrays = tuple(np.ascontiguousarray(getattr(self, k)) for k in self.kernel_arrays)
+        return arrays, {k: int(getattr(self, k)) for k in self.kernel_options}
 
     def arrays(self) -> dict[str, np.ndarray]:
         """All arrays that, with :meth:`meta`, fully describe the object."""

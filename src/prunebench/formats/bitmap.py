@@ -25,6 +25,7 @@ class BitmapFormat(Format):
 
     name = "bitmap"
     array_names = ("mask", "row_ptr", "data")
+    kernel_arrays = ("mask", "row_ptr", "data")
     index_arrays = ("mask",)
     pointer_arrays = ("row_ptr",)
 

@@ -43,6 +43,9 @@ class BSRFormat(Format):
     pointer_arrays = ("indptr",)
     meta_keys = ("block",)
     option_defaults = {"block": (4, 4)}
+    kernel_arrays = ("indptr", "indices", "data")
+    runtime_options = {"block": (4, 4)}
+    pattern, pattern_keys = "block", ("block",)
     has_index_dtype = True
 
     @classmethod

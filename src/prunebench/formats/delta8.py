@@ -39,6 +39,7 @@ class Delta8Format(Format):
 
     name = "delta8"
     array_names = ("indptr", "deltas", "data")
+    kernel_arrays = ("indptr", "deltas", "data")
     index_arrays = ("deltas",)
     pointer_arrays = ("indptr",)
     meta_keys = ("nfillers",)

@@ -40,6 +40,9 @@ class ELLFormat(Format):
     pointer_arrays = ("slice_ptr", "widths")
     meta_keys = ("slice_height",)
     option_defaults = {"slice_height": None}
+    kernel_arrays = ("slice_ptr", "widths", "indices", "data")
+    kernel_options = ("slice_height",)
+    runtime_options = {"slice_height": 32}   # sliced ELL where a model runs it
     has_index_dtype = True
 
     @classmethod

@@ -32,6 +32,8 @@ class LowRankFormat(Format):
     scale_names = ("u_scales", "v_scales")
     meta_keys = ("rank",)
     option_defaults = {"rank": None, "energy": None}
+    one_of_options = {"rank": "int >= 1", "energy": "fraction in (0, 1]"}
+    one_of_default = {"energy": 0.9}
 
     @classmethod
     def _check_options(cls, shape, rank, energy):

@@ -125,6 +125,7 @@ class RCSRFormat(Format):
     pointer_arrays = ("counts",)
     meta_keys = ("bits", "nfillers")
     option_defaults = {"bits": 4}
+    option_choices = {"bits": (4, 8)}
 
     @classmethod
     def _check_options(cls, shape, bits):
