@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadInputError
+from ..formats import approximating_formats
 
 STUDY_KINDS = ("prune", "size", "latency", "profile", "quant", "quant-latency")
 REFERENCE_METHODS = ("magnitude", "random", "magnitude-global")  # for latency crossovers
@@ -219,7 +220,7 @@ def accuracy_by_values(d: StudyData) -> pd.DataFrame:
     if s.empty:
         return pd.DataFrame(columns=["model", "method_label", "sparsity", "value_encoding",
                                      "acc_mean", "acc_std", "n"])
-    s = s[s.format != "lowrank"]
+    s = s[~s.format.isin(approximating_formats())]
     rows = []
     for key, g in s.groupby(["model", "method_label", "sparsity", "value_encoding"]):
         per_seed = g.groupby("seed").accuracy.mean().astype(float)
@@ -581,8 +582,9 @@ def pareto_points(d: StudyData, model: str, axis: str) -> list[tuple[float, floa
     s = s[s.model == model] if len(s) else s
     if s.empty:
         return []
-    lossy = s[s.format == "lowrank"].assign(acc_mean=lambda t: t.accuracy)
-    a = pd.concat([s[s.format != "lowrank"].merge(accv, on=keys + ["value_encoding"]), lossy])
+    approx = s.format.isin(approximating_formats())
+    lossy = s[approx].assign(acc_mean=lambda t: t.accuracy)
+    a = pd.concat([s[~approx].merge(accv, on=keys + ["value_encoding"]), lossy])
     a = a[a.acc_mean.notna()]
     return [(float(r.file_bytes), float(r.acc_mean),
              f"{r.method_label}@{r.sparsity:g} {r.format} {r.value_encoding}")

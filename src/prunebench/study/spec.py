@@ -470,8 +470,9 @@ def _format_options(c: _Check, d: Any, reg: dict) -> dict:
         except BadInputError as e:
             raise BadInputError(f"spec {c.source}: format_options.{fmt}: {e}") from None
         out[fmt] = o
-    if "lowrank" in reg["formats"]:
-        out.setdefault("lowrank", {"energy": 0.9})  # lowrank needs a rank or an energy
+    for fmt in reg["formats"]:  # lowrank needs a rank or an energy: its default one
+        if reg["formats"].get(fmt).one_of_default:
+            out.setdefault(fmt, dict(reg["formats"].get(fmt).one_of_default))
     return out
 
 
