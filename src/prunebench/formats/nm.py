@@ -122,6 +122,24 @@ class NMFormat(Format):
     pattern, pattern_keys, pattern_only, pattern_label = "nm", ("n", "m"), True, "N:M patterns"
 
     @classmethod
+    def estimate_options(cls, shape: tuple[int, int], given: dict[str, Any]) -> dict[str, Any]:
+        return cls._check_options(shape, n=given["n"], m=given["m"])
+
+    @classmethod
+    def max_count(cls, shape: tuple[int, int], o: dict[str, Any], units: int) -> int:
+        n, m = o["n"], o["m"]
+        G = -(-shape[1] // m)
+        return shape[0] * ((G - 1) * n + min(n, shape[1] - (G - 1) * m))
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        rows, cols = shape
+        n, m = o["n"], o["m"]
+        G = -(-cols // m)
+        return rows * G * n * o["vb"], rows * -(-G * n * (m.bit_length() - 1) // 8), 0
+
+    @classmethod
     def _check_options(cls, shape, n, m):
         m = check_choice(cls.name, "m", m, (2, 4, 8, 16))
         return {"n": check_int_option(cls.name, "n", n, 1, int(m) - 1), "m": int(m)}
