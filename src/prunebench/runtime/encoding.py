@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from ..formats import FORMATS
-from ..formats.nm import nm_violation  # noqa: F401  (its callers move to misfit next)
 
 
 def options_for(fmt: str, opts: dict[str, Any]) -> dict[str, Any]:
