@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 HERE = Path(__file__).resolve().parent
 
@@ -67,6 +68,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow   # a child process: ~9 s on the loaded 2-core machine with the numba cache warm
 def test_a_toy_format_in_one_module_encodes_stores_loads_and_is_timed():
     done = subprocess.run([sys.executable, "-c", CHILD, str(HERE / "toy_format.py")],
                           capture_output=True, text=True, timeout=300)
