@@ -34,9 +34,6 @@ MAX_LINES = 500
 LONG_MODULES: dict[str, str] = {
     "prunebench.kernels._simd": "LLVM-IR builders for the AVX-512 kernels, one per intrinsic",
     "prunebench.study.stages": "one module per stage (prune, size, latency, plan)",
-    "prunebench.runtime.layers": "the sparse layers apart from the kernel calls (item 3)",
-    "prunebench.measure.kernel_bench": "the command apart from the measurement (issue 19)",
-    "prunebench.runtime.compile": "the plan resolution apart from the layer swap",
 }
 
 
@@ -460,6 +457,111 @@ def test_every_public_function_has_type_hints():
     assert not found, (f"{len(found)} public functions without full type hints:\n"
                        + "\n".join(found))
 
+
+# ---------------------------------------------------------------- format names (issue 19)
+
+#: packages that may compare a value with a storage format's name: the formats themselves and
+#: the engines (each engine says which formats it hosts)
+FORMAT_NAME_OWNERS = ("prunebench.formats", "prunebench.engines")
+#: "dense" means unencoded, not a storage format: comparing with it is fine
+NOT_A_STORAGE_FORMAT = {"dense"}
+#: a format name that is also a pruning granularity ("nm") may be compared with these operands,
+#: which hold a granularity or a method name, never a format
+GRANULARITY_OPERANDS = {"kind", "pattern", "method", "spec.granularity", "method.name",
+                        "self.name"}
+GRANULARITY_NAMES = {"unstructured", "block", "nm", "channel"}
+
+
+def registered_format_names(files: dict[str, Path]) -> set[str]:
+    """The names in ``@FORMATS.register("name")`` decorators of ``formats/``, read from the
+    source (the test must not depend on importing the package)."""
+    names = set()
+    for module, path in files.items():
+        if not module.startswith("prunebench.formats"):
+            continue
+        for node in ast.walk(_tree(path)):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "register" and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "FORMATS" and node.args
+                    and isinstance(node.args[0], ast.Constant)):
+                names.add(node.args[0].value)
+    return names
+
+
+def _strings(node: ast.AST) -> list[str]:
+    """The string constants an operand is or holds (a tuple, list or set of them)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [v for e in node.elts for v in _strings(e)]
+    return []
+
+
+def format_name_comparisons(files: dict[str, Path], names: set[str]) -> list[str]:
+    """Every ``==``, ``!=``, ``in``, ``not in`` or ``case`` against a storage format's name
+    outside :data:`FORMAT_NAME_OWNERS`, one ``module:line: source`` each. A name that is also
+    a pruning granularity is allowed against :data:`GRANULARITY_OPERANDS`."""
+    names = set(names) - NOT_A_STORAGE_FORMAT
+    found = []
+    for module, path in files.items():
+        if module.startswith(FORMAT_NAME_OWNERS):
+            continue
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                for op, (a, b) in zip(node.ops, zip(operands, operands[1:])):
+                    if not isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)):
+                        continue
+                    for const, other in ((a, b), (b, a)):
+                        hit = set(_strings(const)) & names
+                        if hit <= GRANULARITY_NAMES and ast.unparse(other) in GRANULARITY_OPERANDS:
+                            continue
+                        if hit:
+                            found.append(f"{module}:{node.lineno}: {ast.unparse(node)}")
+            elif isinstance(node, ast.MatchValue) and set(_strings(node.value)) & names:
+                found.append(f"{module}:{node.lineno}: case {ast.unparse(node.value)}")
+    return sorted(set(found))
+
+
+def test_format_name_finder_on_a_made_up_package(tmp_path):
+    """Each way of asking a format's name is found once, at its line; "dense", a granularity
+    name against a granularity operand, and the formats package itself are not."""
+    pkg = tmp_path / PACKAGE
+    (pkg / "formats").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "formats" / "__init__.py").write_text(
+        "@FORMATS.register('csr')\nclass C: pass\n"
+        "@FORMATS.register('nm')\nclass N: pass\n"
+        "ok = fmt == 'csr'\n")                           # the owner: allowed
+    (pkg / "a.py").write_text(
+        "if fmt == 'csr': pass\n"                         # 1
+        "x = fmt in ('bsr', 'csr')\n"                     # 2
+        "y = 'csr' != f.name\n"                           # 3
+        "z = fmt == 'dense'\n"                            # allowed
+        "w = spec.granularity == 'nm'\n"                  # allowed: a granularity
+        "v = want == 'nm'\n"                              # 6
+        "match fmt:\n    case 'csr':\n        pass\n")   # 8
+    files = module_files(pkg)
+    names = registered_format_names(files)
+    assert names == {"csr", "nm"}
+    assert format_name_comparisons(files, names | {"bsr", "dense"}) == [
+        "prunebench.a:1: fmt == 'csr'",
+        "prunebench.a:2: fmt in ('bsr', 'csr')",
+        "prunebench.a:3: 'csr' != f.name",
+        "prunebench.a:6: want == 'nm'",
+        "prunebench.a:8: case 'csr'",
+    ]
+
+
+def test_no_format_name_comparisons_outside_formats_and_engines():
+    """Issue 19: what the code asks about a storage format it asks the format's class (its
+    kernel arrays, options, fit check, byte model) or the kernels' registry, never its name;
+    a new format then touches its own module only."""
+    files = module_files()
+    names = registered_format_names(files)
+    assert {"csr", "bsr", "nm", "ell", "rcsr", "delta8", "bitmap", "lowrank"} <= names
+    found = format_name_comparisons(files, names)
+    assert not found, "comparisons with a format's name:\n" + "\n".join(found)
 
 if __name__ == "__main__":
     files = module_files()

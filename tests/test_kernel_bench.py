@@ -11,6 +11,7 @@ import pytest
 
 from prunebench.cli import main
 from prunebench.errors import BadInputError
+from prunebench.measure import bandwidth as bw
 from prunebench.measure import kernel_bench as kb
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -21,8 +22,8 @@ ROW_KEYS = {"shape", "sparsity", "batch", "engine", "format", "ms", "speedup_vs_
 @pytest.fixture(autouse=True)
 def small_buffers(monkeypatch):
     """Streaming and flush buffers of a few MiB: the test checks plumbing, not bandwidth."""
-    monkeypatch.setattr(kb, "STREAM_BYTES", 8 << 20)
-    monkeypatch.setattr(kb, "FLUSH_BYTES", 4 << 20)
+    monkeypatch.setattr(bw, "STREAM_BYTES", 8 << 20)
+    monkeypatch.setattr(bw, "FLUSH_BYTES", 4 << 20)
 
 
 def test_rows_and_crossover():

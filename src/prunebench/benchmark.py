@@ -192,6 +192,7 @@ def _file_bytes(run: Any, model: nn.Module, name: str, engine: str, format: str,
     import tempfile
 
     from .runtime import save_model
+    from .runtime.encoding import runtime_option_keys
 
     if engine in ("onnxruntime", "litert"):
         return int(run.file_bytes)
@@ -200,7 +201,7 @@ def _file_bytes(run: Any, model: nn.Module, name: str, engine: str, format: str,
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "m.pbz")
         save_model(path, model, zoo_name=name, seed=seed, format=format, values=values,
-                   **{k: v for k, v in opts.items() if k in ("block", "n", "m", "slice_height")})
+                   **{k: v for k, v in opts.items() if k in runtime_option_keys()})
         return os.path.getsize(path)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 #: how stored weights are encoded: float32, float16, int8 with a float32 scale per row
 VALUE_ENCODINGS = ("fp32", "fp16", "int8")
 #: the numpy dtype of the stored values of each encoding
-VALUE_DTYPES = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16),
+VALUE_DTYPES: dict[str, np.dtype] = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16),
                 "int8": np.dtype(np.int8)}
 #: the largest finite float16: larger weights are refused rather than stored as inf
 FP16_MAX = float(np.finfo(np.float16).max)

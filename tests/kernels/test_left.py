@@ -8,7 +8,7 @@ import torch
 from prunebench import formats as Fm
 from prunebench import kernels as K
 from prunebench.errors import BadInputError
-from prunebench.runtime.layers import KernelOp
+from prunebench.runtime.ops import KernelOp
 
 CASES = [("csr", {}), ("bsr", {"block": (4, 4)}), ("bitmap", {}), ("ell", {}),
          ("nm", {"n": 2, "m": 4})]

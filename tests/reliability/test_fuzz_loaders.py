@@ -69,7 +69,7 @@ def _exercise(fmt) -> None:
         assert D.shape == tuple(fmt.shape)
         if fmt.name not in KERNEL_FORMATS or 0 in D.shape:
             return
-        from prunebench.runtime.layers import _kernel_call
+        from prunebench.runtime.ops import kernel_call as _kernel_call
 
         arrays, (matvec, _, _), opts = _kernel_call(fmt)
         if fmt.values == "int8":

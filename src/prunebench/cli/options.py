@@ -204,12 +204,14 @@ def check_format_options(format: str, values: str, *, bits: int, block: str, n: 
         raise BadInputError(f"--format: unknown format {format!r}; valid: {', '.join(sorted(FORMATS))}")
     if values not in VALUE_ENCODINGS:
         raise BadInputError(f"--values: got {values!r}; allowed: {', '.join(VALUE_ENCODINGS)}")
-    if format == "rcsr" and bits not in (4, 8):
-        raise BadInputError(f"--bits: got {bits}; allowed: 4, 8")
-    if format == "lowrank" and (rank is None) == (energy is None):
-        raise BadInputError("--format lowrank: pass exactly one of --rank (int >= 1) or "
-                            "--energy (fraction in (0, 1])")
     cls = FORMATS.get(format)
+    raw = {"bits": bits, "n": n, "m": m, "rank": rank, "energy": energy}
+    for k, allowed in cls.option_choices.items():
+        if raw[k] not in allowed:
+            raise BadInputError(f"--{k}: got {raw[k]}; allowed: {', '.join(map(str, allowed))}")
+    if cls.one_of_options and sum(raw[k] is not None for k in cls.one_of_options) != 1:
+        raise BadInputError(f"--format {format}: pass exactly one of " + " or ".join(
+            f"--{k} ({what})" for k, what in cls.one_of_options.items()))
     given = {"bits": bits, "block": parse_block(block), "n": n, "m": m, "rank": rank,
              "energy": energy}
     opts = {k: given[k] for k in cls.option_defaults if given.get(k) is not None}

@@ -47,8 +47,14 @@ def encode(W: np.ndarray, format: str, **opts: Any) -> Format:
     return FORMATS.get(format).from_dense(W, **opts)
 
 
+def approximating_formats() -> tuple[str, ...]:
+    """Formats whose stored values are not entries of W (``lowrank``): the accuracy of a model
+    read back from a lossless file says nothing about theirs."""
+    return tuple(n for n in FORMATS if not FORMATS.get(n).stores_entries)
+
+
 __all__ = [
-    "FORMATS", "Format", "encode", "encoding_error", "VALUE_ENCODINGS",
+    "FORMATS", "Format", "encode", "approximating_formats", "encoding_error", "VALUE_ENCODINGS",
     "DenseFormat", "COOFormat", "CSRFormat", "CSCFormat", "RCSRFormat", "Delta8Format", "BSRFormat", "ELLFormat",
     "BitmapFormat", "NMFormat", "PanelFormat", "LowRankFormat", "CompactFormat",
     "estimate_nbytes", "break_even_sparsity", "save_container", "load_container", "inspect_container",

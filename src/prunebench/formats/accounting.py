@@ -44,135 +44,54 @@ Patterns
 ``"rows"`` (compact only): ``sparsity`` is the fraction of all-zero rows; the
     ``round((1 - sparsity) * rows)`` other rows are kept with all columns; exact.
 
-Options a format does not use (e.g. ``block`` for csr) are ignored.
+Options a format does not use (e.g. ``block`` for csr) are ignored. Each model is the
+format's own (:meth:`~prunebench.formats.Format.expected_parts`, with ``estimate_options``,
+``max_count``, ``expected_scale_bytes`` and ``estimate_patterns`` on its class); this module
+checks the arguments and sums them up.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln
-from scipy.stats import binom
 
 from ..errors import BadInputError
-from .base import FORMATS, check_int_option, index_dtype_for, narrowest_index_dtype, pointer_dtype
-from .ell import slice_heights
+from .base import FORMATS, Format, check_int_option
 from .values import check_values, value_nbytes
 
-PATTERNS = {"unstructured": None, "block": ("bsr",), "rows": ("compact",)}
+
+def patterns() -> dict[str, tuple[str, ...] | None]:
+    """{pattern: the formats whose byte model covers it (None: every format)}."""
+    out: dict[str, tuple[str, ...] | None] = {"unstructured": None}
+    for name in FORMATS:
+        for p in FORMATS.get(name).estimate_patterns:
+            out[p] = (out.get(p) or ()) + (name,)
+    return out
 
 
-def _p_empty(N: int, nnz: int, b: np.ndarray | int) -> np.ndarray:
-    """Probability that ``b`` given cells hold none of ``nnz`` uniformly placed nonzeros."""
-    b = np.asarray(b, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        logp = gammaln(N - b + 1) - gammaln(N - b - nnz + 1) - gammaln(N + 1) + gammaln(N - nnz + 1)
-    return np.where(N - b >= nnz, np.exp(logp), 0.0)
-
-
-def _rcsr_fillers_per_row(cols: int, p: float, bits: int) -> float:
-    L = 2**bits
-    t = np.arange(1, (cols - 1) // L + 1)
-    return float(p * np.sum((cols - t * L) * (1.0 - p) ** (t * L)))
-
-
-def _ell_width(cols: int, p: float, h: int) -> float:
-    cdf = binom.cdf(np.arange(cols), cols, p)
-    return float(np.sum(1.0 - cdf**h))
-
-
-def _parts(name: str, shape: tuple[int, int], count: int, o: dict) -> tuple[float, float, float]:
-    """(values, indices, pointers) bytes with ``count`` nonzeros (or blocks / rows, by pattern)."""
-    rows, cols = shape
-    N, vb = rows * cols, o["vb"]
-
-    def ib(limit, what="index"):
-        return index_dtype_for(limit, o["index_dtype"], name, what).itemsize
-
-    def pb(n):
-        return pointer_dtype(n).itemsize
-
-    nnz = count
-    if name == "dense":
-        return N * vb, 0, 0
-    if name == "coo":
-        return nnz * vb, nnz * (ib(rows - 1, "row index") + ib(cols - 1, "column index")), 0
-    if name == "csr":
-        return nnz * vb, nnz * ib(cols - 1, "column index"), (rows + 1) * pb(nnz)
-    if name == "csc":
-        return nnz * vb, nnz * ib(rows - 1, "row index"), (cols + 1) * pb(nnz)
-    if name == "bitmap":
-        return nnz * vb, rows * -(-cols // 8), (rows + 1) * pb(nnz)
-    if name == "nm":
-        n, m = o["n"], o["m"]
-        G = -(-cols // m)
-        return rows * G * n * vb, rows * -(-G * n * (m.bit_length() - 1) // 8), 0
-    if name == "lowrank":
-        return (rows + cols) * o["rank"] * vb, 0, 0
-    if name == "bsr":
-        r, c = o["block"]
-        R, C = -(-rows // r), -(-cols // c)
-        if o["pattern"] == "block":
-            nb = count
-        else:
-            # at most two block heights and two widths: full blocks and the edge ones
-            hs, hn = np.unique(np.minimum(r, rows - r * np.arange(R)), return_counts=True)
-            ws, wn = np.unique(np.minimum(c, cols - c * np.arange(C)), return_counts=True)
-            nb = float(np.sum(np.outer(hn, wn) * (1.0 - _p_empty(N, nnz, np.outer(hs, ws)))))
-        return nb * r * c * vb, nb * ib(C - 1, "block-column index"), (R + 1) * pb(int(nb))
-    if name == "rcsr":
-        stored = nnz + rows * _rcsr_fillers_per_row(cols, nnz / N, o["bits"])
-        return stored * vb, np.ceil(stored * o["bits"] / 8), rows * narrowest_index_dtype(cols).itemsize
-    if name == "delta8":
-        stored = nnz + rows * _rcsr_fillers_per_row(cols, nnz / N, 8)
-        return stored * vb, stored, (rows + 1) * pb(int(np.ceil(stored)))
-    if name == "ell":
-        heights = slice_heights(rows, min(o["slice_height"] or rows, rows))
-        slots = sum(h * _ell_width(cols, nnz / N, h) for h in heights)
-        return slots * vb, slots * ib(cols - 1, "column index"), (2 * len(heights) + 1) * 4
-    if name == "panel":
-        hs, hn = np.unique(np.minimum(16, rows - 16 * np.arange(-(-rows // 16))), return_counts=True)
-        ws, wn = np.unique(np.minimum(32, cols - 32 * np.arange(-(-cols // 32))), return_counts=True)
-        chunks = sum(a * b * _ell_width(w, nnz / N, h) for h, a in zip(hs, hn) for w, b in zip(ws, wn))
-        return nnz * vb, nnz + 4 * chunks, 2 * (-(-rows // 16) + 1) * pb(nnz)
-    if name == "compact":
-        if o["pattern"] == "rows":
-            kr, kc = count, (cols if count else 0)
-        else:
-            kr = rows * (1.0 - float(_p_empty(N, nnz, cols)))
-            kc = cols * (1.0 - float(_p_empty(N, nnz, rows)))
-        return kr * kc * vb, kr * ib(rows - 1, "row index") + kc * ib(cols - 1, "column index"), 0
-    raise BadInputError(f"estimate_nbytes: no cost model for format {name!r}")
-
-
-def _prepare(format: str, shape: Any, values: str, index_dtype: Any, block, n, m, bits, pattern, rank,
-             slice_height) -> tuple[type, tuple[int, int], dict]:
+def _prepare(format: str, shape: Any, values: str, index_dtype: Any, block: Any, n: int, m: int,
+             bits: int, pattern: str, rank: int | None, slice_height: int | None,
+             ) -> tuple[type[Format], tuple[int, int], dict[str, Any]]:
     cls = FORMATS.get(format)
     if not (isinstance(shape, (tuple, list)) and len(shape) == 2):
         raise BadInputError(f"estimate_nbytes: shape={shape!r} should be (rows, cols)")
     shape = (check_int_option(format, "rows", shape[0], 1), check_int_option(format, "cols", shape[1], 1))
-    if pattern not in PATTERNS:
-        raise BadInputError(f"estimate_nbytes: pattern={pattern!r} is not allowed; allowed: {', '.join(PATTERNS)}")
-    if PATTERNS[pattern] is not None and format not in PATTERNS[pattern]:
+    known = patterns()
+    if pattern not in known:
+        raise BadInputError(f"estimate_nbytes: pattern={pattern!r} is not allowed; allowed: {', '.join(known)}")
+    modelled = known[pattern]
+    if modelled is not None and format not in modelled:
         raise BadInputError(f"estimate_nbytes: pattern={pattern!r} is modelled only for format(s) "
-                            f"{', '.join(PATTERNS[pattern])}, not {format!r}")
+                            f"{', '.join(modelled)}, not {format!r}")
     o = {"vb": value_nbytes(check_values(values, format)), "pattern": pattern,
          "index_dtype": index_dtype if cls.has_index_dtype else None, "slice_height": slice_height,
          "rank": rank, "values": values}
-    if format == "bsr":
-        o.update(cls._check_options(shape, block=block))
-    if format == "nm":
-        o.update(cls._check_options(shape, n=n, m=m))
-    if format == "rcsr":
-        o.update(cls._check_options(shape, bits=bits))
-    if format == "ell" and slice_height is not None:
-        check_int_option(format, "slice_height", slice_height, 1)
-    if format == "lowrank":
-        o["rank"] = check_int_option(format, "rank", rank, 1, min(shape))
+    o.update(cls.estimate_options(shape, {"block": block, "n": n, "m": m, "bits": bits,
+                                          "rank": rank, "slice_height": slice_height}))
     return cls, shape, o
 
 
-def _units(format: str, shape: tuple[int, int], o: dict) -> int:
+def _units(shape: tuple[int, int], o: dict[str, Any]) -> int:
     """How many things ``sparsity`` counts: blocks, rows or cells."""
     if o["pattern"] == "block":
         r, c = o["block"]
@@ -182,25 +101,14 @@ def _units(format: str, shape: tuple[int, int], o: dict) -> int:
     return shape[0] * shape[1]
 
 
-def _max_count(format: str, shape: tuple[int, int], o: dict) -> int:
+def _max_count(cls: type[Format], shape: tuple[int, int], o: dict[str, Any]) -> int:
     """Most nonzeros (units) the format can hold: N:M caps the density."""
-    if format != "nm":
-        return _units(format, shape, o)
-    n, m = o["n"], o["m"]
-    G = -(-shape[1] // m)
-    return shape[0] * ((G - 1) * n + min(n, shape[1] - (G - 1) * m))
+    return cls.max_count(shape, o, _units(shape, o))
 
 
-def _total(format: str, shape: tuple[int, int], count: int, o: dict) -> dict[str, int]:
-    v, i, p = (int(round(float(x))) for x in _parts(format, shape, count, o))
-    meta = 0
-    if o["values"] == "int8":
-        if format == "lowrank":
-            meta = 4 * (shape[0] + o["rank"])
-        elif format == "rcsr":          # float16 scales, see the note in the table
-            meta = 2 * shape[0]
-        else:
-            meta = 4 * shape[0]
+def _total(cls: type[Format], shape: tuple[int, int], count: int, o: dict[str, Any]) -> dict[str, int]:
+    v, i, p = (int(round(float(x))) for x in cls.expected_parts(shape, count, o))
+    meta = cls.expected_scale_bytes(shape, o) if o["values"] == "int8" else 0
     return {"values": v, "indices": i, "pointers": p, "metadata": meta, "total": v + i + p + meta}
 
 
@@ -221,11 +129,11 @@ def estimate_nbytes(format: str, shape: tuple[int, int], sparsity: float, *, val
     ok = isinstance(sparsity, (float, int, np.floating, np.integer)) and not isinstance(sparsity, bool)
     if not (ok and 0 <= sparsity <= 1):
         raise BadInputError(f"estimate_nbytes: sparsity={sparsity!r} should be a number in [0, 1]")
-    count = int(np.floor((1 - sparsity) * _units(format, shape, o) + 0.5))
-    if count > _max_count(format, shape, o):
+    count = int(np.floor((1 - sparsity) * _units(shape, o) + 0.5))
+    if count > _max_count(cls, shape, o):
         raise BadInputError(f"estimate_nbytes: sparsity={sparsity} is too dense for {o['n']}:{o['m']} "
-                            f"(at most {_max_count(format, shape, o)} nonzeros in shape {shape})")
-    return _total(format, shape, count, o)
+                            f"(at most {_max_count(cls, shape, o)} nonzeros in shape {shape})")
+    return _total(cls, shape, count, o)
 
 
 def break_even_sparsity(format: str, shape: tuple[int, int], **opts: Any) -> float | None:
@@ -243,18 +151,18 @@ def break_even_sparsity(format: str, shape: tuple[int, int], **opts: Any) -> flo
     """
     cls, shape, o = _prepare(format, shape, **{**_DEFAULTS, **_known(opts)})
     dense = shape[0] * shape[1] * 4
-    lo, hi = 0, _max_count(format, shape, o)
-    if _total(format, shape, lo, o)["total"] >= dense:
+    lo, hi = 0, _max_count(cls, shape, o)
+    if _total(cls, shape, lo, o)["total"] >= dense:
         return None
-    if _total(format, shape, hi, o)["total"] < dense:
-        return 1.0 - hi / _units(format, shape, o)
+    if _total(cls, shape, hi, o)["total"] < dense:
+        return 1.0 - hi / _units(shape, o)
     while hi - lo > 1:                 # invariant: lo beats dense, hi does not
         mid = (lo + hi) // 2
-        if _total(format, shape, mid, o)["total"] < dense:
+        if _total(cls, shape, mid, o)["total"] < dense:
             lo = mid
         else:
             hi = mid
-    return 1.0 - lo / _units(format, shape, o)
+    return 1.0 - lo / _units(shape, o)
 
 
 _DEFAULTS = {"values": "fp32", "index_dtype": None, "block": (4, 4), "n": 2, "m": 4, "bits": 4,

@@ -146,7 +146,8 @@ def check_pointer(who: str, ptr: np.ndarray, name: str, unit: str, n: int, total
 
 def segment_ids(ptr: np.ndarray) -> np.ndarray:
     """For a valid pointer, the segment (row) number of every entry."""
-    return np.repeat(np.arange(len(ptr) - 1), np.diff(ptr.astype(np.int64)))
+    counts: np.ndarray = np.diff(ptr.astype(np.int64))
+    return np.repeat(np.arange(len(ptr) - 1), counts)
 
 
 def check_indices(who: str, idx: np.ndarray, limit: int, what: str, limit_what: str,
@@ -192,10 +193,31 @@ class Format(ABC):
     ``value_arrays`` / ``index_arrays`` / ``pointer_arrays`` (any other array, e.g. scales,
     counts as metadata), ``meta_keys`` (format options stored in :meth:`meta`),
     ``option_defaults`` (options of :meth:`from_dense`) and ``has_index_dtype``.
+
+    What the rest of the package asks about a format, so that it never compares names:
+
+    * ``kernel_arrays`` / ``kernel_options``: the arrays (in order) and the ``meta`` options
+      a kernel of :mod:`prunebench.kernels` takes (:meth:`kernel_args`); which kernel runs a
+      format is the kernels' registry (``prunebench.kernels.KERNELS``), keyed by ``name``;
+    * ``runtime_options``: the options ``compile()``, the planner and the model files pass
+      on, with the defaults they use (may differ from ``option_defaults``: ell runs slices of
+      32 rows there);
+    * ``pattern`` / ``pattern_keys`` / ``pattern_only``: the pruning granularity whose shape
+      the format's options take from a method (bsr: ``block``; nm: ``n``, ``m``), and whether
+      the format holds only matrices of that pattern (``pattern_label`` says which, in
+      messages); :meth:`misfit` says why a matrix does not fit;
+    * ``option_choices``: options with a closed set of values (rcsr ``bits``);
+      ``one_of_options``: options of which exactly one must be given, each with what it
+      takes, and ``one_of_default`` the one a study uses when none is;
+    * ``stores_entries``: False for a format that approximates W (lowrank): the stored values
+      are not entries of W, and an accuracy read back from a lossless file does not apply;
+    * its byte model (:func:`prunebench.formats.estimate_nbytes`): :meth:`expected_parts`,
+      :meth:`estimate_options`, :meth:`max_count`, :meth:`expected_scale_bytes` and
+      ``estimate_patterns`` (patterns besides ``"unstructured"`` it models exactly).
     """
 
     name: ClassVar[str]
-    lossless: ClassVar[bool] = True
+    lossless: bool = True      # the class's layout; an instance's also needs fp32 values
     array_names: ClassVar[tuple[str, ...]]
     value_arrays: ClassVar[tuple[str, ...]] = ("data",)
     index_arrays: ClassVar[tuple[str, ...]] = ()
@@ -206,10 +228,22 @@ class Format(ABC):
     scale_names: ClassVar[tuple[str, ...]] = ("scales",)
     # False for formats whose stored values are not entries of W (lowrank quantises its factors)
     stores_entries: ClassVar[bool] = True
+    kernel_arrays: ClassVar[tuple[str, ...]] = ()
+    kernel_options: ClassVar[tuple[str, ...]] = ()
+    runtime_options: ClassVar[dict[str, Any]] = {}
+    pattern: ClassVar[str | None] = None
+    pattern_keys: ClassVar[tuple[str, ...]] = ()
+    pattern_only: ClassVar[bool] = False
+    pattern_label: ClassVar[str] = ""
+    option_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    one_of_options: ClassVar[dict[str, str]] = {}
+    one_of_default: ClassVar[dict[str, Any]] = {}
+    estimate_patterns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, shape: tuple[int, int], values: str, arrays: dict[str, np.ndarray], **meta: Any):
         """Store without validation; use :meth:`from_dense` or :meth:`from_arrays` to build one."""
-        self.shape = tuple(shape)
+        rows, cols = shape
+        self.shape: tuple[int, int] = (rows, cols)
         self.values = values
         # instance attribute: a layout is only lossless with fp32 values
         self.lossless = type(self).lossless and values == "fp32"
@@ -257,7 +291,7 @@ class Format(ABC):
 
     @classmethod
     @abstractmethod
-    def _encode(cls, W: np.ndarray, Q: np.ndarray, scales: np.ndarray | None, values: str,
+    def _encode(cls, W: np.ndarray, Q: np.ndarray | None, scales: np.ndarray | None, values: str,
                 index_dtype: Any, **opts: Any) -> "Format":
         """Build the object; ``Q`` is ``W`` in the storage dtype, ``scales`` the int8 row scales."""
 
@@ -268,6 +302,43 @@ class Format(ABC):
         return cls(shape, values, arrays, **meta)
 
     # -- (de)serialisation ---------------------------------------------------------
+
+    @classmethod
+    def misfit(cls, W: np.ndarray, **opts: Any) -> str | None:
+        """Why ``W`` does not fit this format with ``opts`` (missing ones take their
+        ``option_defaults``), or None when it does; only ``pattern_only`` formats refuse."""
+        return None
+
+    # -- the byte model (formats/accounting.py sums it up) ----------------------------------
+
+    @classmethod
+    def estimate_options(cls, shape: tuple[int, int], given: dict[str, Any]) -> dict[str, Any]:
+        """The byte model's options from ``given`` (every option ``estimate_nbytes`` takes),
+        checked; raise BadInputError."""
+        return {}
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        """Expected (values, indices, pointers) bytes with ``count`` nonzeros (blocks or rows
+        under those patterns); ``o`` as in :mod:`prunebench.formats.expected`."""
+        raise BadInputError(f"estimate_nbytes: no cost model for format {cls.name!r}")
+
+    @classmethod
+    def max_count(cls, shape: tuple[int, int], o: dict[str, Any], units: int) -> int:
+        """Most nonzeros (of ``units``) the format can hold."""
+        return units
+
+    @classmethod
+    def expected_scale_bytes(cls, shape: tuple[int, int], o: dict[str, Any]) -> int:
+        """Bytes of the int8 scales: one float32 per row of W."""
+        return 4 * shape[0]
+
+    def kernel_args(self) -> tuple[tuple[np.ndarray, ...], dict[str, int]]:
+        """(arrays, options) a kernel of :mod:`prunebench.kernels` takes for this object:
+        ``kernel_arrays`` as C-contiguous arrays, ``kernel_options`` as ints."""
+        arrays = tuple(np.ascontiguousarray(getattr(self, k)) for k in self.kernel_arrays)
+        return arrays, {k: int(getattr(self, k)) for k in self.kernel_options}
 
     def arrays(self) -> dict[str, np.ndarray]:
         """All arrays that, with :meth:`meta`, fully describe the object."""

@@ -12,10 +12,13 @@ Layout
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import FormatError
 from .base import FORMATS, POINTER_DTYPES, Format, check_pointer, expect_array, make_pointer
+from .expected import pointer_bytes
 from .values import VALUE_DTYPES
 
 
@@ -25,8 +28,15 @@ class BitmapFormat(Format):
 
     name = "bitmap"
     array_names = ("mask", "row_ptr", "data")
+    kernel_arrays = ("mask", "row_ptr", "data")
     index_arrays = ("mask",)
     pointer_arrays = ("row_ptr",)
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        rows, cols = shape
+        return count * o["vb"], rows * -(-cols // 8), (rows + 1) * pointer_bytes(count)
 
     @classmethod
     def _encode(cls, W, Q, scales, values, index_dtype):

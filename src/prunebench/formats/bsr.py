@@ -17,11 +17,14 @@ A block is stored when any of its entries is nonzero; its zero entries are store
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import BadInputError, FormatError
 from .base import (FORMATS, INDEX_DTYPES, POINTER_DTYPES, Format, check_indices, check_pointer,
                    check_sorted_segments, expect_array, index_dtype_for, make_pointer, segment_ids)
+from .expected import index_bytes, p_empty, pointer_bytes
 from .values import VALUE_DTYPES
 
 
@@ -37,13 +40,40 @@ def _blocks(X: np.ndarray, r: int, c: int) -> np.ndarray:
 class BSRFormat(Format):
     """Block CSR with fixed ``block=(r, c)``."""
 
+    block: tuple[int, int]
+
     name = "bsr"
     array_names = ("indptr", "indices", "data")
     index_arrays = ("indices",)
     pointer_arrays = ("indptr",)
     meta_keys = ("block",)
     option_defaults = {"block": (4, 4)}
+    kernel_arrays = ("indptr", "indices", "data")
+    runtime_options = {"block": (4, 4)}
+    pattern, pattern_keys = "block", ("block",)
+    estimate_patterns = ("block",)   # sparsity counts r x c blocks
     has_index_dtype = True
+
+    @classmethod
+    def estimate_options(cls, shape: tuple[int, int], given: dict[str, Any]) -> dict[str, Any]:
+        return cls._check_options(shape, block=given["block"])
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        rows, cols = shape
+        r, c = o["block"]
+        R, C = -(-rows // r), -(-cols // c)
+        if o["pattern"] == "block":
+            nb: float = count
+        else:
+            # at most two block heights and two widths: full blocks and the edge ones
+            hs, hn = np.unique(np.minimum(r, rows - r * np.arange(R)), return_counts=True)
+            ws, wn = np.unique(np.minimum(c, cols - c * np.arange(C)), return_counts=True)
+            empty = p_empty(rows * cols, count, np.outer(hs, ws))
+            nb = float(np.sum(np.outer(hn, wn) * (1.0 - empty)))
+        return (nb * r * c * o["vb"], nb * index_bytes(cls.name, o, C - 1, "block-column index"),
+                (R + 1) * pointer_bytes(int(nb)))
 
     @classmethod
     def _check_options(cls, shape, block):

@@ -14,10 +14,13 @@ A forced ``index_dtype`` applies to both index arrays. ``y = W @ x`` is
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import FormatError
 from .base import FORMATS, INDEX_DTYPES, Format, check_indices, expect_array, index_dtype_for
+from .expected import index_bytes, p_empty
 from .values import VALUE_DTYPES
 
 
@@ -28,7 +31,20 @@ class CompactFormat(Format):
     name = "compact"
     array_names = ("rows_kept", "cols_kept", "data")
     index_arrays = ("rows_kept", "cols_kept")
+    estimate_patterns = ("rows",)    # sparsity counts all-zero rows
     has_index_dtype = True
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        rows, cols = shape
+        if o["pattern"] == "rows":
+            kr, kc = float(count), float(cols if count else 0)
+        else:
+            kr = rows * (1.0 - float(p_empty(rows * cols, count, cols)))
+            kc = cols * (1.0 - float(p_empty(rows * cols, count, rows)))
+        return (kr * kc * o["vb"], kr * index_bytes(cls.name, o, rows - 1, "row index")
+                + kc * index_bytes(cls.name, o, cols - 1, "column index"), 0)
 
     @classmethod
     def _encode(cls, W, Q, scales, values, index_dtype):

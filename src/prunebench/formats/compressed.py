@@ -1,12 +1,13 @@
 """Shared code of the compressed-sparse layouts CSR and CSC (see csr.py, csc.py)."""
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .base import (INDEX_DTYPES, POINTER_DTYPES, Format, check_indices, check_pointer,
                    check_sorted_segments, expect_array, index_dtype_for, make_pointer, segment_ids)
+from .expected import index_bytes, pointer_bytes
 from .values import VALUE_DTYPES
 
 
@@ -23,6 +24,13 @@ class CompressedFormat(Format):
     def _axis_names(cls):
         """(major unit, minor unit), e.g. ("row", "column") for CSR."""
         return ("row", "column") if cls.axis == 0 else ("column", "row")
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        major, minor = shape if cls.axis == 0 else shape[::-1]
+        ib = index_bytes(cls.name, o, minor - 1, f"{cls._axis_names()[1]} index")
+        return count * o["vb"], count * ib, (major + 1) * pointer_bytes(count)
 
     @classmethod
     def _encode(cls, W, Q, scales, values, index_dtype):

@@ -213,7 +213,7 @@ def inspect_container(path: str | os.PathLike) -> dict[str, Any]:
     file_bytes = os.path.getsize(path)
     with open(path, "rb") as fh:
         header_bytes = 8 + int.from_bytes(fh.read(8), "little")
-    info = {name: {"format": f.name, "shape": list(f.shape), "values": f.values, "lossless": f.lossless,
+    info: dict[str, dict[str, Any]] = {name: {"format": f.name, "shape": list(f.shape), "values": f.values, "lossless": f.lossless,
                    "meta": f.meta(), "nbytes": f.nbytes(), "dense_fp32_bytes": 4 * f.shape[0] * f.shape[1]}
             for name, f in layers.items()}
     nbytes = sum(v["nbytes"]["total"] for v in info.values())

@@ -12,10 +12,13 @@ A forced ``index_dtype`` applies to both ``row`` and ``col``.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import FormatError
 from .base import FORMATS, INDEX_DTYPES, Format, check_indices, expect_array, index_dtype_for
+from .expected import index_bytes
 from .values import VALUE_DTYPES
 
 
@@ -27,6 +30,14 @@ class COOFormat(Format):
     array_names = ("row", "col", "data")
     index_arrays = ("row", "col")
     has_index_dtype = True
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        rows, cols = shape
+        ib = index_bytes(cls.name, o, rows - 1, "row index") + index_bytes(cls.name, o, cols - 1,
+                                                                          "column index")
+        return count * o["vb"], count * ib, 0
 
     @classmethod
     def _encode(cls, W, Q, scales, values, index_dtype):

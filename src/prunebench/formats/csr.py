@@ -20,4 +20,5 @@ class CSRFormat(CompressedFormat):
     """Compressed sparse row (same arrays as ``scipy.sparse.csr_array``)."""
 
     name = "csr"
+    kernel_arrays = ("indptr", "indices", "data")
     axis = 0

@@ -21,12 +21,15 @@ Example: row ``[5 at col 0, 7 at col 300]`` is stored as indptr ``[0, 3]``, delt
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import FormatError
 from .base import (FORMATS, POINTER_DTYPES, Format, check_indices, check_pointer, expect_array,
                    make_pointer)
 from .rcsr import entry_columns, gap_entries, unpack_deltas
+from .expected import gap_fillers_per_row, pointer_bytes
 from .values import VALUE_DTYPES
 
 #: the longest gap one delta spans
@@ -39,9 +42,17 @@ class Delta8Format(Format):
 
     name = "delta8"
     array_names = ("indptr", "deltas", "data")
+    kernel_arrays = ("indptr", "deltas", "data")
     index_arrays = ("deltas",)
     pointer_arrays = ("indptr",)
     meta_keys = ("nfillers",)
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        rows, cols = shape
+        stored = count + rows * gap_fillers_per_row(cols, count / (rows * cols), 8)
+        return stored * o["vb"], stored, (rows + 1) * pointer_bytes(int(np.ceil(stored)))
 
     @classmethod
     def _encode(cls, W, Q, scales, values, index_dtype):

@@ -7,6 +7,8 @@ Layout
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import FORMATS, Format, expect_array
@@ -19,6 +21,11 @@ class DenseFormat(Format):
 
     name = "dense"
     array_names = ("data",)
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        return shape[0] * shape[1] * o["vb"], 0, 0
 
     @classmethod
     def _encode(cls, W, Q, scales, values, index_dtype):

@@ -17,11 +17,14 @@ Unused slots have index 0 and value 0, so a kernel may process them blindly.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import FormatError
 from .base import (FORMATS, INDEX_DTYPES, POINTER_DTYPES, Format, check_indices, check_int_option,
                    check_pointer, expect_array, index_dtype_for, make_pointer)
+from .expected import ell_width, index_bytes
 from .values import VALUE_DTYPES
 
 
@@ -34,13 +37,35 @@ def slice_heights(rows: int, h: int) -> np.ndarray:
 class ELLFormat(Format):
     """(Sliced) ELLPACK with slot-major storage inside each slice."""
 
+    slice_ptr: np.ndarray
+    widths: np.ndarray
+    slice_height: int
+
     name = "ell"
     array_names = ("slice_ptr", "widths", "indices", "data")
     index_arrays = ("indices",)
     pointer_arrays = ("slice_ptr", "widths")
     meta_keys = ("slice_height",)
     option_defaults = {"slice_height": None}
+    kernel_arrays = ("slice_ptr", "widths", "indices", "data")
+    kernel_options = ("slice_height",)
+    runtime_options = {"slice_height": 32}   # sliced ELL where a model runs it
     has_index_dtype = True
+
+    @classmethod
+    def estimate_options(cls, shape: tuple[int, int], given: dict[str, Any]) -> dict[str, Any]:
+        if given["slice_height"] is not None:
+            check_int_option(cls.name, "slice_height", given["slice_height"], 1)
+        return {}
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        rows, cols = shape
+        heights = slice_heights(rows, min(o["slice_height"] or rows, rows))
+        slots = sum(h * ell_width(cols, count / (rows * cols), h) for h in heights)
+        return (slots * o["vb"], slots * index_bytes(cls.name, o, cols - 1, "column index"),
+                (2 * len(heights) + 1) * 4)
 
     @classmethod
     def _check_options(cls, shape, slice_height):

@@ -13,6 +13,8 @@ Options: exactly one of ``rank`` (int in [1, min(rows, cols)]) or ``energy`` (fr
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import BadInputError, FormatError
@@ -32,6 +34,21 @@ class LowRankFormat(Format):
     scale_names = ("u_scales", "v_scales")
     meta_keys = ("rank",)
     option_defaults = {"rank": None, "energy": None}
+    one_of_options = {"rank": "int >= 1", "energy": "fraction in (0, 1]"}
+    one_of_default = {"energy": 0.9}
+
+    @classmethod
+    def estimate_options(cls, shape: tuple[int, int], given: dict[str, Any]) -> dict[str, Any]:
+        return {"rank": check_int_option(cls.name, "rank", given["rank"], 1, min(shape))}
+
+    @classmethod
+    def expected_scale_bytes(cls, shape: tuple[int, int], o: dict[str, Any]) -> int:
+        return 4 * (shape[0] + o["rank"])
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        return (shape[0] + shape[1]) * o["rank"] * o["vb"], 0, 0
 
     @classmethod
     def _check_options(cls, shape, rank, energy):

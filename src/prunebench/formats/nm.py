@@ -23,6 +23,8 @@ when that group has fewer than ``n`` in-range columns, can a spare slot point pa
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import BadInputError, FormatError
@@ -92,6 +94,19 @@ def unpack_positions(indices: np.ndarray, nslots: int, bits: int) -> np.ndarray:
     return pos.reshape(rows, chunks * 8)[:, :nslots].astype(np.int64)
 
 
+def nm_violation(W: np.ndarray, n: int, m: int) -> str | None:
+    """Where ``W`` breaks the n:m pattern along its columns, or None if it fits."""
+    rows, cols = W.shape
+    G = -(-cols // m)
+    P = np.zeros((rows, G * m), dtype=bool)
+    P[:, :cols] = W != 0
+    count = P.reshape(rows, G, m).sum(axis=2)
+    if (count <= n).all():
+        return None
+    r, g = np.argwhere(count > n)[0]
+    return f"not {n}:{m} sparse (row {r}, group {g} has {count[r, g]} nonzeros)"
+
+
 @FORMATS.register("nm")
 class NMFormat(Format):
     """N:M sparsity with packed in-group positions."""
@@ -101,11 +116,38 @@ class NMFormat(Format):
     index_arrays = ("indices",)
     meta_keys = ("n", "m")
     option_defaults = {"n": 2, "m": 4}
+    kernel_arrays = ("data", "indices")
+    kernel_options = ("n", "m")
+    runtime_options = {"n": 2, "m": 4}
+    pattern, pattern_keys, pattern_only, pattern_label = "nm", ("n", "m"), True, "N:M patterns"
+
+    @classmethod
+    def estimate_options(cls, shape: tuple[int, int], given: dict[str, Any]) -> dict[str, Any]:
+        return cls._check_options(shape, n=given["n"], m=given["m"])
+
+    @classmethod
+    def max_count(cls, shape: tuple[int, int], o: dict[str, Any], units: int) -> int:
+        n, m = o["n"], o["m"]
+        G = -(-shape[1] // m)
+        return shape[0] * ((G - 1) * n + min(n, shape[1] - (G - 1) * m))
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        rows, cols = shape
+        n, m = o["n"], o["m"]
+        G = -(-cols // m)
+        return rows * G * n * o["vb"], rows * -(-G * n * (m.bit_length() - 1) // 8), 0
 
     @classmethod
     def _check_options(cls, shape, n, m):
         m = check_choice(cls.name, "m", m, (2, 4, 8, 16))
         return {"n": check_int_option(cls.name, "n", n, 1, int(m) - 1), "m": int(m)}
+
+    @classmethod
+    def misfit(cls, W: np.ndarray, **opts: Any) -> str | None:
+        o = {**cls.option_defaults, **{k: v for k, v in opts.items() if v is not None}}
+        return nm_violation(W, o["n"], o["m"])
 
     @classmethod
     def _encode(cls, W, Q, scales, values, index_dtype, n, m):

@@ -33,10 +33,14 @@ row sums of a group stay in one register, with no horizontal sum and no gather (
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import BadInputError, FormatError
-from .base import FORMATS, POINTER_DTYPES, Format, check_pointer, expect_array, make_pointer
+from .base import (FORMATS, POINTER_DTYPES, Format, check_pointer, expect_array, make_pointer,
+                   pointer_dtype)
+from .expected import ell_width
 from .values import VALUE_DTYPES
 
 #: rows per group: one 16-lane float32 vector
@@ -55,6 +59,19 @@ class PanelFormat(Format):
     array_names = ("chunks", "group_ptr", "value_ptr", "offsets", "data")
     index_arrays = ("chunks", "offsets")
     pointer_arrays = ("group_ptr", "value_ptr")
+    kernel_arrays = ("chunks", "group_ptr", "value_ptr", "offsets", "data")
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        """Chunks of a group of ``h`` rows in a panel of ``w`` columns: the expected most
+        entries of one of the rows there (as ell's slice width)."""
+        rows, cols = shape
+        p = count / (rows * cols)
+        hs, hn = np.unique(np.minimum(GROUP, rows - GROUP * np.arange(-(-rows // GROUP))), return_counts=True)
+        ws, wn = np.unique(np.minimum(PANEL, cols - PANEL * np.arange(-(-cols // PANEL))), return_counts=True)
+        chunks = sum(a * b * ell_width(int(w), p, int(h)) for h, a in zip(hs, hn) for w, b in zip(ws, wn))
+        return count * o["vb"], count + 4 * chunks, 2 * (-(-rows // GROUP) + 1) * pointer_dtype(count).itemsize
 
     @classmethod
     def _check_options(cls, shape, **opts):

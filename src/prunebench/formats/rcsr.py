@@ -35,11 +35,14 @@ counts ``[3]``, deltas ``[0, 15, 3]``, data ``[5, 0, 7]`` (filler at column 16).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import FormatError
 from .base import (FORMATS, INDEX_DTYPES, Format, check_choice, check_indices, expect_array,
                    narrowest_index_dtype, segment_ids)
+from .expected import gap_fillers_per_row
 from .values import VALUE_DTYPES
 
 F16 = np.finfo(np.float16)
@@ -125,6 +128,23 @@ class RCSRFormat(Format):
     pointer_arrays = ("counts",)
     meta_keys = ("bits", "nfillers")
     option_defaults = {"bits": 4}
+    option_choices = {"bits": (4, 8)}
+
+    @classmethod
+    def estimate_options(cls, shape: tuple[int, int], given: dict[str, Any]) -> dict[str, Any]:
+        return cls._check_options(shape, bits=given["bits"])
+
+    @classmethod
+    def expected_scale_bytes(cls, shape: tuple[int, int], o: dict[str, Any]) -> int:
+        return 2 * shape[0]          # float16 scales (the estimate assumes every row's fits)
+
+    @classmethod
+    def expected_parts(cls, shape: tuple[int, int], count: int,
+                       o: dict[str, Any]) -> tuple[float, float, float]:
+        rows, cols = shape
+        stored = count + rows * gap_fillers_per_row(cols, count / (rows * cols), o["bits"])
+        return (stored * o["vb"], float(np.ceil(stored * o["bits"] / 8)),
+                rows * narrowest_index_dtype(cols).itemsize)
 
     @classmethod
     def _check_options(cls, shape, bits):

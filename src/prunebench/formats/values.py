@@ -20,7 +20,7 @@ entries from it, so the per-row scale is applied the same way in every layout.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -37,7 +37,7 @@ def check_values(values: Any, who: str) -> str:
 
 def value_nbytes(values: str) -> int:
     """Bytes per stored value."""
-    return VALUE_DTYPES[values].itemsize
+    return int(VALUE_DTYPES[values].itemsize)
 
 
 def row_scales(X: np.ndarray) -> np.ndarray:
@@ -77,7 +77,11 @@ def decode_values(D: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
     return D.astype(np.float32) * scales[:, None]
 
 
-def scale_arrays(cls: type, values: str) -> tuple[str, ...]:
+class _HasScales(Protocol):
+    scale_names: tuple[str, ...]
+
+
+def scale_arrays(cls: _HasScales, values: str) -> tuple[str, ...]:
     """Names of the scale arrays a format has with this value encoding."""
     return tuple(cls.scale_names) if values == "int8" else ()
 

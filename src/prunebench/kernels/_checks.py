@@ -1,6 +1,9 @@
 """Cheap argument checks of the kernel wrappers (shapes and dtypes only, never structure)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 
 from .. import dtypes
@@ -8,7 +11,7 @@ from ..errors import BadInputError
 from ._threads import max_threads
 
 #: dtypes of stored values a kernel accepts (float16 travels to numba as its uint16 bits)
-VALUE_DTYPES = tuple(dtypes.VALUE_DTYPES.values())
+VALUE_DTYPES: tuple[np.dtype, ...] = tuple(dtypes.VALUE_DTYPES.values())
 #: dtypes of column indices: a format's, and int64
 KERNEL_INDEX_DTYPES = tuple(np.dtype(n) for n in dtypes.KERNEL_INDEX_DTYPES)
 #: dtypes of row/slice pointers
@@ -17,11 +20,11 @@ POINTER_DTYPES = tuple(np.dtype(n) for n in dtypes.POINTER_DTYPES)
 _EMPTY = np.zeros(0, np.float32)
 
 
-def _names(dtypes) -> str:
+def _names(dtypes: Iterable[Any]) -> str:
     return ", ".join(str(d) for d in dtypes)
 
 
-def check_shape(shape) -> tuple[int, int]:
+def check_shape(shape: Any) -> tuple[int, int]:
     try:
         rows, cols = (int(s) for s in shape)
     except (TypeError, ValueError):
@@ -31,7 +34,7 @@ def check_shape(shape) -> tuple[int, int]:
     return rows, cols
 
 
-def check_array(arr, name: str, dtypes, ndim: int) -> np.ndarray:
+def check_array(arr: Any, name: str, dtypes: tuple[np.dtype, ...], ndim: int) -> np.ndarray:
     """``arr`` itself when it is a C-contiguous ndarray of one of ``dtypes`` with ``ndim`` axes."""
     if not isinstance(arr, np.ndarray):
         raise BadInputError(f"{name} should be a numpy.ndarray, got {type(arr).__name__}")
@@ -44,7 +47,7 @@ def check_array(arr, name: str, dtypes, ndim: int) -> np.ndarray:
     return arr
 
 
-def values_for_kernel(data, name: str, ndim: int, scales) -> np.ndarray:
+def values_for_kernel(data: Any, name: str, ndim: int, scales: Any) -> np.ndarray:
     """The value array as numba takes it (float16 as uint16 bits); int8 needs ``scales``."""
     check_array(data, name, VALUE_DTYPES, ndim)
     if data.dtype == np.int8 and scales is None:
@@ -54,7 +57,7 @@ def values_for_kernel(data, name: str, ndim: int, scales) -> np.ndarray:
     return data
 
 
-def row_vector(v, name: str, rows: int) -> np.ndarray:
+def row_vector(v: Any, name: str, rows: int) -> np.ndarray:
     """``scales``/``bias``: ``None`` becomes the empty array the kernels read as 'none'."""
     if v is None:
         return _EMPTY
@@ -64,21 +67,21 @@ def row_vector(v, name: str, rows: int) -> np.ndarray:
     return v
 
 
-def input_vector(x, cols: int) -> np.ndarray:
+def input_vector(x: Any, cols: int) -> np.ndarray:
     check_array(x, "x", (np.dtype(np.float32),), 1)
     if x.shape[0] != cols:
         raise BadInputError(f"x has length {x.shape[0]}; the matrix has {cols} columns")
     return x
 
 
-def input_batch(X, cols: int) -> np.ndarray:
+def input_batch(X: Any, cols: int) -> np.ndarray:
     check_array(X, "X", (np.dtype(np.float32),), 2)
     if X.shape[1] != cols:
         raise BadInputError(f"X has shape {X.shape}; expected (batch, {cols})")
     return X
 
 
-def output(out, shape: tuple) -> np.ndarray:
+def output(out: Any, shape: tuple[int, ...]) -> np.ndarray:
     if out is None:
         return np.empty(shape, np.float32)
     check_array(out, "out", (np.dtype(np.float32),), len(shape))

@@ -12,17 +12,24 @@ Two numba habits decide kernel speed here and explain the odd-looking code elsew
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
+from numba import types as _types
+from numba.extending import intrinsic as _intrinsic
 from llvmlite import ir
 
 from ._simd import gather_axpy, half_bits_to_float
 
+# numba's type objects and intrinsic decorator, as Any: their stubs do not describe them
+types: Any = _types
+intrinsic: Any = _intrinsic
+
 #: options of serial helpers
-JIT = dict(fastmath=True, cache=True, nogil=True)
+JIT: dict[str, Any] = dict(fastmath=True, cache=True, nogil=True)
 #: options of the exported kernels
-PJIT = dict(JIT, parallel=True)
+PJIT: dict[str, Any] = dict(JIT, parallel=True)
 
 #: weight of one row against one stored value when splitting work between threads
 ROW_COST = 8
@@ -38,7 +45,7 @@ TILE = 64
 
 
 @intrinsic
-def as_f32(typingctx, v):
+def as_f32(typingctx: Any, v: Any) -> Any:
     """float32 value of one stored weight: float32, int8, or float16 passed as its uint16 bits.
 
     numba has no float16 type; the LLVM ``half`` conversion compiles to ``vcvtph2ps``, or to
@@ -59,7 +66,7 @@ def as_f32(typingctx, v):
 
 
 @intrinsic
-def as_uindex(typingctx, v):
+def as_uindex(typingctx: Any, v: Any) -> Any:
     """A non-negative index below 2**31 as an unsigned integer LLVM can see is below 2**31.
 
     numba then skips the negative-index wraparound select, and LLVM can gather with 32-bit
@@ -69,10 +76,10 @@ def as_uindex(typingctx, v):
     if not isinstance(v, types.Integer):
         return None
     if not v.signed and v.bitwidth <= 16:
-        def codegen(context, builder, sig, args):
+        def passthrough(context, builder, sig, args):
             return args[0]
 
-        return v(v), codegen
+        return v(v), passthrough
 
     def codegen(context, builder, sig, args):
         low = builder.trunc(args[0], ir.IntType(32)) if v.bitwidth > 32 else args[0]
@@ -84,7 +91,7 @@ def as_uindex(typingctx, v):
 
 
 @njit(**JIT)
-def finish(acc, r, scales, bias):
+def finish(acc: float, r: int, scales: np.ndarray, bias: np.ndarray) -> float:
     """``acc * scales[r] + bias[r]``; an empty ``scales`` or ``bias`` means none."""
     if scales.size:
         acc *= scales[r]
@@ -94,7 +101,7 @@ def finish(acc, r, scales, bias):
 
 
 @njit(**JIT)
-def balanced_splits(ptr, nparts):
+def balanced_splits(ptr: np.ndarray, nparts: int) -> np.ndarray:
     """Boundaries ``b[0]=0 <= ... <= b[nparts]=n`` over the ``n = ptr.size - 1`` rows of a
     prefix-count array, so each part holds about the same ``values + ROW_COST * rows``."""
     n = ptr.size - 1
@@ -121,7 +128,7 @@ def balanced_splits(ptr, nparts):
 
 
 @njit(**JIT)
-def even_splits(n, nparts):
+def even_splits(n: int, nparts: int) -> np.ndarray:
     """Boundaries cutting ``n`` equal-cost rows into ``nparts`` parts."""
     out = np.empty(nparts + 1, np.int64)
     for p in range(nparts + 1):
@@ -130,7 +137,7 @@ def even_splits(n, nparts):
 
 
 @njit(**PJIT)
-def batch_transpose(X, nrows):
+def batch_transpose(X: np.ndarray, nrows: int) -> np.ndarray:
     """``X[B, cols]`` transposed to ``T[nrows, ceil(B/8)*8]``, zero past ``cols`` and ``B``.
 
     Row ``T[c]`` holds column c of every batch row side by side: the contiguous axpy operand
@@ -149,7 +156,7 @@ def batch_transpose(X, nrows):
 
 
 @njit(**JIT)
-def spmm_row(vals, cols, T, out):
+def spmm_row(vals: np.ndarray, cols: np.ndarray, T: np.ndarray, out: np.ndarray) -> None:
     """``out[b] = sum_k vals[k] * X[b, cols[k]]`` for one output row, from the transposed batch
     ``T`` (width a multiple of 8); ``out`` is that row of the transposed result (``T.shape[1]``
     floats)."""
@@ -159,7 +166,7 @@ def spmm_row(vals, cols, T, out):
 
 
 @njit(**PJIT)
-def untranspose(YT, Y, scales, bias):
+def untranspose(YT: np.ndarray, Y: np.ndarray, scales: np.ndarray, bias: np.ndarray) -> None:
     """``Y[b, r] = finish(YT[r, b], r)``: row-by-row results back to the [B, rows] layout.
 
     Kernels write each output row's batch contiguously (writing ``Y[:, r]`` directly costs B

@@ -12,6 +12,9 @@ kernel's output is the result.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
@@ -21,7 +24,7 @@ from ._jit import BATCH_STEP, PJIT, batch_transpose, finish, untranspose
 
 
 @njit(**PJIT)
-def finish_rows(YT, scales, bias):
+def finish_rows(YT: np.ndarray, scales: np.ndarray, bias: np.ndarray) -> None:
     """``YT[r, :] = YT[r, :] * scales[r] + bias[r]`` in place (empty arrays: none)."""
     if scales.size == 0 and bias.size == 0:
         return
@@ -31,15 +34,15 @@ def finish_rows(YT, scales, bias):
             YT[r, b] = finish(YT[r, b], r, scales, bias)
 
 
-def input_columns(X, cols: int) -> np.ndarray:
+def input_columns(X: Any, cols: int) -> np.ndarray:
     chk.check_array(X, "X", (np.dtype(np.float32),), 2)
     if X.shape[0] != cols:
         raise BadInputError(f"X has shape {X.shape}; expected ({cols}, N)")
     return X
 
 
-def right_product(core, args: tuple, X: np.ndarray, t_rows: int, Y: np.ndarray, scales, bias,
-                  nparts: int) -> None:
+def right_product(core: Callable[..., None], args: tuple[Any, ...], X: np.ndarray, t_rows: int,
+                  Y: np.ndarray, scales: np.ndarray, bias: np.ndarray, nparts: int) -> None:
     """``Y[B, rows] = X[B, cols] @ W.T`` (+ scales, bias) through ``core(*args, T, YT,
     nparts)``: ``X`` transposed once into ``T`` (``t_rows`` rows, zero past ``cols``), the
     core's ``YT[rows, B]`` transposed once back into ``Y``."""
@@ -49,8 +52,8 @@ def right_product(core, args: tuple, X: np.ndarray, t_rows: int, Y: np.ndarray, 
     untranspose(YT, Y, scales, bias)
 
 
-def left_product(core, args: tuple, X: np.ndarray, t_rows: int, rows: int, scales, bias,
-                 nparts: int) -> np.ndarray:
+def left_product(core: Callable[..., None], args: tuple[Any, ...], X: np.ndarray, t_rows: int,
+                 rows: int, scales: np.ndarray, bias: np.ndarray, nparts: int) -> np.ndarray:
     """Run ``core(*args, T, YT, nparts)`` on ``X[cols, N]``; returns float32 [rows, N].
 
     ``t_rows`` is the row count the kernel reads from ``T`` (``cols`` rounded up to a whole

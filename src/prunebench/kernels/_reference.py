@@ -1,10 +1,12 @@
 """Shared tail of the NumPy references: apply a decoded dense matrix in float64."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
-def apply_dense(W, x, scales=None, bias=None) -> np.ndarray:
+def apply_dense(W: Any, x: Any, scales: Any = None, bias: Any = None) -> np.ndarray:
     """``x @ (scales[:, None] * W).T + bias`` in float64; ``x`` is [cols] or [B, cols]."""
     W = np.asarray(W, np.float64)
     if scales is not None:
@@ -15,7 +17,7 @@ def apply_dense(W, x, scales=None, bias=None) -> np.ndarray:
     return out
 
 
-def value_array(data) -> np.ndarray:
+def value_array(data: Any) -> np.ndarray:
     """Stored values as float64 (float16 given as its uint16 bits is read as float16)."""
     data = np.asarray(data)
     if data.dtype == np.uint16:

@@ -20,17 +20,25 @@ Values may be float32, int8 or float16 (passed as its uint16 bits); indices any 
 read as non-negative and below 2**31. The generic ``llvm.masked.*`` intrinsics are used, so
 LLVM emits AVX-512 instructions on this machine and a slower but correct sequence elsewhere.
 
+The module is over 500 lines on purpose: LLVM-IR builders, one per intrinsic, each read beside
+the IR it emits (issue 19 accepts generated and LLVM-IR code as a long module).
+
 numba caches a kernel by its own source file only; :mod:`._cache` drops the package's cache
 when this module or ``_jit.py`` changes.
 """
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from llvmlite import ir
-from numba import types
+from numba import types as _types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic as _intrinsic
+
+# numba's type objects and intrinsic decorator, as Any: their stubs do not describe them
+types: Any = _types
+intrinsic: Any = _intrinsic
 
 _I1 = ir.IntType(1)
 _I16 = ir.IntType(16)
@@ -114,7 +122,7 @@ def half_is_native() -> bool:
     return not any(call in asm for call in ("__extendhfsf2", "__gnu_h2f_ieee", "call", "jmp"))
 
 
-def half_bits_to_float(builder, bits, native=None):
+def half_bits_to_float(builder: Any, bits: Any, native: Any = None) -> Any:
     """float16 bits (an i16 or a vector of them) as float32 values.
 
     ``fpext half`` where the target converts in hardware; otherwise the same conversion in
@@ -212,7 +220,8 @@ def _data_ptr(context, builder, aryty, value, offset=None):
 
 
 @intrinsic
-def expand_dot(typingctx, mask, moff, nbytes, data, doff, xp):
+def expand_dot(typingctx: Any, mask: Any, moff: Any, nbytes: Any, data: Any, doff: Any,
+               xp: Any) -> Any:
     """``sum_j data[doff + rank(j)] * xp[j]`` over the set bits j of ``mask[moff : moff+nbytes]``.
 
     ``mask`` is a 1-D uint8 array (bit j of the row is bit ``j % 8`` of byte ``j // 8``), ``data``
@@ -425,7 +434,8 @@ def _axpy_codegen(delta: bool):
 
 
 @intrinsic
-def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
+def gather_axpy(typingctx: Any, vals: Any, cols: Any, T: Any, col0: Any, nvec: Any,
+                out: Any) -> Any:
     """``out[s] = sum_k vals[k] * T[cols[k], s]`` for ``s`` in ``col0 : col0 + 8*nvec`` (``nvec``
     in 1..8 units of 8 floats).
 
@@ -442,7 +452,8 @@ def gather_axpy(typingctx, vals, cols, T, col0, nvec, out):
 
 
 @intrinsic
-def delta_axpy(typingctx, vals, deltas, T, col0, nvec, out):
+def delta_axpy(typingctx: Any, vals: Any, deltas: Any, T: Any, col0: Any, nvec: Any,
+               out: Any) -> Any:
     """:func:`gather_axpy` for one delta8 row: the column of term ``k`` is ``c_k = c_{k-1} +
     deltas[k] + 1`` from ``c_{-1} = -1`` (see :mod:`prunebench.formats.delta8`), read from the
     deltas as the loop goes, never expanded into an index array."""
@@ -453,7 +464,7 @@ def delta_axpy(typingctx, vals, deltas, T, col0, nvec, out):
 
 
 @intrinsic
-def delta_dot(typingctx, deltas, data, lo, hi, x):
+def delta_dot(typingctx: Any, deltas: Any, data: Any, lo: Any, hi: Any, x: Any) -> Any:
     """``sum_k data[k] * x[c_k]`` over the stored entries ``lo <= k < hi`` of one delta8 row,
     where ``c_k = c_{k-1} + deltas[k] + 1`` from ``c_{lo-1} = -1``.
 
@@ -598,7 +609,7 @@ def delta_dot(typingctx, deltas, data, lo, hi, x):
 
 
 @intrinsic
-def load_le64(typingctx, arr, offset):
+def load_le64(typingctx: Any, arr: Any, offset: Any) -> Any:
     """The 8 bytes ``arr[offset : offset+8]`` of a 1-D uint8 array as a little-endian uint64."""
     if not (isinstance(arr, types.Array) and arr.dtype == types.uint8 and arr.layout == "C" and _ints(offset)):
         return None
@@ -613,7 +624,7 @@ def load_le64(typingctx, arr, offset):
 
 
 @intrinsic
-def trailing_zeros(typingctx, word):
+def trailing_zeros(typingctx: Any, word: Any) -> Any:
     """Index of the lowest set bit of a uint64 (64 when it is zero)."""
     if word != types.uint64:
         return None
@@ -628,7 +639,8 @@ def trailing_zeros(typingctx, word):
 
 
 @intrinsic
-def unpack_fields16(typingctx, packed, byte_offset, bits, out, out_offset):
+def unpack_fields16(typingctx: Any, packed: Any, byte_offset: Any, bits: Any, out: Any,
+                    out_offset: Any) -> Any:
     """``out[out_offset + t] = (word >> (t * bits)) & (2**bits - 1)`` for t < 16, where ``word``
     is the little-endian uint64 at ``packed[byte_offset:]`` (8 bytes must be readable).
 
@@ -663,7 +675,8 @@ def unpack_fields16(typingctx, packed, byte_offset, bits, out, out_offset):
 
 
 @intrinsic
-def ell_rows(typingctx, vals, cols, start, stride, width, nlanes, x, out):
+def ell_rows(typingctx: Any, vals: Any, cols: Any, start: Any, stride: Any, width: Any,
+             nlanes: Any, x: Any, out: Any) -> Any:
     """``out[l] = sum_{k < width} vals[o] * x[cols[o]]`` with ``o = start + k*stride + l`` for the
     ``nlanes <= 64`` rows ``l`` of one sliced-ELL slice (``stride`` = the slice's height).
 
@@ -739,7 +752,8 @@ def ell_rows(typingctx, vals, cols, start, stride, width, nlanes, x, out):
 
 
 @intrinsic
-def bsr_block_row(typingctx, flat, indices, k0, k1, C, RC, colpat, xp, out):
+def bsr_block_row(typingctx: Any, flat: Any, indices: Any, k0: Any, k1: Any, C: Any, RC: Any,
+                  colpat: Any, xp: Any, out: Any) -> Any:
     """Lane sums of one BSR block row: ``out[l] = sum`` of the block values in lane ``l`` times
     their ``xp`` entries; the caller adds the lanes of each output row.
 

@@ -6,6 +6,7 @@ torch loads the OpenMP runtime the kernels share with it).
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numba
 
@@ -15,14 +16,15 @@ from ..errors import BadInputError
 # numba prefers TBB when libtbb can be loaded, and importing openvino (engine ``openvino``) makes
 # it loadable: the kernels would then switch threading layer mid-process (and warn on every
 # fork). Keep them on OpenMP, as without openvino, unless the user chose a layer.
-if "tbb" in numba.config.THREADING_LAYER_PRIORITY:
-    numba.config.THREADING_LAYER_PRIORITY = [
-        *[x for x in numba.config.THREADING_LAYER_PRIORITY if x != "tbb"], "tbb"]
+_config: Any = numba.config   # its settings are set at import, not declared to a type checker
+if "tbb" in _config.THREADING_LAYER_PRIORITY:
+    _config.THREADING_LAYER_PRIORITY = [
+        *[x for x in _config.THREADING_LAYER_PRIORITY if x != "tbb"], "tbb"]
 
 
 def max_threads() -> int:
     """The most threads numba can run: ``numba.config.NUMBA_NUM_THREADS`` (fixed at import)."""
-    return int(numba.config.NUMBA_NUM_THREADS)
+    return int(_config.NUMBA_NUM_THREADS)
 
 
 def set_threads(n: int) -> None:

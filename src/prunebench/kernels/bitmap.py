@@ -12,19 +12,23 @@ A column ``j`` whose bit is clear contributes ``0 * x[j]``; an inf/NaN there giv
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import input_columns, left_product, right_product
+from ._left import right_product
 from ..errors import BadInputError
 from ._jit import JIT, PJIT, balanced_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
+from .products import KERNELS, Checked, make_products
 from ._simd import expand_dot, load_le64, trailing_zeros
 
 
 @njit(**PJIT)
-def spmv_bitmap(mask, row_ptr, data, scales, bias, x, y, nparts):
+def spmv_bitmap(mask: np.ndarray, row_ptr: np.ndarray, data: np.ndarray, scales: np.ndarray,
+                bias: np.ndarray, x: np.ndarray, y: np.ndarray, nparts: int) -> None:
     """``y[r] = scales[r] * sum_{j: bit (r, j) set} value(r, j) * x[j] + bias[r]``."""
     rows, nbytes = mask.shape
     xp = np.zeros(nbytes * 8 + 8, np.float32)  # expand_dot reads whole 16-column chunks
@@ -38,7 +42,7 @@ def spmv_bitmap(mask, row_ptr, data, scales, bias, x, y, nparts):
 
 
 @njit(**JIT)
-def bitmap_row_columns(mrow, out):
+def bitmap_row_columns(mrow: np.ndarray, out: np.ndarray) -> int:
     """Write the columns of the set bits of one mask row into ``out``; return their count."""
     q = 0
     nwords = mrow.size // 8
@@ -58,13 +62,15 @@ def bitmap_row_columns(mrow, out):
     return q
 
 
-def spmm_bitmap(mask, row_ptr, data, scales, bias, X, Y, nparts):
+def spmm_bitmap(mask: np.ndarray, row_ptr: np.ndarray, data: np.ndarray, scales: np.ndarray,
+                bias: np.ndarray, X: np.ndarray, Y: np.ndarray, nparts: int) -> None:
     """``Y[b, r] = scales[r] * sum_{j: bit (r, j) set} value(r, j) * X[b, j] + bias[r]``."""
     right_product(spmm_bitmap_t, (mask, row_ptr, data), X, X.shape[1], Y, scales, bias, nparts)
 
 
 @njit(**PJIT)
-def spmm_bitmap_t(mask, row_ptr, data, T, YT, nparts):
+def spmm_bitmap_t(mask: np.ndarray, row_ptr: np.ndarray, data: np.ndarray, T: np.ndarray,
+                  YT: np.ndarray, nparts: int) -> None:
     """``YT = W @ T`` for the transposed batch ``T``."""
     rows, nbytes = mask.shape
     bounds = balanced_splits(row_ptr, nparts)
@@ -76,7 +82,7 @@ def spmm_bitmap_t(mask, row_ptr, data, T, YT, nparts):
             spmm_row(data[lo : lo + n], colbuf[:n], T, YT[r])
 
 
-def _check(mask, row_ptr, data, shape, scales, bias):
+def _check(mask, row_ptr, data, shape, scales, bias) -> Checked:
     rows, cols = chk.check_shape(shape)
     chk.check_array(mask, "mask", (np.dtype(np.uint8),), 2)
     chk.check_array(row_ptr, "row_ptr", chk.POINTER_DTYPES, 1)
@@ -85,36 +91,18 @@ def _check(mask, row_ptr, data, shape, scales, bias):
     if row_ptr.shape[0] != rows + 1:
         raise BadInputError(f"row_ptr has length {row_ptr.shape[0]}; shape {shape} needs {rows + 1}")
     vals = chk.values_for_kernel(data, "data", 1, scales)
-    return rows, cols, vals, chk.row_vector(scales, "scales", rows), chk.row_vector(bias, "bias", rows)
+    return (rows, cols, (mask, row_ptr, vals), chk.row_vector(scales, "scales", rows),
+                   chk.row_vector(bias, "bias", rows))
 
 
-def bitmap_matvec(mask, row_ptr, data, x, *, shape, scales=None, bias=None, out=None):
-    """``W @ x`` (+ bias) for a bitmap matrix of true ``shape``; returns float32 [rows]."""
-    rows, cols, vals, sc, bi = _check(mask, row_ptr, data, shape, scales, bias)
-    x = chk.input_vector(x, cols)
-    y = chk.output(out, (rows,))
-    spmv_bitmap(mask, row_ptr, vals, sc, bi, x, y, chk.nparts())
-    return y
+#: ``bitmap_matvec(mask, row_ptr, data, x, *, shape, scales=None, bias=None, out=None)``;
+#: ``bitmap_matmul(..., X[B, cols], ...)``; ``bitmap_left(..., X[cols, N], ...)``
+bitmap_matvec, bitmap_matmul, bitmap_left = KERNELS.add("bitmap", make_products(
+    "bitmap", "bitmap", _check, spmv_bitmap, spmm_bitmap, spmm_bitmap_t))
 
 
-def bitmap_matmul(mask, row_ptr, data, X, *, shape, scales=None, bias=None, out=None):
-    """``X @ W.T`` (+ bias) for X float32 [B, cols]; returns float32 [B, rows]."""
-    rows, cols, vals, sc, bi = _check(mask, row_ptr, data, shape, scales, bias)
-    X = chk.input_batch(X, cols)
-    Y = chk.output(out, (X.shape[0], rows))
-    spmm_bitmap(mask, row_ptr, vals, sc, bi, X, Y, chk.nparts())
-    return Y
-
-
-def bitmap_left(mask, row_ptr, data, X, *, shape, scales=None, bias=None):
-    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
-    rows, cols, vals, sc, bi = _check(mask, row_ptr, data, shape, scales, bias)
-    X = input_columns(X, cols)
-    return left_product(spmm_bitmap_t, (mask, row_ptr, vals), X, cols, rows, sc, bi,
-                        chk.nparts())
-
-
-def bitmap_reference(mask, row_ptr, data, x, *, shape, scales=None, bias=None):
+def bitmap_reference(mask: np.ndarray, row_ptr: np.ndarray, data: np.ndarray, x: np.ndarray, *,
+                     shape: Any, scales: np.ndarray | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """NumPy float64 reference of :func:`bitmap_matvec` / :func:`bitmap_matmul`."""
     rows, cols = shape
     present = np.unpackbits(mask, axis=1, count=cols, bitorder="little").astype(bool)

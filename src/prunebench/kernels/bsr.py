@@ -8,14 +8,17 @@ read ``x`` through a zero-padded copy and write no row past ``rows``.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import input_columns, left_product, right_product
+from ._left import right_product
 from ..errors import BadInputError
 from ._jit import JIT, LANES, PJIT, as_f32, as_uindex, balanced_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
+from .products import KERNELS, Checked, make_products
 from ._simd import bsr_block_row
 
 
@@ -39,7 +42,8 @@ def _block_row_scalar(flat, indices, k0, k1, r, c, xp, acc):
 
 
 @njit(**PJIT)
-def spmv_bsr(indptr, indices, data, scales, bias, x, y, nparts):
+def spmv_bsr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scales: np.ndarray,
+             bias: np.ndarray, x: np.ndarray, y: np.ndarray, nparts: int) -> None:
     """``y = W @ x`` (times ``scales``, plus ``bias``) over the stored blocks.
 
     ``data.size`` and the padded column count must be below 2**31 (31-bit offsets).
@@ -81,7 +85,8 @@ def spmv_bsr(indptr, indices, data, scales, bias, x, y, nparts):
                 y[r0 + i] = finish(acc[i], r0 + i, scales, bias)
 
 
-def spmm_bsr(indptr, indices, data, scales, bias, X, Y, nparts):
+def spmm_bsr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scales: np.ndarray,
+             bias: np.ndarray, X: np.ndarray, Y: np.ndarray, nparts: int) -> None:
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
     C = data.shape[2]
     right_product(spmm_bsr_t, (indptr, indices, data), X, (X.shape[1] + C - 1) // C * C, Y,
@@ -89,7 +94,8 @@ def spmm_bsr(indptr, indices, data, scales, bias, X, Y, nparts):
 
 
 @njit(**PJIT)
-def spmm_bsr_t(indptr, indices, data, T, YT, nparts):
+def spmm_bsr_t(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, T: np.ndarray,
+               YT: np.ndarray, nparts: int) -> None:
     """``YT = W @ T`` for the transposed batch ``T`` (rows padded to whole blocks)."""
     rows = YT.shape[0]
     R = data.shape[1]
@@ -97,7 +103,7 @@ def spmm_bsr_t(indptr, indices, data, T, YT, nparts):
     nbr = indptr.size - 1
     widest = 0
     for br in range(nbr):
-        widest = max(widest, np.int64(indptr[br + 1] - indptr[br]))
+        widest = max(widest, int(indptr[br + 1] - indptr[br]))
     bounds = balanced_splits(indptr, nparts)
     for p in prange(nparts):
         cbuf = np.empty(widest * C, np.int64)  # the block row's columns, shared by its r rows
@@ -117,7 +123,7 @@ def spmm_bsr_t(indptr, indices, data, T, YT, nparts):
                 spmm_row(vbuf[: nb * C], cbuf[: nb * C], T, YT[r0 + i])
 
 
-def _check(indptr, indices, data, shape, scales, bias):
+def _check(indptr, indices, data, shape, scales, bias) -> Checked:
     rows, cols = chk.check_shape(shape)
     chk.check_array(indptr, "indptr", chk.POINTER_DTYPES, 1)
     chk.check_array(indices, "indices", chk.KERNEL_INDEX_DTYPES, 1)
@@ -130,44 +136,33 @@ def _check(indptr, indices, data, shape, scales, bias):
         raise BadInputError(
             f"indptr has length {indptr.shape[0]}; shape {shape} in {r}x{c} blocks needs {nbr + 1}"
         )
-    return rows, cols, vals, chk.row_vector(scales, "scales", rows), chk.row_vector(bias, "bias", rows)
+    return (rows, cols, (indptr, indices, vals), chk.row_vector(scales, "scales", rows),
+                   chk.row_vector(bias, "bias", rows))
 
 
-def bsr_matvec(indptr, indices, data, x, *, shape, scales=None, bias=None, out=None):
-    """``W @ x`` (+ bias) for a BSR matrix of true ``shape``; returns float32 [rows]."""
-    rows, cols, vals, sc, bi = _check(indptr, indices, data, shape, scales, bias)
-    x = chk.input_vector(x, cols)
-    y = chk.output(out, (rows,))
-    spmv_bsr(indptr, indices, vals, sc, bi, x, y, chk.nparts())
-    return y
-
-
-def bsr_matmul(indptr, indices, data, X, *, shape, scales=None, bias=None, out=None):
-    """``X @ W.T`` (+ bias) for X float32 [B, cols]; returns float32 [B, rows]."""
-    rows, cols, vals, sc, bi = _check(indptr, indices, data, shape, scales, bias)
-    X = chk.input_batch(X, cols)
-    Y = chk.output(out, (X.shape[0], rows))
-    spmm_bsr(indptr, indices, vals, sc, bi, X, Y, chk.nparts())
-    return Y
-
-
-def bsr_left(indptr, indices, data, X, *, shape, scales=None, bias=None):
-    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
-    rows, cols, vals, sc, bi = _check(indptr, indices, data, shape, scales, bias)
-    X = input_columns(X, cols)
+def _padded_cols(c: Checked) -> int:
+    """The column-major product reads whole blocks: cols rounded up to the block width."""
+    cols, vals = c[1], c[2][2]
     C = vals.shape[2]
-    return left_product(spmm_bsr_t, (indptr, indices, vals), X, (cols + C - 1) // C * C, rows,
-                        sc, bi, chk.nparts())
+    return (cols + C - 1) // C * C
 
 
-def bsr_reference(indptr, indices, data, x, *, shape, scales=None, bias=None):
+#: ``bsr_matvec(indptr, indices, data, x, *, shape, scales=None, bias=None, out=None)``;
+#: ``bsr_matmul(..., X[B, cols], ...)``; ``bsr_left(..., X[cols, N], ...)``
+bsr_matvec, bsr_matmul, bsr_left = KERNELS.add("bsr", make_products(
+    "bsr", "BSR", _check, spmv_bsr, spmm_bsr, spmm_bsr_t, _padded_cols))
+
+
+def bsr_reference(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x: np.ndarray, *,
+                  shape: Any, scales: np.ndarray | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """NumPy float64 reference of :func:`bsr_matvec` / :func:`bsr_matmul`."""
     rows, cols = shape
     _, r, c = data.shape
     nbr = len(indptr) - 1
     ncb = max(-(-cols // c), int(np.max(indices)) + 1 if len(indices) else 0)
     P = np.zeros((nbr, r, ncb, c))  # padded matrix, block row x in-row x block col x in-col
-    block_row = np.repeat(np.arange(nbr), np.diff(np.asarray(indptr, np.int64)))
+    counts: np.ndarray = np.diff(np.asarray(indptr, np.int64))
+    block_row = np.repeat(np.arange(nbr), counts)
     P[block_row, :, np.asarray(indices, np.int64), :] = value_array(data)
     W = P.reshape(nbr * r, ncb * c)[:rows, :cols]
     return apply_dense(W, x, scales, bias)

@@ -9,19 +9,23 @@ fillers hold 0. The kernels read the deltas as they go (:func:`._simd.delta_dot`
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
 from ._jit import BATCH_PASS, BATCH_STEP, JIT, PJIT, balanced_splits, finish
-from ._left import input_columns, left_product, right_product
+from ._left import right_product
 from ._reference import apply_dense, value_array
+from .products import KERNELS, Checked, make_products
 from ._simd import delta_axpy, delta_dot
 
 
 @njit(**PJIT)
-def spmv_delta8(indptr, deltas, data, scales, bias, x, y, nparts):
+def spmv_delta8(indptr: np.ndarray, deltas: np.ndarray, data: np.ndarray, scales: np.ndarray,
+                bias: np.ndarray, x: np.ndarray, y: np.ndarray, nparts: int) -> None:
     """``y[r] = scales[r] * sum_k data[k] * x[c_k] + bias[r]`` over row r's stored entries.
 
     ``scales``/``bias`` are float32 [rows] or empty (none); ``nparts`` is the thread count.
@@ -40,7 +44,8 @@ def _spmm_row(vals, deltas, T, out):
 
 
 @njit(**PJIT)
-def spmm_delta8_t(indptr, deltas, data, T, YT, nparts):
+def spmm_delta8_t(indptr: np.ndarray, deltas: np.ndarray, data: np.ndarray, T: np.ndarray,
+                  YT: np.ndarray, nparts: int) -> None:
     """``YT[r, :] = sum_k data[k] * T[c_k, :]`` over row r's stored entries (no scales/bias)."""
     bounds = balanced_splits(indptr, nparts)
     for p in prange(nparts):
@@ -50,12 +55,13 @@ def spmm_delta8_t(indptr, deltas, data, T, YT, nparts):
             _spmm_row(data[lo:hi], deltas[lo:hi], T, YT[r])
 
 
-def spmm_delta8(indptr, deltas, data, scales, bias, X, Y, nparts):
+def spmm_delta8(indptr: np.ndarray, deltas: np.ndarray, data: np.ndarray, scales: np.ndarray,
+                bias: np.ndarray, X: np.ndarray, Y: np.ndarray, nparts: int) -> None:
     """``Y[b, r] = scales[r] * sum_k data[k] * X[b, c_k] + bias[r]``; X is [B, cols]."""
     right_product(spmm_delta8_t, (indptr, deltas, data), X, X.shape[1], Y, scales, bias, nparts)
 
 
-def _check(indptr, deltas, data, shape, scales, bias):
+def _check(indptr, deltas, data, shape, scales, bias) -> Checked:
     rows, cols = chk.check_shape(shape)
     chk.check_array(indptr, "indptr", chk.POINTER_DTYPES, 1)
     chk.check_array(deltas, "deltas", (np.dtype(np.uint8),), 1)
@@ -64,45 +70,20 @@ def _check(indptr, deltas, data, shape, scales, bias):
     vals = chk.values_for_kernel(data, "data", 1, scales)
     if deltas.shape[0] != vals.shape[0]:
         raise BadInputError(f"deltas has length {deltas.shape[0]}; data has {vals.shape[0]} (one delta per entry)")
-    return rows, cols, vals, chk.row_vector(scales, "scales", rows), chk.row_vector(bias, "bias", rows)
+    return (rows, cols, (indptr, deltas, vals), chk.row_vector(scales, "scales", rows),
+                   chk.row_vector(bias, "bias", rows))
 
 
-def delta8_matvec(indptr, deltas, data, x, *, shape, scales=None, bias=None, out=None):
-    """``W @ x`` (+ bias) for a delta8 matrix of true ``shape``; returns float32 [rows].
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> indptr = np.array([0, 3, 4], np.int32)      # row 0: columns 1, 2 and a filler at 258
-    >>> deltas = np.array([1, 0, 255, 0], np.uint8)
-    >>> data = np.array([2.0, 3.0, 0.0, 4.0], np.float32)
-    >>> delta8_matvec(indptr, deltas, data, np.ones(300, np.float32), shape=(2, 300))
-    array([5., 4.], dtype=float32)
-    """
-    rows, cols, vals, sc, bi = _check(indptr, deltas, data, shape, scales, bias)
-    x = chk.input_vector(x, cols)
-    y = chk.output(out, (rows,))
-    spmv_delta8(indptr, deltas, vals, sc, bi, x, y, chk.nparts())
-    return y
+#: ``delta8_matvec(indptr, deltas, data, x, *, shape, scales=None, bias=None, out=None)``, e.g.
+#: ``indptr = [0, 3, 4]`` (int32), ``deltas = [1, 0, 255, 0]`` (uint8: row 0 holds columns 1, 2
+#: and a filler at 258), ``data = [2, 3, 0, 4]`` and x = 300 ones give ``[5., 4.]`` for shape
+#: (2, 300); ``delta8_matmul(..., X[B, cols], ...)``; ``delta8_left(..., X[cols, N], ...)``
+delta8_matvec, delta8_matmul, delta8_left = KERNELS.add("delta8", make_products(
+    "delta8", "delta8", _check, spmv_delta8, spmm_delta8, spmm_delta8_t))
 
 
-def delta8_matmul(indptr, deltas, data, X, *, shape, scales=None, bias=None, out=None):
-    """``X @ W.T`` (+ bias) for X float32 [B, cols]; returns float32 [B, rows]."""
-    rows, cols, vals, sc, bi = _check(indptr, deltas, data, shape, scales, bias)
-    X = chk.input_batch(X, cols)
-    Y = chk.output(out, (X.shape[0], rows))
-    spmm_delta8(indptr, deltas, vals, sc, bi, X, Y, chk.nparts())
-    return Y
-
-
-def delta8_left(indptr, deltas, data, X, *, shape, scales=None, bias=None):
-    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
-    rows, cols, vals, sc, bi = _check(indptr, deltas, data, shape, scales, bias)
-    X = input_columns(X, cols)
-    return left_product(spmm_delta8_t, (indptr, deltas, vals), X, cols, rows, sc, bi, chk.nparts())
-
-
-def delta8_reference(indptr, deltas, data, x, *, shape, scales=None, bias=None):
+def delta8_reference(indptr: np.ndarray, deltas: np.ndarray, data: np.ndarray, x: np.ndarray, *,
+                     shape: Any, scales: np.ndarray | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """NumPy float64 reference of :func:`delta8_matvec` (1-D x) and :func:`delta8_matmul` (2-D X)."""
     rows, cols = shape
     ptr = np.asarray(indptr, np.int64)

@@ -8,14 +8,17 @@ offsets; padding slots hold index 0 and value 0.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import input_columns, left_product, right_product
+from ._left import right_product
 from ..errors import BadInputError
 from ._jit import PJIT, balanced_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
+from .products import KERNELS, Checked, make_products
 from ._simd import ell_rows
 
 #: slice rows one pass of :func:`._simd.ell_rows` covers (four 16-lane accumulators)
@@ -23,7 +26,9 @@ ELL_ROWS = 64
 
 
 @njit(**PJIT)
-def spmv_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, x, y, nparts):
+def spmv_ell(slice_ptr: np.ndarray, widths: np.ndarray, indices: np.ndarray, data: np.ndarray,
+             slice_height: int, scales: np.ndarray, bias: np.ndarray, x: np.ndarray,
+             y: np.ndarray, nparts: int) -> None:
     """``y = W @ x`` (times ``scales``, plus ``bias``) for a sliced-ELL matrix with y.size rows."""
     rows = y.size
     h = slice_height
@@ -42,20 +47,23 @@ def spmv_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, x, y,
                     y[r0 + i0 + i] = finish(acc[i], r0 + i0 + i, scales, bias)
 
 
-def spmm_ell(slice_ptr, widths, indices, data, slice_height, scales, bias, X, Y, nparts):
+def spmm_ell(slice_ptr: np.ndarray, widths: np.ndarray, indices: np.ndarray, data: np.ndarray,
+             slice_height: int, scales: np.ndarray, bias: np.ndarray, X: np.ndarray,
+             Y: np.ndarray, nparts: int) -> None:
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
     right_product(spmm_ell_t, (slice_ptr, widths, indices, data, slice_height), X, X.shape[1], Y,
                   scales, bias, nparts)
 
 
 @njit(**PJIT)
-def spmm_ell_t(slice_ptr, widths, indices, data, slice_height, T, YT, nparts):
+def spmm_ell_t(slice_ptr: np.ndarray, widths: np.ndarray, indices: np.ndarray, data: np.ndarray,
+               slice_height: int, T: np.ndarray, YT: np.ndarray, nparts: int) -> None:
     """``YT = W @ T`` for the transposed batch ``T``."""
     rows = YT.shape[0]
     h = slice_height
     widest = 0
     for s in range(widths.size):
-        widest = max(widest, np.int64(widths[s]))
+        widest = max(widest, int(widths[s]))
     bounds = balanced_splits(slice_ptr, nparts)
     for p in prange(nparts):
         vbuf = np.empty(widest, data.dtype)  # one row of the slice, made contiguous
@@ -72,7 +80,7 @@ def spmm_ell_t(slice_ptr, widths, indices, data, slice_height, T, YT, nparts):
                 spmm_row(vbuf[:w], cbuf[:w], T, YT[r0 + i])
 
 
-def _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias):
+def _check(slice_ptr, widths, indices, data, shape, scales, bias, slice_height) -> Checked:
     rows, cols = chk.check_shape(shape)
     if isinstance(slice_height, bool) or not isinstance(slice_height, (int, np.integer)) or slice_height < 1:
         raise BadInputError(f"slice_height={slice_height!r} should be a positive integer")
@@ -86,36 +94,19 @@ def _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias):
             f"{rows} rows in slices of {slice_height} need {nslices}/{nslices + 1}"
         )
     vals = chk.values_for_kernel(data, "data", 1, scales)
-    return rows, cols, vals, chk.row_vector(scales, "scales", rows), chk.row_vector(bias, "bias", rows)
+    return (rows, cols, (slice_ptr, widths, indices, vals, int(slice_height)),
+                   chk.row_vector(scales, "scales", rows), chk.row_vector(bias, "bias", rows))
 
 
-def ell_matvec(slice_ptr, widths, indices, data, x, *, shape, slice_height, scales=None, bias=None, out=None):
-    """``W @ x`` (+ bias) for a sliced-ELL matrix of true ``shape``; returns float32 [rows]."""
-    rows, cols, vals, sc, bi = _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias)
-    x = chk.input_vector(x, cols)
-    y = chk.output(out, (rows,))
-    spmv_ell(slice_ptr, widths, indices, vals, int(slice_height), sc, bi, x, y, chk.nparts())
-    return y
+#: ``ell_matvec(slice_ptr, widths, indices, data, x, *, shape, slice_height, scales=None,
+#: bias=None, out=None)``; ``ell_matmul(..., X[B, cols], ...)``; ``ell_left(..., X[cols, N], ...)``
+ell_matvec, ell_matmul, ell_left = KERNELS.add("ell", make_products(
+    "ell", "sliced-ELL", _check, spmv_ell, spmm_ell, spmm_ell_t))
 
 
-def ell_matmul(slice_ptr, widths, indices, data, X, *, shape, slice_height, scales=None, bias=None, out=None):
-    """``X @ W.T`` (+ bias) for X float32 [B, cols]; returns float32 [B, rows]."""
-    rows, cols, vals, sc, bi = _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias)
-    X = chk.input_batch(X, cols)
-    Y = chk.output(out, (X.shape[0], rows))
-    spmm_ell(slice_ptr, widths, indices, vals, int(slice_height), sc, bi, X, Y, chk.nparts())
-    return Y
-
-
-def ell_left(slice_ptr, widths, indices, data, X, *, shape, slice_height, scales=None, bias=None):
-    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
-    rows, cols, vals, sc, bi = _check(slice_ptr, widths, indices, data, shape, slice_height, scales, bias)
-    X = input_columns(X, cols)
-    return left_product(spmm_ell_t, (slice_ptr, widths, indices, vals, int(slice_height)), X,
-                        cols, rows, sc, bi, chk.nparts())
-
-
-def ell_reference(slice_ptr, widths, indices, data, x, *, shape, slice_height, scales=None, bias=None):
+def ell_reference(slice_ptr: np.ndarray, widths: np.ndarray, indices: np.ndarray,
+                  data: np.ndarray, x: np.ndarray, *, shape: Any, slice_height: int,
+                  scales: np.ndarray | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """NumPy float64 reference of :func:`ell_matvec` / :func:`ell_matmul`."""
     rows, cols = shape
     W = np.zeros((rows, cols))

@@ -9,14 +9,17 @@ point past ``cols`` only with value 0, so the kernels read ``x`` through a zero-
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import input_columns, left_product, right_product
+from ._left import right_product
 from ..errors import BadInputError
 from ._jit import JIT, PJIT, as_f32, as_uindex, even_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
+from .products import KERNELS, Checked, make_products
 from ._simd import unpack_fields16
 
 #: group size m -> bits per in-group index
@@ -33,7 +36,7 @@ def _group_bases(nslots, n, m):
 
 
 @njit(**JIT)
-def nm_row_fields(irow, bits, out):
+def nm_row_fields(irow: np.ndarray, bits: int, out: np.ndarray) -> None:
     """Unpack one row's ``out.size`` in-group indices (``bits`` wide, little-endian bitstream).
 
     Sixteen slots span ``2 * bits`` bytes, so the main loop splits one 8-byte word per sixteen
@@ -65,7 +68,8 @@ def _row_dot(d, base, fields, xp):
 
 
 @njit(**PJIT)
-def spmv_nm(data, indices, n, m, scales, bias, x, y, nparts):
+def spmv_nm(data: np.ndarray, indices: np.ndarray, n: int, m: int, scales: np.ndarray,
+            bias: np.ndarray, x: np.ndarray, y: np.ndarray, nparts: int) -> None:
     """``y = W @ x`` (times ``scales``, plus ``bias``) for an N:M matrix with x.size columns."""
     rows, nslots = data.shape
     bits = 1 if m == 2 else (2 if m == 4 else (3 if m == 8 else 4))
@@ -81,14 +85,16 @@ def spmv_nm(data, indices, n, m, scales, bias, x, y, nparts):
             y[r] = finish(_row_dot(data[r], base, fields, xp), r, scales, bias)
 
 
-def spmm_nm(data, indices, n, m, scales, bias, X, Y, nparts):
+def spmm_nm(data: np.ndarray, indices: np.ndarray, n: int, m: int, scales: np.ndarray,
+            bias: np.ndarray, X: np.ndarray, Y: np.ndarray, nparts: int) -> None:
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
     right_product(spmm_nm_t, (data, indices, n, m), X, data.shape[1] // n * m, Y, scales, bias,
                   nparts)
 
 
 @njit(**PJIT)
-def spmm_nm_t(data, indices, n, m, T, YT, nparts):
+def spmm_nm_t(data: np.ndarray, indices: np.ndarray, n: int, m: int, T: np.ndarray,
+              YT: np.ndarray, nparts: int) -> None:
     """``YT = W @ T`` for the transposed batch ``T`` (rows padded to whole groups)."""
     rows, nslots = data.shape
     bits = 1 if m == 2 else (2 if m == 4 else (3 if m == 8 else 4))
@@ -103,7 +109,7 @@ def spmm_nm_t(data, indices, n, m, T, YT, nparts):
             spmm_row(data[r], cols, T, YT[r])
 
 
-def _check(data, indices, shape, n, m, scales, bias):
+def _check(data, indices, shape, scales, bias, n, m) -> Checked:
     rows, cols = chk.check_shape(shape)
     if m not in BITS:
         raise BadInputError(f"m={m!r} should be one of {sorted(BITS)}")
@@ -119,36 +125,24 @@ def _check(data, indices, shape, n, m, scales, bias):
             f"data/indices have shapes {data.shape}/{indices.shape}; shape {shape} at {n}:{m} "
             f"needs {(rows, ngroups * n)}/{(rows, nbytes)}"
         )
-    return rows, cols, n, m, vals, chk.row_vector(scales, "scales", rows), chk.row_vector(bias, "bias", rows)
+    return (rows, cols, (vals, indices, n, m), chk.row_vector(scales, "scales", rows),
+                   chk.row_vector(bias, "bias", rows))
 
 
-def nm_matvec(data, indices, x, *, shape, n, m, scales=None, bias=None, out=None):
-    """``W @ x`` (+ bias) for an N:M matrix of true ``shape``; returns float32 [rows]."""
-    rows, cols, n, m, vals, sc, bi = _check(data, indices, shape, n, m, scales, bias)
-    x = chk.input_vector(x, cols)
-    y = chk.output(out, (rows,))
-    spmv_nm(vals, indices, n, m, sc, bi, x, y, chk.nparts())
-    return y
+def _group_cols(c: Checked) -> int:
+    """The column-major product reads whole groups: cols rounded up to a multiple of m."""
+    vals, _, n, m = c[2]
+    return vals.shape[1] // n * m
 
 
-def nm_matmul(data, indices, X, *, shape, n, m, scales=None, bias=None, out=None):
-    """``X @ W.T`` (+ bias) for X float32 [B, cols]; returns float32 [B, rows]."""
-    rows, cols, n, m, vals, sc, bi = _check(data, indices, shape, n, m, scales, bias)
-    X = chk.input_batch(X, cols)
-    Y = chk.output(out, (X.shape[0], rows))
-    spmm_nm(vals, indices, n, m, sc, bi, X, Y, chk.nparts())
-    return Y
+#: ``nm_matvec(data, indices, x, *, shape, n, m, scales=None, bias=None, out=None)``;
+#: ``nm_matmul(..., X[B, cols], ...)``; ``nm_left(..., X[cols, N], ...)``
+nm_matvec, nm_matmul, nm_left = KERNELS.add("nm", make_products(
+    "nm", "N:M", _check, spmv_nm, spmm_nm, spmm_nm_t, _group_cols))
 
 
-def nm_left(data, indices, X, *, shape, n, m, scales=None, bias=None):
-    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
-    rows, cols, n, m, vals, sc, bi = _check(data, indices, shape, n, m, scales, bias)
-    X = input_columns(X, cols)
-    return left_product(spmm_nm_t, (vals, indices, n, m), X, vals.shape[1] // n * m, rows,
-                        sc, bi, chk.nparts())
-
-
-def nm_reference(data, indices, x, *, shape, n, m, scales=None, bias=None):
+def nm_reference(data: np.ndarray, indices: np.ndarray, x: np.ndarray, *, shape: Any, n: int,
+                 m: int, scales: np.ndarray | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """NumPy float64 reference of :func:`nm_matvec` / :func:`nm_matmul`."""
     rows, cols = shape
     bits = BITS[m]

@@ -15,19 +15,22 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from typing import Any
+
 from . import _checks as chk
 from ..errors import BadInputError
 from ._jit import JIT, PJIT, as_f32, balanced_splits, finish
-from ._left import input_columns, left_product, right_product
+from ._left import right_product
 from ._reference import apply_dense, value_array
 from ._simd import panel_group
+from .products import KERNELS, Checked, make_products
 
 GROUP = 16
 PANEL = 32
 
 
 @njit(**JIT)
-def _padded_input(x, cols):
+def _padded_input(x: np.ndarray, cols: int) -> np.ndarray:
     """``x`` copied into a buffer of whole panels (the kernel loads 32 inputs per chunk)."""
     xp = np.zeros(-(-cols // PANEL) * PANEL + PANEL, np.float32)
     xp[:cols] = x
@@ -35,7 +38,9 @@ def _padded_input(x, cols):
 
 
 @njit(**PJIT)
-def spmv_panel(chunks, group_ptr, value_ptr, offsets, data, scales, bias, x, y, nparts):
+def spmv_panel(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarray,
+               offsets: np.ndarray, data: np.ndarray, scales: np.ndarray, bias: np.ndarray,
+               x: np.ndarray, y: np.ndarray, nparts: int) -> None:
     """``y = W @ x`` (times ``scales``, plus ``bias``) for a panel matrix with y.size rows."""
     rows = y.size
     xp = _padded_input(x, x.size)
@@ -51,7 +56,9 @@ def spmv_panel(chunks, group_ptr, value_ptr, offsets, data, scales, bias, x, y, 
 
 
 @njit(**PJIT)
-def spmm_panel_t(chunks, group_ptr, value_ptr, offsets, data, T, YT, nparts):
+def spmm_panel_t(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarray,
+                 offsets: np.ndarray, data: np.ndarray, T: np.ndarray, YT: np.ndarray,
+                 nparts: int) -> None:
     """``YT = W @ T`` for the transposed batch ``T`` [cols (or more), B]."""
     rows = YT.shape[0]
     bounds = balanced_splits(value_ptr, nparts)
@@ -74,7 +81,15 @@ def spmm_panel_t(chunks, group_ptr, value_ptr, offsets, data, T, YT, nparts):
                         v += 1
 
 
-def _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias):
+def spmm_panel(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarray,
+               offsets: np.ndarray, data: np.ndarray, scales: np.ndarray, bias: np.ndarray,
+               X: np.ndarray, Y: np.ndarray, nparts: int) -> None:
+    """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
+    right_product(spmm_panel_t, (chunks, group_ptr, value_ptr, offsets, data), X, X.shape[1], Y,
+                  scales, bias, nparts)
+
+
+def _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias) -> Checked:
     rows, cols = chk.check_shape(shape)
     chk.check_array(chunks, "chunks", ("uint32",), 1)
     chk.check_array(offsets, "offsets", ("uint8",), 1)
@@ -87,37 +102,19 @@ def _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias):
     if offsets.shape[0] != data.shape[0]:
         raise BadInputError(f"offsets has {offsets.shape[0]} entries and data {data.shape[0]}; they must match")
     vals = chk.values_for_kernel(data, "data", 1, scales)
-    return rows, cols, vals, chk.row_vector(scales, "scales", rows), chk.row_vector(bias, "bias", rows)
+    return (rows, cols, (chunks, group_ptr, value_ptr, offsets, vals),
+            chk.row_vector(scales, "scales", rows), chk.row_vector(bias, "bias", rows))
 
 
-def panel_matvec(chunks, group_ptr, value_ptr, offsets, data, x, *, shape, scales=None, bias=None, out=None):
-    """``W @ x`` (+ bias) for a panel matrix of true ``shape``; returns float32 [rows]."""
-    rows, cols, vals, sc, bi = _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias)
-    x = chk.input_vector(x, cols)
-    y = chk.output(out, (rows,))
-    spmv_panel(chunks, group_ptr, value_ptr, offsets, vals, sc, bi, x, y, chk.nparts())
-    return y
+#: ``panel_matvec(chunks, group_ptr, value_ptr, offsets, data, x, *, shape, scales=None,
+#: bias=None, out=None)``; ``panel_matmul(..., X[B, cols], ...)``; ``panel_left(..., X[cols, N], ...)``
+panel_matvec, panel_matmul, panel_left = KERNELS.add("panel", make_products(
+    "panel", "panel (16-row groups, 32-column panels)", _check, spmv_panel, spmm_panel, spmm_panel_t))
 
 
-def panel_matmul(chunks, group_ptr, value_ptr, offsets, data, X, *, shape, scales=None, bias=None, out=None):
-    """``X @ W.T`` (+ bias) for X float32 [B, cols]; returns float32 [B, rows]."""
-    rows, cols, vals, sc, bi = _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias)
-    X = chk.input_batch(X, cols)
-    Y = chk.output(out, (X.shape[0], rows))
-    right_product(spmm_panel_t, (chunks, group_ptr, value_ptr, offsets, vals), X, X.shape[1], Y, sc, bi,
-                  chk.nparts())
-    return Y
-
-
-def panel_left(chunks, group_ptr, value_ptr, offsets, data, X, *, shape, scales=None, bias=None):
-    """``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N]."""
-    rows, cols, vals, sc, bi = _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias)
-    X = input_columns(X, cols)
-    return left_product(spmm_panel_t, (chunks, group_ptr, value_ptr, offsets, vals), X, cols, rows, sc, bi,
-                        chk.nparts())
-
-
-def panel_reference(chunks, group_ptr, value_ptr, offsets, data, x, *, shape, scales=None, bias=None):
+def panel_reference(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarray,
+                    offsets: np.ndarray, data: np.ndarray, x: np.ndarray, *, shape: Any,
+                    scales: np.ndarray | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """NumPy float64 reference of :func:`panel_matvec` / :func:`panel_matmul`, entry by entry
     from the layout (not through the format's decoder)."""
     rows, cols = shape

@@ -3,7 +3,7 @@
 For each shape, sparsity and batch it builds a float32 matrix ``W`` [rows=out, cols=in] with
 the requested pattern, encodes it in every format an engine runs, and times the product
 ``X[B, cols] @ W.T`` through each engine's own operator (the same ops the compiled models
-use: :class:`~prunebench.runtime.layers.KernelOp` for ``native``, torch sparse tensors,
+use: :class:`~prunebench.runtime.ops.KernelOp` for ``native``, torch sparse tensors,
 SciPy arrays, a one-node ONNX Runtime graph, PyTorch's dense ``F.linear``).
 
 Each row carries the median time, the speedup over ``torch-dense``, the bytes a call must
@@ -30,6 +30,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -37,14 +38,17 @@ import torch
 
 from ..dtypes import VALUE_ENCODINGS
 from ..errors import BadInputError
+from . import bandwidth as bw
+from .bandwidth import CacheFlush, OtherLoad, stream_bandwidth
 from .timer import Timer
 
-FLUSH_BYTES = 96 << 20     # 3x the 32 MiB L3 of the development machine
-STREAM_BYTES = 256 << 20
 PATTERNS = ("unstructured", "block", "nm")
 CACHES = ("warm", "cold", "both")
 DEFAULT_SPARSITIES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 DEFAULT_BATCHES = (1, 32)
+#: the sparse baseline of every row's ``speedup_vs_torch_sparse_csr``: torch-sparse on this
+#: format (what ``Tensor.to_sparse_csr()`` builds), also timed with int64 indices and on SciPy
+BASELINE = "csr"
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def parse_shape(text: str) -> Shape:
     return Shape(rows, cols, "", b)
 
 
-def check_sparsities(values) -> list[float]:
+def check_sparsities(values: Iterable[Any]) -> list[float]:
     out = []
     for s in values:
         ok = isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s)
@@ -98,7 +102,7 @@ def check_sparsities(values) -> list[float]:
     return out
 
 
-def check_kernel_threads(threads) -> int:
+def check_kernel_threads(threads: Any) -> int:
     from .. import kernels as K
 
     limit = min(os.cpu_count() or 1, K.max_threads())
@@ -113,100 +117,11 @@ def _check_choice(arg, value, allowed):
     return value
 
 
-# ---------------------------------------------------------------- bandwidth and cache flush
-
-
-_STREAM = None
-
-
-def _stream_kernel():
-    global _STREAM
-    if _STREAM is None:
-        from numba import njit, prange
-
-        @njit(parallel=True, fastmath=True, nogil=True, cache=True)
-        def stream_sum(a, nparts):
-            part = np.zeros(nparts, np.float32)
-            n = a.size
-            for p in prange(nparts):
-                b = a[n * p // nparts: n * (p + 1) // nparts]
-                s = np.float32(0.0)
-                for i in range(b.size):
-                    s += b[i]
-                part[p] = s
-            return part.sum()
-
-        _STREAM = stream_sum
-    return _STREAM
-
-
-def stream_bandwidth(threads: int, repeats: int = 4, nbytes: int | None = None) -> float:
-    """Best read bandwidth (bytes/s) of a vectorised parallel sum over ``nbytes``, on
-    ``threads`` threads and on one (on a shared machine a busy core can slow the parallel
-    sum below what one thread streams; the machine's bandwidth is at least the best of both)."""
-    from .. import kernels as K
-
-    a = np.ones((nbytes or STREAM_BYTES) // 4, np.float32)
-    fn = _stream_kernel()
-    best = math.inf
-    try:
-        for t_count in sorted({threads, 1}, reverse=True):
-            K.set_threads(t_count)
-            fn(a, t_count)
-            for _ in range(repeats):
-                t = time.perf_counter()
-                fn(a, t_count)
-                best = min(best, time.perf_counter() - t)
-    finally:
-        K.set_threads(threads)
-    return a.nbytes / best
-
-
-class CacheFlush:
-    """Streams a buffer larger than the last-level cache (the ``between`` hook of cold runs)."""
-
-    def __init__(self, threads: int, nbytes: int | None = None):
-        self.buf = np.ones((nbytes or FLUSH_BYTES) // 4, np.float32)
-        self.threads = threads
-        self.fn = _stream_kernel()
-
-    def __call__(self):
-        self.fn(self.buf, self.threads)
-
-
-class OtherLoad:
-    """CPU time that *other* processes used while this one was measuring, in cores on average
-    (0.5 = half a core busy elsewhere): system-wide busy time from ``/proc/stat`` minus this
-    process's own CPU time. On a shared machine a parallel kernel whose worker thread waits for
-    a core busy elsewhere stalls for a whole scheduler slice, so rows measured under load are
-    not to be trusted alone; None where ``/proc/stat`` is missing."""
-
-    def __init__(self):
-        self.start = self._snap()
-
-    @staticmethod
-    def _snap():
-        try:
-            with open("/proc/stat") as f:
-                v = [int(x) for x in f.readline().split()[1:9]]
-            busy = (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError):
-            busy = None
-        t = os.times()
-        return busy, t.user + t.system, time.perf_counter()
-
-    def cores(self) -> float | None:
-        b0, own0, w0 = self.start
-        b1, own1, w1 = self._snap()
-        if b0 is None or b1 is None or w1 <= w0:
-            return None
-        return max(0.0, ((b1 - b0) - (own1 - own0)) / (w1 - w0))
-
-
 # ---------------------------------------------------------------- matrices
 
 
-def make_matrix(shape: Shape, sparsity: float, pattern: str, rng, block=(4, 4)):
+def make_matrix(shape: Shape, sparsity: float, pattern: str, rng: np.random.Generator,
+                block: tuple[int, int] = (4, 4)) -> tuple[np.ndarray, float, str]:
     """(W, actual sparsity, pattern note) for a requested sparsity and pattern."""
     rows, cols = shape.rows, shape.cols
     W = rng.standard_normal((rows, cols), dtype=np.float32)
@@ -278,31 +193,35 @@ class _OrtMatMul:
 
 
 def candidates(W: np.ndarray, pattern: str, threads: int, values: tuple[str, ...],
-               block=(4, 4), nm: tuple[int, int] | None = None) -> tuple[list[Candidate], list[dict]]:
+               block: tuple[int, int] = (4, 4), nm: tuple[int, int] | None = None
+               ) -> tuple[list[Candidate], list[dict]]:
     """Every engine/format that can hold ``W``: (candidates, skipped [{engine, format, reason}]).
 
     A format whose encoding would be larger than dense fp32 is skipped (it cannot win), and
     so are formats the pattern does not fit (nm on a matrix that is not N:M sparse; bsr on an
     unstructured matrix unless it is smaller than dense)."""
+    from .. import kernels as K
     from ..engines.scipy_engine import ScipyOp
-    from ..engines.torch_sparse import TorchSparseOp
-    from ..formats import encode
+    from ..engines.torch_sparse import TORCH_SPARSE, TorchSparseOp
+    from ..formats import FORMATS, encode
     from ..formats.values import value_nbytes
-    from ..runtime.layers import DenseOp, KernelOp
+    from ..runtime.encoding import runtime_options
+    from ..runtime.ops import DenseOp, KernelOp, MatrixOp
 
     rows, cols = W.shape
     dense_bytes = W.nbytes
     Wt = torch.from_numpy(W)
     out = [Candidate("torch-dense", "dense", "fp32", dense_bytes, DenseOp(Wt).linear, threads)]
     skipped = []
-    fmts = ["csr", "delta8", "bitmap", "ell", "bsr"] + (["nm"] if pattern == "nm" else [])
-    opts = {"bsr": {"block": tuple(block)}, "ell": {"slice_height": 32},
-            "nm": {"n": nm[0], "m": nm[1]} if nm else {}}
+    # every format with a registered kernel; one that holds a single pattern (nm) only with it
+    fmts = [f for f in K.KERNELS
+            if not FORMATS.get(f).pattern_only or FORMATS.get(f).pattern == pattern]
+    given = {"block": tuple(block), **({"n": nm[0], "m": nm[1]} if nm else {})}
     encoded = {}
     for f in fmts:
         for v in values:
             try:
-                fmt = encode(W, f, values=v, **opts.get(f, {}))
+                fmt = encode(W, f, values=v, **runtime_options(f, given))
             except BadInputError as e:
                 skipped.append({"engine": "native", "format": f, "values": v, "reason": str(e)})
                 continue
@@ -312,21 +231,21 @@ def candidates(W: np.ndarray, pattern: str, threads: int, values: tuple[str, ...
                                           "than dense"})
                 continue
             encoded[(f, v)] = fmt
-            op = KernelOp(fmt, None, threads)
+            op: MatrixOp = KernelOp(fmt, None, threads)
             out.append(Candidate("native", f, v, op.nbytes(), op.linear, threads))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for f in ("csr", "bsr"):
+        for f in TORCH_SPARSE.formats:
             if (f, "fp32") in encoded:
                 op = TorchSparseOp(encoded[(f, "fp32")], None)
                 out.append(Candidate("torch-sparse", f, "fp32", op.nbytes(), op.linear, threads))
-        if ("csr", "fp32") in encoded:     # what Tensor.to_sparse_csr() builds
-            op = TorchSparseOp(encoded[("csr", "fp32")], None, index_dtype=np.int64)
-            out.append(Candidate("torch-sparse", "csr", "fp32", op.nbytes(), op.linear, threads,
-                                 variant="int64 indices"))
-    if ("csr", "fp32") in encoded:
-        op = ScipyOp(encoded[("csr", "fp32")], None)
-        out.append(Candidate("scipy", "csr", "fp32", op.nbytes(), op.linear, 1))
+        if (BASELINE, "fp32") in encoded:     # what Tensor.to_sparse_csr() builds
+            op = TorchSparseOp(encoded[(BASELINE, "fp32")], None, index_dtype=np.int64)
+            out.append(Candidate("torch-sparse", BASELINE, "fp32", op.nbytes(), op.linear,
+                                 threads, variant="int64 indices"))
+    if (BASELINE, "fp32") in encoded:
+        op = ScipyOp(encoded[(BASELINE, "fp32")], None)
+        out.append(Candidate("scipy", BASELINE, "fp32", op.nbytes(), op.linear, 1))
     ort_mm = _OrtMatMul(W, threads)
     out.append(Candidate("onnxruntime", "dense", "fp32", dense_bytes,
                          lambda X: torch.from_numpy(ort_mm(X.numpy())), threads))
@@ -347,7 +266,10 @@ def _time(cands: list[Candidate], X: torch.Tensor, repeats: int, rounds: int,
         warnings.simplefilter("ignore")              # the Timer's noisy-IQR warning: we report it
         for _ in range(rounds):
             for c in cands:
-                m = Timer(lambda c=c: c.call(X), warmup=0 if flush else 1, min_runs=per,
+                def call(c: Candidate = c) -> Any:
+                    return c.call(X)
+
+                m = Timer(call, warmup=0 if flush else 1, min_runs=per,
                           min_time=0.0, max_runs=per, between=flush).run()
                 c.samples.extend(m.samples)
 
@@ -365,12 +287,12 @@ def _check_correct(cands: list[Candidate], W: np.ndarray, X: torch.Tensor) -> No
             raise RuntimeError(f"{c.engine} {c.format} {c.values}: relative error {err:.3g}")
 
 
-def run(shapes: list[Shape] | None = None, sparsities=DEFAULT_SPARSITIES,
-        batches=DEFAULT_BATCHES, pattern: str = "unstructured", threads: int | None = None,
+def run(shapes: list[Shape] | None = None, sparsities: Iterable[float] = DEFAULT_SPARSITIES,
+        batches: Iterable[int] = DEFAULT_BATCHES, pattern: str = "unstructured", threads: int | None = None,
         cache: str = "cold", values: tuple[str, ...] = ("fp32",), repeats: int = 15,
         rounds: int = 3, block: tuple[int, int] = (4, 4), seed: int = 0,
         matrices: list[tuple[Shape, np.ndarray, dict]] | None = None,
-        progress=None) -> dict:
+        progress: Callable[[str], None] | None = None) -> dict:
     """Run the benchmark; returns {"meta", "rows", "crossover", "skipped"}.
 
     ``matrices`` replaces the synthetic matrices with real ones ([(shape, W, info)], e.g. a
@@ -428,7 +350,7 @@ def run(shapes: list[Shape] | None = None, sparsities=DEFAULT_SPARSITIES,
                 med = {id(c): float(np.median(c.samples)) for c in cands}
                 dense = med[id(cands[0])]
                 tsc = next((med[id(c)] for c in cands if c.engine == "torch-sparse"
-                            and c.format == "csr" and not c.variant), None)
+                            and c.format == BASELINE and not c.variant), None)
                 for c in cands:
                     t = med[id(c)]
                     q1, q3 = np.percentile(c.samples, [25, 75])
@@ -456,7 +378,7 @@ def run(shapes: list[Shape] | None = None, sparsities=DEFAULT_SPARSITIES,
         for r in rows_out:
             r["bandwidth_fraction"] = r["gbps"] * 1e9 / bandwidth_end
         bandwidth = bandwidth_end
-    meta = {"threads": threads, "stream_gbps": bandwidth / 1e9, "flush_mib": FLUSH_BYTES >> 20,
+    meta = {"threads": threads, "stream_gbps": bandwidth / 1e9, "flush_mib": bw.FLUSH_BYTES >> 20,
             "repeats": repeats, "rounds": rounds, "pattern": pattern, "cache": cache,
             "seed": seed, "seconds": time.perf_counter() - started,
             "other_load_cores": whole_run.cores(), "omp_wait_policy": K.wait_policy()}
@@ -491,7 +413,7 @@ def crossovers(rows: list[dict]) -> list[dict]:
     return out
 
 
-def model_matrices(model_name: str, method: str, sparsities, seed: int = 0,
+def model_matrices(model_name: str, method: str, sparsities: Iterable[float], seed: int = 0,
                    progress: bool = False) -> list[tuple[Shape, np.ndarray, dict]]:
     """The pruned weight matrices of a zoo model, as the runtime runs them: Linear ``[out,
     in]``, Conv ``[out, in * k * k]``, RNN weights with their gates stacked; only matrices

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from ..runtime.encoding import runtime_option_keys
 from .search import check_args, plan
 
 
@@ -69,7 +70,7 @@ def _write(path: Path, pruned, zoo_name: str, seed: int, p, values: str, save_mo
         save_model(tmp, pruned, zoo_name=zoo_name, seed=seed, format=p.matrix_formats or "dense",
                    values=values, keep_smaller=False, planner=p.manifest(),
                    **{k: v for k, v in p.format_options.items()
-                      if k in ("block", "n", "m", "slice_height")})
+                      if k in runtime_option_keys()})
         tmp.replace(path)
     finally:
         if tmp.exists():

@@ -19,6 +19,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from ..formats import approximating_formats
 from . import data as D
 from .findings import pct, pct1
 
@@ -76,7 +77,7 @@ def accuracy_change(d: D.StudyData, model: str, label: str, sparsity: float,
     else:
         s = d.size
         s = s[(s.model == model) & (s.method_label == label) & (s.value_encoding == values)
-              & (s.format != "lowrank") & np.isclose(s.sparsity.astype(float), sparsity)]
+              & ~s.format.isin(approximating_formats()) & np.isclose(s.sparsity.astype(float), sparsity)]
         s = s[s.accuracy.notna()]
         acc = {int(k): float(v) for k, v in s.groupby("seed").accuracy.mean().items()}
     diffs = [a - dense[k] for k, a in acc.items() if k in dense]

@@ -38,54 +38,24 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from .. import kernels as K
 from ..dtypes import VALUE_ENCODINGS
 from ..errors import BadInputError
 from ..formats import FORMATS, Format, encode
 from ..formats.values import value_nbytes
 from ..pruning.targets import (ATTENTION_TYPES, CONV_TYPES, RNN_TYPES, canonical_names,
                                is_transposed_linear, layer_kind, prunable_layers, weights_of)
-from .layers import (KERNEL_FORMATS, KERNEL_VALUES, DenseOp, KernelOp, MatrixOp, SparseConv,
-                     SparseLinear, SparseMultiheadAttention, SparseRNN, StackedOp)
-from .encoding import nm_violation
+from .layers import SparseConv, SparseLinear, SparseMultiheadAttention, SparseRNN
+from .ops import NATIVE, Backend, DenseOp, MatrixOp, StackedOp
+from .encoding import FORMAT_OPTIONS, misfit, runtime_options
 
 FALLBACKS = ("error", "dense")
-#: options each format takes from ``compile(..., **format_opts)``, with this module's defaults
-FORMAT_OPTIONS: dict[str, dict[str, Any]] = {"bsr": {"block": (4, 4)}, "nm": {"n": 2, "m": 4},
-                                           "ell": {"slice_height": 32}}
-
-
-class Backend:
-    """What computes the products of the sparse layers: the formats and value encodings it
-    runs, and :meth:`make_op`, which turns one encoded matrix (plus bias) into a
-    :class:`~prunebench.runtime.layers.MatrixOp`. This one is prunebench's numba kernels."""
-
-    name: ClassVar[str] = "native"
-    formats: ClassVar[tuple[str, ...]] = KERNEL_FORMATS
-    values: ClassVar[tuple[str, ...]] = KERNEL_VALUES
-
-    def make_op(self, fmt: Format, bias: np.ndarray | None, threads: int) -> MatrixOp:
-        return KernelOp(fmt, bias, threads)
-
-    def set_threads(self, threads: int) -> None:
-        """Make the backend's own thread pool run ``threads`` threads."""
-        K.set_threads(threads)
-
-    def threads_effective(self, threads: int) -> int:
-        """Threads the sparse products really use when ``threads`` are asked for."""
-        return threads
-
-    def max_threads(self) -> int:
-        return min(os.cpu_count() or 1, K.max_threads())
-
-
-NATIVE = Backend()
 
 
 def check_threads(threads: Any, limit: int | None = None) -> int:
@@ -105,7 +75,7 @@ def plan_matrices(model: nn.Module) -> dict[str, tuple[str, str, int, int]]:
     """{matrix name: (module name, parameter name, gate, gates)} in definition order; a tied
     Parameter is one matrix under its first name, with the first module that uses it."""
     canonical = canonical_names(model)
-    out = {}
+    out: dict[str, tuple[str, str, int, int]] = {}
     for mname in prunable_layers(model):
         for w in weights_of(model, mname):
             pname = canonical.get(w.name, w.name)
@@ -187,7 +157,7 @@ def why_dense_only(module: nn.Module) -> str | None:
     return None
 
 
-def dense_matrix_bytes(shape, values: str) -> int:
+def dense_matrix_bytes(shape: tuple[int, ...], values: str) -> int:
     rows, cols = shape
     return rows * cols * value_nbytes(values) + (4 * rows if values == "int8" else 0)
 
@@ -196,7 +166,7 @@ _MEMO: dict | None = None
 
 
 @contextlib.contextmanager
-def encoding_memo():
+def encoding_memo() -> Iterator[None]:
     """Within this block, encoding the same weight matrix (same memory, shape and strides) in
     the same format, values and options again reuses the first encoding. The planner compiles
     every layer in every format, then whole models in the same formats: this halves its
@@ -210,25 +180,19 @@ def encoding_memo():
 
 
 def _encode(name: str, W: np.ndarray, fmt: str, values: str, opts: dict) -> Format:
-    key = None
-    if _MEMO is not None:
+    memo, key = _MEMO, None
+    if memo is not None:
         key = (W.ctypes.data, W.shape, W.strides, W.dtype.str, fmt, values,
                tuple(sorted(opts.items())))
-        if key in _MEMO:
-            return _MEMO[key][0]
+        if key in memo:
+            return memo[key][0]
     try:
         out = encode(W, fmt, values=values, **opts)
     except BadInputError as e:
         raise BadInputError(f"layer {name}: {e}") from None
-    if key is not None:
-        _MEMO[key] = (out, W)  # W kept alive: its address cannot be reused inside the block
+    if key is not None and memo is not None:
+        memo[key] = (out, W)  # W kept alive: its address cannot be reused inside the block
     return out
-
-
-def _options(fmt: str, format_opts: dict) -> dict:
-    defaults = FORMAT_OPTIONS.get(fmt, {})
-    return {k: (format_opts[k] if format_opts.get(k) is not None else v)
-            for k, v in defaults.items()}
 
 
 def _check_format_opts(format_opts: dict) -> None:
@@ -241,7 +205,7 @@ def _check_format_opts(format_opts: dict) -> None:
 
 def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
                fallback: str = "error", keep_smaller: bool = True, backend: Backend = NATIVE,
-               **format_opts) -> tuple[dict[str, dict], dict[str, Format]]:
+               **format_opts: Any) -> tuple[dict[str, dict], dict[str, Format]]:
     """Decide and encode every prunable matrix; see the module docstring for the rules.
 
     Returns (plan {matrix: {module, kind, format, requested, reason, shape, sparsity, values,
@@ -263,7 +227,8 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
                            {m: _matrix_names(model, m) for m in prunable_layers(model)})
     params = dict(model.named_parameters())
     users = _users(model)
-    out, encoded = {}, {}
+    out: dict[str, dict[str, Any]] = {}
+    encoded: dict[str, Format] = {}
     for name, (mname, pname, g, gates) in matrices.items():
         module = model.get_submodule(mname)
         t = params[pname].detach()
@@ -273,7 +238,7 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
         want = wanted[name]
         sparsity = float((W == 0).mean())
         kind = layer_kind(module)
-        row = {"module": mname, "kind": kind, "format": "dense", "requested": want,
+        row: dict[str, Any] = {"module": mname, "kind": kind, "format": "dense", "requested": want,
                "reason": "requested", "shape": list(W.shape), "sparsity": sparsity,
                "values": "fp32", "bytes": dense_matrix_bytes(W.shape, "fp32"),
                "dense_bytes": dense_matrix_bytes(W.shape, values)}
@@ -285,12 +250,12 @@ def plan_model(model: nn.Module, plan: Any = "csr", *, values: str = "fp32",
         if sparsity == 0:
             row["reason"] = "not pruned (no zero weights); runs dense PyTorch"
             continue
-        opts = _options(want, format_opts)
+        opts = runtime_options(want, format_opts)
         problem = next((p for p in map(why_dense_only, map(model.get_submodule, users[pname])) if p),
                        None)
-        if problem is None and want == "nm":
-            misfit = nm_violation(W, opts["n"], opts["m"])
-            problem = f"{misfit} for format nm" if misfit else None
+        if problem is None:
+            why = misfit(want, W, opts)
+            problem = f"{why} for format {want}" if why else None
         if problem:
             if fallback == "error":
                 raise BadInputError(f"layer {name}: {problem}; cannot run format {want!r} "
@@ -324,7 +289,7 @@ def _rnn_ops(work: nn.Module, mname: str, matrix_names: list[str], plan: dict, e
              backend: Backend, threads: int, format_opts: dict, values: str) -> dict[str, MatrixOp]:
     """{weight attribute: op} of one RNN module, with its gates' biases fused in."""
     module = work.get_submodule(mname)
-    ops = {}
+    ops: dict[str, MatrixOp] = {}
     start = 0
     for w in weights_of(work, mname):
         attr = w.name.rpartition(".")[2]                         # weight_hh_l0_reverse
@@ -340,10 +305,10 @@ def _rnn_ops(work: nn.Module, mname: str, matrix_names: list[str], plan: dict, e
             # every gate in the same format: one matrix of all gates, one product per step
             f = next(iter(fmts))
             stacked = _encode(w.name, np.ascontiguousarray(P.numpy()), f, values,
-                              _options(f, format_opts))
+                              runtime_options(f, format_opts))
             ops[attr] = backend.make_op(stacked, _np(bias), threads)
         else:
-            parts = []
+            parts: list[MatrixOp] = []
             for g, n in enumerate(names):
                 b = None if bias is None else bias[g * rows:(g + 1) * rows]
                 if n in encoded:
@@ -384,7 +349,7 @@ SPARSE_LAYERS = (SparseLinear, SparseConv, SparseRNN, SparseMultiheadAttention)
 
 
 @contextlib.contextmanager
-def mha_fastpath(enabled: bool):
+def mha_fastpath(enabled: bool) -> Iterator[None]:
     """``torch.backends.mha``'s fast path set to ``enabled`` inside the block (restored)."""
     before = torch.backends.mha.get_fastpath_enabled()
     if before == enabled:
@@ -426,7 +391,7 @@ class CompiledModel(nn.Module):
                            nn.TransformerDecoderLayer, *ATTENTION_TYPES))
             for m in model.modules())
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         if torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         self.backend.set_threads(self.threads)
@@ -464,7 +429,7 @@ class CompiledModel(nn.Module):
 
 def compile(model: nn.Module, plan: Any = "csr", *, values: str = "fp32", threads: int = 1,
             fallback: str = "error", keep_smaller: bool = True, backend: Backend | None = None,
-            **format_opts) -> CompiledModel:
+            **format_opts: Any) -> CompiledModel:
     """A copy of ``model`` whose pruned layers run on the formats of ``plan``.
 
     Parameters
@@ -508,6 +473,7 @@ def compile(model: nn.Module, plan: Any = "csr", *, values: str = "fp32", thread
                and (f"{mname}.out_proj" if mname else "out_proj") in sparse}
     for mname in [n for n in names if n in sparse]:
         module = work.get_submodule(mname)
+        new: nn.Module
         if isinstance(module, RNN_TYPES):
             ops = _rnn_ops(work, mname, names[mname], plan_rows, encoded, backend, threads,
                            format_opts, values)
@@ -517,6 +483,8 @@ def compile(model: nn.Module, plan: Any = "csr", *, values: str = "fp32", thread
                 module, _attention_ops(module, names[mname], encoded, backend, threads))
         else:
             op = backend.make_op(encoded[names[mname][0]], _np(_bias(module, "bias")), threads)
-            new = SparseLinear(op) if layer_kind(module) == "linear" else SparseConv(op, module)
+            # layer_kind said which: a Linear, else a Conv1d/Conv2d (why_dense_only checked it)
+            new = (SparseLinear(op) if layer_kind(module) == "linear"
+                   else SparseConv(op, cast("nn.Conv1d | nn.Conv2d", module)))
         work = _replace(work, mname, new)
     return CompiledModel(work, plan_rows, backend, values, threads)

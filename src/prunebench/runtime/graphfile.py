@@ -50,7 +50,7 @@ from torch import nn
 
 from ..dtypes import FP16_MAX, VALUE_ENCODINGS
 from ..errors import BadInputError, FormatError, PrunebenchError
-from .encoding import nm_violation, options_for
+from .encoding import misfit as format_misfit, options_for
 from .manifest import FILE_VERSION
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ def _encode_matrix(W: np.ndarray, want: str, values: str, index_dtype: DTypeLike
     opts = options_for(want, opts)
     if "rank" in opts:
         opts["rank"] = min(opts["rank"], min(W.shape))
-    misfit = nm_violation(W, opts.get("n", 2), opts.get("m", 4)) if want == "nm" else None
+    misfit = format_misfit(want, W, opts)
     if misfit and keep_smaller:
         return encode(W, "dense", values=values), f"{misfit}; stored dense"
     if want == "dense" or not W.size:

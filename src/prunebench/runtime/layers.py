@@ -1,60 +1,26 @@
-"""Sparse layers: Linear, Conv1d/Conv2d and GRU/LSTM/RNN whose weight products run on a
-storage format, while everything around them stays PyTorch.
+"""Sparse layers: Linear, Conv1d/Conv2d, GRU/LSTM/RNN and MultiheadAttention whose weight
+products run on a storage format, while everything around them stays PyTorch.
 
-A layer holds one :class:`MatrixOp` per weight matrix: the product ``X @ W.T + b`` of a fixed
-``[rows, cols]`` matrix, as one engine computes it. :class:`KernelOp` calls prunebench's own
-numba kernels (``prunebench.kernels``) on the arrays of a :mod:`prunebench.formats` object;
-:class:`DenseOp` is PyTorch's dense ``F.linear``; the ``torch-sparse`` and ``scipy`` engines
-add their own ops (:mod:`prunebench.engines`). The layers do not care which: the same
+A layer holds one :class:`~prunebench.runtime.ops.MatrixOp` per weight matrix (see
+:mod:`prunebench.runtime.ops` for the ops and the operand layouts they compute); the same
 recurrence runs on our kernels, on torch CSR tensors or on SciPy matrices.
-
-Layouts
--------
-An op says which operand layout it computes without copies (``layout``):
-
-* ``"rows"``: ``Y[N, rows] = X[N, cols] @ W.T``, the batch as rows. A 1x1 convolution then
-  wants its activations channels-last (``[N*H*W, C]``) and returns a channels-last tensor.
-* ``"columns"`` (our kernels, torch sparse, SciPy): ``Y[rows, N] = W @ X[cols, N]``, the
-  natural sparse x dense product: a 1x1 convolution of one image is ``W @ X`` on its
-  channels-first ``[C, H*W]`` view. Our kernels read that view in place as their transposed
-  batch (:mod:`prunebench.kernels._left`). Measured on MobileNetV2's 1x1 convolutions at 90%,
-  2 threads: 32->16 channels at 112x112 0.065 ms vs 1.67 ms through "rows" (which transposed
-  the activations four times), the whole model 1.23x faster than dense instead of 0.97x.
 
 Conventions
 -----------
 Activations are float32 (``BadInputError`` otherwise). Nothing here records gradients:
-compiled models are for inference. Small products run on one thread: below :data:`GRAIN`
-stored values x batch, waking a second thread costs more than it saves (PyTorch's
-``at::parallel_for`` has the same kind of grain size).
+compiled models are for inference.
 """
 from __future__ import annotations
-
-from abc import ABC, abstractmethod
-from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import kernels as K
-from ..dtypes import VALUE_ENCODINGS
 from ..errors import BadInputError
-from ..formats import Format
-
-#: stored values x batch below which a kernel call runs on one thread. With OpenMP's passive
-#: wait (prunebench's default, :func:`prunebench.kernels.wait_policy`) waking the sleeping peer
-#: costs about 0.06 ms here, so two threads pay from about 0.2 ms of one-thread work
-#: (`benchmarks/bench_threads_under_load.py --compare`, quiet machine: csr 1024x1024 at 90%,
-#: 105k values, 0.04 ms on one thread, 0.09 ms on two passive ones, 0.03 ms on two spinning
-#: ones; 4096x4096, 1.7M values, 0.64 / 0.38 / 0.32 ms). With spinning threads (the user's
-#: OMP_WAIT_POLICY/GOMP_SPINCOUNT) the grain stays 32k values.
-GRAIN = (1 << 19) if K.wait_policy() == "passive" else (1 << 15)
-
-#: formats our kernels run, and the value encodings they take (all of them)
-KERNEL_FORMATS = ("csr", "delta8", "bsr", "bitmap", "nm", "ell")
-KERNEL_VALUES = VALUE_ENCODINGS
+# the ops, where the engines, runtime/__init__ and the benchmarks have always imported them
+from .ops import (GRAIN, KERNEL_FORMATS, KERNEL_VALUES, DenseOp, KernelOp,  # noqa: F401
+                  MatrixOp, StackedOp)
 
 
 def _as_f32(x: torch.Tensor, who: str) -> torch.Tensor:
@@ -62,150 +28,6 @@ def _as_f32(x: torch.Tensor, who: str) -> torch.Tensor:
         raise BadInputError(f"{who}: input has dtype {x.dtype}; the sparse runtime runs "
                             "float32 activations")
     return x.detach()
-
-
-# ---------------------------------------------------------------- matrix operators
-
-
-class MatrixOp(ABC):
-    """``X @ W.T + b`` for one fixed weight matrix ``W`` [rows, cols], as an engine runs it.
-
-    Attributes: ``shape`` (rows, cols), ``format`` (storage format name), ``values``
-    (fp32/fp16/int8), ``layout`` ("rows" or "columns", see the module docstring).
-    """
-
-    layout: ClassVar[str] = "rows"
-    shape: tuple[int, int]
-    format: str
-    values: str = "fp32"
-
-    @abstractmethod
-    def linear(self, X: torch.Tensor) -> torch.Tensor:
-        """``X[N, cols] @ W.T + b`` -> float32 [N, rows]."""
-
-    def left(self, X: torch.Tensor) -> torch.Tensor:
-        """``W @ X[cols, N] + b[:, None]`` -> float32 [rows, N]."""
-        return self.linear(X.t()).t()
-
-    @abstractmethod
-    def nbytes(self) -> int:
-        """Bytes of the arrays the op holds (weights, indices, scales, bias)."""
-
-
-class DenseOp(MatrixOp):
-    """PyTorch dense ``F.linear``: weights the plan keeps dense inside a sparse layer (an
-    unpruned RNN gate next to pruned ones)."""
-
-    layout = "rows"
-    format = "dense"
-
-    def __init__(self, W: torch.Tensor, bias: torch.Tensor | None = None):
-        self.W = W.detach().float().contiguous()
-        self.b = None if bias is None else bias.detach().float().contiguous()
-        self.shape = tuple(self.W.shape)
-
-    def linear(self, X):
-        return F.linear(X, self.W, self.b)
-
-    def left(self, X):
-        Y = self.W @ X
-        return Y if self.b is None else Y.add_(self.b[:, None])
-
-    def nbytes(self):
-        return self.W.numel() * 4 + (0 if self.b is None else self.b.numel() * 4)
-
-
-def _kernel_call(fmt: Format):
-    """(arrays, (matvec, matmul, left), options) of prunebench.kernels for a format object."""
-    name = fmt.name
-    c = np.ascontiguousarray
-    if name == "csr":
-        return (c(fmt.indptr), c(fmt.indices), c(fmt.data)), _fns("csr"), {}
-    if name == "delta8":
-        return (c(fmt.indptr), c(fmt.deltas), c(fmt.data)), _fns("delta8"), {}
-    if name == "bsr":
-        return (c(fmt.indptr), c(fmt.indices), c(fmt.data)), _fns("bsr"), {}
-    if name == "bitmap":
-        return (c(fmt.mask), c(fmt.row_ptr), c(fmt.data)), _fns("bitmap"), {}
-    if name == "nm":
-        return ((c(fmt.data), c(fmt.indices)), _fns("nm"), {"n": int(fmt.n), "m": int(fmt.m)})
-    if name == "ell":
-        return ((c(fmt.slice_ptr), c(fmt.widths), c(fmt.indices), c(fmt.data)), _fns("ell"),
-                {"slice_height": int(fmt.slice_height)})
-    raise BadInputError(f"format {name!r} has no prunebench kernel; kernels run: "
-                        + ", ".join(KERNEL_FORMATS))
-
-
-def _fns(name: str):
-    return tuple(getattr(K, f"{name}_{kind}") for kind in ("matvec", "matmul", "left"))
-
-
-class KernelOp(MatrixOp):
-    """prunebench's numba kernels on the arrays of a format object (csr, delta8, bsr, bitmap,
-    nm, ell; fp32, fp16 or int8 values). The bias is added inside the kernel.
-
-    ``threads`` is the count the compiled model runs with; calls with fewer than
-    :data:`GRAIN` stored values x batch run on one thread.
-    """
-
-    # convolutions hand their channels-first [C, positions] input to left(), which runs the
-    # kernels on it without a copy (see Layouts)
-    layout = "columns"
-
-    def __init__(self, fmt: Format, bias: np.ndarray | None = None, threads: int = 1):
-        self.fmt = fmt
-        self.format, self.values, self.shape = fmt.name, fmt.values, tuple(fmt.shape)
-        self.arrays, (self._mv, self._mm, self._left), opts = _kernel_call(fmt)
-        self.opts = dict(opts, shape=self.shape)
-        if fmt.values == "int8":
-            self.opts["scales"] = np.ascontiguousarray(fmt.scales, dtype=np.float32)
-        if bias is not None:
-            self.opts["bias"] = np.ascontiguousarray(bias, dtype=np.float32)
-        self.stored = int(fmt.arrays()[fmt.value_arrays[0]].size)
-        self.threads = threads
-
-    def _run(self, fn, x, batch: int | None = None):
-        batch = (1 if x.ndim == 1 else x.shape[0]) if batch is None else batch
-        if self.threads > 1 and self.stored * batch < GRAIN:
-            K.set_threads(1)
-            try:
-                return fn(*self.arrays, x, **self.opts)
-            finally:
-                K.set_threads(self.threads)
-        return fn(*self.arrays, x, **self.opts)
-
-    def linear(self, X):
-        x = X.contiguous().numpy()
-        if x.shape[0] == 1:
-            return torch.from_numpy(self._run(self._mv, x[0])).unsqueeze(0)
-        return torch.from_numpy(self._run(self._mm, x))
-
-    def left(self, X):
-        x = X.contiguous().numpy()
-        if x.shape[1] == 1:
-            return torch.from_numpy(self._run(self._mv, x[:, 0])).unsqueeze(1)
-        y = self._run(self._left, x, x.shape[1])
-        return torch.from_numpy(np.ascontiguousarray(y))
-
-    def nbytes(self):
-        extra = sum(self.opts[k].nbytes for k in ("scales", "bias") if k in self.opts)
-        return int(sum(a.nbytes for a in self.arrays) + extra)
-
-
-class StackedOp(MatrixOp):
-    """Ops stacked along the output rows (RNN gates whose plans differ)."""
-
-    def __init__(self, ops: list[MatrixOp]):
-        self.ops = ops
-        self.shape = (sum(o.shape[0] for o in ops), ops[0].shape[1])
-        self.format = "+".join(sorted({o.format for o in ops}))
-        self.values = ops[0].values
-
-    def linear(self, X):
-        return torch.cat([o.linear(X) for o in self.ops], dim=1)
-
-    def nbytes(self):
-        return sum(o.nbytes() for o in self.ops)
 
 
 # ---------------------------------------------------------------- layers
@@ -248,7 +70,7 @@ class SparseConv(nn.Module):
     kernel column) is the weight's own. Conv1d runs as a Conv2d of height 1.
     """
 
-    def __init__(self, op: MatrixOp, conv: nn.Module):
+    def __init__(self, op: MatrixOp, conv: nn.Conv1d | nn.Conv2d):
         super().__init__()
         if conv.groups != 1:
             raise BadInputError(f"SparseConv: groups={conv.groups}; only groups=1 runs sparse")
@@ -259,14 +81,17 @@ class SparseConv(nn.Module):
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
         self.kernel_size, self.stride = tuple(conv.kernel_size), tuple(conv.stride)
         self.dilation, self.groups = tuple(conv.dilation), 1
-        self.padding = conv.padding if isinstance(conv.padding, str) else tuple(conv.padding)
         two = (lambda t: (1, *t)) if self.dims == 1 else (lambda t: tuple(t))
         self._k, self._s, self._d = two(self.kernel_size), two(self.stride), two(self.dilation)
-        if self.padding == "valid":
-            self._pad = [(0, 0), (0, 0)]
-        elif self.padding == "same":
-            self._pad = _same_padding(self._k, self._d)
+        padding = conv.padding
+        self.padding: str | tuple[int, ...]
+        self._pad: list[tuple[int, int]]
+        if isinstance(padding, str):
+            self.padding = padding
+            self._pad = ([(0, 0), (0, 0)] if padding == "valid"
+                         else _same_padding(self._k, self._d))
         else:
+            self.padding = tuple(padding)
             pads = self.padding if self.dims == 2 else (0, *self.padding)
             self._pad = [(p, p) for p in pads]
         self.pointwise = all(k == 1 for k in self._k) and not any(sum(p) for p in self._pad)

@@ -42,7 +42,7 @@ from torch import nn
 from ..dtypes import FP16_MAX, VALUE_ENCODINGS
 from ..errors import BadInputError, FormatError
 from ..formats import FORMATS, Format, encode, inspect_container, load_container, save_container
-from .encoding import nm_violation, options_for
+from .encoding import misfit as format_misfit, options_for
 from .manifest import CONFIG_ATTRS, FILE_VERSION, check_manifest, check_modules
 
 # ---------------------------------------------------------------- model structure
@@ -197,7 +197,7 @@ def encode_model(model: nn.Module, format: str | dict[str, str] = "csr", *,
         if "rank" in opts:         # one rank for the model: a thin matrix gets its full rank
             opts["rank"] = min(opts["rank"], min(W.shape))
         reason = "requested"
-        misfit = nm_violation(W, opts.get("n", 2), opts.get("m", 4)) if want == "nm" else None
+        misfit = format_misfit(want, W, opts)
         try:
             if misfit and keep_smaller:
                 fmt, reason = encode(W, "dense", values=values), f"{misfit}; stored dense"

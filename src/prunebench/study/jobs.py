@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..benchmark import job_hash
+from ..formats import FORMATS
 from .spec import Method, ModelPlan, Spec
 
 KINDS = ("prune", "size", "latency", "profile", "quant", "quant-latency")
@@ -101,20 +102,22 @@ def resolve_engines(names: tuple[str, ...]) -> list[str]:
 
 def format_options(fmt: str, method: Method | None, spec: Spec) -> dict:
     """Options for encoding ``fmt``: the spec's, with a block or N:M method's own pattern."""
-    if fmt == "auto":  # the planner's bsr and nm candidates take the method's pattern
-        opts = {k: v for f in ("bsr", "nm") for k, v in format_options(f, method, spec).items()}
+    if fmt == "auto":  # the planner's candidates whose options take the method's pattern
+        opts = {k: v for f in FORMATS if FORMATS.get(f).pattern
+                for k, v in format_options(f, method, spec).items()}
         return opts
+    cls = FORMATS.get(fmt) if fmt in FORMATS else None
     opts = dict(spec.format_options.get(fmt, {}))
-    if method is not None and fmt == "bsr" and method.name == "block":
-        opts["block"] = list(method.block)
-    if method is not None and fmt == "nm" and method.name == "nm":
-        opts.update(n=method.n, m=method.m)
-    return opts if fmt in ("bsr", "nm", "ell", "rcsr", "lowrank") else {}
+    if method is not None and cls is not None and method.name == cls.pattern:
+        opts.update({k: list(v) if isinstance(v, tuple) else v
+                     for k in cls.pattern_keys for v in (getattr(method, k),)})
+    return opts if cls is not None and cls.option_defaults else {}
 
 
 def _format_skip(fmt: str, method: Method | None) -> str | None:
-    if fmt == "nm" and (method is None or method.name != "nm"):
-        return (f"format nm stores N:M patterns only; method "
+    cls = FORMATS.get(fmt) if fmt in FORMATS else None
+    if cls is not None and cls.pattern_only and (method is None or method.name != cls.pattern):
+        return (f"format {fmt} stores {cls.pattern_label} only; method "
                 f"{method.label if method else 'dense'} does not leave one")
     return None
 

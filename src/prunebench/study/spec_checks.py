@@ -159,8 +159,9 @@ class Checker:
             except BadInputError as e:
                 self.refuse(f"{key}.{fmt}: {e}")
             out[fmt] = o
-        if "lowrank" in formats:
-            out.setdefault("lowrank", {"energy": 0.9})
+        for fmt in formats:  # lowrank needs a rank or an energy: its default one
+            if formats.get(fmt).one_of_default:
+                out.setdefault(fmt, dict(formats.get(fmt).one_of_default))
         return out
 
 

@@ -232,10 +232,11 @@ def auto_plan(job: Job, model: nn.Module, data, *, engine: str = "native", batch
     for one engine, batch and thread count, restricted to the job's pruned layers; planned
     once per process and pruned model (the planner also caches its timings per machine)."""
     from ..planner import plan
+    from ..runtime.encoding import runtime_option_keys
 
     values = values or job.values
     opts = {k: tuple(v) if isinstance(v, list) else v for k, v in (options or {}).items()
-            if k in ("block", "n", "m", "slice_height")}
+            if k in runtime_option_keys()}
     key = (id(model), job.prune or job.hash, engine, batch, threads, values,
            tuple(sorted(opts.items())))
     if key not in _AUTO_PLANS:
@@ -272,7 +273,7 @@ def size_job(job: Job, model: nn.Module, data, workdir: Path, options: dict,
     one of them even where dense would be smaller; the other layers dense); its bytes,
     per-layer bytes, and the accuracy of the model loaded back from it."""
     from ..errors import BadInputError
-    from ..formats import FORMATS, break_even_sparsity
+    from ..formats import FORMATS, approximating_formats, break_even_sparsity
     from ..runtime import load_model, save_model
     from ..train import evaluate
 
@@ -318,7 +319,8 @@ def size_job(job: Job, model: nn.Module, data, workdir: Path, options: dict,
     for name, p in plan.items():
         shape = tuple(p["shape"])
         be = None
-        if job.values == "fp32" and job.format not in ("lowrank", "auto"):
+        if job.values == "fp32" and job.format != "auto" \
+                and job.format not in approximating_formats():
             try:
                 be = break_even_sparsity(job.format, shape, **_estimate_opts(job.format, opts))
             except BadInputError:

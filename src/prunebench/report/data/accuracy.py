@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ...formats import approximating_formats
 from .study import StudyData, cached_table, sample_std
 
 
@@ -68,7 +69,7 @@ def accuracy_by_values(d: StudyData) -> pd.DataFrame:
     if s.empty:
         return pd.DataFrame(columns=["model", "method_label", "sparsity", "value_encoding",
                                      "acc_mean", "acc_std", "n"])
-    s = s[s.format != "lowrank"]
+    s = s[~s.format.isin(approximating_formats())]
     rows = []
     for key, g in s.groupby(["model", "method_label", "sparsity", "value_encoding"]):
         per_seed = g.groupby("seed").accuracy.mean().astype(float)

@@ -5,6 +5,7 @@ import math
 
 import pandas as pd
 
+from ...formats import approximating_formats
 from .accuracy import accuracy_by_values, accuracy_table
 from .latency import latency_table
 from .size import size_table
@@ -48,8 +49,9 @@ def pareto_points(d: StudyData, model: str, axis: str) -> list[tuple[float, floa
     s = s[s.model == model] if len(s) else s
     if s.empty:
         return []
-    lossy = s[s.format == "lowrank"].assign(acc_mean=lambda t: t.accuracy)
-    a = pd.concat([s[s.format != "lowrank"].merge(accv, on=keys + ["value_encoding"]), lossy])
+    approx = s.format.isin(approximating_formats())
+    lossy = s[approx].assign(acc_mean=lambda t: t.accuracy)
+    a = pd.concat([s[~approx].merge(accv, on=keys + ["value_encoding"]), lossy])
     a = a[a.acc_mean.notna()]
     return [(float(r.file_bytes), float(r.acc_mean),
              f"{r.method_label}@{r.sparsity:g} {r.format} {r.value_encoding}")

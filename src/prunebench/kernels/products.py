@@ -1,0 +1,88 @@
+"""The kernels' registry and the one factory that builds every format's checked wrappers.
+
+A format family's module defines its numba cores (``spmv``, ``spmm``, ``spmm_t``) and one
+``check(*arrays, shape, scales, bias, **options)`` returning a :data:`Checked` tuple;
+:func:`make_products` turns them into the three public products (``matvec``, ``matmul``,
+``left``) with the same argument checks, output allocation and thread count, and
+:data:`KERNELS` maps a format name (:data:`prunebench.formats.FORMATS`) to them. The arrays a
+format hands over are its class's ``kernel_arrays`` (:meth:`prunebench.formats.Format.kernel_args`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..registry import Registry
+from . import _checks as chk
+from ._left import input_columns, left_product
+
+
+#: what a format's ``check(*arrays, shape, scales, bias, **options)`` returns: ``(rows, cols,
+#: args, scales, bias)``, the true shape, the arguments its numba cores take before ``scales,
+#: bias`` (values as numba reads them, options as ints), and ``scales`` / ``bias`` as the cores
+#: read them (empty arrays for none). A plain tuple: a wrapper call builds one.
+Checked = tuple[int, int, tuple[Any, ...], np.ndarray, np.ndarray]
+
+
+class Kernel(NamedTuple):
+    """The three products of one format: ``matvec(*arrays, x, *, shape, <options>, scales=None,
+    bias=None, out=None)`` -> float32 [rows]; ``matmul(..., X[B, cols], ...)`` -> [B, rows];
+    ``left(..., X[cols, N], ...)`` -> [rows, N] (no ``out``)."""
+
+    matvec: Callable[..., np.ndarray]
+    matmul: Callable[..., np.ndarray]
+    left: Callable[..., np.ndarray]
+
+
+#: format name -> its :class:`Kernel`; a kernel module registers its format on import
+KERNELS: Registry[Kernel] = Registry("kernel")
+
+
+def make_products(name: str, label: str, check: Callable[..., Checked],
+                  spmv: Callable[..., None], spmm: Callable[..., None],
+                  spmm_t: Callable[..., None],
+                  left_width: Callable[[Checked], int] | None = None) -> Kernel:
+    """The checked products of format ``name`` (``label`` names it in docstrings). Each call
+    costs what the hand-written wrappers did (one positional ``check`` call, one tuple).
+
+    ``spmv(*args, scales, bias, x, y, nparts)`` and ``spmm(*args, scales, bias, X, Y, nparts)``
+    write into preallocated outputs; ``spmm_t(*args, T, YT, nparts)`` is the core of the
+    column-major product (:mod:`prunebench.kernels._left`); ``left_width`` is the input width
+    it reads (the padded width of a blocked layout; default ``cols``)."""
+
+    def matvec(*arrays: Any, shape: Any, scales: Any = None, bias: Any = None, out: Any = None,
+               **options: Any) -> np.ndarray:
+        rows, cols, args, sc, bi = check(*arrays[:-1], shape, scales, bias, **options)
+        x = chk.input_vector(arrays[-1], cols)
+        y = chk.output(out, (rows,))
+        spmv(*args, sc, bi, x, y, chk.nparts())
+        return y
+
+    def matmul(*arrays: Any, shape: Any, scales: Any = None, bias: Any = None, out: Any = None,
+               **options: Any) -> np.ndarray:
+        rows, cols, args, sc, bi = check(*arrays[:-1], shape, scales, bias, **options)
+        X = chk.input_batch(arrays[-1], cols)
+        Y = chk.output(out, (X.shape[0], rows))
+        spmm(*args, sc, bi, X, Y, chk.nparts())
+        return Y
+
+    def left(*arrays: Any, shape: Any, scales: Any = None, bias: Any = None,
+             **options: Any) -> np.ndarray:
+        c = check(*arrays[:-1], shape, scales, bias, **options)
+        rows, cols, args, sc, bi = c
+        X = input_columns(arrays[-1], cols)
+        width = cols if left_width is None else left_width(c)
+        return left_product(spmm_t, args, X, width, rows, sc, bi, chk.nparts())
+
+    docs = {
+        "matvec": f"``W @ x`` (+ bias) for a {label} matrix of true ``shape``; returns float32 [rows].",
+        "matmul": "``X @ W.T`` (+ bias) for X float32 [B, cols]; returns float32 [B, rows].",
+        "left": "``W @ X`` (+ bias per row) for X float32 [cols, N]; returns float32 [rows, N].",
+    }
+    for fn in (matvec, matmul, left):
+        kind = fn.__name__
+        fn.__name__ = fn.__qualname__ = f"{name}_{kind}"
+        fn.__doc__ = docs[kind]
+    return Kernel(matvec, matmul, left)
