@@ -46,7 +46,6 @@ LONG_MODULES: dict[str, str] = {
     "prunebench.report.data": "one module per table family",
     "prunebench.kernels._simd": "LLVM-IR builders for the AVX-512 kernels, one per intrinsic",
     "prunebench.report.page": "an f-string HTML builder (jinja2 templates: issue 19 item 7)",
-    "prunebench.study.stages": "one module per stage (prune, size, latency, plan)",
     "prunebench.runtime.layers": "the sparse layers apart from the kernel calls (item 3)",
     "prunebench.runtime.modelfile": "zoo files and their validation apart",
     "prunebench.study.spec": "hand-written validation (pydantic: issue 19 item 7)",
