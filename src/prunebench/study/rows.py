@@ -1,6 +1,7 @@
-"""What a study's executor hands the store: a job's status, its result row and its skip record,
-as typed data. The store takes plain dicts (:meth:`ResultRow.as_dict`, :meth:`SkipRecord.as_dict`
-at the boundary), so the stored rows are the ones the dicts of earlier versions made."""
+"""What a study's executor hands the store, as typed data: a job's status
+(:class:`JobStatus`), its result row (:class:`ResultRow`) or skip record (:class:`SkipRecord`),
+and the reason a failed row gives. The store takes plain dicts: ``as_dict()`` at that
+boundary gives the same record, key for key, that the executor stored as a dict before."""
 from __future__ import annotations
 
 import dataclasses
