@@ -33,7 +33,6 @@ ALLOWED_CYCLES: dict[frozenset[str], str] = {
 MAX_LINES = 500
 LONG_MODULES: dict[str, str] = {
     "prunebench.kernels._simd": "LLVM-IR builders for the AVX-512 kernels, one per intrinsic",
-    "prunebench.study.stages": "one module per stage (prune, size, latency, plan)",
 }
 
 

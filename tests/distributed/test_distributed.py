@@ -371,10 +371,10 @@ def test_hosts_all_plans_the_timed_jobs_per_machine(spec_path, reference_db, tmp
         tasks = ex.plan()
         timed = {j.hash for j in jobs if j.kind in ("latency", "profile", "quant-latency")
                  and j.skip is None}
-        assert {t["machine"] for t in tasks} == {other["id"]}
-        assert {t["label"] for t in tasks} == {"timed", "quant-timed"}
-        assert {j.hash for t in tasks for j in t["jobs"]} == timed
-        assert all(t["state"] is None for t in tasks)  # pruned fine: load or prune again
+        assert {t.machine for t in tasks} == {other["id"]}
+        assert {t.label for t in tasks} == {"timed", "quant-timed"}
+        assert {j.hash for t in tasks for j in t.jobs} == timed
+        assert all(t.state is None for t in tasks)  # pruned fine: load or prune again
         assert set(ex.status()) == set(job_table(reference_db)) - timed  # pending on "board"
         one = ClusterExecutor(TwoMachines(), dataclasses.replace(spec, hosts="one"), store,
                               here, tmp_path, Display(False), None, jobs, InterruptGuard())

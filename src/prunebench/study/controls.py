@@ -74,9 +74,13 @@ def _register() -> None:
         width, params, target = matched_width(base)
         spec = zoo.get_spec(base)
         zoo.MODELS.add(name, replace(
-            spec, name=name, build=(lambda b=build, w=width: b(w)),
+            spec, name=name, build=_at_width(build, width),
             description=(f"dense control: {describe(width)} ({params:,} params; {base} at "
                          f"{MATCHED_SPARSITY:.0%} sparsity keeps {target:,})")))
+
+
+def _at_width(build: Callable[[int], nn.Module], width: int) -> Callable[[], nn.Module]:
+    return lambda: build(width)
 
 
 def matched_controls() -> list[str]:

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING, Any, Callable, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class Display:
@@ -14,10 +18,12 @@ class Display:
     ``every_jobs`` jobs (default: every 5% of them) or ``every_s`` seconds, whichever comes
     first, each with jobs done, failed and the estimated time left, and one at the end."""
 
-    def __init__(self, enabled: bool, stream=None, clock=time.perf_counter,
-                 every_s: float = 60.0, every_jobs: int | None = None):
+    def __init__(self, enabled: bool, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.perf_counter, every_s: float = 60.0,
+                 every_jobs: int | None = None):
         self.enabled = enabled
-        self.p = None
+        self.p: Progress | None = None
+        self.task: TaskID | None = None
         self.stream, self.clock = stream, clock
         self.every_s, self.every_jobs = every_s, every_jobs
         self.lines = False
@@ -39,16 +45,17 @@ class Display:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.p = Progress(TextColumn("{task.fields[count]}"), BarColumn(bar_width=24),
-                          TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
-                          TextColumn("{task.description}"),
-                          console=Console(stderr=True), transient=True)
-        self.p.start()
-        self.task = self.p.add_task("starting", total=self.total, count=f"0/{n_jobs}",
+        self.p = p = Progress(TextColumn("{task.fields[count]}"), BarColumn(bar_width=24),
+                              TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
+                              TextColumn("{task.description}"),
+                              console=Console(stderr=True), transient=True)
+        p.start()
+        self.task = p.add_task("starting", total=self.total, count=f"0/{n_jobs}",
                                     eta=_fmt(total_s))
 
     def job(self, description: str) -> None:
-        if self.p is not None:
+        """Show ``description`` as the job running now."""
+        if self.p is not None and self.task is not None:
             self.p.update(self.task, description=description)
 
     def fail(self) -> None:
@@ -56,6 +63,7 @@ class Display:
         self.failures += 1
 
     def left_s(self) -> float:
+        """Estimated seconds left, at the pace the estimate has been met so far."""
         elapsed = self.clock() - self.t0
         rate = elapsed / self.done_est if self.done_est > 0 else 1.0
         return max(0.0, self.total - self.done_est) * rate
@@ -70,7 +78,7 @@ class Display:
                 self.last_i, self.last_t = self.i, now
                 self._line(self._counts() + f", ~{_fmt(self.left_s())} left")
             return
-        if self.p is None:
+        if self.p is None or self.task is None:
             return
         self.p.update(self.task, completed=min(self.done_est, self.total),
                       count=f"{min(self.i, self.n)}/{self.n}", eta=_fmt(self.left_s()))
@@ -81,10 +89,12 @@ class Display:
                 f"{_fmt(self.clock() - self.t0)} elapsed")
 
     def _line(self, text: str) -> None:
-        self.stream.write(f"prunebench: {text}\n")
-        self.stream.flush()
+        stream = self.stream or sys.stderr  # start() chose it
+        stream.write(f"prunebench: {text}\n")
+        stream.flush()
 
     def stop(self) -> None:
+        """Print the last line (plain lines) or take the bar down."""
         if self.lines:
             self.lines = False
             self._line(self._counts() + (", finished" if self.i >= self.n else ", stopped"))
@@ -93,7 +103,7 @@ class Display:
             self.p = None
 
 
-def _is_terminal(stream) -> bool:
+def _is_terminal(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # a closed or bare file-like object

@@ -45,28 +45,51 @@ import shutil
 import sys
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import BadInputError
 from .display import Display
-from .executor import Executor, one_line, skip_record, with_lock
+from .estimate import JobCosts
+from .executor import Dense, Executor, with_lock
 from .interrupt import InterruptGuard
 from .jobs import Job
 from .locks import host_lock
+from .rows import SETTLED, JobStatus, ResultRow, SkipRecord, one_line
 from .spec import Spec
+from .store import Store
 
-try:
+if TYPE_CHECKING:
     from distributed.diagnostics.plugin import WorkerPlugin
-except ImportError:  # Fleet.connect says how to install it
-    WorkerPlugin = object
+else:
+    try:
+        from distributed.diagnostics.plugin import WorkerPlugin
+    except ImportError:  # Fleet.connect says how to install it
+        WorkerPlugin = object
 
 TIMED_KINDS = ("latency", "profile", "quant-latency")
 QUANT_KINDS = ("quant", "quant-latency")
-DONE = ("ok", "failed", "skipped-runtime")
 CONNECT_TIMEOUT_S = 5.0       # reaching the scheduler
 WORKERS_TIMEOUT_S = 10.0      # a scheduler with no worker yet
-_RANK = {"skipped-static": 0, "skipped-runtime": 1, "ok": 2, "failed": 3}
+_RANK: dict[str, int] = {JobStatus.SKIPPED_STATIC: 0, JobStatus.SKIPPED_RUNTIME: 1, JobStatus.OK: 2,
+         JobStatus.FAILED: 3}
+#: what a task returns: per record, "row" or "skip" and the record
+Record = tuple[str, "ResultRow | SkipRecord"]
+
+
+@dataclass
+class Task:
+    """One Dask task: the jobs of one pruned model (``pj``, its prune job) or quantization
+    jobs, for ``machine`` (None: any); ``state`` the prune job's stored outcome, None, or
+    ("task", index of the task that prunes); ``future`` once submitted."""
+
+    label: str
+    pj: Job | None
+    machine: str | None
+    state: Any
+    jobs: list[Job]
+    future: Any = None
 
 
 # ------------------------------------------------------------------------------ the cluster
@@ -75,7 +98,8 @@ _RANK = {"skipped-static": 0, "skipped-runtime": 1, "ok": 2, "failed": 3}
 class Fleet:
     """A Dask client (and the local cluster it owns, if any) and the machines of its workers."""
 
-    def __init__(self, client, cluster, address: str, worker_fps: dict[str, dict]):
+    def __init__(self, client: Any, cluster: Any, address: str,
+                 worker_fps: dict[str, dict[str, Any]]):
         self.client, self.cluster, self.address = client, cluster, address
         self.worker_fps = worker_fps   # worker address -> fingerprint
 
@@ -147,11 +171,11 @@ class Fleet:
         return cls(client, local, address, fps)
 
     @property
-    def machines(self) -> dict[str, dict]:
+    def machines(self) -> dict[str, dict[str, Any]]:
         """machine id -> {"fingerprint", "hosts" (worker host names/IPs), "workers"}."""
         from distributed.comm import get_address_host
 
-        out: dict[str, dict] = {}
+        out: dict[str, dict[str, Any]] = {}
         for addr, fp in sorted(self.worker_fps.items()):
             m = out.setdefault(fp["id"], {"fingerprint": fp, "hosts": set(), "workers": 0})
             m["hosts"].add(get_address_host(addr))
@@ -162,11 +186,14 @@ class Fleet:
     def machine_ids(self) -> list[str]:
         return list(self.machines)
 
-    def executor(self, spec: Spec, store, fp: dict, out: Path, display: Display, est,
-                 jobs: list[Job], guard: InterruptGuard) -> "ClusterExecutor":
+    def executor(self, spec: Spec, store: Store, fp: dict[str, Any], out: Path,
+                 display: Display, est: Any, jobs: list[Job],
+                 guard: InterruptGuard) -> "ClusterExecutor":
+        """The driver's executor of ``jobs`` on this cluster."""
         return ClusterExecutor(self, spec, store, fp, out, display, est, jobs, guard)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
+        """Scheduler, workers and machines, as the study's summary reports them."""
         return {"scheduler": self.address, "workers": len(self.worker_fps),
                 "machines": {mid: {"hostname": m["fingerprint"].get("hostname"),
                                    "cpu": m["fingerprint"].get("cpu"), "workers": m["workers"]}
@@ -204,10 +231,10 @@ class _Setup(WorkerPlugin):
     def __init__(self, fn: Callable[[], Any]):
         self.fn = fn
 
-    def setup(self, worker) -> None:
+    def setup(self, worker: Any) -> None:
         self.fn()
 
-    def teardown(self, worker) -> None:
+    def teardown(self, worker: Any) -> None:
         pass
 
 
@@ -217,8 +244,8 @@ class _Setup(WorkerPlugin):
 class ClusterExecutor:
     """Plans the tasks, submits them, and stores what comes back (the driver's side)."""
 
-    def __init__(self, fleet: Fleet, spec: Spec, store, fp: dict, out: Path,
-                 display: Display, est, jobs: list[Job], guard: InterruptGuard):
+    def __init__(self, fleet: Fleet, spec: Spec, store: Store, fp: dict[str, Any], out: Path,
+                 display: Display, est: Any, jobs: list[Job], guard: InterruptGuard):
         self.fleet, self.spec, self.store, self.fp = fleet, spec, store, fp
         self.out = Path(out).resolve()
         self.display, self.est, self.jobs, self.guard = display, est, jobs, guard
@@ -231,7 +258,7 @@ class ClusterExecutor:
         self.not_run = 0
 
     # -- state ------------------------------------------------------------------------------
-    def _statuses(self) -> dict[str, dict[str, str]]:
+    def _statuses(self) -> dict[str, dict[str, str]]:  # per machine, {job_hash: status}
         return {m: self.store.job_status(m) for m in self.participants}
 
     def _pinned(self, j: Job) -> bool:
@@ -249,7 +276,7 @@ class ClusterExecutor:
         if self.hosts_all:
             for j in self.jobs:
                 if j.skip is None and j.kind in TIMED_KINDS and any(
-                        st[m].get(j.hash) not in DONE for m in self.machines):
+                        st[m].get(j.hash) not in SETTLED for m in self.machines):
                     merged.pop(j.hash, None)
         return merged
 
@@ -266,17 +293,16 @@ class ClusterExecutor:
         return None
 
     # -- planning ---------------------------------------------------------------------------
-    def plan(self) -> list[dict]:
-        """The tasks to submit, in the local runner's order: dicts of label, pj, jobs, state
-        (a prune outcome, or the index of the task that prunes), machine (or None: any)."""
+    def plan(self) -> list[Task]:
+        """The tasks to submit, in the local runner's order."""
         st = self._statuses()
 
         def done_any(j: Job) -> bool:
-            return any(st[m].get(j.hash) in DONE for m in self.participants)
+            return any(st[m].get(j.hash) in SETTLED for m in self.participants)
 
-        tasks: list[dict] = []
+        tasks: list[Task] = []
         groups: dict[str, list[Job]] = {}
-        quant: dict[tuple, list[Job]] = {}
+        quant: dict[tuple[str, int], list[Job]] = {}
         for j in self.jobs:
             if j.kind in QUANT_KINDS:
                 if j.skip is None:
@@ -292,28 +318,27 @@ class ClusterExecutor:
             first = None
             if prune_now or here:
                 first = len(tasks)
-                tasks.append({"label": "group", "pj": pj, "machine": None, "state": state,
-                              "jobs": ([pj] if prune_now else []) + here})
+                tasks.append(Task("group", pj, None, state,
+                                  ([pj] if prune_now else []) + here))
             if not self.hosts_all:
                 continue
             for m in self.machines:
-                mine = [j for j in deps if self._pinned(j) and st[m].get(j.hash) not in DONE]
+                mine = [j for j in deps if self._pinned(j) and st[m].get(j.hash) not in SETTLED]
                 if mine:
-                    tasks.append({"label": "timed", "pj": pj, "machine": m, "jobs": mine,
-                                  "state": ("task", first) if prune_now else state})
+                    tasks.append(Task("timed", pj, m, ("task", first) if prune_now else state,
+                                      mine))
         for (model, seed), js in quant.items():
             here = [j for j in js if not self._pinned(j) and not done_any(j)]
             if here:
-                tasks.append({"label": "quant", "pj": None, "machine": None, "state": None,
-                              "jobs": here})
+                tasks.append(Task("quant", None, None, None, here))
             for m in (self.machines if self.hosts_all else []):
-                mine = [j for j in js if self._pinned(j) and st[m].get(j.hash) not in DONE]
+                mine = [j for j in js if self._pinned(j) and st[m].get(j.hash) not in SETTLED]
                 if mine:
-                    tasks.append({"label": "quant-timed", "pj": None, "machine": m,
-                                  "state": None, "jobs": mine})
+                    tasks.append(Task("quant-timed", None, m, None, mine))
         return tasks
 
-    def _submit(self, fn, *args, label: str, machine: str | None):
+    def _submit(self, fn: Callable[..., Any], *args: Any, label: str,
+                machine: str | None) -> Any:
         workers = sorted(self.machines[machine]["hosts"]) if machine else None
         # hosts, not worker addresses: a worker the nanny restarts gets a new port
         return self.fleet.client.submit(fn, *args, key=f"prunebench-{label}-{uuid.uuid4().hex}",
@@ -321,21 +346,21 @@ class ClusterExecutor:
 
     # -- running ----------------------------------------------------------------------------
     def run(self) -> None:
+        """Submit the planned tasks and store what each returns, as it finishes."""
         from distributed import as_completed
 
         tasks = self.plan()
-        all_jobs = [j for t in tasks for j in t["jobs"]]
+        all_jobs = [j for t in tasks for j in t.jobs]
         self.display.start(len(all_jobs), self.est.total_s(all_jobs))
-        futures: dict[Any, dict] = {}
+        futures: dict[Any, Task] = {}
         for t in tasks:
-            state = t["state"]
+            state = t.state
             if isinstance(state, tuple) and state[0] == "task":
-                state = tasks[state[1]]["future"]  # waits for the task that prunes
-            t["future"] = self._submit(run_task, self.spec, str(self.out), self.fp["id"],
-                                       t["pj"], t["jobs"], state, t["machine"],
-                                       label=f"{t['label']}-{t['jobs'][0].model}",
-                                       machine=t["machine"])
-            futures[t["future"]] = t
+                state = tasks[state[1]].future  # waits for the task that prunes
+            t.future = self._submit(run_task, self.spec, str(self.out), self.fp["id"], t.pj,
+                                    t.jobs, state, t.machine,
+                                    label=f"{t.label}-{t.jobs[0].model}", machine=t.machine)
+            futures[t.future] = t
         for fut in as_completed(list(futures), loop=self.fleet.client.loop):
             self.guard.check()
             t = futures.pop(fut)
@@ -343,43 +368,43 @@ class ClusterExecutor:
                 self._write(fut.result())
             else:
                 self._lost(t, fut)
-            for j in t["jobs"]:
+            for j in t.jobs:
                 self.display.advance(self.est.job_s(j))
             fut.release()
 
-    def _write(self, result: dict) -> None:
+    def _write(self, result: dict[str, Any]) -> None:
         """Store a task's records, each in its own transaction, under its worker's machine."""
         fp = result["machine"]
-        for kind, payload in result["records"]:
+        for _, payload in result["records"]:
             self.guard.check()
-            if kind == "row":
-                if self.store.add(payload, fp) is not None:
+            if isinstance(payload, ResultRow):
+                if self.store.add(payload.as_dict(), fp) is not None:
                     self.stored += 1
-                if payload.get("status") == "failed":
+                if payload.failed:
                     self.display.fail()
             else:
-                self.store.add_skipped([payload], fp)
+                self.store.add_skipped([payload.as_dict()], fp)
         self.ran += result["ran"]
 
-    def _lost(self, t: dict, fut) -> None:
+    def _lost(self, t: Task, fut: Any) -> None:
         """A task that did not finish (its worker died too often, a dependency failed, a bug
         outside the jobs' own error handling): its jobs stay pending for the next run."""
         try:
             err = fut.exception()
         except BaseException as e:  # noqa: BLE001 - e.g. CancelledError
             err = e
-        self.not_run += len(t["jobs"])
-        print(f"prunebench: warning: {len(t['jobs'])} job(s) of {t['jobs'][0].describe()!r} "
+        self.not_run += len(t.jobs)
+        print(f"prunebench: warning: {len(t.jobs)} job(s) of {t.jobs[0].describe()!r} "
               f"did not run ({one_line(err)}); run the same command again to retry them",
               file=sys.stderr)
 
 
 # ------------------------------------------------------------------------------ the workers
 
-_PROCESS: dict = {}   # per worker process: its fingerprint, loaded datasets
+_PROCESS: dict[str, Any] = {}   # per worker process: its fingerprint, loaded datasets
 
 
-def worker_fingerprint() -> dict:
+def worker_fingerprint() -> dict[str, Any]:
     """This process's machine fingerprint (computed once per process)."""
     if "fp" not in _PROCESS:
         from ..measure import fingerprint
@@ -389,7 +414,7 @@ def worker_fingerprint() -> dict:
 
 
 def run_task(spec: Spec, out: str, driver_machine: str, pj: Job | None, jobs: list[Job],
-             state, machine: str | None = None) -> dict:
+             state: Any, machine: str | None = None) -> dict[str, Any]:
     """Run ``jobs`` (one pruned model's group when ``pj`` is given, else quantization jobs)
     in this worker; return their rows and skip records, never writing the database.
 
@@ -403,7 +428,7 @@ def run_task(spec: Spec, out: str, driver_machine: str, pj: Job | None, jobs: li
 
     if isinstance(state, dict):  # the result of the task that pruned
         state = state["prune_state"]
-    if state is not None and state[0] == "ok":
+    if state is not None and state[0] == JobStatus.OK:
         state = None
     fp = worker_fingerprint()
     if machine is not None and fp["id"] != machine:
@@ -430,7 +455,7 @@ def run_task(spec: Spec, out: str, driver_machine: str, pj: Job | None, jobs: li
     return {"machine": fp, "records": ex.records, "ran": ex.ran, "prune_state": outcome}
 
 
-class _NoEstimate:
+class _NoEstimate(JobCosts):
     """Workers show no progress: the driver does."""
 
     def train_s(self, model: str, seed: int) -> float:
@@ -444,28 +469,30 @@ class _WorkerExecutor(Executor):
     """The local runner's executor with the database replaced by a list of records (timed
     jobs hold the machine's timing lock as in the local runner)."""
 
-    def __init__(self, spec: Spec, fp: dict, base: Path, prune_state, pj: Job | None):
+    def __init__(self, spec: Spec, fp: dict[str, Any], base: Path,
+                 prune_state: tuple[str, str] | None, pj: Job | None):
         display = Display(False)
         display.start(0, 0.0)
         super().__init__(spec, None, fp, base, display, _NoEstimate(),
                          [pj] if pj is not None else [], InterruptGuard())
         self.work = base / ".work" / f"worker-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.records: list[tuple[str, dict]] = []
+        self.records: list[Record] = []
         self._prune_state = prune_state
         self._datasets = _PROCESS.setdefault("datasets", {})
 
-    def _store(self, row: dict) -> None:
-        row.setdefault("code_version", self.fp.get("git_commit"))
+    def _store(self, row: ResultRow) -> None:
+        if row.code_version is None:
+            row.code_version = self.fp.get("git_commit")
         self.records.append(("row", with_lock(row, self._held)))
         self.stored += 1
 
     def _skip(self, job: Job, reason: str) -> None:
-        self.records.append(("skip", skip_record(job, reason, "runtime")))
+        self.records.append(("skip", SkipRecord.of(job, reason, "runtime")))
 
-    def _stored_prune(self, pj: Job) -> tuple[str, str] | None:
+    def _stored_prune(self, pj: Job) -> tuple[str, str | None] | None:
         return self._prune_state
 
-    def dense(self, model: str, seed: int):
+    def dense(self, model: str, seed: int) -> Dense:
         if self._dense_key == (model, seed):
             return super().dense(model, seed)
         # one trainer per model and machine: another worker waits, then loads the checkpoint

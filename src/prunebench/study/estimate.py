@@ -8,6 +8,8 @@ what was measured.
 """
 from __future__ import annotations
 
+from typing import Protocol
+
 from .jobs import Job
 from .spec import Spec
 
@@ -34,15 +36,25 @@ def _params(model: str) -> int:
     return zoo.count_params(zoo.get_spec(model).build())
 
 
+class JobCosts(Protocol):
+    """What a running executor asks of an estimate: seconds to train a dense model that is
+    not cached, and seconds per job (the progress display counts them as done)."""
+
+    def train_s(self, model: str, seed: int) -> float: ...
+
+    def job_s(self, job: Job) -> float: ...
+
+
 class Estimator:
     """Seconds per job, from stored ``timings`` {(kind, model): median s} or the constants."""
 
     def __init__(self, spec: Spec, timings: dict[tuple[str, str], float] | None = None):
         self.spec = spec
         self.timings = timings or {}
-        self._params: dict = {}
+        self._params: dict[str | tuple[str, str], int] = {}
 
     def params(self, model: str) -> int:
+        """Parameters of zoo model ``model`` (built once)."""
         if model not in self._params:
             self._params[model] = _params(model)
         return self._params[model]
@@ -73,7 +85,8 @@ class Estimator:
         from .. import zoo
 
         spec = zoo.get_spec(model)
-        if not spec.trained or zoo.models.checkpoint_paths(spec, seed)[0].exists():
+        if spec.train is None or not spec.trained \
+                or zoo.models.checkpoint_paths(spec, seed)[0].exists():
             return 0.0
         return spec.train.steps * self.step_s(model) + 1.0
 

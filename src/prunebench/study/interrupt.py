@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from types import FrameType
+from typing import Any, Literal
 
 
 class InterruptGuard:
@@ -13,25 +15,26 @@ class InterruptGuard:
     the interrupt hit is not stored (its figures may be cut short); it runs again on resume.
     A SIGINT already ignored (``nohup``, a background job) stays ignored."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.hit = False
-        self._prev = None
+        self._prev: Any = None
 
-    def __enter__(self):
+    def __enter__(self) -> "InterruptGuard":
         if threading.current_thread() is threading.main_thread() \
                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._prev = signal.signal(signal.SIGINT, self._handler)
         return self
 
-    def _handler(self, signum, frame):
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.hit = True
         raise KeyboardInterrupt
 
     def check(self) -> None:
+        """KeyboardInterrupt when Ctrl-C was pressed since the guard was entered."""
         if self.hit:
             raise KeyboardInterrupt
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         if self._prev is not None:
             signal.signal(signal.SIGINT, self._prev)
             self._prev = None

@@ -30,6 +30,7 @@ a format, the N:M format on weights that are not N:M, channel pruning of RNN hid
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from ..benchmark import job_hash
 from ..formats import FORMATS
@@ -38,10 +39,20 @@ from .spec import Method, ModelPlan, Spec
 KINDS = ("prune", "size", "latency", "profile", "quant", "quant-latency")
 
 
+class Timed(NamedTuple):
+    """What a job timed on an engine runs: engine, format, value encoding, batch, threads."""
+
+    engine: str
+    format: str
+    values: str
+    batch: int
+    threads: int
+
+
 @dataclass
 class Job:
     kind: str
-    key: dict
+    key: dict[str, Any]
     model: str
     seed: int
     method: Method | None = None          # None: the dense model
@@ -53,11 +64,26 @@ class Job:
     batch: int | None = None
     threads: int | None = None
     skip: str | None = None               # reason, for a statically skipped job
-    plan: ModelPlan | None = field(default=None, repr=False)
+    plan: ModelPlan = field(kw_only=True, repr=False)  # the model's grid the job comes from
     hash: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.hash = job_hash(self.key)
+
+    def encoding(self) -> tuple[str, str]:
+        """(format, value encoding) of a job that stores or runs weights in a format (size,
+        latency, profile, quant); ValueError for a prune job."""
+        if self.format is None or self.values is None:
+            raise ValueError(f"a {self.kind} job has no format (job {self.hash})")
+        return self.format, self.values
+
+    def timed(self) -> Timed:
+        """What a job timed on an engine (latency, profile, quant-latency) runs; ValueError
+        for a job of another kind."""
+        fmt, values = self.encoding()
+        if self.engine is None or self.batch is None or self.threads is None:
+            raise ValueError(f"a {self.kind} job is not timed on an engine (job {self.hash})")
+        return Timed(self.engine, fmt, values, self.batch, self.threads)
 
     @property
     def method_label(self) -> str:
@@ -132,7 +158,7 @@ def _rnn_selected(name: str, layers: str) -> bool:
     return any(isinstance(net.get_submodule(n), RNN_TYPES) for n in chosen)
 
 
-def finetune_key(plan) -> dict:
+def finetune_key(plan: ModelPlan) -> dict[str, Any]:
     """The fine-tuning recipe of ``plan``'s prune jobs with every default filled in (the
     model's own learning rate and batch size): part of the job's hash, and what
     ``stages.prune_job`` passes to ``prune()``."""
@@ -172,7 +198,7 @@ def expand(spec: Spec) -> list[Job]:
             trained = zoo.get_spec(plan.name).trained
             for method, sparsity in configs:
                 steps = plan.finetune_steps if (method is not None and trained) else 0
-                pkey = {"kind": "prune", "model": plan.name, "model_rev": rev,
+                pkey: dict[str, Any] = {"kind": "prune", "model": plan.name, "model_rev": rev,
                         "method": method.key() if method else {"name": "dense"},
                         "sparsity": sparsity, "seed": seed, "finetune_steps": steps,
                         "layers": plan.layers}
@@ -192,7 +218,7 @@ def expand(spec: Spec) -> list[Job]:
                 for fmt in size_formats:
                     for values in plan.values:
                         opts = format_options(fmt, method, spec)
-                        key = {"kind": "size", "prune": pj.hash, "format": fmt,
+                        key: dict[str, Any] = {"kind": "size", "prune": pj.hash, "format": fmt,
                                "format_options": opts, "values": values}
                         j = Job("size", key, plan.name, seed, method, sparsity, pj.hash, fmt,
                                 values, plan=plan)

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import BadInputError, StoreError
+from .rows import JobStatus
 from .store import (APP_ID, COLUMNS, JSON_COLUMNS, SCHEMA_VERSION, SKIP_COLUMNS, Store,
                     check_pages, decode_row, readonly_uri, schema_version)
 
@@ -90,22 +93,23 @@ def _check_output(out: str, inputs: list[str]) -> Path:
     return p
 
 
-def merge_databases(out: str | os.PathLike, inputs: list[str | os.PathLike]) -> dict:
+def merge_databases(out: str | os.PathLike[str],
+                    inputs: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
     """Write the union of ``inputs`` to the new database ``out``. Returns the summary:
     out, results, skipped, machines, and per input its path, rows read and rows added."""
-    inputs = [str(i) for i in inputs]
-    if not inputs:
+    paths = [str(i) for i in inputs]
+    if not paths:
         raise BadInputError("merge: no input database given; usage: prunebench merge "
                             "OUT.sqlite IN1.sqlite [IN2.sqlite ...]")
-    conns = []
+    conns: list[tuple[sqlite3.Connection, int]] = []
     try:
-        for i in inputs:  # every input is checked before anything is written
+        for i in paths:  # every input is checked before anything is written
             conns.append(_open_input(i))
-        outp = _check_output(str(out), inputs)
+        outp = _check_output(str(out), paths)
         outp.parent.mkdir(parents=True, exist_ok=True)
         tmp = outp.with_name(f".{outp.name}.merge-{os.getpid()}.tmp")
         try:
-            summary = _merge_into(tmp, inputs, conns)
+            summary = _merge_into(tmp, paths, conns)
             os.replace(tmp, outp)
         except BaseException:
             for suffix in ("", "-journal"):
@@ -123,7 +127,8 @@ def merge_databases(out: str | os.PathLike, inputs: list[str | os.PathLike]) -> 
     return summary
 
 
-def _merge_into(tmp: Path, inputs: list[str], conns: list) -> dict:
+def _merge_into(tmp: Path, inputs: list[str],
+                conns: list[tuple[sqlite3.Connection, int]]) -> dict[str, Any]:
     per_input = []
     with Store(tmp) as store:
         db = store.conn
@@ -146,7 +151,8 @@ def _merge_into(tmp: Path, inputs: list[str], conns: list) -> dict:
             "machines": counts["machines"], "inputs": per_input}
 
 
-def _copy(db: sqlite3.Connection, path: str, src: sqlite3.Connection, version: int) -> dict:
+def _copy(db: sqlite3.Connection, path: str, src: sqlite3.Connection,
+          version: int) -> dict[str, Any]:
     for mid, fp in src.execute("SELECT id, fingerprint FROM machines"):
         db.execute("INSERT OR IGNORE INTO machines VALUES (?, ?)", (mid, fp))
     have = {r[1] for r in src.execute("PRAGMA table_info(results)")}
@@ -171,7 +177,7 @@ def _copy(db: sqlite3.Connection, path: str, src: sqlite3.Connection, version: i
             earlier = db.execute("SELECT id, status FROM results WHERE job_hash=? AND "
                                  "machine_id=?", (row["job_hash"], row["machine_id"])).fetchone()
             if earlier is not None:
-                if earlier[1] == "failed" and row["status"] == "ok":
+                if earlier[1] == JobStatus.FAILED and row["status"] == JobStatus.OK:
                     db.execute("DELETE FROM results WHERE id=?", (earlier[0],))
                     replaced += 1
                 else:

@@ -13,18 +13,26 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from ..errors import BadInputError
 from .display import Display
 from .estimate import Estimator
-from .executor import ENV_FAILURE, Executor, skip_record
+from .executor import Executor
 from .interrupt import InterruptGuard
 from .jobs import Job, check_nonempty, expand
 from .locks import out_dir_lock
+from .rows import ENV_FAILURE, SETTLED, JobStatus, SkipRecord
 from .spec import Spec
 from .store import Store, check_writable
+
+if TYPE_CHECKING:
+    from .distributed import ClusterExecutor, Fleet
+
+__all__ = ["DB_NAME", "ENV_FAILURE", "REPORT_NAME", "check_out_dir", "plan_jobs", "run_study",
+           "summarize"]
 
 DB_NAME = "results.sqlite"
 REPORT_NAME = "report.html"
@@ -32,7 +40,8 @@ REPORT_NAME = "report.html"
 
 def plan_jobs(spec: Spec) -> list[Job]:
     """The study's jobs, without duplicates, in run order."""
-    jobs, seen = [], set()
+    jobs: list[Job] = []
+    seen: set[str] = set()
     for j in expand(spec):
         if j.hash not in seen:
             seen.add(j.hash)
@@ -42,6 +51,7 @@ def plan_jobs(spec: Spec) -> list[Job]:
 
 
 def check_out_dir(out: Path) -> None:
+    """BadInputError (one line) when ``out`` cannot hold a study's results."""
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out: {str(out)!r} is a file, expected a directory")
     check_writable(out / DB_NAME)
@@ -49,7 +59,8 @@ def check_out_dir(out: Path) -> None:
 
 def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
               retry_failed: bool = False, report: bool = True, workers: int | None = None,
-              cluster: str | None = None, worker_setup=None) -> dict:
+              cluster: str | None = None,
+              worker_setup: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Run ``spec`` with results in ``OUT/results.sqlite`` and the report in ``OUT/report.html``.
 
     Returns the summary: jobs, done (ok rows), failed, skipped, ran (jobs run now), database,
@@ -71,9 +82,9 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
     db = out / DB_NAME
     threads_before = torch.get_num_threads()
     display = Display(progress)
-    ex = None
+    ex: Executor | ClusterExecutor | None = None
     lock = None
-    fleet = None
+    fleet: Fleet | None = None
     guard = InterruptGuard()
     try:
         if workers is not None or cluster is not None:
@@ -89,30 +100,32 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
             if retry_failed:
                 for mid in machine_ids:
                     earlier = store.job_status(mid)
-                    again = [j.hash for j in jobs if earlier.get(j.hash) == "failed"]
+                    again = [j.hash for j in jobs if earlier.get(j.hash) == JobStatus.FAILED]
                     store.forget(again, mid, results=True)
             for mid in machine_ids:  # a full disk or no memory then: the job was never judged
                 env = store.environment_failures(mid, ENV_FAILURE)
                 store.forget([j.hash for j in jobs if j.hash in env], mid, results=True)
             status = store.job_status(fp["id"])
             stale = [j.hash for j in jobs
-                     if j.skip is None and status.get(j.hash) == "skipped-static"]
+                     if j.skip is None and status.get(j.hash) == JobStatus.SKIPPED_STATIC]
             store.forget(stale, fp["id"])
-            store.add_skipped([skip_record(j, j.skip, "static") for j in jobs
-                               if j.skip and status.get(j.hash) not in ("ok", "failed")], fp)
+            store.add_skipped([SkipRecord.of(j, j.skip, "static").as_dict() for j in jobs
+                               if j.skip and status.get(j.hash) not in (JobStatus.OK,
+                                                                        JobStatus.FAILED)], fp)
             est = Estimator(spec, store.kind_timings())
             if fleet is None:
                 status = store.job_status(fp["id"])
                 pending = [j for j in jobs if j.skip is None
-                           and status.get(j.hash) not in ("ok", "failed", "skipped-runtime")]
-                ex = Executor(spec, store, fp, out, display, est, jobs, guard)
+                           and status.get(j.hash) not in SETTLED]
+                local = ex = Executor(spec, store, fp, out, display, est, jobs, guard)
                 display.start(len(pending), est.total_s(pending))
-                ex.run(pending)
+                local.run(pending)
+                status = store.job_status(fp["id"])
             else:
-                ex = fleet.executor(spec, store, fp, out, display, est, jobs, guard)
-                ex.run()
+                cluster_ex = ex = fleet.executor(spec, store, fp, out, display, est, jobs, guard)
+                cluster_ex.run()
+                status = cluster_ex.status()
             display.stop()
-            status = store.job_status(fp["id"]) if fleet is None else ex.status()
     except KeyboardInterrupt:
         display.stop()
         stored = ex.stored if ex is not None else 0
@@ -128,10 +141,10 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
             lock.release()
 
     summary = summarize(spec, jobs, status, db)
-    summary["ran"] = ex.ran
+    summary["ran"] = ex.ran if ex is not None else 0
     if fleet is not None:
         summary["cluster"] = fleet.summary()
-        summary["not_run"] = ex.not_run
+        summary["not_run"] = cluster_ex.not_run
     summary["report"] = None
     if report:
         from ..report import write_report
@@ -154,14 +167,18 @@ def run_study(spec: Spec, out: str | Path = "runs", *, progress: bool = True,
     return summary
 
 
-def summarize(spec: Spec, jobs: list[Job], status: dict[str, str], db: Path) -> dict:
-    counts = {"ok": 0, "failed": 0, "skipped": 0, "pending": 0}
+def summarize(spec: Spec, jobs: list[Job], status: dict[str, str],
+              db: Path) -> dict[str, Any]:
+    """Jobs done (ok), failed, skipped (by rule or at run time) and pending, in all and per
+    kind, from the stored ``status`` {job_hash: status}."""
+    buckets = (JobStatus.OK, JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.PENDING)
+    counts = {b.value: 0 for b in buckets}
     by_kind: dict[str, dict[str, int]] = {}
     for j in jobs:
-        s = status.get(j.hash)
-        s = "skipped" if (s or "").startswith("skipped") else (s or "pending")
-        counts[s] += 1
-        by_kind.setdefault(j.kind, {"ok": 0, "failed": 0, "skipped": 0, "pending": 0})[s] += 1
-    return {"study": spec.name, "jobs": len(jobs), "done": counts["ok"],
-            "failed": counts["failed"], "skipped": counts["skipped"],
-            "pending": counts["pending"], "by_kind": by_kind, "database": str(db)}
+        s = JobStatus(status.get(j.hash, JobStatus.PENDING))
+        s = JobStatus.SKIPPED if s.skipped else s
+        counts[s.value] += 1
+        by_kind.setdefault(j.kind, {b.value: 0 for b in buckets})[s.value] += 1
+    return {"study": spec.name, "jobs": len(jobs), "done": counts[JobStatus.OK],
+            "failed": counts[JobStatus.FAILED], "skipped": counts[JobStatus.SKIPPED],
+            "pending": counts[JobStatus.PENDING], "by_kind": by_kind, "database": str(db)}
