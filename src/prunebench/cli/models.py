@@ -50,6 +50,8 @@ def train(model: Annotated[str, typer.Argument(help="zoo model name (see `pruneb
                             + ", ".join(n for n in zoo.MODELS if zoo.get_spec(n).trained))
     t0 = time.perf_counter()
     net, data = zoo.load(model, trained=True, seed=seed, progress=not as_json)
+    if data is None:  # a trained model's spec names its dataset: zoo.load returned none
+        raise BadInputError(f"model: {model!r} came without its dataset {spec.dataset!r}")
     doc = {"model": model, "seed": seed, "dataset": spec.dataset,
            "accuracy": evaluate(net, data), "params": zoo.count_params(net),
            "seconds": time.perf_counter() - t0, "train": vars(spec.train)}

@@ -56,6 +56,10 @@ class PanelFormat(Format):
     """Row groups of 16 x column panels of 32, chunked so that each lane is one row."""
 
     name = "panel"
+    chunks: np.ndarray
+    group_ptr: np.ndarray
+    value_ptr: np.ndarray
+    offsets: np.ndarray
     array_names = ("chunks", "group_ptr", "value_ptr", "offsets", "data")
     index_arrays = ("chunks", "offsets")
     pointer_arrays = ("group_ptr", "value_ptr")
@@ -118,7 +122,8 @@ class PanelFormat(Format):
     def _entries(self) -> tuple[np.ndarray, np.ndarray]:
         """Row and column of every stored entry, in storage order (arrays already checked)."""
         chunks = self.chunks.astype(np.int64)
-        groups = np.repeat(np.arange(len(self.group_ptr) - 1), np.diff(self.group_ptr.astype(np.int64)))
+        ptr = self.group_ptr.astype(np.int64)
+        groups = np.repeat(np.arange(len(ptr) - 1), ptr[1:] - ptr[:-1])
         bits = (chunks[:, None] >> np.arange(GROUP)) & 1
         ci, lane = np.nonzero(bits)              # chunk by chunk, lanes ascending
         rows = groups[ci] * GROUP + lane

@@ -91,8 +91,8 @@ def spmm_panel(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarray,
 
 def _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias) -> Checked:
     rows, cols = chk.check_shape(shape)
-    chk.check_array(chunks, "chunks", ("uint32",), 1)
-    chk.check_array(offsets, "offsets", ("uint8",), 1)
+    chk.check_array(chunks, "chunks", (np.dtype(np.uint32),), 1)
+    chk.check_array(offsets, "offsets", (np.dtype(np.uint8),), 1)
     chk.check_array(group_ptr, "group_ptr", chk.POINTER_DTYPES, 1)
     chk.check_array(value_ptr, "value_ptr", chk.POINTER_DTYPES, 1)
     ngroups = -(-rows // GROUP)

@@ -12,6 +12,8 @@ compiled models are for inference.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -166,6 +168,14 @@ class SparseRNN(nn.Module):
     inference no-op. The element-wise gate math runs in NumPy on views of the same memory.
     """
 
+    input_size: int
+    hidden_size: int
+    num_layers: int
+    bias: bool
+    batch_first: bool
+    bidirectional: bool
+    proj_size: int
+
     def __init__(self, rnn: nn.RNNBase, ops: dict[str, MatrixOp]):
         super().__init__()
         self.mode = rnn.mode                       # "GRU" | "LSTM" | "RNN_TANH" | "RNN_RELU"
@@ -178,7 +188,7 @@ class SparseRNN(nn.Module):
     def _op(self, kind: str, layer: int, d: int) -> MatrixOp | None:
         return self.ops.get(f"weight_{kind}_l{layer}{'_reverse' if d else ''}")
 
-    def forward(self, input, hx=None):
+    def forward(self, input: torch.Tensor, hx: Any = None) -> tuple[torch.Tensor, Any]:
         if isinstance(input, nn.utils.rnn.PackedSequence):
             raise BadInputError("SparseRNN: PackedSequence input is not supported; pass a "
                                 "padded tensor")
@@ -196,7 +206,8 @@ class SparseRNN(nn.Module):
         H_out = self.proj_size or H
         LD = self.num_layers * self.directions
         lstm = self.mode == "LSTM"
-        h0 = c0 = None
+        h0: Any = None                             # a tensor, then its float32 array
+        c0: Any = None
         if hx is not None:
             if lstm:
                 h0, c0 = hx
@@ -211,20 +222,21 @@ class SparseRNN(nn.Module):
             c0 = (np.zeros((LD, B, H), np.float32) if c0 is None
                   else np.ascontiguousarray(_as_f32(c0, "SparseRNN cx").numpy()))
         h_n = np.empty((LD, B, H_out), np.float32)
-        c_n = np.empty((LD, B, H), np.float32) if lstm else None
+        c_n: Any = np.empty((LD, B, H), np.float32) if lstm else None
         layer_in = x
         for layer in range(self.num_layers):
             outs = []
             for d in range(self.directions):
                 k = layer * self.directions + d
-                gi = self._op("ih", layer, d).linear(layer_in.reshape(T * B, -1))
-                gi = gi.numpy().reshape(T, B, -1)
-                out = np.empty((T, B, H_out), np.float32)
-                h, c = self._recur(gi, h0[k], c0[k] if lstm else None, layer, d, out)
+                ih = self._op("ih", layer, d)
+                assert ih is not None              # every layer and direction has its ih product
+                gi = ih.linear(layer_in.reshape(T * B, -1)).numpy().reshape(T, B, -1)
+                steps = np.empty((T, B, H_out), np.float32)
+                h, c = self._recur(gi, h0[k], c0[k] if lstm else None, layer, d, steps)
                 h_n[k] = h
                 if lstm:
                     c_n[k] = c
-                outs.append(out)
+                outs.append(steps)
             layer_in = torch.from_numpy(np.concatenate(outs, axis=2) if len(outs) > 1 else outs[0])
         out = layer_in
         if not batched:
@@ -232,7 +244,7 @@ class SparseRNN(nn.Module):
         elif self.batch_first:
             out = out.transpose(0, 1)
         hn = torch.from_numpy(h_n)
-        cn = torch.from_numpy(c_n) if lstm else None
+        cn: Any = torch.from_numpy(c_n) if lstm else None
         if not batched:
             hn = hn.squeeze(1)
             cn = cn.squeeze(1) if lstm else None
@@ -290,6 +302,16 @@ class SparseMultiheadAttention(nn.Module):
     weights; this module has none, so it never takes it.
     """
 
+    embed_dim: int
+    kdim: int
+    vdim: int
+    num_heads: int
+    head_dim: int
+    batch_first: bool
+    add_zero_attn: bool
+    bias_k: nn.Parameter | None
+    bias_v: nn.Parameter | None
+
     def __init__(self, mha: nn.MultiheadAttention, ops: dict[str, MatrixOp]):
         super().__init__()
         for a in ("embed_dim", "kdim", "vdim", "num_heads", "head_dim", "batch_first",
@@ -305,8 +327,10 @@ class SparseMultiheadAttention(nn.Module):
         op = self.ops[which]
         return op.linear(x.reshape(-1, op.shape[1])).reshape(*x.shape[:-1], op.shape[0])
 
-    def forward(self, query, key, value, key_padding_mask=None, need_weights=True,
-                attn_mask=None, average_attn_weights=True, is_causal=False):
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                key_padding_mask: torch.Tensor | None = None, need_weights: bool = True,
+                attn_mask: torch.Tensor | None = None, average_attn_weights: bool = True,
+                is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         batched = query.dim() == 3
         if self.batch_first and batched:
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
@@ -336,7 +360,7 @@ class SparseMultiheadAttention(nn.Module):
         v = self._project("v", value)
         if attn_mask is not None and attn_mask.dim() == 2:
             attn_mask = attn_mask.unsqueeze(0)
-        if self.bias_k is not None:
+        if self.bias_k is not None and self.bias_v is not None:  # both or neither
             k = torch.cat([k, self.bias_k.repeat(1, bsz, 1)])
             v = torch.cat([v, self.bias_v.repeat(1, bsz, 1)])
             attn_mask = None if attn_mask is None else F.pad(attn_mask, (0, 1))

@@ -7,10 +7,13 @@ Examples
 >>> summary = run_study(load_spec("smoke"), "runs/smoke")       # doctest: +SKIP
 >>> summary["done"], summary["report"]                          # doctest: +SKIP
 """
+from pathlib import Path
+from typing import Any
+
 from .spec import BUILTIN, Spec, load_spec
 
 
-def run_study(spec, out="runs", **kwargs):
+def run_study(spec: Spec, out: str | Path = "runs", **kwargs: Any) -> dict[str, Any]:
     """See :func:`prunebench.study.runner.run_study` (imported lazily: it pulls in torch)."""
     from .runner import run_study as _run
 
