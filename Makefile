@@ -1,5 +1,5 @@
-# prunebench: `make demo` runs the main job, `make test` ruff and the test suite, `make check` ruff
-# and the fast tests (not marked slow), `make bench` benchmarks/.
+# prunebench: `make demo` runs the main job, `make test` ruff, mypy and the test suite, `make check`
+# ruff, mypy and the fast tests (not marked slow), `make bench` benchmarks/.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -22,12 +22,14 @@ demo: $(STAMP)
 
 test: $(STAMP) chromium
 	$(PY) -m ruff check src tests
+	$(PY) -m mypy
 	PRUNEBENCH_REQUIRE_BROWSER=1 PRUNEBENCH_REQUIRE_LITERT=1 $(PY) -m pytest -q
 
 # The quick loop while editing: every test but those marked `slow` (child processes, training,
 # studies, whole-model compiles); `make test` still runs everything.
 check: $(STAMP)
 	$(PY) -m ruff check src tests
+	$(PY) -m mypy
 	$(PY) -m pytest -q -m "not slow"
 
 # The report tests open the HTML page in headless Chromium (Debian's package; needs root the
