@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from ...measure.timer import Timer
 from .common import Skip
 
 
@@ -67,13 +69,13 @@ def profile_layers(fn: Callable[..., Any], x: torch.Tensor, threads: int,
                 fn(x)
             for n in spent:
                 spent[n] = 0.0
-            calls, t0 = 0, time.perf_counter()
-            while calls < measure["min_runs"] or time.perf_counter() - t0 < measure["min_time"]:
-                fn(x)
-                calls += 1
-                if time.perf_counter() - t0 > measure["max_time"]:
-                    break
-            total = (time.perf_counter() - t0) / calls
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a noisy IQR: the per-layer split is a mean
+                m = Timer(lambda: fn(x), warmup=0, min_runs=measure["min_runs"],
+                          min_time=measure["min_time"],
+                          max_time=max(measure["max_time"], measure["min_time"])).run()
+            calls = m.n
+            total = sum(m.samples) / calls
     finally:
         for h in handles:
             h.remove()
