@@ -996,6 +996,11 @@ def _expand16(builder, packed, bits):
     return out
 
 
+#: how far ahead :func:`panel_group` prefetches the values (the offsets a quarter and the chunk
+#: words a 32nd of it: the streams advance 4 and 1 bytes per fp32 entry, 4 per chunk)
+PANEL_PREFETCH_BYTES = 2048
+
+
 @intrinsic
 def panel_group(typingctx, chunks, h0, h1, offsets, data, v0, xp, out):
     """The 16 row sums of one panel row group: ``out[l] = sum`` over chunks ``h0 <= h < h1`` of
@@ -1024,8 +1029,20 @@ def panel_group(typingctx, chunks, h0, h1, offsets, data, v0, xp, out):
         outp = _data_ptr(context, builder, signature.args[7], args[7])
         ctpop = _declare(builder, "llvm.ctpop.i16", _I16, [_I16])
 
+        prefetch = _declare(builder, "llvm.prefetch.p0", ir.VoidType(), [ir.PointerType(), _I32, _I32, _I32])
+        ahead_values = _c64(PANEL_PREFETCH_BYTES // (elem.width // 8 if isinstance(elem, ir.IntType) else 4))
+
+        def fetch(ptr):
+            builder.call(prefetch, [builder.bitcast(ptr, ir.PointerType()), ir.Constant(_I32, 0),
+                                    ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
+
         def chunk(h, v):
             """(the chunk's 16 lane products, its entry count)"""
+            # the next chunks' addresses depend on this one's mask: without software prefetch a
+            # cold stream waits on each miss in turn (C++ experiment: 0.87 -> 0.67 ms, 1 thread)
+            fetch(builder.gep(dptr, [builder.add(v, ahead_values)]))
+            fetch(builder.gep(optr, [builder.add(v, _c64(PANEL_PREFETCH_BYTES // 4))]))
+            fetch(builder.gep(cptr, [builder.add(h, _c64(PANEL_PREFETCH_BYTES // 32))]))
             head = builder.load(builder.gep(cptr, [h]))
             bits = builder.trunc(head, _I16)
             n16 = builder.call(ctpop, [bits])
