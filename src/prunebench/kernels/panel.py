@@ -3,8 +3,8 @@
 
 At batch 1 each group's 16 row sums are one vector: per chunk, :func:`._simd.panel_group`
 selects the 16 inputs with one in-register permute of the panel's 32 inputs (no gather) and
-expands the products into their rows' lanes. Batched products walk a group's chunks entry by
-entry and add ``value * T[col, :]`` into the row's output (an axpy over the batch).
+expands the products into their rows' lanes. Batched products sort a group's entries into
+its 16 rows and run csr's register-blocked row product on each.
 
 Arrays: ``chunks`` uint32, ``group_ptr`` and ``value_ptr`` int32/int64, ``offsets`` uint8,
 ``data`` float32, float16 (raw kernels: its uint16 bits) or int8 with per-row float32
@@ -19,10 +19,10 @@ from typing import Any
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import JIT, PJIT, as_f32, balanced_splits, finish
+from ._jit import JIT, PJIT, balanced_splits, finish, spmm_row
 from ._left import right_product
 from ._reference import apply_dense, value_array
-from ._simd import panel_group
+from ._simd import panel_group, trailing_zeros
 from .products import KERNELS, Checked, make_products
 
 GROUP = 16
@@ -59,26 +59,34 @@ def spmv_panel(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarray,
 def spmm_panel_t(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarray,
                  offsets: np.ndarray, data: np.ndarray, T: np.ndarray, YT: np.ndarray,
                  nparts: int) -> None:
-    """``YT = W @ T`` for the transposed batch ``T`` [cols (or more), B]."""
+    """``YT = W @ T`` for the transposed batch ``T`` [cols, B]: each group's entries sorted
+    into their 16 rows (column and value, row by row), then csr's register-blocked row
+    product (:func:`._jit.spmm_row`) on each row."""
     rows = YT.shape[0]
+    width = T.shape[0]            # a row holds at most one entry per column
     bounds = balanced_splits(value_ptr, nparts)
     for p in prange(nparts):
+        vbuf = np.empty((GROUP, width), data.dtype)
+        cbuf = np.empty((GROUP, width), np.int32)
+        count = np.zeros(GROUP, np.int64)
         for g in range(bounds[p], bounds[p + 1]):
-            r0 = g * GROUP
-            for i in range(min(GROUP, rows - r0)):
-                YT[r0 + i, :] = 0.0
+            count[:] = 0
             v = np.int64(value_ptr[g])
             for h in range(np.int64(group_ptr[g]), np.int64(group_ptr[g + 1])):
-                head = np.int64(chunks[h])
-                base = (head >> 16) * PANEL
-                for lane in range(GROUP):
-                    if (head >> lane) & 1:
-                        w = as_f32(data[v])
-                        src = T[base + np.int64(offsets[v])]
-                        dst = YT[r0 + lane]
-                        for b in range(dst.size):
-                            dst[b] += w * src[b]
-                        v += 1
+                head = np.uint64(chunks[h])
+                base = np.int32((head >> np.uint64(16)) * np.uint64(PANEL))
+                bits = head & np.uint64(0xFFFF)
+                while bits:
+                    lane = trailing_zeros(bits)
+                    k = count[lane]
+                    vbuf[lane, k] = data[v]
+                    cbuf[lane, k] = base + np.int32(offsets[v])
+                    count[lane] = k + 1
+                    v += 1
+                    bits &= bits - np.uint64(1)
+            r0 = g * GROUP
+            for i in range(min(GROUP, rows - r0)):
+                spmm_row(vbuf[i, :count[i]], cbuf[i, :count[i]], T, YT[r0 + i])
 
 
 def spmm_panel(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarray,
