@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ..reliability.helpers import count_rows
 from ..study_helpers import job_table
 
 HERE = Path(__file__).parent
@@ -22,23 +23,10 @@ def _start(out: Path) -> subprocess.Popen:
                             cwd=HERE.parents[1])
 
 
-def _rows(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return c.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-        finally:
-            c.close()
-    except sqlite3.OperationalError:  # schema not created yet
-        return 0
-
-
 def _wait_rows(proc: subprocess.Popen, db: Path, n: int, timeout: float = 120) -> int:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        have = _rows(db)
+        have = count_rows(db)
         if have >= n:
             return have
         assert proc.poll() is None, f"study ended early: {proc.communicate()}"
@@ -81,7 +69,7 @@ def test_interrupt_then_kill_then_resume(smoke_run, tmp_path):
     assert proc.returncode == 130, (err, out_text[-500:])
     assert "study interrupted" in err and "run the same command again to resume" in err
     assert "Traceback" not in err
-    first = _rows(db)
+    first = count_rows(db)
     assert 15 <= first < len(expected)
     _complete_rows(db)
 
@@ -90,7 +78,7 @@ def test_interrupt_then_kill_then_resume(smoke_run, tmp_path):
     _wait_rows(proc, db, first + 25)
     proc.kill()
     proc.communicate(timeout=60)
-    second = _rows(db)
+    second = count_rows(db)
     assert first < second < len(expected)
     _complete_rows(db)
     assert not (out / "report.html").exists()
