@@ -30,13 +30,15 @@ class FakeTimer:
         return {k: self.table[label][k] for k in fns}
 
 
-LAYERS = {"2": {"dense": 1.0, "csr": 0.5, "delta8": 0.7, "bsr": 0.9, "bitmap": 0.6, "ell": 0.55},
-          "4": {"dense": 1.0, "csr": 1.2, "delta8": 1.4, "bsr": 1.1, "bitmap": 1.3, "ell": 1.25}}
+LAYERS = {"2": {"dense": 1.0, "csr": 0.5, "delta8": 0.7, "bsr": 0.9, "bitmap": 0.6, "ell": 0.55,
+                "panel": 0.65},
+          "4": {"dense": 1.0, "csr": 1.2, "delta8": 1.4, "bsr": 1.1, "bitmap": 1.3, "ell": 1.25,
+                "panel": 1.35}}
 
 
 def _table(model_ms):
     # whole models on delta8 are slower than dense and over every budget below
-    return dict(LAYERS, model={"delta8": 2.2, **model_ms})
+    return dict(LAYERS, model={"delta8": 2.2, "panel": 2.3, **model_ms})
 
 
 def test_fastest_needs_more_than_noise_to_leave_dense_and_ties_go_to_the_smaller():
