@@ -90,31 +90,32 @@ class PanelFormat(Format):
         ngroups = -(-rows // GROUP)
         mask = W != 0
         r, c = np.nonzero(mask)                  # row-major: by row, then column
-        r = r.astype(np.int64)
-        c = c.astype(np.int64)
-        g, lane = r // GROUP, r % GROUP
-        p = c // PANEL
+        npanels = -(-cols // PANEL)
+        p = c >> 5                               # PANEL = 32, GROUP = 16: shifts and masks
         # k: rank of the entry among its row's entries in its panel (entries of one (row, panel)
         # are adjacent in row-major order)
-        run = r * MAX_PANELS + p
         first = np.ones(len(r), dtype=bool)
-        first[1:] = run[1:] != run[:-1]
+        first[1:] = (r[1:] != r[:-1]) | (p[1:] != p[:-1])
         starts = np.flatnonzero(first)
         k = np.arange(len(r)) - np.repeat(starts, np.diff(np.append(starts, len(r))))
-        order = np.lexsort((lane, k, p, g))
-        g, lane, p, k = g[order], lane[order], p[order], k[order]
-        chunk_key = (g * MAX_PANELS + p) * (GROUP * PANEL) + k   # k < 32: one panel's columns
+        # storage order: group, panel, chunk k, lane -- one int64 key (k < 32, lane < 16)
+        chunk_key = (((r >> 4) * npanels + p) << 5) + k
+        lane = (r & 15).astype(np.uint8)
+        order = np.argsort((chunk_key << 4) + lane, kind="stable")
+        chunk_key = chunk_key[order]
+        lane = lane[order]
         new = np.ones(len(order), dtype=bool)
         new[1:] = chunk_key[1:] != chunk_key[:-1]
         cstart = np.flatnonzero(new)
         lane_bits = np.left_shift(np.uint32(1), lane.astype(np.uint32))
         masks = np.bitwise_or.reduceat(lane_bits, cstart) if len(cstart) else lane_bits[:0]
-        chunks = (masks | (p[cstart].astype(np.uint32) << 16)).astype(np.uint32)
+        group_panel = chunk_key[cstart] >> 5
+        chunks = (masks | ((group_panel % npanels).astype(np.uint32) << 16)).astype(np.uint32)
         arrays = {
             "chunks": chunks,
-            "group_ptr": make_pointer(np.bincount(g[cstart], minlength=ngroups)),
-            "value_ptr": make_pointer(np.bincount(g, minlength=ngroups)),
-            "offsets": (c[order] % PANEL).astype(np.uint8),
+            "group_ptr": make_pointer(np.bincount(group_panel // npanels, minlength=ngroups)),
+            "value_ptr": make_pointer(np.bincount(r >> 4, minlength=ngroups)),
+            "offsets": (c & 31).astype(np.uint8)[order],
             "data": Q[mask][order],
         }
         return cls._new(W.shape, values, scales, arrays)
@@ -164,7 +165,11 @@ class PanelFormat(Format):
             i = int(np.flatnonzero((offsets >= PANEL) | (c >= cols))[0])
             raise FormatError(f"{who}: entry {i} has offset {offsets[i]} in its panel: column {c[i]}, "
                               f"expected below {cols} and offsets 0..{PANEL - 1}")
-        if len(r) and len(np.unique(r * cols + c)) != len(r):
+        # an entry stored twice: some (row, panel) whose offsets' bits overlap (count > popcount)
+        cell = r * -(-cols // PANEL) + c // PANEL
+        seen = np.zeros(rows * -(-cols // PANEL), np.uint32)
+        np.bitwise_or.at(seen, cell, np.left_shift(np.uint32(1), (c % PANEL).astype(np.uint32)))
+        if len(r) and np.bitwise_count(seen).sum(dtype=np.int64) != len(r):
             raise FormatError(f"{who}: an entry is stored twice")
 
     def _decode(self):
