@@ -44,9 +44,11 @@ from .expected import ell_width
 from .values import VALUE_DTYPES
 
 #: rows per group: one 16-lane float32 vector
-GROUP = 16
+GROUP_BITS = 4
+GROUP = 1 << GROUP_BITS
 #: columns per panel: the two vector registers one ``vpermt2ps`` selects from
-PANEL = 32
+PANEL_BITS = 5
+PANEL = 1 << PANEL_BITS
 #: panels the 16-bit panel field can number
 MAX_PANELS = 1 << 16
 
@@ -91,7 +93,7 @@ class PanelFormat(Format):
         mask = W != 0
         r, c = np.nonzero(mask)                  # row-major: by row, then column
         npanels = -(-cols // PANEL)
-        p = c >> 5                               # PANEL = 32, GROUP = 16: shifts and masks
+        p = c >> PANEL_BITS                      # shifts and masks: GROUP and PANEL are powers of 2
         # k: rank of the entry among its row's entries in its panel (entries of one (row, panel)
         # are adjacent in row-major order)
         first = np.ones(len(r), dtype=bool)
@@ -99,9 +101,9 @@ class PanelFormat(Format):
         starts = np.flatnonzero(first)
         k = np.arange(len(r)) - np.repeat(starts, np.diff(np.append(starts, len(r))))
         # storage order: group, panel, chunk k, lane -- one int64 key (k < 32, lane < 16)
-        chunk_key = (((r >> 4) * npanels + p) << 5) + k
-        lane = (r & 15).astype(np.uint8)
-        order = np.argsort((chunk_key << 4) + lane, kind="stable")
+        chunk_key = (((r >> GROUP_BITS) * npanels + p) << PANEL_BITS) + k
+        lane = (r & (GROUP - 1)).astype(np.uint8)
+        order = np.argsort((chunk_key << GROUP_BITS) + lane, kind="stable")
         chunk_key = chunk_key[order]
         lane = lane[order]
         new = np.ones(len(order), dtype=bool)
@@ -109,13 +111,13 @@ class PanelFormat(Format):
         cstart = np.flatnonzero(new)
         lane_bits = np.left_shift(np.uint32(1), lane.astype(np.uint32))
         masks = np.bitwise_or.reduceat(lane_bits, cstart) if len(cstart) else lane_bits[:0]
-        group_panel = chunk_key[cstart] >> 5
+        group_panel = chunk_key[cstart] >> PANEL_BITS
         chunks = (masks | ((group_panel % npanels).astype(np.uint32) << 16)).astype(np.uint32)
         arrays = {
             "chunks": chunks,
             "group_ptr": make_pointer(np.bincount(group_panel // npanels, minlength=ngroups)),
-            "value_ptr": make_pointer(np.bincount(r >> 4, minlength=ngroups)),
-            "offsets": (c & 31).astype(np.uint8)[order],
+            "value_ptr": make_pointer(np.bincount(r >> GROUP_BITS, minlength=ngroups)),
+            "offsets": (c & (PANEL - 1)).astype(np.uint8)[order],
             "data": Q[mask][order],
         }
         return cls._new(W.shape, values, scales, arrays)

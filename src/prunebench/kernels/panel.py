@@ -12,10 +12,10 @@ Arrays: ``chunks`` uint32, ``group_ptr`` and ``value_ptr`` int32/int64, ``offset
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
-
-from typing import Any
 
 from . import _checks as chk
 from ..errors import BadInputError
@@ -25,6 +25,8 @@ from ._reference import apply_dense, value_array
 from ._simd import panel_group, trailing_zeros
 from .products import KERNELS, Checked, make_products
 
+#: the layout's group height and panel width (:mod:`prunebench.formats.panel`; the kernels
+#: take plain arrays and do not import the formats)
 GROUP = 16
 PANEL = 32
 
@@ -32,7 +34,7 @@ PANEL = 32
 @njit(**JIT)
 def _padded_input(x: np.ndarray, cols: int) -> np.ndarray:
     """``x`` copied into a buffer of whole panels (the kernel loads 32 inputs per chunk)."""
-    xp = np.zeros(-(-cols // PANEL) * PANEL + PANEL, np.float32)
+    xp = np.zeros(-(-cols // PANEL) * PANEL, np.float32)
     xp[:cols] = x
     return xp
 
