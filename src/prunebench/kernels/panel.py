@@ -34,9 +34,9 @@ PANEL = 32
 @njit(**JIT)
 def _padded_input(x: np.ndarray, cols: int) -> np.ndarray:
     """``x`` copied into a buffer of whole panels (the kernel loads 32 inputs per chunk). Copied
-    even when ``x`` holds whole panels: numba's buffer is 64-byte aligned, a caller's array may
-    not be, and the 64-byte panel loads then split cache lines (1 thread, 4096x4096 at 90%,
-    warm: 0.41 ms with the copy, 0.45 ms reading ``x`` in place)."""
+    even when ``x`` holds whole panels: reading ``x`` in place measured slower (1 thread,
+    4096x4096 at 90%, warm: 0.41 ms with the copy, 0.45 ms without; not explained by
+    alignment, both start 32 or 48 bytes into a cache line)."""
     xp = np.zeros(-(-cols // PANEL) * PANEL, np.float32)
     xp[:cols] = x
     return xp
