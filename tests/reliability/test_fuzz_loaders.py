@@ -71,7 +71,7 @@ def _exercise(fmt) -> None:
             return
         from prunebench.runtime.ops import kernel_call as _kernel_call
 
-        arrays, (matvec, _, _), opts = _kernel_call(fmt)
+        arrays, (matvec, *_), opts = _kernel_call(fmt)
         if fmt.values == "int8":
             opts["scales"] = np.ascontiguousarray(fmt.scales, dtype=np.float32)
         x = np.linspace(-1, 1, D.shape[1]).astype(np.float32)

@@ -98,7 +98,7 @@ def _check(mask, row_ptr, data, shape, scales, bias) -> Checked:
 #: ``bitmap_matvec(mask, row_ptr, data, x, *, shape, scales=None, bias=None, out=None)``;
 #: ``bitmap_matmul(..., X[B, cols], ...)``; ``bitmap_left(..., X[cols, N], ...)``
 bitmap_matvec, bitmap_matmul, bitmap_left = KERNELS.add("bitmap", make_products(
-    "bitmap", "bitmap", _check, spmv_bitmap, spmm_bitmap, spmm_bitmap_t))
+    "bitmap", "bitmap", _check, spmv_bitmap, spmm_bitmap, spmm_bitmap_t))[:3]
 
 
 def bitmap_reference(mask: np.ndarray, row_ptr: np.ndarray, data: np.ndarray, x: np.ndarray, *,

@@ -150,7 +150,7 @@ def _padded_cols(c: Checked) -> int:
 #: ``bsr_matvec(indptr, indices, data, x, *, shape, scales=None, bias=None, out=None)``;
 #: ``bsr_matmul(..., X[B, cols], ...)``; ``bsr_left(..., X[cols, N], ...)``
 bsr_matvec, bsr_matmul, bsr_left = KERNELS.add("bsr", make_products(
-    "bsr", "BSR", _check, spmv_bsr, spmm_bsr, spmm_bsr_t, _padded_cols))
+    "bsr", "BSR", _check, spmv_bsr, spmm_bsr, spmm_bsr_t, _padded_cols))[:3]
 
 
 def bsr_reference(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x: np.ndarray, *,

@@ -75,7 +75,7 @@ def _check(indptr, indices, data, shape, scales, bias) -> Checked:
 #: for ``A = scipy.sparse.csr_array(W)``: ``csr_matvec(A.indptr, A.indices, A.data, x,
 #: shape=A.shape)``; ``csr_matmul(..., X[B, cols], ...)``; ``csr_left(..., X[cols, N], ...)``
 csr_matvec, csr_matmul, csr_left = KERNELS.add("csr", make_products(
-    "csr", "CSR", _check, spmv_csr, spmm_csr, spmm_csr_t))
+    "csr", "CSR", _check, spmv_csr, spmm_csr, spmm_csr_t))[:3]
 
 
 def csr_reference(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x: np.ndarray, *,

@@ -79,7 +79,7 @@ def _check(indptr, deltas, data, shape, scales, bias) -> Checked:
 #: and a filler at 258), ``data = [2, 3, 0, 4]`` and x = 300 ones give ``[5., 4.]`` for shape
 #: (2, 300); ``delta8_matmul(..., X[B, cols], ...)``; ``delta8_left(..., X[cols, N], ...)``
 delta8_matvec, delta8_matmul, delta8_left = KERNELS.add("delta8", make_products(
-    "delta8", "delta8", _check, spmv_delta8, spmm_delta8, spmm_delta8_t))
+    "delta8", "delta8", _check, spmv_delta8, spmm_delta8, spmm_delta8_t))[:3]
 
 
 def delta8_reference(indptr: np.ndarray, deltas: np.ndarray, data: np.ndarray, x: np.ndarray, *,

@@ -101,7 +101,7 @@ def _check(slice_ptr, widths, indices, data, shape, scales, bias, slice_height) 
 #: ``ell_matvec(slice_ptr, widths, indices, data, x, *, shape, slice_height, scales=None,
 #: bias=None, out=None)``; ``ell_matmul(..., X[B, cols], ...)``; ``ell_left(..., X[cols, N], ...)``
 ell_matvec, ell_matmul, ell_left = KERNELS.add("ell", make_products(
-    "ell", "sliced-ELL", _check, spmv_ell, spmm_ell, spmm_ell_t))
+    "ell", "sliced-ELL", _check, spmv_ell, spmm_ell, spmm_ell_t))[:3]
 
 
 def ell_reference(slice_ptr: np.ndarray, widths: np.ndarray, indices: np.ndarray,

@@ -138,7 +138,7 @@ def _group_cols(c: Checked) -> int:
 #: ``nm_matvec(data, indices, x, *, shape, n, m, scales=None, bias=None, out=None)``;
 #: ``nm_matmul(..., X[B, cols], ...)``; ``nm_left(..., X[cols, N], ...)``
 nm_matvec, nm_matmul, nm_left = KERNELS.add("nm", make_products(
-    "nm", "N:M", _check, spmv_nm, spmm_nm, spmm_nm_t, _group_cols))
+    "nm", "N:M", _check, spmv_nm, spmm_nm, spmm_nm_t, _group_cols))[:3]
 
 
 def nm_reference(data: np.ndarray, indices: np.ndarray, x: np.ndarray, *, shape: Any, n: int,

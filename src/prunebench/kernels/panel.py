@@ -22,7 +22,7 @@ from ..errors import BadInputError
 from ._jit import JIT, PJIT, balanced_splits, finish, spmm_row
 from ._left import right_product
 from ._reference import apply_dense, value_array
-from ._simd import panel_group, trailing_zeros
+from ._simd import panel_group, panel_group_whole, trailing_zeros
 from .products import KERNELS, Checked, make_products
 
 #: the layout's group height and panel width (:mod:`prunebench.formats.panel`; the kernels
@@ -50,11 +50,16 @@ def spmv_panel(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarray,
     rows = y.size
     xp = _padded_input(x, x.size)
     bounds = balanced_splits(value_ptr, nparts)
+    # groups whose last chunk has 15 entries after it in offsets and data take the plain loads
+    whole_below = np.int64(data.size - (GROUP - 1))
     for p in prange(nparts):
         acc = np.empty(GROUP, np.float32)
         for g in range(bounds[p], bounds[p + 1]):
-            panel_group(chunks, np.int64(group_ptr[g]), np.int64(group_ptr[g + 1]), offsets, data,
-                        np.int64(value_ptr[g]), xp, acc)
+            h0, h1, v0 = np.int64(group_ptr[g]), np.int64(group_ptr[g + 1]), np.int64(value_ptr[g])
+            if value_ptr[g + 1] <= whole_below:
+                panel_group_whole(chunks, h0, h1, offsets, data, v0, xp, acc)
+            else:
+                panel_group(chunks, h0, h1, offsets, data, v0, xp, acc)
             r0 = g * GROUP
             for i in range(min(GROUP, rows - r0)):
                 y[r0 + i] = finish(acc[i], r0 + i, scales, bias)
@@ -122,7 +127,7 @@ def _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias) -> 
 #: ``panel_matvec(chunks, group_ptr, value_ptr, offsets, data, x, *, shape, scales=None,
 #: bias=None, out=None)``; ``panel_matmul(..., X[B, cols], ...)``; ``panel_left(..., X[cols, N], ...)``
 panel_matvec, panel_matmul, panel_left = KERNELS.add("panel", make_products(
-    "panel", "panel (16-row groups, 32-column panels)", _check, spmv_panel, spmm_panel, spmm_panel_t))
+    "panel", "panel (16-row groups, 32-column panels)", _check, spmv_panel, spmm_panel, spmm_panel_t))[:3]
 
 
 def panel_reference(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarray,

@@ -132,36 +132,38 @@ class KernelOp(MatrixOp):
     def __init__(self, fmt: Format, bias: np.ndarray | None = None, threads: int = 1):
         self.fmt = fmt
         self.format, self.values, self.shape = fmt.name, fmt.values, fmt.shape
-        self.arrays, (self._mv, self._mm, self._left), opts = kernel_call(fmt)
+        self.arrays, kernel, opts = kernel_call(fmt)
         self.opts: dict[str, Any] = dict(opts, shape=self.shape)
         if fmt.values == "int8":
             self.opts["scales"] = np.ascontiguousarray(fmt.arrays()["scales"], dtype=np.float32)
         if bias is not None:
             self.opts["bias"] = np.ascontiguousarray(bias, dtype=np.float32)
+        # checked once here: a call checks only its input (kernels.products.Bound)
+        self.bound = kernel.bind(*self.arrays, **self.opts)
         self.stored = int(fmt.arrays()[fmt.value_arrays[0]].size)
         self.threads = threads
+        self._one_thread_below = GRAIN if threads > 1 else 0
 
-    def _run(self, fn, x, batch: int | None = None):
-        batch = (1 if x.ndim == 1 else x.shape[0]) if batch is None else batch
-        if self.threads > 1 and self.stored * batch < GRAIN:
+    def _run(self, fn, x, batch: int):
+        if self.stored * batch < self._one_thread_below:
             K.set_threads(1)
             try:
-                return fn(*self.arrays, x, **self.opts)
+                return fn(x)
             finally:
                 K.set_threads(self.threads)
-        return fn(*self.arrays, x, **self.opts)
+        return fn(x)
 
     def linear(self, X: torch.Tensor) -> torch.Tensor:
-        x = X.contiguous().numpy()
+        x = X.numpy() if X.is_contiguous() else X.contiguous().numpy()
         if x.shape[0] == 1:
-            return torch.from_numpy(self._run(self._mv, x[0])).unsqueeze(0)
-        return torch.from_numpy(self._run(self._mm, x))
+            return torch.from_numpy(self._run(self.bound.matvec, x[0], 1)[None])
+        return torch.from_numpy(self._run(self.bound.matmul, x, x.shape[0]))
 
     def left(self, X: torch.Tensor) -> torch.Tensor:
         x = X.contiguous().numpy()
         if x.shape[1] == 1:
-            return torch.from_numpy(self._run(self._mv, x[:, 0])).unsqueeze(1)
-        y = self._run(self._left, x, x.shape[1])
+            return torch.from_numpy(self._run(self.bound.matvec, x[:, 0], 1)).unsqueeze(1)
+        y = self._run(self.bound.left, x, x.shape[1])
         return torch.from_numpy(np.ascontiguousarray(y))
 
     def nbytes(self) -> int:
