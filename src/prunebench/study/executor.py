@@ -481,6 +481,9 @@ def with_lock(row: ResultRow, held: dict[str, Any] | None) -> ResultRow:
     ``elapsed_s`` (what later estimates learn from) is the job's own time, without the wait."""
     if held is not None:
         extra = row.extra
-        extra["timing_lock"] = dict(held, released=time.time())
+        # "released" is the lock's own stamp once it is dropped; a row stored inside the window
+        # gets the time it was stored
+        extra["timing_lock"] = lock = dict(held)
+        lock.setdefault("released", time.time())
         extra.setdefault("elapsed_s", extra["timing_lock"]["released"] - held["acquired"])
     return row

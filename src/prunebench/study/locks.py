@@ -33,13 +33,20 @@ def timing_lock(machine_id: str) -> contextlib.AbstractContextManager[dict[str, 
 @contextlib.contextmanager
 def host_lock(name: str) -> Iterator[dict[str, float | int]]:
     """An exclusive lock on ``$TMPDIR/prunebench-locks/NAME.lock`` (blocking), shared by every
-    process of this machine, whichever user runs it; yields {acquired, waited_s, pid}."""
+    process of this machine, whichever user runs it; yields {acquired, waited_s, pid}, to which
+    ``released`` is added just before the lock is dropped."""
     path = lock_folder() / f"{name}.lock"
     t0 = time.time()
     # mode 0o666: a lock file made by one user stays usable by another
     with FileLock(path, mode=0o666, poll_interval=POLL_S):
         t1 = time.time()
-        yield {"acquired": t1, "waited_s": t1 - t0, "pid": os.getpid()}
+        held: dict[str, float | int] = {"acquired": t1, "waited_s": t1 - t0, "pid": os.getpid()}
+        try:
+            yield held
+        finally:
+            # stamped while still held: a release time taken after the lock is dropped can
+            # fall after the next holder's "acquired" and make two windows look overlapped
+            held["released"] = time.time()
 
 
 def lock_folder() -> Path:
