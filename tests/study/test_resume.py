@@ -127,7 +127,9 @@ def test_interrupt_then_kill_then_resume(resume_reference, tmp_path):
     stdout, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     got = job_table(db)
-    assert got == expected      # same jobs, same outcome, each exactly once
+    # same jobs, same outcome, each exactly once
+    assert got == expected, {h: (got.get(h), expected.get(h)) for h in set(got) | set(expected)
+                             if got.get(h) != expected.get(h)}
     _complete_rows(db)
     assert (out / "report.html").exists()
     # pruned models were cached, not pruned again on resume (one file per pruned model)
