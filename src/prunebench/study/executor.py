@@ -205,9 +205,20 @@ class Executor:
         return state, value
 
     def run_dependents(self, model: nn.Module, jobs: list[Job]) -> None:
-        """Run the size, latency and profile ``jobs`` on the pruned ``model``."""
+        """Run the size, latency and profile ``jobs`` on the pruned ``model``.
+
+        Every weight matrix is encoded once per format for all of them
+        (:func:`~prunebench.runtime.compile.encoding_memo`): the engines built on the runtime
+        and the planner's ``auto`` plans of each batch size reuse one another's encodings of
+        this model, which never changes while its jobs run."""
+        from ..runtime.compile import encoding_memo
+
         if not jobs:
             return
+        with encoding_memo():
+            self._run_dependents(model, jobs)
+
+    def _run_dependents(self, model: nn.Module, jobs: list[Job]) -> None:
         data = self._data_of(jobs[0])
         self.work.mkdir(parents=True, exist_ok=True)
         accuracy_cache: dict[str, tuple[float, float]] = {}
