@@ -32,7 +32,7 @@ import numpy as np
 
 import prunebench.kernels as K
 from prunebench.measure import Timer
-from prunebench.measure.kernel_bench import FLUSH_BYTES, STREAM_BYTES, CacheFlush
+from prunebench.measure.bandwidth import CacheFlush, stream_bytes
 
 STREAM = "stream-read"  # the bandwidth reference, timed in the same round robin as the kernels
 
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     K.set_threads(args.threads)
     torch.set_num_threads(args.threads)
     flush = CacheFlush(args.threads)
-    stream = CacheFlush(args.threads, STREAM_BYTES)  # a streaming read: the bandwidth reference
+    stream = CacheFlush(args.threads, stream_bytes())  # a streaming read: the bandwidth reference
     modes = ["warm", "cold"] if args.cache == "both" else [args.cache]
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal(cols, dtype=np.float32) if args.batch == 1 else \
@@ -261,7 +261,7 @@ def main(argv=None) -> int:
                     "samples_ms": [t * 1e3 for t in m["samples_s"]],
                 })
     meta = {"shape": [rows, cols], "batch": args.batch, "threads": args.threads, "repeats": args.repeats,
-            "stat": args.stat, "flush_mib": FLUSH_BYTES >> 20, "stream_mib": STREAM_BYTES >> 20}
+            "stat": args.stat, "flush_mib": flush.buf.nbytes >> 20, "stream_mib": stream.buf.nbytes >> 20}
     if args.json:
         json.dump({"meta": meta, "results": results}, sys.stdout, indent=1)
         print()

@@ -17,7 +17,7 @@ import numpy as np
 
 from prunebench.formats import encode
 from prunebench.kernels import KERNELS, set_threads, wait_policy
-from prunebench.measure.kernel_bench import CacheFlush
+from prunebench.measure.bandwidth import CacheFlush, flush_bytes
 
 
 def main() -> None:
@@ -50,7 +50,8 @@ def main() -> None:
         fmt = encode(W, f)
         arrays, opts = fmt.kernel_args()
         calls[f] = (lambda a=arrays, o=opts, f=f: KERNELS.get(f).matvec(*a, x, shape=W.shape, out=y, **o))
-    print(f"# {rows}x{cols}, {args.sparsity:.0%} zeros, idle threads wait {wait_policy()}")
+    print(f"# {rows}x{cols}, {args.sparsity:.0%} zeros, idle threads wait {wait_policy()}, "
+          f"cold: {flush_bytes() >> 20} MiB streamed before each call")
     for threads in (1, 2):
         set_threads(threads)
         flush = CacheFlush(threads)

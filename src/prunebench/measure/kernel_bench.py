@@ -38,7 +38,6 @@ import torch
 
 from ..dtypes import VALUE_ENCODINGS
 from ..errors import BadInputError
-from . import bandwidth as bw
 from .bandwidth import CacheFlush, OtherLoad, stream_bandwidth
 from .timer import Timer
 
@@ -378,7 +377,7 @@ def run(shapes: list[Shape] | None = None, sparsities: Iterable[float] = DEFAULT
         for r in rows_out:
             r["bandwidth_fraction"] = r["gbps"] * 1e9 / bandwidth_end
         bandwidth = bandwidth_end
-    meta = {"threads": threads, "stream_gbps": bandwidth / 1e9, "flush_mib": bw.FLUSH_BYTES >> 20,
+    meta = {"threads": threads, "stream_gbps": bandwidth / 1e9, "flush_mib": flush.buf.nbytes >> 20,
             "repeats": repeats, "rounds": rounds, "pattern": pattern, "cache": cache,
             "seed": seed, "seconds": time.perf_counter() - started,
             "other_load_cores": whole_run.cores(), "omp_wait_policy": K.wait_policy()}
