@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from prunebench.cli import main
 from prunebench.errors import BadInputError
@@ -123,6 +124,7 @@ BAD = [
     (["--threads", str((os.cpu_count() or 1) + 1)], "--threads: got"),
     (["--pattern", "diagonal"], "--pattern: got 'diagonal'; allowed: unstructured, block, nm"),
     (["--cache", "lukewarm"], "--cache: got 'lukewarm'"),
+    (["--cache", "cold,tepid"], "--cache: got 'tepid'; allowed: warm, cold, layer, both"),
     (["--batch", "0"], "--batch"),
     (["--values", "int4"], "--values"),
     (["--from-model", "mnist1d-mlp"], "--from-model and --method go together"),
@@ -143,3 +145,40 @@ def test_api_checks():
         kb.check_sparsities([1.2])
     with pytest.raises(BadInputError, match="--pattern"):
         kb.run([kb.Shape(8, 8)], pattern="weird")
+
+
+def test_cache_modes():
+    assert kb.cache_modes("cold") == ["cold"]
+    assert kb.cache_modes("both") == ["warm", "cold"]
+    assert kb.cache_modes("layer, cold,both") == ["layer", "cold", "warm"]
+    with pytest.raises(BadInputError, match="--cache: got 'hot'"):
+        kb.cache_modes("warm,hot")
+
+
+def test_layer_runs_flush_then_twin_before_every_timed_call():
+    """The order of events in a ``layer`` run: flush, the candidate's twin, the timed call."""
+    log: list[str] = []
+
+    def cand(name: str) -> kb.Candidate:
+        return kb.Candidate("native", name, "fp32", 0, lambda X: log.append(name), 1)
+
+    cands = [cand("a"), cand("b")]
+    twins = {kb._key(c): cand(c.format + "-twin") for c in cands}
+    kb._time(cands, torch.zeros(1, 4), repeats=4, rounds=2, flush=lambda: log.append("flush"),
+             twins=twins)
+    assert log[:4] == ["a", "b", "a-twin", "b-twin"]        # first calls, outside the timing
+    timed = log[4:]
+    assert len(timed) == 3 * 8 and all(len(c.samples) == 4 for c in cands)
+    for i in range(0, len(timed), 3):
+        flush, twin, call = timed[i:i + 3]
+        assert (flush, twin) == ("flush", call + "-twin")
+
+
+def test_layer_rows_have_twins():
+    res = kb.run([kb.Shape(64, 48)], sparsities=[0.9], batches=[1], cache="cold,layer",
+                 repeats=2, rounds=1, threads=1)
+    layer = [r for r in res["rows"] if r["cache"] == "layer"]
+    cold = [r for r in res["rows"] if r["cache"] == "cold"]
+    assert layer and len(layer) == len(cold)
+    assert all(r["twin"] is True for r in layer) and all(r["twin"] is None for r in cold)
+    assert res["meta"]["cache"] == "cold,layer"

@@ -42,7 +42,9 @@ def kernels(shape: Annotated[Optional[str], typer.Option(
                                                help="comma-separated batch sizes")] = "1,32",
             threads: Annotated[Optional[int], typer.Option(
                 "--threads", help="threads (default: every core)")] = None,
-            cache: Annotated[str, typer.Option("--cache", help="warm | cold | both")] = "cold",
+            cache: Annotated[str, typer.Option("--cache", help="warm | cold | layer | both (warm,cold), or a comma list: cold = everything evicted "
+                                "first; layer = the weights evicted, the code and input warm (a twin "
+                                "matrix's product runs first, untimed)")] = "cold",
             values: Annotated[str, typer.Option(
                 "--values", help="native value encodings, comma-separated: fp32, fp16, "
                                  "int8")] = "fp32",
@@ -68,8 +70,7 @@ def kernels(shape: Annotated[Optional[str], typer.Option(
     check_seed(seed)
     if pattern not in kb.PATTERNS:
         raise BadInputError(f"--pattern: got {pattern!r}; allowed: {', '.join(kb.PATTERNS)}")
-    if cache not in kb.CACHES:
-        raise BadInputError(f"--cache: got {cache!r}; allowed: {', '.join(kb.CACHES)}")
+    kb.cache_modes(cache)            # one clear line for a bad --cache
     sparsities = kb.check_sparsities(_floats(sparsity, "--sparsity"))
     batches = _ints(batch, "--batch")
     if not batches or any(b < 1 for b in batches):
@@ -148,7 +149,8 @@ def render(res: dict[str, Any]) -> None:
                   else f"{c['native_sparsity']:.2f} ({c['native_format']})")
     out.print(t)
     out.print(f"streaming-read bandwidth {meta['stream_gbps']:.1f} GB/s ({meta['threads']} "
-              f"threads); cold = {meta['flush_mib']} MiB streamed before every call (not timed); "
+              f"threads); cold = {meta['flush_mib']} MiB streamed before every call, layer = the "
+              f"same then a twin matrix's product (neither timed); "
               f"'~' = IQR above 10% of the median; {meta['seconds']:.0f} s")
     other = meta.get("other_load_cores")
     if other is not None and other > 0.1:

@@ -14,7 +14,13 @@ machine's streaming-read bandwidth, measured in the same run (a vectorised paral
 Cache state: ``warm`` times repeated calls (a matrix smaller than the last-level cache then
 comes from cache); ``cold`` streams a buffer larger than the LLC before every call (the
 flush is outside the timed region, :class:`~prunebench.measure.Timer`'s ``between`` hook), so
-weights come from DRAM as they do for a model larger than the cache. Candidates are timed in
+weights come from DRAM as they do for a model larger than the cache, but so do the input and
+the code of every call (the interpreter's, PyTorch's, NumPy's: a cold ``Tensor.numpy()`` alone
+took 0.1 ms on the Xeon VM of 2026-12-05, warm well under 1 us). ``layer`` is the state of a
+layer inside a model, whose weights are cold and whose input and code are warm because the
+layer before it just ran: the flush, then (untimed) the same engine, format and value type on
+a twin matrix, ``W`` with its rows reversed (the same size, sparsity and thread count; other
+memory), with the same input. Candidates are timed in
 rounds (every candidate once per round) so a burst of load from other processes hits all of
 them alike.
 
@@ -42,7 +48,7 @@ from .bandwidth import CacheFlush, OtherLoad, stream_bandwidth
 from .timer import Timer
 
 PATTERNS = ("unstructured", "block", "nm")
-CACHES = ("warm", "cold", "both")
+CACHES = ("warm", "cold", "layer", "both")   # both = warm and cold; a comma list names several
 DEFAULT_SPARSITIES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 DEFAULT_BATCHES = (1, 32)
 #: the sparse baseline of every row's ``speedup_vs_torch_sparse_csr``: torch-sparse on this
@@ -192,13 +198,14 @@ class _OrtMatMul:
 
 
 def candidates(W: np.ndarray, pattern: str, threads: int, values: tuple[str, ...],
-               block: tuple[int, int] = (4, 4), nm: tuple[int, int] | None = None
-               ) -> tuple[list[Candidate], list[dict]]:
+               block: tuple[int, int] = (4, 4), nm: tuple[int, int] | None = None,
+               keep_larger: bool = False) -> tuple[list[Candidate], list[dict]]:
     """Every engine/format that can hold ``W``: (candidates, skipped [{engine, format, reason}]).
 
     A format whose encoding would be larger than dense fp32 is skipped (it cannot win), and
     so are formats the pattern does not fit (nm on a matrix that is not N:M sparse; bsr on an
-    unstructured matrix unless it is smaller than dense)."""
+    unstructured matrix unless it is smaller than dense); ``keep_larger`` keeps the larger
+    ones (the twins of ``layer`` runs)."""
     from .. import kernels as K
     from ..engines.scipy_engine import ScipyOp
     from ..engines.torch_sparse import TORCH_SPARSE, TorchSparseOp
@@ -224,7 +231,7 @@ def candidates(W: np.ndarray, pattern: str, threads: int, values: tuple[str, ...
             except BadInputError as e:
                 skipped.append({"engine": "native", "format": f, "values": v, "reason": str(e)})
                 continue
-            if fmt.nbytes()["total"] > W.size * value_nbytes(v):
+            if not keep_larger and fmt.nbytes()["total"] > W.size * value_nbytes(v):
                 skipped.append({"engine": "native", "format": f, "values": v,
                                 "reason": f"{f} {v} would take {fmt.nbytes()['total']} B, more "
                                           "than dense"})
@@ -254,12 +261,22 @@ def candidates(W: np.ndarray, pattern: str, threads: int, values: tuple[str, ...
 # ---------------------------------------------------------------- the run
 
 
+def _key(c: Candidate) -> tuple[str, str, str, str]:
+    return c.engine, c.format, c.values, c.variant
+
+
 def _time(cands: list[Candidate], X: torch.Tensor, repeats: int, rounds: int,
-          flush: CacheFlush | None) -> None:
-    """Fill each candidate's ``samples`` (seconds): ``rounds`` rounds of every candidate."""
+          flush: CacheFlush | None, twins: dict[tuple, Candidate] | None = None) -> None:
+    """Fill each candidate's ``samples`` (seconds): ``rounds`` rounds of every candidate.
+    With ``twins`` (a ``layer`` run) each flush is followed by the candidate's twin product
+    (a candidate without one, which no kernel lacks today, gets the flush alone; its rows say
+    ``twin: false``)."""
     for c in cands:
         c.samples = []
         c.call(X)                                   # compile / first-touch outside timing
+    if twins is not None:
+        for t in twins.values():
+            t.call(X)
     per = max(1, -(-repeats // rounds))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")              # the Timer's noisy-IQR warning: we report it
@@ -268,8 +285,15 @@ def _time(cands: list[Candidate], X: torch.Tensor, repeats: int, rounds: int,
                 def call(c: Candidate = c) -> Any:
                     return c.call(X)
 
+                between: Callable[[], Any] | None = flush
+                twin = twins.get(_key(c)) if twins is not None else None
+                if flush is not None and twin is not None:
+                    def between(twin: Candidate = twin) -> None:
+                        flush()
+                        twin.call(X)
+
                 m = Timer(call, warmup=0 if flush else 1, min_runs=per,
-                          min_time=0.0, max_runs=per, between=flush).run()
+                          min_time=0.0, max_runs=per, between=between).run()
                 c.samples.extend(m.samples)
 
 
@@ -284,6 +308,17 @@ def _check_correct(cands: list[Candidate], W: np.ndarray, X: torch.Tensor) -> No
         err = float((got - ref).abs().max()) / scale
         if not err <= tol[c.values]:
             raise RuntimeError(f"{c.engine} {c.format} {c.values}: relative error {err:.3g}")
+
+
+def cache_modes(cache: str) -> list[str]:
+    """``--cache`` (one of :data:`CACHES` or a comma list of them) as the modes to run, in order."""
+    modes: list[str] = []
+    for part in cache.split(","):
+        _check_choice("--cache", part.strip(), CACHES)
+        for m in (["warm", "cold"] if part.strip() == "both" else [part.strip()]):
+            if m not in modes:
+                modes.append(m)
+    return modes
 
 
 def run(shapes: list[Shape] | None = None, sparsities: Iterable[float] = DEFAULT_SPARSITIES,
@@ -302,7 +337,7 @@ def run(shapes: list[Shape] | None = None, sparsities: Iterable[float] = DEFAULT
     threads = check_kernel_threads(threads if threads is not None else
                                    min(os.cpu_count() or 1, K.max_threads()))
     _check_choice("--pattern", pattern, PATTERNS)
-    _check_choice("--cache", cache, CACHES)
+    modes = cache_modes(cache)
     for v in values:
         _check_choice("--values", v, VALUE_ENCODINGS)
     batches = [int(b) for b in batches]
@@ -315,7 +350,6 @@ def run(shapes: list[Shape] | None = None, sparsities: Iterable[float] = DEFAULT
     torch.set_num_threads(threads)
     bandwidth = stream_bandwidth(threads)
     flush = CacheFlush(threads)
-    modes = ["warm", "cold"] if cache == "both" else [cache]
     rng = np.random.default_rng(seed)
     rows_out, skipped_all = [], []
     started = time.perf_counter()
@@ -334,6 +368,11 @@ def run(shapes: list[Shape] | None = None, sparsities: Iterable[float] = DEFAULT
     for shape, s, W, info in jobs():
         nm = nm_for(s) if pattern == "nm" and matrices is None else None
         cands, skipped = candidates(W, pattern, threads, tuple(values), block, nm)
+        twins = None
+        if "layer" in modes:
+            mirrored, _ = candidates(np.ascontiguousarray(W[::-1]), pattern, threads,
+                                     tuple(values), block, nm, keep_larger=True)
+            twins = {_key(t): t for t in mirrored}
         for sk in skipped:
             skipped_all.append(dict(sk, shape=[shape.rows, shape.cols], sparsity=s))
         for batch in ([shape.batch] if shape.batch else batches):
@@ -344,7 +383,8 @@ def run(shapes: list[Shape] | None = None, sparsities: Iterable[float] = DEFAULT
                 if progress:
                     progress(f"{shape.name} s={s:.2f} batch {batch} {mode}")
                 load = OtherLoad()
-                _time(cands, X, repeats, rounds, flush if mode == "cold" else None)
+                _time(cands, X, repeats, rounds, None if mode == "warm" else flush,
+                      twins if mode == "layer" else None)
                 other = load.cores()
                 med = {id(c): float(np.median(c.samples)) for c in cands}
                 dense = med[id(cands[0])]
@@ -362,6 +402,7 @@ def run(shapes: list[Shape] | None = None, sparsities: Iterable[float] = DEFAULT
                         "batch": batch, "engine": c.engine, "format": c.format, "values": c.values,
                         "variant": c.variant,
                         "cache": mode, "threads": threads, "threads_effective": c.threads_effective,
+                        "twin": (twins is not None and _key(c) in twins) if mode == "layer" else None,
                         "ms": t * 1e3, "min_ms": float(np.min(c.samples)) * 1e3,
                         "iqr_ms": float(q3 - q1) * 1e3, "runs": len(c.samples),
                         "noisy": bool(q3 - q1 > 0.1 * t), "other_load_cores": other,
