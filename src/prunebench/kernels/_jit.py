@@ -90,9 +90,14 @@ def as_uindex(typingctx: Any, v: Any) -> Any:
     return types.uint32(v), codegen
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def finish(acc: float, r: int, scales: np.ndarray, bias: np.ndarray) -> float:
-    """``acc * scales[r] + bias[r]``; an empty ``scales`` or ``bias`` means none."""
+    """``acc * scales[r] + bias[r]``; an empty ``scales`` or ``bias`` means none.
+
+    Inlined by numba, not left to LLVM: as a call, every output row increfs and decrefs both
+    arrays (four atomic NRT calls per row, seen in the panel kernel's assembly); inlined,
+    none (Xeon VM, 4096x4096 at 90%, 2 threads: panel int8 warm 0.199-0.207 -> 0.184-0.191
+    ms, cold 0.321-0.324 -> 0.304-0.313 ms; fp32 without scales within noise)."""
     if scales.size:
         acc *= scales[r]
     if bias.size:
