@@ -20,7 +20,7 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import BATCH_STEP, PJIT, batch_transpose, finish, untranspose
+from ._jit import BATCH_STEP, PJIT, batch_transpose, finish, lined, untranspose
 
 
 @njit(**PJIT)
@@ -47,7 +47,7 @@ def right_product(core: Callable[..., None], args: tuple[Any, ...], X: np.ndarra
     nparts)``: ``X`` transposed once into ``T`` (``t_rows`` rows, zero past ``cols``), the
     core's ``YT[rows, B]`` transposed once back into ``Y``."""
     T = batch_transpose(X, t_rows)
-    YT = np.empty((Y.shape[1], T.shape[1]), np.float32)
+    YT = lined((Y.shape[1], T.shape[1]))
     core(*args, T, YT, nparts)
     untranspose(YT, Y, scales, bias)
 
@@ -63,9 +63,10 @@ def left_product(core: Callable[..., None], args: tuple[Any, ...], X: np.ndarray
     if width == n and t_rows == cols and X.flags.c_contiguous:
         T = X
     else:
-        T = np.zeros((t_rows, max(width, BATCH_STEP)), np.float32)
+        T = lined((t_rows, max(width, BATCH_STEP)))
+        T[:] = 0
         T[:cols, :n] = X
-    YT = np.empty((rows, T.shape[1]), np.float32)
+    YT = lined((rows, T.shape[1]))
     core(*args, T, YT, nparts)
     finish_rows(YT, scales, bias)
     return YT if T.shape[1] == n else YT[:, :n]
