@@ -3,6 +3,7 @@ checks of a results database (the tiny study they run: :mod:`tests.study_helpers
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -11,11 +12,21 @@ from pathlib import Path
 from ..study_helpers import job_table
 
 
+def default_sigint() -> None:
+    """In a child before exec: Ctrl-C back to its default. A test run started as a background
+    job (``make test &``) inherits SIGINT ignored, and Python then leaves it ignored, so the
+    tests' SIGINT would do nothing and the child would run to the end (seen: exit 0 where the
+    interrupted study exits 130)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(*args: str, **kw) -> subprocess.Popen:
-    """``python -m prunebench ARGS`` as a child process (stdout/stderr piped)."""
+    """``python -m prunebench ARGS`` as a child process (stdout/stderr piped; Ctrl-C as in a
+    terminal, :func:`default_sigint`)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "prunebench", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=default_sigint, **kw)
 
 
 def connect(db: Path) -> sqlite3.Connection:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from . import fake_engines
-from ..reliability.helpers import count_rows
+from ..reliability.helpers import count_rows, default_sigint
 from ..study_helpers import job_table, run_reference, write_spec
 
 HERE = Path(__file__).parent
@@ -56,7 +56,7 @@ def _start(spec: Path, out: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "tests.study.run_study", str(spec), str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=HERE.parents[1])
+                            cwd=HERE.parents[1], preexec_fn=default_sigint)
 
 
 def _wait_rows(proc: subprocess.Popen, db: Path, n: int, timeout: float = 120) -> int:
