@@ -125,15 +125,24 @@ def main() -> int:
                     help="cache states, judged each on its own (default cold,layer: the issue's "
                          "targets are cold; layer keeps the code and the input warm)")
     args = ap.parse_args()
+    from prunebench.errors import BadInputError
+    from prunebench.measure.kernel_bench import cache_modes
+
+    try:
+        states = cache_modes(args.cache)         # checked here: a child's error would be lost
+    except BadInputError as e:
+        ap.error(str(e))
     t0 = time.perf_counter()
     names = args.only or list(RUNS)
-    runs = {name: run([*RUNS[name], *COMMON, "--cache", args.cache]) for name in names}
+    runs = {name: run([*RUNS[name], *COMMON, "--cache", ",".join(states)]) for name in names}
     doc: dict[str, Any] = {"runs": runs, "seconds": time.perf_counter() - t0}
+    if args.out:                                  # the measurements, whatever the verdicts do
+        args.out.write_text(json.dumps(doc, indent=1) + "\n")
     if not args.only:
         doc["verdicts"] = []
-        for cache in args.cache.split(","):
-            for t, m, ok in verdicts(in_state(runs, cache.strip())):
-                doc["verdicts"].append({"cache": cache.strip(), "target": t, "measured": m, "met": ok})
+        for cache in states:
+            for t, m, ok in verdicts(in_state(runs, cache)):
+                doc["verdicts"].append({"cache": cache, "target": t, "measured": m, "met": ok})
         for v in doc["verdicts"]:
             print(f"{'met   ' if v['met'] else 'MISSED'} [{v['cache']}] {v['target']}: {v['measured']}")
     print("wait policy:", ", ".join(f"{k}: {r['meta']['omp_wait_policy']}" for k, r in runs.items()))

@@ -124,7 +124,8 @@ BAD = [
     (["--threads", str((os.cpu_count() or 1) + 1)], "--threads: got"),
     (["--pattern", "diagonal"], "--pattern: got 'diagonal'; allowed: unstructured, block, nm"),
     (["--cache", "lukewarm"], "--cache: got 'lukewarm'"),
-    (["--cache", "cold,tepid"], "--cache: got 'tepid'; allowed: warm, cold, layer, both"),
+    (["--cache", "cold,tepid"], "--cache: got 'cold,tepid' ('tepid' is not a cache state); "
+                                "allowed: warm, cold, layer, both, or a comma list of them"),
     (["--batch", "0"], "--batch"),
     (["--values", "int4"], "--values"),
     (["--from-model", "mnist1d-mlp"], "--from-model and --method go together"),
@@ -151,8 +152,10 @@ def test_cache_modes():
     assert kb.cache_modes("cold") == ["cold"]
     assert kb.cache_modes("both") == ["warm", "cold"]
     assert kb.cache_modes("layer, cold,both") == ["layer", "cold", "warm"]
-    with pytest.raises(BadInputError, match="--cache: got 'hot'"):
+    with pytest.raises(BadInputError, match="--cache: got 'warm,hot' \\('hot' is not"):
         kb.cache_modes("warm,hot")
+    with pytest.raises(BadInputError, match="--cache: got ''"):
+        kb.cache_modes("")
 
 
 def test_layer_runs_flush_then_twin_before_every_timed_call():

@@ -16,6 +16,17 @@ from .output import emit_json, err, out
 DEFAULT_SPARSITIES = ",".join(str(s) for s in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99))
 
 
+def _cache_note(meta: dict) -> str:
+    """What the run's cache states did before each timed call (only the states it ran)."""
+    from ..measure import kernel_bench as kb
+
+    notes = {"warm": "warm = calls back to back",
+             "cold": f"cold = {meta['flush_mib']} MiB streamed before every call (not timed)",
+             "layer": f"layer = {meta['flush_mib']} MiB streamed, then a copy of the matrix "
+                      "multiplied (neither timed)"}
+    return "; ".join(notes[m] for m in kb.cache_modes(meta["cache"])) + "; "
+
+
 def _floats(text: str, arg: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
@@ -149,8 +160,7 @@ def render(res: dict[str, Any]) -> None:
                   else f"{c['native_sparsity']:.2f} ({c['native_format']})")
     out.print(t)
     out.print(f"streaming-read bandwidth {meta['stream_gbps']:.1f} GB/s ({meta['threads']} "
-              f"threads); cold = {meta['flush_mib']} MiB streamed before every call, layer = the "
-              f"same then a twin matrix's product (neither timed); "
+              f"threads); {_cache_note(meta)}"
               f"'~' = IQR above 10% of the median; {meta['seconds']:.0f} s")
     other = meta.get("other_load_cores")
     if other is not None and other > 0.1:

@@ -9,7 +9,8 @@ SciPy arrays, a one-node ONNX Runtime graph, PyTorch's dense ``F.linear``).
 Each row carries the median time, the speedup over ``torch-dense``, the bytes a call must
 move (stored arrays + input + output), the effective GB/s and that as a fraction of this
 machine's streaming-read bandwidth, measured in the same run (a vectorised parallel sum over
-256 MiB on the same thread count).
+at least 256 MiB and at least the cold flush, :func:`.bandwidth.stream_bytes`, on the same
+thread count).
 
 Cache state: ``warm`` times repeated calls (a matrix smaller than the last-level cache then
 comes from cache); ``cold`` streams a buffer larger than the LLC before every call (the
@@ -19,8 +20,8 @@ the code of every call (the interpreter's, PyTorch's, NumPy's: a cold ``Tensor.n
 took 0.1 ms on the Xeon VM of 2026-12-05, warm well under 1 us). ``layer`` is the state of a
 layer inside a model, whose weights are cold and whose input and code are warm because the
 layer before it just ran: the flush, then (untimed) the same engine, format and value type on
-a twin matrix, ``W`` with its rows reversed (the same size, sparsity and thread count; other
-memory), with the same input. Candidates are timed in
+a twin matrix, a copy of ``W`` encoded on its own (the same work and thread count, other
+memory; an ONNX Runtime twin does not spin its threads after the call), with the same input. Candidates are timed in
 rounds (every candidate once per round) so a burst of load from other processes hits all of
 them alike.
 
@@ -174,7 +175,7 @@ class Candidate:
 class _OrtMatMul:
     """ONNX Runtime running one MatMul by the dense initializer W.T."""
 
-    def __init__(self, W: np.ndarray, threads: int):
+    def __init__(self, W: np.ndarray, threads: int, spin: bool = True):
         import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
 
@@ -190,6 +191,8 @@ class _OrtMatMul:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        if not spin:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.sess = ort.InferenceSession(model.SerializeToString(), so,
                                          providers=["CPUExecutionProvider"])
 
@@ -199,13 +202,14 @@ class _OrtMatMul:
 
 def candidates(W: np.ndarray, pattern: str, threads: int, values: tuple[str, ...],
                block: tuple[int, int] = (4, 4), nm: tuple[int, int] | None = None,
-               keep_larger: bool = False) -> tuple[list[Candidate], list[dict]]:
+               twin: bool = False) -> tuple[list[Candidate], list[dict]]:
     """Every engine/format that can hold ``W``: (candidates, skipped [{engine, format, reason}]).
 
     A format whose encoding would be larger than dense fp32 is skipped (it cannot win), and
     so are formats the pattern does not fit (nm on a matrix that is not N:M sparse; bsr on an
-    unstructured matrix unless it is smaller than dense); ``keep_larger`` keeps the larger
-    ones (the twins of ``layer`` runs)."""
+    unstructured matrix unless it is smaller than dense). ``twin``: the twins of a ``layer``
+    run, which keep every candidate and whose ONNX Runtime threads sleep after a call (its
+    spinning pool would compete with the timed candidate's)."""
     from .. import kernels as K
     from ..engines.scipy_engine import ScipyOp
     from ..engines.torch_sparse import TORCH_SPARSE, TorchSparseOp
@@ -231,7 +235,7 @@ def candidates(W: np.ndarray, pattern: str, threads: int, values: tuple[str, ...
             except BadInputError as e:
                 skipped.append({"engine": "native", "format": f, "values": v, "reason": str(e)})
                 continue
-            if not keep_larger and fmt.nbytes()["total"] > W.size * value_nbytes(v):
+            if not twin and fmt.nbytes()["total"] > W.size * value_nbytes(v):
                 skipped.append({"engine": "native", "format": f, "values": v,
                                 "reason": f"{f} {v} would take {fmt.nbytes()['total']} B, more "
                                           "than dense"})
@@ -252,7 +256,7 @@ def candidates(W: np.ndarray, pattern: str, threads: int, values: tuple[str, ...
     if (BASELINE, "fp32") in encoded:
         op = ScipyOp(encoded[(BASELINE, "fp32")], None)
         out.append(Candidate("scipy", BASELINE, "fp32", op.nbytes(), op.linear, 1))
-    ort_mm = _OrtMatMul(W, threads)
+    ort_mm = _OrtMatMul(W, threads, spin=not twin)
     out.append(Candidate("onnxruntime", "dense", "fp32", dense_bytes,
                          lambda X: torch.from_numpy(ort_mm(X.numpy())), threads))
     return out, skipped
@@ -288,7 +292,7 @@ def _time(cands: list[Candidate], X: torch.Tensor, repeats: int, rounds: int,
                 between: Callable[[], Any] | None = flush
                 twin = twins.get(_key(c)) if twins is not None else None
                 if flush is not None and twin is not None:
-                    def between(twin: Candidate = twin) -> None:
+                    def between(twin: Candidate = twin, flush: CacheFlush = flush) -> None:
                         flush()
                         twin.call(X)
 
@@ -312,10 +316,14 @@ def _check_correct(cands: list[Candidate], W: np.ndarray, X: torch.Tensor) -> No
 
 def cache_modes(cache: str) -> list[str]:
     """``--cache`` (one of :data:`CACHES` or a comma list of them) as the modes to run, in order."""
+    allowed = f"allowed: {', '.join(CACHES)}, or a comma list of them"
+    if not isinstance(cache, str) or not cache.strip():
+        raise BadInputError(f"--cache: got {cache!r}; {allowed}")
     modes: list[str] = []
-    for part in cache.split(","):
-        _check_choice("--cache", part.strip(), CACHES)
-        for m in (["warm", "cold"] if part.strip() == "both" else [part.strip()]):
+    for part in (p.strip() for p in cache.split(",")):
+        if part not in CACHES:
+            raise BadInputError(f"--cache: got {cache!r} ({part!r} is not a cache state); {allowed}")
+        for m in (["warm", "cold"] if part == "both" else [part]):
             if m not in modes:
                 modes.append(m)
     return modes
@@ -349,7 +357,7 @@ def run(shapes: list[Shape] | None = None, sparsities: Iterable[float] = DEFAULT
     K.set_threads(threads)
     torch.set_num_threads(threads)
     bandwidth = stream_bandwidth(threads)
-    flush = CacheFlush(threads)
+    flush = CacheFlush(threads) if set(modes) - {"warm"} else None
     rng = np.random.default_rng(seed)
     rows_out, skipped_all = [], []
     started = time.perf_counter()
@@ -370,9 +378,9 @@ def run(shapes: list[Shape] | None = None, sparsities: Iterable[float] = DEFAULT
         cands, skipped = candidates(W, pattern, threads, tuple(values), block, nm)
         twins = None
         if "layer" in modes:
-            mirrored, _ = candidates(np.ascontiguousarray(W[::-1]), pattern, threads,
-                                     tuple(values), block, nm, keep_larger=True)
-            twins = {_key(t): t for t in mirrored}
+            copies, _ = candidates(W.copy(), pattern, threads, tuple(values), block, nm,
+                                   twin=True)
+            twins = {_key(t): t for t in copies}
         for sk in skipped:
             skipped_all.append(dict(sk, shape=[shape.rows, shape.cols], sparsity=s))
         for batch in ([shape.batch] if shape.batch else batches):
@@ -418,7 +426,8 @@ def run(shapes: list[Shape] | None = None, sparsities: Iterable[float] = DEFAULT
         for r in rows_out:
             r["bandwidth_fraction"] = r["gbps"] * 1e9 / bandwidth_end
         bandwidth = bandwidth_end
-    meta = {"threads": threads, "stream_gbps": bandwidth / 1e9, "flush_mib": flush.buf.nbytes >> 20,
+    meta = {"threads": threads, "stream_gbps": bandwidth / 1e9,
+            "flush_mib": flush.buf.nbytes >> 20 if flush else 0,
             "repeats": repeats, "rounds": rounds, "pattern": pattern, "cache": cache,
             "seed": seed, "seconds": time.perf_counter() - started,
             "other_load_cores": whole_run.cores(), "omp_wait_policy": K.wait_policy()}
