@@ -630,18 +630,21 @@ static void dw_plane_s2(const float* __restrict in, float* __restrict out,
 #endif
 
 // One output plane of a 3x3 depthwise convolution from a plane q laid out as dw_flat_core
-// wants it: stride 1 flat; stride 2 on a small map flat, then every other row and column kept
-// (short rows cost more than the 4x products); stride 2 on a larger one row by row.
+// wants it. Stride 1: flat. Stride 2 with AVX-512: dw_plane_s2 (16 outputs of a row at a
+// time). Stride 2 without it: a small map flat, then every other row and column kept (short
+// rows cost more than the 4x products); a larger one row by row.
 static void dw_any(const float* __restrict q, float* __restrict out, const float* __restrict w,
                    float b, int64_t H, int64_t W, int64_t stride, int act,
                    const float* mL, const float* mR, float* __restrict full) {
     if (stride == 1) {
         dw_flat_core(q, out, w, b, H, W, act, mL, mR);
+        return;
+    }
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-    } else if (true) {
-        dw_plane_s2(q, out, w, b, H, W, act);
-#endif
-    } else if (H * W <= 1024) {
+    (void)full;
+    dw_plane_s2(q, out, w, b, H, W, act);
+#else
+    if (H * W <= 1024) {
         dw_flat_core(q, full, w, b, H, W, act, mL, mR);
         const int64_t Ho = (H - 1) / 2 + 1, Wo = (W - 1) / 2 + 1;
         for (int64_t y = 0; y < Ho; ++y)
@@ -649,6 +652,7 @@ static void dw_any(const float* __restrict q, float* __restrict out, const float
     } else {
         dw_plane(q, out, w, b, H, W, stride, act);
     }
+#endif
 }
 
 // The output of a 3x3 window (padding 1) at `stride` over x [N, C, H, W] (input 0): [N, rows,
