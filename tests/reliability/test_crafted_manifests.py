@@ -19,10 +19,11 @@ from prunebench.formats.container import KEY
 
 @pytest.fixture(scope="module")
 def real_file(tmp_path_factory):
-    from prunebench.runtime.modelfile import _build, save_model
+    from prunebench import zoo
+    from prunebench.runtime.modelfile import save_model
 
     path = tmp_path_factory.mktemp("real") / "lenet.pbz"
-    save_model(path, _build("digits-lenet300"), zoo_name="digits-lenet300", format="csr",
+    save_model(path, zoo.get_spec("digits-lenet300").build(), zoo_name="digits-lenet300", format="csr",
                keep_smaller=False, info={"prune": {"method": "magnitude", "scope": "layer",
                                                    "sparsity_achieved": 0.0}})
     return path

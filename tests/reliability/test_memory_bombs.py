@@ -18,9 +18,10 @@ from prunebench.formats.container import load_container, save_container
 
 
 def _bomb(path, n: int):
-    from prunebench.runtime.modelfile import _build, save_model
+    from prunebench import zoo
+    from prunebench.runtime.modelfile import save_model
 
-    save_model(path, _build("digits-lenet300"), zoo_name="digits-lenet300", format="coo",
+    save_model(path, zoo.get_spec("digits-lenet300").build(), zoo_name="digits-lenet300", format="coo",
                keep_smaller=False)
     layers, extra, manifest = load_container(path)
     empty = {"row": np.zeros(0, np.uint8), "col": np.zeros(0, np.int32),

@@ -45,11 +45,12 @@ def test_bench_missing_file_says_the_file_does_not_exist(tmp_path, capsys):
 
 @pytest.mark.parametrize("target", ["digits-lenet300", "file"])
 def test_bench_sparsity_without_method_is_refused(target, tmp_path, capsys):
-    from prunebench.runtime.modelfile import _build, save_model
+    from prunebench import zoo
+    from prunebench.runtime.modelfile import save_model
 
     if target == "file":
         target = tmp_path / "m.pbz"
-        save_model(target, _build("digits-lenet300"), zoo_name="digits-lenet300", format="csr")
+        save_model(target, zoo.get_spec("digits-lenet300").build(), zoo_name="digits-lenet300", format="csr")
     db = tmp_path / "r.sqlite"
     line = _one_line(["bench", target, "--sparsity", "1.5", "--db", db], capsys)
     assert "--sparsity: got 1.5 without --method" in line
