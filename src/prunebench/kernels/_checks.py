@@ -95,6 +95,3 @@ def output(out: Any, shape: tuple[int, ...]) -> np.ndarray:
 #: numba.get_num_threads() costs ~1 us, a third of a wrapper's overhead.
 NPARTS = max_threads()
 
-
-def nparts() -> int:
-    return NPARTS

@@ -87,42 +87,34 @@ def make_products(name: str, label: str, check: Callable[..., Checked],
                   spmv: Callable[..., None], spmm: Callable[..., None],
                   spmm_t: Callable[..., None],
                   left_width: Callable[[Checked], int] | None = None) -> Kernel:
-    """The checked products of format ``name`` (``label`` names it in docstrings). Each call
-    costs what the hand-written wrappers did (one positional ``check`` call, one tuple).
+    """The checked products of format ``name`` (``label`` names it in docstrings): ``bind``
+    checks a matrix once into a :class:`Bound`; ``matvec``, ``matmul`` and ``left`` bind the
+    matrix for one call (one ``check`` call and one small object).
 
     ``spmv(*args, scales, bias, x, y, nparts)`` and ``spmm(*args, scales, bias, X, Y, nparts)``
     write into preallocated outputs; ``spmm_t(*args, T, YT, nparts)`` is the core of the
     column-major product (:mod:`prunebench.kernels._left`); ``left_width`` is the input width
     it reads (the padded width of a blocked layout; default ``cols``)."""
 
-    def matvec(*arrays: Any, shape: Any, scales: Any = None, bias: Any = None, out: Any = None,
-               **options: Any) -> np.ndarray:
-        rows, cols, args, sc, bi = check(*arrays[:-1], shape, scales, bias, **options)
-        x = chk.input_vector(arrays[-1], cols)
-        y = chk.output(out, (rows,))
-        spmv(*args, sc, bi, x, y, chk.nparts())
-        return y
-
-    def matmul(*arrays: Any, shape: Any, scales: Any = None, bias: Any = None, out: Any = None,
-               **options: Any) -> np.ndarray:
-        rows, cols, args, sc, bi = check(*arrays[:-1], shape, scales, bias, **options)
-        X = chk.input_batch(arrays[-1], cols)
-        Y = chk.output(out, (X.shape[0], rows))
-        spmm(*args, sc, bi, X, Y, chk.nparts())
-        return Y
-
-    def left(*arrays: Any, shape: Any, scales: Any = None, bias: Any = None,
-             **options: Any) -> np.ndarray:
-        c = check(*arrays[:-1], shape, scales, bias, **options)
-        rows, cols, args, sc, bi = c
-        X = input_columns(arrays[-1], cols)
-        width = cols if left_width is None else left_width(c)
-        return left_product(spmm_t, args, X, width, rows, sc, bi, chk.nparts())
-
     def bind(*arrays: Any, shape: Any, scales: Any = None, bias: Any = None,
              **options: Any) -> Bound:
         c = check(*arrays, shape, scales, bias, **options)
         return Bound(c, spmv, spmm, spmm_t, c[1] if left_width is None else left_width(c))
+
+    # the one-call products: the matrix's arrays bound for this call only, its input last
+    def matvec(*arrays: Any, shape: Any, scales: Any = None, bias: Any = None, out: Any = None,
+               **options: Any) -> np.ndarray:
+        return bind(*arrays[:-1], shape=shape, scales=scales, bias=bias,
+                    **options).matvec(arrays[-1], out)
+
+    def matmul(*arrays: Any, shape: Any, scales: Any = None, bias: Any = None, out: Any = None,
+               **options: Any) -> np.ndarray:
+        return bind(*arrays[:-1], shape=shape, scales=scales, bias=bias,
+                    **options).matmul(arrays[-1], out)
+
+    def left(*arrays: Any, shape: Any, scales: Any = None, bias: Any = None,
+             **options: Any) -> np.ndarray:
+        return bind(*arrays[:-1], shape=shape, scales=scales, bias=bias, **options).left(arrays[-1])
 
     docs = {
         "matvec": f"``W @ x`` (+ bias) for a {label} matrix of true ``shape``; returns float32 [rows].",

@@ -21,9 +21,9 @@ took 0.1 ms on the Xeon VM of 2026-12-05, warm well under 1 us). ``layer`` is th
 layer inside a model, whose weights are cold and whose input and code are warm because the
 layer before it just ran: the flush, then (untimed) the same engine, format and value type on
 a twin matrix, a copy of ``W`` encoded on its own (the same work and thread count, other
-memory; an ONNX Runtime twin does not spin its threads after the call), with the same input. Candidates are timed in
-rounds (every candidate once per round) so a burst of load from other processes hits all of
-them alike.
+memory; an ONNX Runtime twin does not spin its threads after the call), with the same input.
+Candidates are timed in rounds (every candidate once per round) so a burst of load from other
+processes hits all of them alike.
 
 Default shapes (W rows x cols = out x in): 4096x4096 (VGG FC), 768x3072 (BERT FFN down),
 1000x2048 (ResNet-50 FC), 144x24 (MobileNetV2 1x1 expand conv at 56x56, batch = 3136
