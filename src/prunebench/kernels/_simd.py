@@ -326,24 +326,43 @@ def _axpy_typing(vals, cols, T, col0, nvec, out):
     return types.none(vals, cols, T, col0, nvec, out)
 
 
-def _axpy_codegen(delta: bool):
+def _axpy_codegen(delta: bool, ranged: bool = False):
     """Code of :func:`gather_axpy` (``delta`` False: ``cols`` are column numbers) or of
     :func:`delta_axpy` (``delta`` True: ``cols`` are 8-bit gaps and the column is a running
-    sum, one scalar add per term carried through the loop)."""
+    sum, one scalar add per term carried through the loop). ``ranged``: the arguments of
+    :func:`gather_axpy_at` (whole arrays, a range of entries, a row of a 2-D output and
+    whether to add to it)."""
 
     def codegen(context, builder, signature, args):
-        vals_v, cols_v, T_v, _, _, out_v = args
-        elem, _ = _VALUE_TYPES[signature.args[0].dtype]
-        signed = signature.args[1].dtype.signed
-        col0_v = _int64(context, builder, args[3], signature.args[3])
-        nvec_v = _int64(context, builder, args[4], signature.args[4])
-        vptr = _data_ptr(context, builder, signature.args[0], vals_v)
-        cptr = _data_ptr(context, builder, signature.args[1], cols_v)
-        tarr = context.make_array(signature.args[2])(context, builder, T_v)
+        sa = signature.args
+        if ranged:
+            vals_v, cols_v, lo_a, hi_a, T_v, _, _, out_v, orow_a, add_a = args
+            t_i, c0_i, nv_i, out_i = 4, 5, 6, 7
+            lo_v = _int64(context, builder, lo_a, sa[2])
+            n = builder.sub(_int64(context, builder, hi_a, sa[3]), lo_v)
+            vptr = _data_ptr(context, builder, sa[0], vals_v, lo_v)
+            cptr = _data_ptr(context, builder, sa[1], cols_v, lo_v)
+        else:
+            vals_v, cols_v, T_v, _, _, out_v = args
+            t_i, c0_i, nv_i, out_i = 2, 3, 4, 5
+            vptr = _data_ptr(context, builder, sa[0], vals_v)
+            cptr = _data_ptr(context, builder, sa[1], cols_v)
+            n = context.make_array(sa[0])(context, builder, vals_v).nitems
+        elem, _ = _VALUE_TYPES[sa[0].dtype]
+        signed = sa[1].dtype.signed
+        col0_v = _int64(context, builder, args[c0_i], sa[c0_i])
+        nvec_v = _int64(context, builder, args[nv_i], sa[nv_i])
+        tarr = context.make_array(sa[t_i])(context, builder, T_v)
         width = cgutils.unpack_tuple(builder, tarr.shape, 2)[1]
         tptr = builder.gep(tarr.data, [col0_v])
-        optr = _data_ptr(context, builder, signature.args[5], out_v, col0_v)
-        n = context.make_array(signature.args[0])(context, builder, vals_v).nitems
+        if ranged:
+            oarr = context.make_array(sa[out_i])(context, builder, out_v)
+            owidth = cgutils.unpack_tuple(builder, oarr.shape, 2)[1]
+            orow = _int64(context, builder, orow_a, sa[8])
+            optr = builder.gep(oarr.data, [builder.add(builder.mul(orow, owidth), col0_v)])
+            add = builder.icmp_signed("!=", _int64(context, builder, add_a, sa[9]), _c64(0))
+        else:
+            optr = _data_ptr(context, builder, sa[out_i], out_v, col0_v)
         v8f = ir.VectorType(_F32, 8)
         fmas = {16: _declare(builder, "llvm.fmuladd.v16f32", _V16F, [_V16F, _V16F, _V16F]),
                 8: _declare(builder, "llvm.fmuladd.v8f32", v8f, [v8f, v8f, v8f])}
@@ -381,6 +400,10 @@ def _axpy_codegen(delta: bool):
             tloop = fn.append_basic_block(f"axpy.u{n8}.tail")
             tbody = fn.append_basic_block(f"axpy.u{n8}.tail.body")
             exit_ = fn.append_basic_block(f"axpy.u{n8}.exit")
+            starts = zeros
+            if ranged:      # the first set of accumulators starts from the output row (add)
+                starts = [builder.select(add, builder.load(_as_vec_ptr(builder, builder.gep(optr, [_c64(16 * q)]), z.type), align=4), z)
+                          for q, z in enumerate(zeros)]
             builder.branch(mloop)
             builder.position_at_end(mloop)
             k = builder.phi(_I64)
@@ -388,8 +411,8 @@ def _axpy_codegen(delta: bool):
             sets = [[builder.phi(z.type) for z in zeros] for _ in range(UNROLL)]
             k.add_incoming(_c64(0), case)
             col.add_incoming(_c64(-1), case)
-            for acc in sets:
-                for a, z in zip(acc, zeros):
+            for u, acc in enumerate(sets):
+                for a, z in zip(acc, starts if u == 0 else zeros):
                     a.add_incoming(z, case)
             builder.cbranch(builder.icmp_signed("<", k, nmain), mbody, tloop)
             builder.position_at_end(mbody)
@@ -449,6 +472,24 @@ def gather_axpy(typingctx: Any, vals: Any, cols: Any, T: Any, col0: Any, nvec: A
     """
     sig = _axpy_typing(vals, cols, T, col0, nvec, out)
     return None if sig is None else (sig, _axpy_codegen(delta=False))
+
+
+@intrinsic
+def gather_axpy_at(typingctx: Any, vals: Any, cols: Any, lo: Any, hi: Any, T: Any, col0: Any,
+                   nvec: Any, out: Any, orow: Any, add: Any) -> Any:
+    """:func:`gather_axpy` over the entries ``lo:hi`` of whole ``vals``/``cols`` arrays into row
+    ``orow`` of the 2-D ``out`` (``out[orow, col0 + s]``), added to what the row holds when
+    ``add`` is nonzero. No array is sliced: a numba slice in a loop costs atomic reference
+    counts, which the column-blocked product (one call per row and block of columns) would
+    pay about 30,000 times a call."""
+    if vals.dtype not in _VALUE_TYPES or not isinstance(cols.dtype, types.Integer):
+        return None
+    if not all(a.layout == "C" for a in (vals, cols, T, out)) or T.ndim != 2 or out.ndim != 2:
+        return None
+    if not _ints(lo, hi, col0, nvec, orow, add) or vals.ndim != 1 or cols.ndim != 1:
+        return None
+    sig = types.none(vals, cols, lo, hi, T, col0, nvec, out, orow, add)
+    return sig, _axpy_codegen(delta=False, ranged=True)
 
 
 @intrinsic
