@@ -21,6 +21,7 @@ from numba.extending import intrinsic as _intrinsic
 from llvmlite import ir
 
 from ._simd import gather_axpy, half_bits_to_float
+from ._transpose import transpose16
 
 # numba's type objects and intrinsic decorator, as Any: their stubs do not describe them
 types: Any = _types
@@ -170,23 +171,48 @@ def lined(shape: tuple[int, ...]) -> np.ndarray:
     return buf[skip:skip + n].reshape(shape)
 
 
+@njit(**JIT)
+def empty_lined(n: int) -> np.ndarray:
+    """``np.empty(n, np.float32)`` starting on a cache line (:data:`LINE`), like
+    :func:`zeros_lined` but not zeroed: a zeroed buffer of 512 KB comes from ``calloc``, fresh
+    pages from the OS on every call, and their faults cost more than the transpose that
+    fills it (32 x 4096, 2 threads, Xeon VM: 0.035 -> 0.008 ms)."""
+    buf = np.empty(n + LINE // 4, np.float32)
+    skip = (LINE - buf.ctypes.data % LINE) % LINE // 4
+    return buf[skip:skip + n]
+
+
 @njit(**PJIT)
 def batch_transpose(X: np.ndarray, nrows: int) -> np.ndarray:
-    """``X[B, cols]`` transposed to ``T[nrows, ceil(B/8)*8]``, zero past ``cols`` and ``B``.
+    """``X[B, cols]`` transposed to ``T[nrows, ceil(B/8)*8]`` (``nrows >= cols``), zero past
+    ``cols`` and ``B``.
 
     Row ``T[c]`` holds column c of every batch row side by side: the contiguous axpy operand
-    of a weight in column ``c``. Tiles of :data:`TILE` columns: each batch row is read in
-    runs of 64 floats (a column at a time reads B rows 4*cols bytes apart, a page each).
+    of a weight in column ``c``. Tiles of :data:`TILE` columns, each in 16x16 blocks
+    transposed in registers (:func:`._transpose.transpose16`), the rest float by float.
+    Measured (32 x 4096, 2 threads, Xeon VM, spinning threads): 0.066 ms with a float-by-float
+    loop into a zeroed buffer, 0.008 ms so.
     """
     batch, cols = X.shape
     width = (batch + BATCH_STEP - 1) // BATCH_STEP * BATCH_STEP
-    T = zeros_lined(nrows * width).reshape((nrows, width))
-    for t in prange((cols + TILE - 1) // TILE):
+    T = empty_lined(nrows * width).reshape((nrows, width))
+    b16 = batch // 16 * 16
+    for t in prange((nrows + TILE - 1) // TILE):
         c0 = t * TILE
         c1 = min(c0 + TILE, cols)
-        for b in range(batch):
-            for c in range(c0, c1):
+        c16 = c0 + max(c1 - c0, 0) // 16 * 16
+        for b in range(0, b16, 16):
+            for c in range(c0, c16, 16):
+                transpose16(X, b, c, T, c, b)
+        for b in range(b16):
+            for c in range(c16, c1):
                 T[c, b] = X[b, c]
+        for c in range(c0, c1):              # the last batch rows and the padding lanes
+            row = T[c]
+            for b in range(b16, width):
+                row[b] = X[b, c] if b < batch else 0.0
+        for c in range(max(c0, cols), min(c0 + TILE, nrows)):
+            T[c, :] = 0.0
     return T
 
 
@@ -206,13 +232,22 @@ def untranspose(YT: np.ndarray, Y: np.ndarray, scales: np.ndarray, bias: np.ndar
 
     Kernels write each output row's batch contiguously (writing ``Y[:, r]`` directly costs B
     scattered cache misses per row) and transpose once at the end, in tiles of :data:`TILE`
-    rows so that each row of ``Y`` is written in runs of 64 floats.
+    rows so that each row of ``Y`` is written in runs of 64 floats, 16x16 blocks in registers
+    (4096 x 32, 2 threads: 0.030 -> 0.010-0.020 ms).
     """
     batch, rows = Y.shape
+    b16 = batch // 16 * 16
     for t in prange((rows + TILE - 1) // TILE):
         r0 = t * TILE
         r1 = min(r0 + TILE, rows)
-        for b in range(batch):
+        r16 = r0 + (r1 - r0) // 16 * 16
+        for b in range(0, b16, 16):
+            for r in range(r0, r16, 16):
+                transpose16(YT, r, b, Y, b, r)
+        for b in range(b16):
+            for r in range(r16, r1):
+                Y[b, r] = YT[r, b]
+        for b in range(b16, batch):
             for r in range(r0, r1):
                 Y[b, r] = YT[r, b]
         if scales.size or bias.size:
