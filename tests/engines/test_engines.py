@@ -97,7 +97,7 @@ def test_two_threads(models):
 def test_protocol_lists_formats_values_and_rnn_path():
     assert set(ENGINES.names()) >= {"torch-dense", "torch-sparse", "scipy", "onnxruntime",
                                     "native"}
-    assert ENGINES.get("native").formats == ("csr", "delta8", "bsr", "bitmap", "nm", "ell", "panel")
+    assert ENGINES.get("native").formats == ("csr", "delta8", "bsr", "bitmap", "nm", "ell", "panel", "cbcsr")
     assert ENGINES.get("native").values == ("fp32", "fp16", "int8")
     assert ENGINES.get("torch-sparse").formats == ("csr", "bsr")
     assert ENGINES.get("scipy").formats == ("csr", "bsr", "coo", "csc")

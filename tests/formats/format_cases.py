@@ -66,6 +66,8 @@ CASES = [
     Case("ell", {"slice_height": 3}, index_limits=lambda r, c: {"indices": c - 1}),
     Case("bitmap"),
     Case("panel"),
+    Case("cbcsr", index_limits=lambda r, c: {"indices": c - 1}),
+    Case("cbcsr", {"block_cols": 3}, index_limits=lambda r, c: {"indices": c - 1}),
     Case("nm", {"n": 2, "m": 4}, nm=(2, 4)),
     Case("nm", {"n": 1, "m": 2}, nm=(1, 2)),
     Case("nm", {"n": 3, "m": 8}, nm=(3, 8)),

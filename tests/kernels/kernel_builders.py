@@ -188,3 +188,20 @@ def compiled_asm(kernel) -> str:
     for sig in kernel.signatures:
         fresh.compile(sig)
     return "\n".join(fresh.inspect_asm().values())
+
+
+def cbcsr_arrays(P, V, block_cols, index_dtype=np.int32):
+    """(indptr, indices, data) of column-blocked CSR, built block by block and row by row:
+    segment j * rows + r holds row r's entries in columns [j * block_cols, (j+1) * block_cols)."""
+    rows, cols = P.shape
+    nblocks = -(-cols // block_cols)
+    indptr, indices, data = [0], [], []
+    for j in range(nblocks):
+        for r in range(rows):
+            for c in range(j * block_cols, min((j + 1) * block_cols, cols)):
+                if P[r, c]:
+                    indices.append(c)
+                    data.append(V[r, c])
+            indptr.append(len(indices))
+    return (np.array(indptr, np.int32), np.array(indices, index_dtype),
+            np.array(data, V.dtype).reshape(-1))

@@ -16,6 +16,7 @@ from .kernel_builders import (
     assert_product,
     bitmap_arrays,
     bsr_arrays,
+    cbcsr_arrays,
     csr_arrays,
     delta8_arrays,
     ell_arrays,
@@ -66,6 +67,8 @@ FORMATS = [
     Format("nm", lambda P, V, it, v: (nm_arrays(P, V, *v), {"n": v[0], "m": v[1]}),
            K.nm_matvec, K.nm_matmul, K.nm_reference, ((2, 4), (1, 2), (3, 8), (5, 16), (4, 4), (16, 16), (7, 8)),
            index_dtypes=(None,), nm=True),
+    Format("cbcsr", lambda P, V, it, v: (cbcsr_arrays(P, V, v, it), {}),
+           K.cbcsr_matvec, K.cbcsr_matmul, K.cbcsr_reference, (1, 16, 100, 512)),
 ]
 
 # (rows, cols, sparsity, all-zero rows)

@@ -31,14 +31,14 @@ class FakeTimer:
 
 
 LAYERS = {"2": {"dense": 1.0, "csr": 0.5, "delta8": 0.7, "bsr": 0.9, "bitmap": 0.6, "ell": 0.55,
-                "panel": 0.65},
+                "panel": 0.65, "cbcsr": 0.75},
           "4": {"dense": 1.0, "csr": 1.2, "delta8": 1.4, "bsr": 1.1, "bitmap": 1.3, "ell": 1.25,
-                "panel": 1.35}}
+                "panel": 1.35, "cbcsr": 1.45}}
 
 
 def _table(model_ms):
-    # whole models on delta8 are slower than dense and over every budget below
-    return dict(LAYERS, model={"delta8": 2.2, "panel": 2.3, **model_ms})
+    # whole models on delta8, panel and cbcsr are slower than dense and over every budget below
+    return dict(LAYERS, model={"delta8": 2.2, "panel": 2.3, "cbcsr": 2.4, **model_ms})
 
 
 def test_fastest_needs_more_than_noise_to_leave_dense_and_ties_go_to_the_smaller():
@@ -62,7 +62,9 @@ def test_latency_plan_takes_the_fastest_format_per_layer(tmp_path, monkeypatch):
     doc = p.to_json()
     lay = {row["name"]: row for row in doc["layers"]}
     assert lay["2"]["format"] == "csr" and lay["4"]["format"] == "dense"
-    assert lay["2"]["times_ms"] == LAYERS["2"] and "nm" in lay["2"]["unavailable"]
+    # cbcsr is built for batches of 8 and more: not a default candidate at batch 1
+    assert lay["2"]["times_ms"] == {k: v for k, v in LAYERS["2"].items() if k != "cbcsr"}
+    assert "nm" in lay["2"]["unavailable"]
     assert lay["0"]["reason"].startswith("not pruned")
     assert doc["verify"]["ok"] and doc["verify"]["max_abs"] < 1e-5
     # the plan computes what the pruned model computes
@@ -330,3 +332,18 @@ def test_interleaved_timing_races_out_candidates_that_cannot_win(fake_clock):
     calls.update(a=0, b=0, c=0)
     out = planner.interleaved_ms(fns, rounds=7, sample_s=0.002, clock=fake_clock)
     assert calls == {"a": 2 + 14, "b": 2 + 14, "c": 2 + 7}
+
+
+def test_batched_only_formats_join_the_default_candidates_from_their_batch(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
+    model = _pruned()
+    table = _table({"dense": 2.0, "csr": 1.7, "bsr": 2.0, "bitmap": 1.9, "ell": 1.8,
+                    "per-layer": 1.5})
+    timed = {}
+    for batch, formats in [(1, None), (8, None), (1, ("csr", "cbcsr"))]:
+        timer = FakeTimer(table)
+        plan(model, torch.randn(8, 32), batch=batch, formats=formats, timer=timer, cache=False)
+        timed[(batch, formats)] = {f for label, fns in timer.calls if label == "2" for f in fns}
+    assert "cbcsr" not in timed[(1, None)] and "csr" in timed[(1, None)]
+    assert "cbcsr" in timed[(8, None)]
+    assert timed[(1, ("csr", "cbcsr"))] == {"dense", "csr", "cbcsr"}

@@ -26,7 +26,7 @@ from prunebench.formats import FORMATS, encode, load_container, save_container
 
 SETTINGS = dict(deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
-KERNEL_FORMATS = ("csr", "delta8", "bsr", "bitmap", "nm", "ell")
+KERNEL_FORMATS = ("csr", "delta8", "bsr", "bitmap", "nm", "ell", "cbcsr")
 TMP = Path(tempfile.mkdtemp(prefix="pb-fuzz-"))
 
 

@@ -22,8 +22,8 @@ from prunebench.runtime import (DenseOp, KernelOp, SparseConv, SparseLinear, Spa
 torch.set_num_threads(1)
 pytestmark = [pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel"),
               pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")]
-FORMATS = ["csr", "delta8", "bsr", "bitmap", "ell", "nm"]
-OPTS = {"bsr": {"block": (4, 4)}, "ell": {"slice_height": 8}, "nm": {"n": 2, "m": 4}}
+FORMATS = ["csr", "delta8", "bsr", "bitmap", "ell", "nm", "cbcsr"]
+OPTS = {"bsr": {"block": (4, 4)}, "ell": {"slice_height": 8}, "nm": {"n": 2, "m": 4}, "cbcsr": {"block_cols": 16}}
 
 
 @pytest.fixture(params=[1, 2], ids=["t1", "t2"])

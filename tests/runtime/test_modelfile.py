@@ -22,7 +22,8 @@ torch.set_num_threads(1)
 MODELS = ["digits-lenet300", "mnist1d-cnn", "mnist1d-gru"]
 # every format that stores W's entries exactly, with the options it needs
 EXACT_FORMATS = [("dense", {}), ("coo", {}), ("csr", {}), ("csc", {}), ("rcsr", {"bits": 4}),
-                 ("rcsr", {"bits": 8}), ("delta8", {}), ("bsr", {"block": (4, 4)}), ("ell", {}), ("bitmap", {})]
+                 ("rcsr", {"bits": 8}), ("delta8", {}), ("bsr", {"block": (4, 4)}), ("ell", {}), ("bitmap", {}),
+                 ("cbcsr", {})]
 GRU_GATES = [f"rnn.weight_{kind}_l0{rev}[{g}]" for kind in ("ih", "hh") for rev in ("", "_reverse")
              for g in range(3)]
 

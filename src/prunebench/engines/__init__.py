@@ -7,7 +7,8 @@ torch-dense    dense                               fp32                 torch
 torch-sparse   csr, bsr (torch sparse tensors)     fp32                 torch (MKL)
 scipy          csr, bsr, coo, csc                  fp32                 1 (single-threaded)
 onnxruntime    dense, coo (sparse initializers)    fp32                 intra_op_num_threads
-native         csr, delta8, bsr, bitmap, nm, ell   fp32, fp16, int8     numba
+native         csr, delta8, bsr, bitmap, nm, ell,  fp32, fp16, int8     numba
+               panel, cbcsr
 openvino       dense, csr (custom op in the graph)  fp32, bf16 (dense)   INFERENCE_NUM_THREADS
 litert         dense, tflite-sparse (DENSIFY)      fp32                 num_threads (XNNPACK)
 =============  ==================================  ===================  ==================

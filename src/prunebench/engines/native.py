@@ -1,5 +1,5 @@
-"""``native``: prunebench's own numba kernels (csr, delta8, bsr, bitmap, nm, ell; fp32, fp16
-and int8 values) behind the sparse layers of :mod:`prunebench.runtime`."""
+"""``native``: prunebench's own numba kernels (csr, delta8, bsr, bitmap, nm, ell, panel, cbcsr;
+fp32, fp16 and int8 values) behind the sparse layers of :mod:`prunebench.runtime`."""
 from __future__ import annotations
 
 from typing import Any

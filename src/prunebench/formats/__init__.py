@@ -23,6 +23,7 @@ import numpy as np
 from .base import FORMATS, Format, encoding_error
 from .bitmap import BitmapFormat
 from .bsr import BSRFormat
+from .cbcsr import CBCSRFormat
 from .compact import CompactFormat
 from .coo import COOFormat
 from .csc import CSCFormat
@@ -56,6 +57,6 @@ def approximating_formats() -> tuple[str, ...]:
 __all__ = [
     "FORMATS", "Format", "encode", "approximating_formats", "encoding_error", "VALUE_ENCODINGS",
     "DenseFormat", "COOFormat", "CSRFormat", "CSCFormat", "RCSRFormat", "Delta8Format", "BSRFormat", "ELLFormat",
-    "BitmapFormat", "NMFormat", "PanelFormat", "LowRankFormat", "CompactFormat",
+    "BitmapFormat", "NMFormat", "CBCSRFormat", "PanelFormat", "LowRankFormat", "CompactFormat",
     "estimate_nbytes", "break_even_sparsity", "save_container", "load_container", "inspect_container",
 ]

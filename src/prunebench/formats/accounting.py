@@ -10,6 +10,7 @@ format    bytes (values + indices + pointers; int8 adds 4 * rows of scales)     
 dense     N*vb                                                                   exact
 coo       nnz*vb + nnz*(ib(rows-1) + ib(cols-1))                                 exact
 csr       nnz*vb + nnz*ib(cols-1) + (rows+1)*pb                                  exact
+cbcsr     nnz*vb + nnz*ib(cols-1) + (ceil(cols/block_cols)*rows+1)*pb            exact
 csc       nnz*vb + nnz*ib(rows-1) + (cols+1)*pb                                  exact
 bitmap    nnz*vb + rows*ceil(cols/8) + (rows+1)*pb                               exact
 nm        rows*G*n*vb + rows*ceil(G*n*log2(m)/8), G = ceil(cols/m)               exact

@@ -211,6 +211,8 @@ class Format(ABC):
       takes, and ``one_of_default`` the one a study uses when none is;
     * ``stores_entries``: False for a format that approximates W (lowrank): the stored values
       are not entries of W, and an accuracy read back from a lossless file does not apply;
+    * ``min_batch``: the smallest batch its kernels are built for (cbcsr: 8); the planner's
+      default candidates leave it out below that batch (given explicitly, it is timed);
     * its byte model (:func:`prunebench.formats.estimate_nbytes`): :meth:`expected_parts`,
       :meth:`estimate_options`, :meth:`max_count`, :meth:`expected_scale_bytes` and
       ``estimate_patterns`` (patterns besides ``"unstructured"`` it models exactly).
@@ -228,6 +230,7 @@ class Format(ABC):
     scale_names: ClassVar[tuple[str, ...]] = ("scales",)
     # False for formats whose stored values are not entries of W (lowrank quantises its factors)
     stores_entries: ClassVar[bool] = True
+    min_batch: ClassVar[int] = 1
     kernel_arrays: ClassVar[tuple[str, ...]] = ()
     kernel_options: ClassVar[tuple[str, ...]] = ()
     runtime_options: ClassVar[dict[str, Any]] = {}

@@ -144,7 +144,16 @@ class ELLFormat(Format):
             s = bad[0]
             raise FormatError(f"{who}: slice {s} spans {slice_ptr[s + 1] - slice_ptr[s]} entries in slice_ptr, "
                               f"expected height {heights[s]} x width {widths[s]} = {heights[s] * widths[s]}")
-        check_indices(who, indices, cols, "column index", "columns", self._rows_of_slots(), "row")
+        row_of = self._rows_of_slots()
+        check_indices(who, indices, cols, "column index", "columns", row_of, "row")
+        # a column twice in one row: the kernels add both values, a densified copy keeps one
+        # (padding slots, value 0, may repeat column 0: they add nothing)
+        keep = np.flatnonzero(data != 0)
+        key = np.sort(row_of[keep] * cols + indices[keep].astype(np.int64))
+        dup = np.flatnonzero(np.diff(key) == 0)
+        if len(dup):
+            r, c = divmod(int(key[dup[0]]), cols)
+            raise FormatError(f"{who}: row {r} stores column {c} twice")
 
     def _decode(self):
         D = np.zeros(self.shape, self.data.dtype)

@@ -1,6 +1,6 @@
 """Batch-1 and batch-B sparse x dense products for pruned linear layers, one module per format.
 
-Convention: W is [rows=out, cols=in]. For every format ``fmt`` in csr, delta8, bsr, ell, bitmap, nm, panel:
+Convention: W is [rows=out, cols=in]. For every format ``fmt`` in csr, delta8, bsr, ell, bitmap, nm, panel, cbcsr:
 
 * ``fmt_matvec(*arrays, x, *, shape, <format options>, scales=None, bias=None, out=None) -> y``:
   ``y[rows] = scales * (W @ x) + bias``; checks shapes and dtypes (never the structure: that is
@@ -43,6 +43,8 @@ from .nm import nm_left, nm_matmul, nm_matvec, nm_reference, spmm_nm, spmv_nm  #
 from .ell import ell_left, ell_matmul, ell_matvec, ell_reference, spmm_ell, spmv_ell  # noqa: E402
 from .panel import (panel_left, panel_matmul, panel_matvec, panel_reference,  # noqa: E402
                     spmm_panel, spmv_panel)
+from .cbcsr import (cbcsr_left, cbcsr_matmul, cbcsr_matvec, cbcsr_reference,  # noqa: E402
+                    spmm_cbcsr, spmv_cbcsr)
 
 __all__ = [
     "set_threads", "get_threads", "max_threads", "sources_digest", "wait_policy",
@@ -54,4 +56,5 @@ __all__ = [
     "bitmap_matvec", "bitmap_matmul", "bitmap_left", "bitmap_reference", "spmv_bitmap", "spmm_bitmap",
     "nm_matvec", "nm_matmul", "nm_left", "nm_reference", "spmv_nm", "spmm_nm",
     "panel_matvec", "panel_matmul", "panel_left", "panel_reference", "spmv_panel", "spmm_panel",
+    "cbcsr_matvec", "cbcsr_matmul", "cbcsr_left", "cbcsr_reference", "spmv_cbcsr", "spmm_cbcsr",
 ]

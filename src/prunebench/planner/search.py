@@ -13,6 +13,7 @@ from torch import nn
 
 from ..dtypes import VALUE_ENCODINGS
 from ..errors import BadInputError
+from ..formats import FORMATS
 from ..kernels import sources_digest
 from .cache import TimingCache, digest
 from .result import Plan
@@ -99,7 +100,8 @@ def plan(model: nn.Module, example_input: torch.Tensor, *, objective: str = "lat
     threads : threads for PyTorch and the sparse kernels.
     engine : ``native`` (default), ``torch-sparse`` or ``scipy``.
     values : value encoding of the sparse layers (``fp32``, ``fp16``, ``int8``).
-    formats : candidate formats (default: every format the engine runs); dense always is.
+    formats : candidate formats (default: every format the engine runs, except those built
+        for batches larger than ``batch``, ``Format.min_batch``); dense always is.
     cache : reuse timings measured before on this machine.
     timer : ``timer(fns, rounds=, label=) -> {key: ms}`` (default: interleaved rounds of
         :func:`~prunebench.measure.interleaved_ms`; tests inject timings through it).
@@ -157,7 +159,8 @@ def _plan(model, example_input, *, objective, budget_ms, batch, threads, engine,
                             f"--batch {batch}")
     x = example_input[:batch]
     eng = engines.ENGINES.get(engine)
-    candidates = tuple(formats) if formats is not None else tuple(eng.formats)
+    candidates = tuple(formats) if formats is not None else tuple(
+        f for f in eng.formats if f not in FORMATS or FORMATS.get(f).min_batch <= batch)
     for f in candidates:
         if not eng.supports(f):
             raise BadInputError(f"formats: {f!r} is not a sparse format engine {engine!r} runs; "

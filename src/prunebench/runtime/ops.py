@@ -119,7 +119,7 @@ def kernel_call(fmt: Format) -> tuple[tuple[np.ndarray, ...], K.Kernel, dict[str
 
 class KernelOp(MatrixOp):
     """prunebench's numba kernels on the arrays of a format object (csr, delta8, bsr, bitmap,
-    nm, ell; fp32, fp16 or int8 values). The bias is added inside the kernel.
+    nm, ell, panel, cbcsr; fp32, fp16 or int8 values). The bias is added inside the kernel.
 
     ``threads`` is the count the compiled model runs with; calls with fewer than
     :data:`GRAIN` stored values x batch run on one thread.

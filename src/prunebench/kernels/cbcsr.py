@@ -1,0 +1,119 @@
+"""Column-blocked CSR kernels (:mod:`prunebench.formats.cbcsr`): W stored as (indptr, indices,
+data) with ``indptr`` over ``nblocks * rows`` segments, block-major (segment ``j * rows + r``:
+row r's entries in column block j).
+
+The batched core runs block by block: for block j, every row of the thread's share adds its
+block-j entries into its output row (:func:`._simd.gather_axpy_at`, no array slices), so the
+rows of the transposed batch it reads are the block's only, and stay in L1. The product at
+batch 1 walks the same order with a scalar loop: the format is for batches.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from . import _checks as chk
+from ..errors import BadInputError
+from ._jit import BATCH_PASS, BATCH_STEP, PJIT, as_f32, as_uindex, balanced_splits, finish
+from ._left import right_product
+from ._reference import apply_dense, value_array
+from ._simd import gather_axpy_at
+from .products import KERNELS, Checked, make_products
+
+
+@njit(**PJIT)
+def spmv_cbcsr(rowptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+               scales: np.ndarray, bias: np.ndarray, x: np.ndarray, y: np.ndarray,
+               nparts: int) -> None:
+    """``y[r] = scales[r] * sum_k data[k] * x[indices[k]] + bias[r]`` over row r's values in
+    every block; ``rowptr`` [rows+1] counts each row's values over all blocks (the thread
+    split)."""
+    rows = y.size
+    if rows == 0:
+        return
+    nblocks = (indptr.size - 1) // rows
+    bounds = balanced_splits(rowptr, nparts)
+    for p in prange(nparts):
+        r0 = bounds[p]
+        r1 = bounds[p + 1]
+        for r in range(r0, r1):
+            y[r] = 0.0
+        for j in range(nblocks):
+            for r in range(r0, r1):
+                acc = np.float32(0.0)
+                for k in range(indptr[j * rows + r], indptr[j * rows + r + 1]):
+                    acc += as_f32(data[k]) * x[as_uindex(indices[k])]
+                y[r] += acc
+        for r in range(r0, r1):
+            y[r] = finish(y[r], r, scales, bias)
+
+
+@njit(**PJIT)
+def spmm_cbcsr_t(rowptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                 T: np.ndarray, YT: np.ndarray, nparts: int) -> None:
+    """``YT[r, :] = sum_k data[k] * T[indices[k], :]`` over row r's values, block by block
+    (no scales/bias)."""
+    rows = YT.shape[0]
+    width = T.shape[1]
+    if rows == 0:
+        return
+    nblocks = (indptr.size - 1) // rows
+    bounds = balanced_splits(rowptr, nparts)
+    for p in prange(nparts):
+        if nblocks == 0:                  # no columns: nothing overwrites the output rows
+            for r in range(bounds[p], bounds[p + 1]):
+                YT[r, :] = 0.0
+        for j in range(nblocks):
+            for b0 in range(0, width, BATCH_PASS):
+                nvec = min(BATCH_PASS, width - b0) // BATCH_STEP
+                for r in range(bounds[p], bounds[p + 1]):
+                    q = j * rows + r
+                    gather_axpy_at(data, indices, indptr[q], indptr[q + 1], T, b0, nvec, YT, r, j)
+
+
+def spmm_cbcsr(rowptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+               scales: np.ndarray, bias: np.ndarray, X: np.ndarray, Y: np.ndarray,
+               nparts: int) -> None:
+    """``Y[b, r] = scales[r] * sum_k data[k] * X[b, indices[k]] + bias[r]``; X is [B, cols]."""
+    right_product(spmm_cbcsr_t, (rowptr, indptr, indices, data), X, X.shape[1], Y, scales,
+                  bias, nparts)
+
+
+def _check(indptr, indices, data, shape, scales, bias) -> Checked:
+    rows, cols = chk.check_shape(shape)
+    chk.check_array(indptr, "indptr", chk.POINTER_DTYPES, 1)
+    chk.check_array(indices, "indices", chk.KERNEL_INDEX_DTYPES, 1)
+    nseg = indptr.shape[0] - 1
+    if nseg < 0 or (nseg % rows if rows else nseg):
+        raise BadInputError(f"indptr has length {indptr.shape[0]}; shape {shape} needs "
+                            f"nblocks * {rows} + 1")
+    vals = chk.values_for_kernel(data, "data", 1, scales)
+    if indices.shape[0] != vals.shape[0]:
+        raise BadInputError(f"indices has length {indices.shape[0]}, data {vals.shape[0]}; "
+                            "they should be equal")
+    rowptr = np.zeros(rows + 1, np.int64)
+    if rows:
+        counts = np.diff(indptr.astype(np.int64)).reshape(nseg // rows, rows).sum(axis=0)
+        np.cumsum(counts, out=rowptr[1:])
+    return (rows, cols, (rowptr, indptr, indices, vals), chk.row_vector(scales, "scales", rows),
+            chk.row_vector(bias, "bias", rows))
+
+
+#: ``cbcsr_matvec(indptr, indices, data, x, *, shape, scales=None, bias=None, out=None)``;
+#: ``cbcsr_matmul(..., X[B, cols], ...)``; ``cbcsr_left(..., X[cols, N], ...)``
+cbcsr_matvec, cbcsr_matmul, cbcsr_left = KERNELS.add("cbcsr", make_products(
+    "cbcsr", "column-blocked CSR", _check, spmv_cbcsr, spmm_cbcsr, spmm_cbcsr_t))[:3]
+
+
+def cbcsr_reference(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x: np.ndarray, *,
+                    shape: Any, scales: np.ndarray | None = None,
+                    bias: np.ndarray | None = None) -> np.ndarray:
+    """NumPy float64 reference of :func:`cbcsr_matvec` (1-D x) and :func:`cbcsr_matmul` (2-D X)."""
+    rows, cols = shape
+    counts: np.ndarray = np.diff(np.asarray(indptr, np.int64))
+    row_of = np.repeat(np.arange(len(counts)) % rows, counts)
+    W = np.zeros((rows, cols))
+    np.add.at(W, (row_of, np.asarray(indices, np.int64)), value_array(data))
+    return apply_dense(W, x, scales, bias)
