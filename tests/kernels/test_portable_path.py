@@ -27,7 +27,8 @@ X86 = platform.machine().lower() in ("x86_64", "amd64")
 # every kernel test, in two halves of about the same compile time (one child each)
 KERNEL_TESTS = [["tests/kernels/test_products.py"],
                 ["tests/kernels/test_left.py", "tests/kernels/test_checks.py", "tests/kernels/test_panel.py",
-                 "tests/kernels/test_half_conversion.py", "tests/kernels/test_portable_path.py"]]
+                 "tests/kernels/test_half_conversion.py", "tests/kernels/test_portable_path.py",
+                 "tests/kernels/test_transpose.py", "tests/kernels/test_gather_axpy_at.py"]]
 
 
 @pytest.mark.slow
