@@ -182,6 +182,24 @@ def empty_lined(n: int) -> np.ndarray:
     return buf[skip:skip + n]
 
 
+@njit(inline="always", **JIT)
+def transpose_tile(src: np.ndarray, i0: int, i1: int, j0: int, j1: int, dst: np.ndarray) -> None:
+    """``dst[j, i] = src[i, j]`` for i in ``i0:i1``, j in ``j0:j1``: 16x16 blocks in registers
+    (:func:`._transpose.transpose16`), the edges float by float. Inlined by numba, as
+    :func:`finish` is (a call from both threads increfs and decrefs the same two arrays)."""
+    i16 = i0 + max(i1 - i0, 0) // 16 * 16
+    j16 = j0 + max(j1 - j0, 0) // 16 * 16
+    for i in range(i0, i16, 16):
+        for j in range(j0, j16, 16):
+            transpose16(src, i, j, dst, j, i)
+    for i in range(i0, i16):
+        for j in range(j16, j1):
+            dst[j, i] = src[i, j]
+    for i in range(i16, i1):
+        for j in range(j0, j1):
+            dst[j, i] = src[i, j]
+
+
 @njit(**PJIT)
 def batch_transpose(X: np.ndarray, nrows: int) -> np.ndarray:
     """``X[B, cols]`` transposed to ``T[nrows, ceil(B/8)*8]`` (``nrows >= cols``), zero past
@@ -196,21 +214,13 @@ def batch_transpose(X: np.ndarray, nrows: int) -> np.ndarray:
     batch, cols = X.shape
     width = (batch + BATCH_STEP - 1) // BATCH_STEP * BATCH_STEP
     T = empty_lined(nrows * width).reshape((nrows, width))
-    b16 = batch // 16 * 16
     for t in prange((nrows + TILE - 1) // TILE):
         c0 = t * TILE
         c1 = min(c0 + TILE, cols)
-        c16 = c0 + max(c1 - c0, 0) // 16 * 16
-        for b in range(0, b16, 16):
-            for c in range(c0, c16, 16):
-                transpose16(X, b, c, T, c, b)
-        for b in range(b16):
-            for c in range(c16, c1):
-                T[c, b] = X[b, c]
-        for c in range(c0, c1):              # the last batch rows and the padding lanes
-            row = T[c]
-            for b in range(b16, width):
-                row[b] = X[b, c] if b < batch else 0.0
+        transpose_tile(X, 0, batch, c0, c1, T)
+        for c in range(c0, c1):              # the padding lanes
+            for b in range(batch, width):
+                T[c, b] = 0.0
         for c in range(max(c0, cols), min(c0 + TILE, nrows)):
             T[c, :] = 0.0
     return T
@@ -236,20 +246,10 @@ def untranspose(YT: np.ndarray, Y: np.ndarray, scales: np.ndarray, bias: np.ndar
     (4096 x 32, 2 threads: 0.030 -> 0.010-0.020 ms).
     """
     batch, rows = Y.shape
-    b16 = batch // 16 * 16
     for t in prange((rows + TILE - 1) // TILE):
         r0 = t * TILE
         r1 = min(r0 + TILE, rows)
-        r16 = r0 + (r1 - r0) // 16 * 16
-        for b in range(0, b16, 16):
-            for r in range(r0, r16, 16):
-                transpose16(YT, r, b, Y, b, r)
-        for b in range(b16):
-            for r in range(r16, r1):
-                Y[b, r] = YT[r, b]
-        for b in range(b16, batch):
-            for r in range(r0, r1):
-                Y[b, r] = YT[r, b]
+        transpose_tile(YT, r0, r1, 0, batch, Y)
         if scales.size or bias.size:
             for b in range(batch):
                 for r in range(r0, r1):
