@@ -98,10 +98,6 @@ class CBCSRFormat(Format):
         arrays = {"indptr": indptr, "indices": indices, "data": data}
         return cls._new(W.shape, values, scales, arrays, block_cols=block_cols)
 
-    def _segments(self) -> tuple[np.ndarray, int]:
-        """(segment of every entry, rows)."""
-        return segment_ids(self.indptr), self.shape[0]
-
     def _check(self):
         who, a = self.name, self.arrays()
         rows, cols = self.shape
@@ -125,7 +121,6 @@ class CBCSRFormat(Format):
         check_sorted_segments(who, indices, seg, "column index", "row block")
 
     def _decode(self):
-        seg, rows = self._segments()
         D = np.zeros(self.shape, self.data.dtype)
-        D[seg % rows, self.indices] = self.data
+        D[segment_ids(self.indptr) % self.shape[0], self.indices] = self.data
         return D

@@ -145,14 +145,24 @@ def even_splits(n: int, nparts: int) -> np.ndarray:
 
 
 @njit(**JIT)
-def zeros_lined(n: int) -> np.ndarray:
-    """``np.zeros(n, np.float32)`` starting on a cache line (:data:`LINE`). numba's own arrays
+def empty_lined(n: int) -> np.ndarray:
+    """``np.empty(n, np.float32)`` starting on a cache line (:data:`LINE`). numba's own arrays
     of 16 KB and more start 32 bytes into a line (seen on every call but the first), so each
     16-float load from a row of 32 floats (a panel of inputs, a transposed batch of 32)
-    straddled two lines (figures: :func:`lined`)."""
-    buf = np.zeros(n + LINE // 4, np.float32)
+    straddled two lines (figures: :func:`lined`). Not zeroed: a zeroed buffer of 512 KB came
+    from ``calloc``, fresh pages on every call, whose faults cost more than the transpose that
+    fills it (32 x 4096, 2 threads, Xeon VM: 0.035 -> 0.008 ms)."""
+    buf = np.empty(n + LINE // 4, np.float32)
     skip = (LINE - buf.ctypes.data % LINE) % LINE // 4
     return buf[skip:skip + n]
+
+
+@njit(**JIT)
+def zeros_lined(n: int) -> np.ndarray:
+    """:func:`empty_lined`, zeroed."""
+    buf = empty_lined(n)
+    buf[:] = 0.0
+    return buf
 
 
 def lined(shape: tuple[int, ...]) -> np.ndarray:
@@ -169,17 +179,6 @@ def lined(shape: tuple[int, ...]) -> np.ndarray:
     buf = np.empty(n + LINE // 4, np.float32)
     skip = (-buf.ctypes.data) % LINE // 4
     return buf[skip:skip + n].reshape(shape)
-
-
-@njit(**JIT)
-def empty_lined(n: int) -> np.ndarray:
-    """``np.empty(n, np.float32)`` starting on a cache line (:data:`LINE`), like
-    :func:`zeros_lined` but not zeroed: a zeroed buffer of 512 KB comes from ``calloc``, fresh
-    pages from the OS on every call, and their faults cost more than the transpose that
-    fills it (32 x 4096, 2 threads, Xeon VM: 0.035 -> 0.008 ms)."""
-    buf = np.empty(n + LINE // 4, np.float32)
-    skip = (LINE - buf.ctypes.data % LINE) % LINE // 4
-    return buf[skip:skip + n]
 
 
 @njit(inline="always", **JIT)
