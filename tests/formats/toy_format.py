@@ -82,9 +82,12 @@ def _spmv(W: np.ndarray, scales: np.ndarray, bias: np.ndarray, x: np.ndarray, y:
 
 
 def _spmm(W: np.ndarray, scales: np.ndarray, bias: np.ndarray, X: np.ndarray, Y: np.ndarray,
-          nparts: int) -> None:
+          rows: int, nparts: int) -> np.ndarray:
+    if Y.shape != (X.shape[0], rows):          # NO_OUT: a new output
+        Y = np.empty((X.shape[0], rows), np.float32)
     Y[:] = X @ W.T
     _finish(Y, scales, bias)
+    return Y
 
 
 def _spmm_t(W: np.ndarray, T: np.ndarray, YT: np.ndarray, nparts: int) -> None:

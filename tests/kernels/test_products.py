@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import prunebench.kernels as K
+from prunebench.kernels._left import NO_OUT
 from .kernel_builders import (
     assert_product,
     bitmap_arrays,
@@ -188,9 +189,13 @@ def test_raw_kernels_write_into_given_outputs():
     y = np.full(40, np.nan, np.float32)
     Y = np.full((3, 40), np.nan, np.float32)
     K.spmv_csr(indptr, indices, data.view(np.uint16), none, none, x, y, 2)
-    K.spmm_csr(indptr, indices, data.view(np.uint16), none, none, X, Y, 2)
+    assert K.spmm_csr(indptr, indices, data.view(np.uint16), none, none, X, Y, 40, 2) is Y
     assert_product(y, Wh, x)
     assert_product(Y, Wh, X)
+    # an output of another shape (the wrappers pass NO_OUT) asks for a new one, on a cache line
+    Y2 = K.spmm_csr(indptr, indices, data.view(np.uint16), none, none, X, NO_OUT, 40, 2)
+    assert Y2.shape == (3, 40) and Y2.ctypes.data % 64 == 0
+    assert_product(Y2, Wh, X)
     mask, row_ptr, bdata = bitmap_arrays(P, W)
     y[:] = np.nan
     K.spmv_bitmap(mask, row_ptr, bdata, none, none, x, y, 3)  # more parts than threads is fine

@@ -6,8 +6,10 @@ Convention: W is [rows=out, cols=in]. For every format ``fmt`` in csr, delta8, b
   ``y[rows] = scales * (W @ x) + bias``; checks shapes and dtypes (never the structure: that is
   the format's ``check()``), allocates ``out`` when not given;
 * ``fmt_matmul(*arrays, X, *, shape, ...) -> Y``: ``Y[B, rows] = X[B, cols] @ W.T``, likewise;
-* ``spmv_fmt`` / ``spmm_fmt``: the numba kernels behind them. They check nothing and write into
-  a preallocated ``y``/``Y``; ``scales``/``bias`` are float32 arrays, empty for none; float16
+* ``spmv_fmt`` / ``spmm_fmt``: the numba kernels behind them. They check nothing; ``spmv_fmt``
+  writes into a preallocated ``y``, ``spmm_fmt(*arrays, scales, bias, X, Y, rows, nparts)``
+  into ``Y`` and returns it (``Y`` of another shape, e.g. ``_left.NO_OUT``: a new array);
+  ``scales``/``bias`` are float32 arrays, empty for none; float16
   values are passed as their uint16 bits (``data.view(np.uint16)``: numba has no float16); the
   last argument ``nparts`` is the number of work parts, normally the thread count;
 * ``fmt_reference``: a NumPy float64 reference used by the tests.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: modules whose code is compiled into kernels defined in other files
-HELPERS = ("_jit.py", "_simd.py", "_transpose.py")
+HELPERS = ("_jit.py", "_left.py", "_simd.py", "_transpose.py")
 
 
 def helpers_digest() -> str:

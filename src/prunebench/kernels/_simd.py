@@ -493,6 +493,26 @@ def gather_axpy_at(typingctx: Any, vals: Any, cols: Any, lo: Any, hi: Any, T: An
 
 
 @intrinsic
+def prefetch_at(typingctx: Any, arr: Any, i: Any) -> Any:
+    """Ask the caches for the line holding ``arr[i]`` of a 1-D contiguous array (a read, kept
+    in every level), without waiting for it. No bounds check: a prefetch never faults, but
+    callers keep ``i`` inside the array."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C") or not _ints(i):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _data_ptr(context, builder, signature.args[0], args[0],
+                        _int64(context, builder, args[1], signature.args[1]))
+        fn = _declare(builder, "llvm.prefetch.p0", ir.VoidType(),
+                      [ir.PointerType(), _I32, _I32, _I32])
+        builder.call(fn, [builder.bitcast(ptr, ir.PointerType()), ir.Constant(_I32, 0),
+                          ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
+        return context.get_dummy_value()
+
+    return types.none(arr, i), codegen
+
+
+@intrinsic
 def delta_axpy(typingctx: Any, vals: Any, deltas: Any, T: Any, col0: Any, nvec: Any,
                out: Any) -> Any:
     """:func:`gather_axpy` for one delta8 row: the column of term ``k`` is ``c_k = c_{k-1} +

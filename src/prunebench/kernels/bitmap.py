@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import right_product
+from ._left import right_begin, right_end
 from ..errors import BadInputError
 from ._jit import JIT, PJIT, balanced_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
@@ -62,10 +62,14 @@ def bitmap_row_columns(mrow: np.ndarray, out: np.ndarray) -> int:
     return q
 
 
+@njit(**JIT)
 def spmm_bitmap(mask: np.ndarray, row_ptr: np.ndarray, data: np.ndarray, scales: np.ndarray,
-                bias: np.ndarray, X: np.ndarray, Y: np.ndarray, nparts: int) -> None:
+                bias: np.ndarray, X: np.ndarray, Y: np.ndarray, rows: int,
+                nparts: int) -> np.ndarray:
     """``Y[b, r] = scales[r] * sum_{j: bit (r, j) set} value(r, j) * X[b, j] + bias[r]``."""
-    right_product(spmm_bitmap_t, (mask, row_ptr, data), X, X.shape[1], Y, scales, bias, nparts)
+    T, YT = right_begin(X, X.shape[1], rows)
+    spmm_bitmap_t(mask, row_ptr, data, T, YT, nparts)
+    return right_end(YT, Y, scales, bias, X.shape[0])
 
 
 @njit(**PJIT)

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import right_product
+from ._left import right_begin, right_end
 from ..errors import BadInputError
 from ._jit import JIT, LANES, PJIT, as_f32, as_uindex, balanced_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
@@ -85,12 +85,14 @@ def spmv_bsr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scales: 
                 y[r0 + i] = finish(acc[i], r0 + i, scales, bias)
 
 
+@njit(**JIT)
 def spmm_bsr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scales: np.ndarray,
-             bias: np.ndarray, X: np.ndarray, Y: np.ndarray, nparts: int) -> None:
+             bias: np.ndarray, X: np.ndarray, Y: np.ndarray, rows: int, nparts: int) -> np.ndarray:
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
     C = data.shape[2]
-    right_product(spmm_bsr_t, (indptr, indices, data), X, (X.shape[1] + C - 1) // C * C, Y,
-                  scales, bias, nparts)
+    T, YT = right_begin(X, (X.shape[1] + C - 1) // C * C, rows)
+    spmm_bsr_t(indptr, indices, data, T, YT, nparts)
+    return right_end(YT, Y, scales, bias, X.shape[0])
 
 
 @njit(**PJIT)

@@ -14,7 +14,7 @@ from numba import njit, prange
 from . import _checks as chk
 from ..errors import BadInputError
 from ._jit import JIT, PJIT, as_f32, as_uindex, balanced_splits, finish, spmm_row
-from ._left import right_product
+from ._left import right_begin, right_end
 from ._reference import apply_dense, value_array
 from .products import KERNELS, Checked, make_products
 
@@ -54,10 +54,13 @@ def spmm_csr_t(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, T: np.
             spmm_row(data[lo:hi], indices[lo:hi], T, YT[r])
 
 
+@njit(**JIT)
 def spmm_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scales: np.ndarray,
-             bias: np.ndarray, X: np.ndarray, Y: np.ndarray, nparts: int) -> None:
+             bias: np.ndarray, X: np.ndarray, Y: np.ndarray, rows: int, nparts: int) -> np.ndarray:
     """``Y[b, r] = scales[r] * sum_k data[k] * X[b, indices[k]] + bias[r]``; X is [B, cols]."""
-    right_product(spmm_csr_t, (indptr, indices, data), X, X.shape[1], Y, scales, bias, nparts)
+    T, YT = right_begin(X, X.shape[1], rows)
+    spmm_csr_t(indptr, indices, data, T, YT, nparts)
+    return right_end(YT, Y, scales, bias, X.shape[0])
 
 
 def _check(indptr, indices, data, shape, scales, bias) -> Checked:

@@ -17,7 +17,7 @@ from numba import njit, prange
 from . import _checks as chk
 from ..errors import BadInputError
 from ._jit import BATCH_PASS, BATCH_STEP, JIT, PJIT, balanced_splits, finish
-from ._left import right_product
+from ._left import right_begin, right_end
 from ._reference import apply_dense, value_array
 from .products import KERNELS, Checked, make_products
 from ._simd import delta_axpy, delta_dot
@@ -55,10 +55,14 @@ def spmm_delta8_t(indptr: np.ndarray, deltas: np.ndarray, data: np.ndarray, T: n
             _spmm_row(data[lo:hi], deltas[lo:hi], T, YT[r])
 
 
+@njit(**JIT)
 def spmm_delta8(indptr: np.ndarray, deltas: np.ndarray, data: np.ndarray, scales: np.ndarray,
-                bias: np.ndarray, X: np.ndarray, Y: np.ndarray, nparts: int) -> None:
+                bias: np.ndarray, X: np.ndarray, Y: np.ndarray, rows: int,
+                nparts: int) -> np.ndarray:
     """``Y[b, r] = scales[r] * sum_k data[k] * X[b, c_k] + bias[r]``; X is [B, cols]."""
-    right_product(spmm_delta8_t, (indptr, deltas, data), X, X.shape[1], Y, scales, bias, nparts)
+    T, YT = right_begin(X, X.shape[1], rows)
+    spmm_delta8_t(indptr, deltas, data, T, YT, nparts)
+    return right_end(YT, Y, scales, bias, X.shape[0])
 
 
 def _check(indptr, deltas, data, shape, scales, bias) -> Checked:

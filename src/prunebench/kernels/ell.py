@@ -14,9 +14,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import right_product
+from ._left import right_begin, right_end
 from ..errors import BadInputError
-from ._jit import PJIT, balanced_splits, finish, spmm_row
+from ._jit import JIT, PJIT, balanced_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
 from .products import KERNELS, Checked, make_products
 from ._simd import ell_rows
@@ -47,12 +47,14 @@ def spmv_ell(slice_ptr: np.ndarray, widths: np.ndarray, indices: np.ndarray, dat
                     y[r0 + i0 + i] = finish(acc[i], r0 + i0 + i, scales, bias)
 
 
+@njit(**JIT)
 def spmm_ell(slice_ptr: np.ndarray, widths: np.ndarray, indices: np.ndarray, data: np.ndarray,
-             slice_height: int, scales: np.ndarray, bias: np.ndarray, X: np.ndarray,
-             Y: np.ndarray, nparts: int) -> None:
+             slice_height: int, scales: np.ndarray, bias: np.ndarray, X: np.ndarray, Y: np.ndarray,
+             rows: int, nparts: int) -> np.ndarray:
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
-    right_product(spmm_ell_t, (slice_ptr, widths, indices, data, slice_height), X, X.shape[1], Y,
-                  scales, bias, nparts)
+    T, YT = right_begin(X, X.shape[1], rows)
+    spmm_ell_t(slice_ptr, widths, indices, data, slice_height, T, YT, nparts)
+    return right_end(YT, Y, scales, bias, X.shape[0])
 
 
 @njit(**PJIT)

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _checks as chk
-from ._left import right_product
+from ._left import right_begin, right_end
 from ..errors import BadInputError
 from ._jit import JIT, PJIT, as_f32, as_uindex, even_splits, finish, spmm_row
 from ._reference import apply_dense, value_array
@@ -85,11 +85,13 @@ def spmv_nm(data: np.ndarray, indices: np.ndarray, n: int, m: int, scales: np.nd
             y[r] = finish(_row_dot(data[r], base, fields, xp), r, scales, bias)
 
 
+@njit(**JIT)
 def spmm_nm(data: np.ndarray, indices: np.ndarray, n: int, m: int, scales: np.ndarray,
-            bias: np.ndarray, X: np.ndarray, Y: np.ndarray, nparts: int) -> None:
+            bias: np.ndarray, X: np.ndarray, Y: np.ndarray, rows: int, nparts: int) -> np.ndarray:
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
-    right_product(spmm_nm_t, (data, indices, n, m), X, data.shape[1] // n * m, Y, scales, bias,
-                  nparts)
+    T, YT = right_begin(X, data.shape[1] // n * m, rows)
+    spmm_nm_t(data, indices, n, m, T, YT, nparts)
+    return right_end(YT, Y, scales, bias, X.shape[0])
 
 
 @njit(**PJIT)

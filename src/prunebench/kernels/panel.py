@@ -20,7 +20,7 @@ from numba import njit, prange
 from . import _checks as chk
 from ..errors import BadInputError
 from ._jit import JIT, PJIT, balanced_splits, finish, spmm_row, zeros_lined
-from ._left import right_product
+from ._left import right_begin, right_end
 from ._reference import apply_dense, value_array
 from ._simd import panel_group, panel_group_whole, trailing_zeros
 from .products import KERNELS, Checked, make_products
@@ -100,12 +100,14 @@ def spmm_panel_t(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarra
                 spmm_row(vbuf[i, :count[i]], cbuf[i, :count[i]], T, YT[r0 + i])
 
 
+@njit(**JIT)
 def spmm_panel(chunks: np.ndarray, group_ptr: np.ndarray, value_ptr: np.ndarray,
                offsets: np.ndarray, data: np.ndarray, scales: np.ndarray, bias: np.ndarray,
-               X: np.ndarray, Y: np.ndarray, nparts: int) -> None:
+               X: np.ndarray, Y: np.ndarray, rows: int, nparts: int) -> np.ndarray:
     """``Y = X @ W.T`` (times ``scales``, plus ``bias``); X is [B, cols]."""
-    right_product(spmm_panel_t, (chunks, group_ptr, value_ptr, offsets, data), X, X.shape[1], Y,
-                  scales, bias, nparts)
+    T, YT = right_begin(X, X.shape[1], rows)
+    spmm_panel_t(chunks, group_ptr, value_ptr, offsets, data, T, YT, nparts)
+    return right_end(YT, Y, scales, bias, X.shape[0])
 
 
 def _check(chunks, group_ptr, value_ptr, offsets, data, shape, scales, bias) -> Checked:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..registry import Registry
 from . import _checks as chk
-from ._left import input_columns, left_product
+from ._left import NO_OUT, input_columns, left_product
 
 
 #: what a format's ``check(*arrays, shape, scales, bias, **options)`` returns: ``(rows, cols,
@@ -67,10 +67,12 @@ class Bound:
 
     def matmul(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``X @ W.T`` (+ bias): X float32 [B, cols] -> float32 [B, rows]."""
-        X = chk.input_batch(X, self.cols)
-        Y = chk.output(out, (X.shape[0], self.rows))
-        self._spmm(*self._args, self._sc, self._bi, X, Y, chk.NPARTS)
-        return Y
+        if (type(X) is not np.ndarray or X.dtype != _F32 or X.ndim != 2
+                or X.shape[1] != self.cols or not X.flags.c_contiguous):
+            X = chk.input_batch(X, self.cols)       # raises the one-line error
+        Y = NO_OUT if out is None else chk.output(out, (X.shape[0], self.rows))
+        # one numba call: transpose, core, untranspose and the output's allocation
+        return self._spmm(*self._args, self._sc, self._bi, X, Y, self.rows, chk.NPARTS)
 
     def left(self, X: np.ndarray) -> np.ndarray:
         """``W @ X`` (+ bias per row): X float32 [cols, N] -> float32 [rows, N]."""
@@ -91,8 +93,9 @@ def make_products(name: str, label: str, check: Callable[..., Checked],
     checks a matrix once into a :class:`Bound`; ``matvec``, ``matmul`` and ``left`` bind the
     matrix for one call (one ``check`` call and one small object).
 
-    ``spmv(*args, scales, bias, x, y, nparts)`` and ``spmm(*args, scales, bias, X, Y, nparts)``
-    write into preallocated outputs; ``spmm_t(*args, T, YT, nparts)`` is the core of the
+    ``spmv(*args, scales, bias, x, y, nparts)`` writes into a preallocated output and
+    ``spmm(*args, scales, bias, X, Y, rows, nparts)`` into ``Y`` (or a new array when ``Y`` is
+    :data:`._left.NO_OUT`), which it returns; ``spmm_t(*args, T, YT, nparts)`` is the core of the
     column-major product (:mod:`prunebench.kernels._left`); ``left_width`` is the input width
     it reads (the padded width of a blocked layout; default ``cols``)."""
 
