@@ -50,3 +50,24 @@ def test_range_into_a_row_overwrites_then_adds(values, index, width):
         _call(vals, cols, lo, hi, T, col0, nvec, out, 2, 1)          # add the same again
         np.testing.assert_allclose(out[2, span], 2 * expect[span], rtol=1e-5, atol=2e-4 * max(1, hi - lo))
         np.testing.assert_array_equal(out[untouched], before[untouched])
+
+
+def test_prefetch_at_types_1d_contiguous_arrays_only():
+    """``prefetch_at`` (cbcsr's core asks for its weights ahead with it) compiles on every
+    value and index dtype and changes nothing; a 2-D array is refused at typing."""
+    from numba.core.errors import TypingError
+
+    from prunebench.kernels._simd import prefetch_at
+
+    @njit(cache=False)
+    def touch(a, i):
+        prefetch_at(a, i)
+        return a[i]
+
+    for dtype in (np.float32, np.int8, np.uint16, np.int32, np.int64):
+        a = np.arange(40).astype(dtype)
+        before = a.copy()
+        assert touch(a, 17) == 17
+        np.testing.assert_array_equal(a, before)
+    with pytest.raises(TypingError):
+        touch(np.zeros((4, 4), np.float32), 1)

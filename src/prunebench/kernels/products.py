@@ -51,7 +51,7 @@ class Bound:
 
     __slots__ = ("rows", "cols", "_args", "_sc", "_bi", "_spmv", "_spmm", "_spmm_t", "_width")
 
-    def __init__(self, checked: Checked, spmv: Callable[..., None], spmm: Callable[..., None],
+    def __init__(self, checked: Checked, spmv: Callable[..., None], spmm: Callable[..., np.ndarray],
                  spmm_t: Callable[..., None], width: int):
         self.rows, self.cols, self._args, self._sc, self._bi = checked
         self._spmv, self._spmm, self._spmm_t, self._width = spmv, spmm, spmm_t, width
@@ -86,7 +86,7 @@ KERNELS: Registry[Kernel] = Registry("kernel")
 
 
 def make_products(name: str, label: str, check: Callable[..., Checked],
-                  spmv: Callable[..., None], spmm: Callable[..., None],
+                  spmv: Callable[..., None], spmm: Callable[..., np.ndarray],
                   spmm_t: Callable[..., None],
                   left_width: Callable[[Checked], int] | None = None) -> Kernel:
     """The checked products of format ``name`` (``label`` names it in docstrings): ``bind``
