@@ -22,8 +22,7 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import (BATCH_STEP, JIT, PJIT, TILE, batch_transpose, batch_width, empty_lined, finish,
-                   lined, transpose_columns, untranspose)
+from ._jit import BATCH_STEP, JIT, PJIT, batch_transpose, empty_lined, finish, lined, untranspose
 
 
 @njit(**PJIT)
@@ -70,31 +69,6 @@ def right_end(YT: np.ndarray, Y: np.ndarray, scales: np.ndarray, bias: np.ndarra
         Y = empty_lined(batch * rows).reshape((batch, rows))
     untranspose(YT, Y, scales, bias)
     return Y
-
-
-@njit(inline="always", **JIT)
-def region_buffers(X: np.ndarray, Y: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(Y, YT)`` of a product that runs in one parallel region (csr, cbcsr): ``Y`` itself,
-    or a new one on a cache line when its shape is not ``[batch, rows]`` (:data:`NO_OUT`), and
-    the core's uninitialised ``YT[rows, batch width]``, whose rows each thread writes."""
-    batch = X.shape[0]
-    if Y.shape[0] != batch or Y.shape[1] != rows:
-        Y = empty_lined(batch * rows).reshape((batch, rows))
-    width = batch_width(batch)
-    return Y, empty_lined(rows * width).reshape((rows, width))
-
-
-@njit(inline="always", **JIT)
-def private_transpose(X: np.ndarray, t_rows: int) -> np.ndarray:
-    """:func:`._jit.batch_transpose` on one thread, into a new ``T`` of that thread's own:
-    inside a parallel region, each thread transposes the whole batch rather than wait for
-    the others (32 x 4096: about 0.01 ms more than the shared transpose; a second region cost
-    a passive thread's wake, 0.067 ms on the Xeon VM)."""
-    width = batch_width(X.shape[0])
-    T = empty_lined(t_rows * width).reshape((t_rows, width))
-    for c0 in range(0, t_rows, TILE):
-        transpose_columns(X, c0, T)
-    return T
 
 
 #: the ``Y`` of an ``spmm`` call that should allocate its output (:func:`right_end`)

@@ -16,9 +16,8 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import (BATCH_PASS, BATCH_STEP, JIT, PJIT, as_f32, as_uindex, balanced_splits, finish,
-                   untranspose_rows)
-from ._left import private_transpose, region_buffers
+from ._jit import (BATCH_PASS, BATCH_STEP, JIT, PJIT, TILE, as_f32, as_uindex, balanced_splits,
+                   batch_width, empty_lined, finish, transpose_columns, untranspose_rows)
 from ._reference import apply_dense, value_array
 from ._simd import gather_axpy_at, prefetch_at
 from .products import KERNELS, Checked, make_products
@@ -109,13 +108,19 @@ def spmm_cbcsr(rowptr: np.ndarray, indptr: np.ndarray, indices: np.ndarray, data
     ``T`` of its own (the transpose done twice, about 0.01 ms more at 32 x 4096), runs its rows
     and writes them into ``Y``. With the threads' passive wait, each region after the first
     woke a thread that had just gone to sleep: 0.067 ms a region on the Xeon VM, 2 threads."""
-    Y, YT = region_buffers(X, Y, rows)
+    batch, cols = X.shape
+    if Y.shape[0] != batch or Y.shape[1] != rows:
+        Y = empty_lined(batch * rows).reshape((batch, rows))
+    width = batch_width(batch)
+    YT = empty_lined(rows * width).reshape((rows, width))
     bounds = balanced_splits(rowptr, nparts)
     for p in prange(nparts):
         r0 = bounds[p]
         r1 = bounds[p + 1]
         if r1 > r0:
-            T = private_transpose(X, X.shape[1])
+            T = empty_lined(cols * width).reshape((cols, width))
+            for c0 in range(0, cols, TILE):
+                transpose_columns(X, c0, T)
             _rows(indptr, indices, data, T, YT, r0, r1)
             untranspose_rows(YT, r0, r1, Y, scales, bias)
     return Y

@@ -13,8 +13,8 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import JIT, PJIT, as_f32, as_uindex, balanced_splits, finish, spmm_row, untranspose_rows
-from ._left import private_transpose, region_buffers
+from ._jit import JIT, PJIT, as_f32, as_uindex, balanced_splits, finish, spmm_row
+from ._left import right_begin, right_end
 from ._reference import apply_dense, value_array
 from .products import KERNELS, Checked, make_products
 
@@ -42,40 +42,25 @@ def spmv_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scales: 
             y[r] = finish(_row_dot(data[lo:hi], indices[lo:hi], x), r, scales, bias)
 
 
-@njit(inline="always", **JIT)
-def _rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, T: np.ndarray,
-          YT: np.ndarray, r0: int, r1: int) -> None:
-    """``YT[r, :] = sum_k data[k] * T[indices[k], :]`` over the values of rows ``r0:r1``."""
-    for r in range(r0, r1):
-        lo = indptr[r]
-        hi = indptr[r + 1]
-        spmm_row(data[lo:hi], indices[lo:hi], T, YT[r])
-
-
 @njit(**PJIT)
 def spmm_csr_t(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, T: np.ndarray,
                YT: np.ndarray, nparts: int) -> None:
     """``YT[r, :] = sum_k data[k] * T[indices[k], :]`` over row r's values (no scales/bias)."""
     bounds = balanced_splits(indptr, nparts)
     for p in prange(nparts):
-        _rows(indptr, indices, data, T, YT, bounds[p], bounds[p + 1])
+        for r in range(bounds[p], bounds[p + 1]):
+            lo = indptr[r]
+            hi = indptr[r + 1]
+            spmm_row(data[lo:hi], indices[lo:hi], T, YT[r])
 
 
-@njit(**PJIT)
+@njit(**JIT)
 def spmm_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, scales: np.ndarray,
              bias: np.ndarray, X: np.ndarray, Y: np.ndarray, rows: int, nparts: int) -> np.ndarray:
-    """``Y[b, r] = scales[r] * sum_k data[k] * X[b, indices[k]] + bias[r]``; X is [B, cols].
-    One parallel region, as :func:`.cbcsr.spmm_cbcsr`."""
-    Y, YT = region_buffers(X, Y, rows)
-    bounds = balanced_splits(indptr, nparts)
-    for p in prange(nparts):
-        r0 = bounds[p]
-        r1 = bounds[p + 1]
-        if r1 > r0:
-            T = private_transpose(X, X.shape[1])
-            _rows(indptr, indices, data, T, YT, r0, r1)
-            untranspose_rows(YT, r0, r1, Y, scales, bias)
-    return Y
+    """``Y[b, r] = scales[r] * sum_k data[k] * X[b, indices[k]] + bias[r]``; X is [B, cols]."""
+    T, YT = right_begin(X, X.shape[1], rows)
+    spmm_csr_t(indptr, indices, data, T, YT, nparts)
+    return right_end(YT, Y, scales, bias, X.shape[0])
 
 
 def _check(indptr, indices, data, shape, scales, bias) -> Checked:
