@@ -8,7 +8,6 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import BadInputError
-from ._jit import lined
 from ._threads import max_threads
 
 #: dtypes of stored values a kernel accepts (float16 travels to numba as its uint16 bits)
@@ -83,12 +82,9 @@ def input_batch(X: Any, cols: int) -> np.ndarray:
 
 
 def output(out: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """``out`` checked, or a new float32 array starting on a cache line: the untranspose
-    stores 16 floats at a time into it, and NumPy's own arrays start 16 or 48 bytes into a
-    line (32 x 4096 untranspose: 0.021 ms in processes where they did, 0.010-0.012 on a
-    line)."""
-    if out is None:
-        return lined(shape)
+    """A caller's ``out`` checked (float32, C-contiguous, ``shape``). Without one the products
+    allocate their own: ``matvec`` with NumPy, ``matmul`` inside its numba call, on a cache
+    line (:func:`._left.right_end`)."""
     check_array(out, "out", (np.dtype(np.float32),), len(shape))
     if out.shape != shape:
         raise BadInputError(f"out has shape {out.shape}; expected {shape}")
