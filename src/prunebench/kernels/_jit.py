@@ -158,6 +158,12 @@ def empty_lined(n: int) -> np.ndarray:
 
 
 @njit(**JIT)
+def empty_lined_rows(rows: int, width: int) -> np.ndarray:
+    """:func:`empty_lined` as a C-contiguous ``[rows, width]`` array."""
+    return empty_lined(rows * width).reshape((rows, width))
+
+
+@njit(**JIT)
 def zeros_lined(n: int) -> np.ndarray:
     """:func:`empty_lined`, zeroed."""
     buf = empty_lined(n)
@@ -210,7 +216,7 @@ def batch_transpose(X: np.ndarray, nrows: int) -> np.ndarray:
     Measured (32 x 4096, 2 threads, Xeon VM, spinning threads): 0.066 ms with a float-by-float
     loop into a zeroed buffer, 0.008 ms so.
     """
-    T = empty_lined(nrows * batch_width(X.shape[0])).reshape((nrows, batch_width(X.shape[0])))
+    T = empty_lined_rows(nrows, batch_width(X.shape[0]))
     for t in prange((nrows + TILE - 1) // TILE):
         transpose_columns(X, t * TILE, T)
     return T

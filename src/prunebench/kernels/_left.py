@@ -22,7 +22,8 @@ from numba import njit, prange
 
 from . import _checks as chk
 from ..errors import BadInputError
-from ._jit import BATCH_STEP, JIT, PJIT, batch_transpose, empty_lined, finish, lined, untranspose
+from ._jit import (BATCH_STEP, JIT, PJIT, batch_transpose, empty_lined_rows, finish, lined,
+                   untranspose)
 
 
 @njit(**PJIT)
@@ -54,8 +55,7 @@ def right_begin(X: np.ndarray, t_rows: int, rows: int) -> tuple[np.ndarray, np.n
     untranspose), its glue took 0.06 ms of a 0.84 ms csr product at batch 32 warm and 0.15 ms
     in a model's layer (flushed cache, the layer before just ran) on the Xeon VM."""
     T = batch_transpose(X, t_rows)
-    YT = empty_lined(rows * T.shape[1]).reshape((rows, T.shape[1]))
-    return T, YT
+    return T, empty_lined_rows(rows, T.shape[1])
 
 
 @njit(**JIT)
@@ -64,10 +64,17 @@ def right_end(YT: np.ndarray, Y: np.ndarray, scales: np.ndarray, bias: np.ndarra
     """``Y[b, r] = finish(YT[r, b], r)`` and ``Y``; a ``Y`` of another shape than ``[batch,
     rows]`` (the callers' :data:`NO_OUT`) is replaced by a new array starting on a cache
     line."""
-    rows = YT.shape[0]
-    if Y.shape[0] != batch or Y.shape[1] != rows:
-        Y = empty_lined(batch * rows).reshape((batch, rows))
+    Y = out_or_new(Y, batch, YT.shape[0])
     untranspose(YT, Y, scales, bias)
+    return Y
+
+
+@njit(**JIT)
+def out_or_new(Y: np.ndarray, batch: int, rows: int) -> np.ndarray:
+    """``Y`` when it is ``[batch, rows]``, else (the callers' :data:`NO_OUT`) a new array of
+    that shape starting on a cache line: the output rule of every format's ``spmm``."""
+    if Y.shape[0] != batch or Y.shape[1] != rows:
+        return empty_lined_rows(batch, rows)
     return Y
 
 
